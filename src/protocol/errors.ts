@@ -1,0 +1,96 @@
+// Errors with stable codes: one base class, one subclass per area; peers only ever see {code, message}.
+
+/** Every error code Switchboard emits. Stable: scripts and docs/protocol.md depend on them. */
+export const ErrorCode = {
+  // protocol: the peer sent something we cannot accept
+  BAD_FRAME: 'BAD_FRAME',
+  INVALID_MESSAGE: 'INVALID_MESSAGE',
+  UNKNOWN_TYPE: 'UNKNOWN_TYPE',
+  FRAME_TOO_LARGE: 'FRAME_TOO_LARGE',
+  VERSION_MISMATCH: 'VERSION_MISMATCH',
+  HELLO_REQUIRED: 'HELLO_REQUIRED',
+  RATE_LIMITED: 'RATE_LIMITED',
+  UNKNOWN_CHANNEL: 'UNKNOWN_CHANNEL',
+  TOO_MANY_CHANNELS: 'TOO_MANY_CHANNELS',
+  // auth
+  AUTH_REQUIRED: 'AUTH_REQUIRED',
+  BAD_CREDENTIALS: 'BAD_CREDENTIALS',
+  USER_EXISTS: 'USER_EXISTS',
+  INVALID_USERNAME: 'INVALID_USERNAME',
+  WEAK_PASSWORD: 'WEAK_PASSWORD',
+  THROTTLED: 'THROTTLED',
+  TOKEN_EXPIRED: 'TOKEN_EXPIRED',
+  TOKEN_REVOKED: 'TOKEN_REVOKED',
+  TOKEN_INVALID: 'TOKEN_INVALID',
+  UNKNOWN_USER: 'UNKNOWN_USER',
+  // remote sessions
+  INVALID_SESSION_ID: 'INVALID_SESSION_ID',
+  SESSION_TAKEN: 'SESSION_TAKEN',
+  SESSION_NOT_FOUND: 'SESSION_NOT_FOUND',
+  SESSION_OFFLINE: 'SESSION_OFFLINE',
+  SESSION_LIMIT: 'SESSION_LIMIT',
+  NOT_ALLOWED: 'NOT_ALLOWED',
+  DENIED: 'DENIED',
+  PEER_GONE: 'PEER_GONE',
+  SLOW_PEER: 'SLOW_PEER',
+  // end-to-end
+  HANDSHAKE_FAILED: 'HANDSHAKE_FAILED',
+  PEER_KEY_CHANGED: 'PEER_KEY_CHANGED',
+  PEER_KEY_UNKNOWN: 'PEER_KEY_UNKNOWN',
+  DECRYPT_FAILED: 'DECRYPT_FAILED',
+  // client-side connection and trust
+  TRUST_REQUIRED: 'TRUST_REQUIRED',
+  CERT_CHANGED: 'CERT_CHANGED',
+  CONNECT_FAILED: 'CONNECT_FAILED',
+  TIMEOUT: 'TIMEOUT',
+  CONNECTION_CLOSED: 'CONNECTION_CLOSED',
+  NOT_LOGGED_IN: 'NOT_LOGGED_IN',
+  // server
+  SHUTTING_DOWN: 'SHUTTING_DOWN',
+  STORAGE: 'STORAGE',
+  INTERNAL: 'INTERNAL',
+} as const;
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+const KNOWN_CODES = new Set<string>(Object.values(ErrorCode));
+
+/** True for a string that is one of our error codes (used when decoding a peer's error). */
+export function isErrorCode(value: string): value is ErrorCode {
+  return KNOWN_CODES.has(value);
+}
+
+/** Base class of every Switchboard error. `code` is what callers switch on, never `message`. */
+export class SwitchboardError extends Error {
+  readonly code: ErrorCode;
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+    this.code = code;
+  }
+  /** The shape sent to a peer: never a stack trace. */
+  toWire(): { code: ErrorCode; message: string } {
+    return { code: this.code, message: this.message };
+  }
+}
+
+/** The peer broke the wire protocol (bad frame, schema, size, order). */
+export class ProtocolError extends SwitchboardError {}
+/** Credentials, tokens, throttling. */
+export class AuthError extends SwitchboardError {}
+/** Remote sessions and channels. */
+export class SessionError extends SwitchboardError {}
+/** End-to-end handshake, key pinning, decryption. */
+export class CryptoError extends SwitchboardError {}
+/** Reaching and trusting the relay. */
+export class ConnectError extends SwitchboardError {}
+/** Database failures. */
+export class StorageError extends SwitchboardError {}
+
+/** An error reported by the remote side as {code, message}. */
+export class RemoteError extends SwitchboardError {}
+
+/** Wraps anything thrown into a SwitchboardError; unknown errors become INTERNAL with a generic text. */
+export function toSwitchboardError(err: unknown): SwitchboardError {
+  if (err instanceof SwitchboardError) return err;
+  return new SwitchboardError(ErrorCode.INTERNAL, 'internal error', { cause: err });
+}

@@ -1,0 +1,138 @@
+// The one message-types module: every control message on the wire, as zod schemas and TS types.
+import { z } from 'zod';
+
+/** Account names: lowercase, start with a letter, 2–32 chars. */
+export const USERNAME_RE = /^[a-z][a-z0-9_-]{1,31}$/;
+/** Remote session IDs: letters, digits and dashes, 3–64 chars. */
+export const SESSION_ID_RE = /^[A-Za-z0-9-]{3,64}$/;
+
+const username = z.string().regex(USERNAME_RE, 'user names are 2-32 chars: a-z, 0-9, _ and -, starting with a letter');
+const sessionId = z.string().regex(SESSION_ID_RE, 'session IDs are 3-64 letters, digits and dashes');
+const password = z.string().min(1).max(1024);
+const b64 = z.string().max(4096).regex(/^[A-Za-z0-9+/_-]*={0,2}$/);
+const channel = z.number().int().min(1).max(0xffffffff);
+const requestId = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
+const userList = z.array(username).max(256);
+
+/** A device's public key as registered with the relay: raw 32-byte Ed25519 key, base64. */
+export const DeviceInfo = z.object({ publicKey: b64, name: z.string().min(1).max(64) });
+
+/** Parameters of each request type; the relay answers each with `reply` or `error`. */
+export const RequestParams = {
+  hello: z.object({ version: z.number().int(), client: z.string().max(128) }),
+  'auth.signup': z.object({ user: username, password }),
+  'auth.login': z.object({ user: username, password, device: DeviceInfo }),
+  'auth.token': z.object({ token: z.string().min(1).max(128) }),
+  'auth.logout': z.object({ all: z.boolean().optional() }),
+  whoami: z.object({}),
+  'users.list': z.object({}),
+  'keys.get': z.object({ user: username }),
+  'session.register': z.object({
+    sessionId: sessionId.optional(),
+    kind: z.enum(['share', 'agent']),
+    hostName: z.string().min(1).max(255),
+    allow: userList,
+    viewers: userList,
+  }),
+  'session.unregister': z.object({ sessionId }),
+  'sessions.list': z.object({}),
+  'session.attach': z.object({ sessionId, readOnly: z.boolean() }),
+  'channel.close': z.object({ channel, reason: z.string().max(256).optional() }),
+} as const;
+
+export type RequestType = keyof typeof RequestParams;
+export type Params<T extends RequestType> = z.infer<(typeof RequestParams)[T]>;
+
+export interface PeerInfo {
+  user: string;
+  /** Raw Ed25519 public key, base64. */
+  publicKey: string;
+  fingerprint: string;
+  deviceName: string;
+}
+
+export interface SessionSummary {
+  sessionId: string;
+  owner: string;
+  kind: 'share' | 'agent';
+  hostName: string;
+  since: string;
+  controllers: number;
+  live: boolean;
+}
+
+/** What the relay answers to each request type. */
+export interface Results {
+  hello: { version: number; server: string; maxFrameBytes: number; heartbeatMs: number };
+  'auth.signup': { user: string };
+  'auth.login': { user: string; token: string; expiresAt: string; idleTimeoutSec: number };
+  'auth.token': { user: string; device: PeerInfo; expiresAt: string };
+  'auth.logout': { revoked: number };
+  whoami: { user: string; device: PeerInfo; since: string; expiresAt: string };
+  'users.list': { users: Array<{ user: string; online: boolean; since: string; lastSeen: string | null }> };
+  'keys.get': { user: string; devices: PeerInfo[] };
+  'session.register': { sessionId: string };
+  'session.unregister': { removed: boolean };
+  'sessions.list': { sessions: SessionSummary[] };
+  'session.attach': {
+    channel: number;
+    sessionId: string;
+    kind: 'share' | 'agent';
+    hostName: string;
+    host: PeerInfo;
+  };
+  'channel.close': { closed: boolean };
+}
+
+/** A request as sent by a client. */
+export type Request<T extends RequestType = RequestType> = { type: T; id: number } & Params<T>;
+
+/** Messages the relay sends that are not replies: events. */
+export const EventSchemas = {
+  'channel.open': z.object({
+    channel,
+    sessionId,
+    readOnly: z.boolean(),
+    peer: z.object({ user: username, publicKey: b64, fingerprint: z.string(), deviceName: z.string() }),
+  }),
+  'channel.closed': z.object({ channel, code: z.string(), reason: z.string() }),
+  shutdown: z.object({ reason: z.string() }),
+  'session.revoked': z.object({ sessionId, code: z.string(), reason: z.string() }),
+} as const;
+export type EventType = keyof typeof EventSchemas;
+export type EventOf<T extends EventType> = { type: T } & z.infer<(typeof EventSchemas)[T]>;
+export type RelayEvent = { [K in EventType]: EventOf<K> }[EventType];
+
+export interface ReplyMessage {
+  type: 'reply';
+  id: number;
+  result: unknown;
+}
+export interface ErrorMessage {
+  type: 'error';
+  /** Absent when the error is not tied to a request (e.g. an undecodable frame). */
+  id?: number;
+  code: string;
+  message: string;
+}
+/** Everything the relay sends as JSON. */
+export type ServerMessage = ReplyMessage | ErrorMessage | RelayEvent;
+
+export const ServerEnvelope = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('reply'), id: requestId, result: z.unknown() }),
+  z.object({
+    type: z.literal('error'),
+    id: requestId.optional(),
+    code: z.string().max(64),
+    message: z.string().max(1024),
+  }),
+  ...(Object.entries(EventSchemas).map(([type, schema]) =>
+    schema.extend({ type: z.literal(type) }),
+  ) as unknown as [z.ZodObject<{ type: z.ZodLiteral<string> }>]),
+]);
+
+export const RequestEnvelope = z.object({ type: z.string().max(64), id: requestId }).passthrough();
+
+export function isRequestType(type: string): type is RequestType {
+  return Object.prototype.hasOwnProperty.call(RequestParams, type);
+}
