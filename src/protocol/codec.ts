@@ -40,8 +40,13 @@ export function encodeData(channel: number, payload: Uint8Array): Buffer {
 
 /** Decodes a binary frame; the payload is a view into `frame`, not a copy. */
 export function decodeData(frame: Buffer, maxBytes = MAX_FRAME_BYTES): Decoded<DataFrame> {
-  if (frame.length > maxBytes) return fail(ErrorCode.FRAME_TOO_LARGE, `frame of ${frame.length} bytes exceeds the ${maxBytes}-byte limit`);
-  if (frame.length < DATA_HEADER_BYTES) return fail(ErrorCode.BAD_FRAME, 'binary frame shorter than its 4-byte channel header');
+  if (frame.length > maxBytes)
+    return fail(
+      ErrorCode.FRAME_TOO_LARGE,
+      `frame of ${frame.length} bytes exceeds the ${maxBytes}-byte limit`,
+    );
+  if (frame.length < DATA_HEADER_BYTES)
+    return fail(ErrorCode.BAD_FRAME, 'binary frame shorter than its 4-byte channel header');
   const channel = frame.readUInt32BE(0);
   if (channel === 0) return fail(ErrorCode.UNKNOWN_CHANNEL, 'channel 0 is reserved');
   return { ok: true, value: { channel, payload: frame.subarray(DATA_HEADER_BYTES) } };
@@ -50,7 +55,11 @@ export function decodeData(frame: Buffer, maxBytes = MAX_FRAME_BYTES): Decoded<D
 /** Parses JSON text into an object, or a BAD_FRAME error. */
 function parseJson(text: Buffer | string, maxBytes: number): Decoded<Record<string, unknown>> {
   const size = typeof text === 'string' ? Buffer.byteLength(text) : text.length;
-  if (size > maxBytes) return fail(ErrorCode.FRAME_TOO_LARGE, `frame of ${size} bytes exceeds the ${maxBytes}-byte limit`);
+  if (size > maxBytes)
+    return fail(
+      ErrorCode.FRAME_TOO_LARGE,
+      `frame of ${size} bytes exceeds the ${maxBytes}-byte limit`,
+    );
   let value: unknown;
   try {
     value = JSON.parse(typeof text === 'string' ? text : text.toString('utf8'));
@@ -72,15 +81,20 @@ export function decodeRequest(text: Buffer | string, maxBytes = MAX_FRAME_BYTES)
     return fail(ErrorCode.INVALID_MESSAGE, 'a request needs a string "type" and an integer "id"');
   }
   const { type, id } = envelope.data;
-  if (!isRequestType(type)) return fail(ErrorCode.UNKNOWN_TYPE, `unknown message type "${type}"`, id);
+  if (!isRequestType(type))
+    return fail(ErrorCode.UNKNOWN_TYPE, `unknown message type "${type}"`, id);
   const { type: _t, id: _i, ...rest } = envelope.data;
   const params = RequestParams[type].strict().safeParse(rest);
-  if (!params.success) return fail(ErrorCode.INVALID_MESSAGE, `invalid "${type}": ${describe(params.error)}`, id);
+  if (!params.success)
+    return fail(ErrorCode.INVALID_MESSAGE, `invalid "${type}": ${describe(params.error)}`, id);
   return { ok: true, value: { type, id, ...params.data } as Request };
 }
 
 /** Decodes and validates a relay message (client side). */
-export function decodeServerMessage(text: Buffer | string, maxBytes = MAX_FRAME_BYTES * 4): Decoded<ServerMessage> {
+export function decodeServerMessage(
+  text: Buffer | string,
+  maxBytes = MAX_FRAME_BYTES * 4,
+): Decoded<ServerMessage> {
   const parsed = parseJson(text, maxBytes);
   if (!parsed.ok) return parsed;
   const type = parsed.value['type'];
@@ -88,11 +102,14 @@ export function decodeServerMessage(text: Buffer | string, maxBytes = MAX_FRAME_
     return fail(ErrorCode.UNKNOWN_TYPE, `unknown message type "${String(type)}"`);
   }
   const result = ServerEnvelope.safeParse(parsed.value);
-  if (!result.success) return fail(ErrorCode.INVALID_MESSAGE, `invalid "${type}": ${describe(result.error)}`);
+  if (!result.success)
+    return fail(ErrorCode.INVALID_MESSAGE, `invalid "${type}": ${describe(result.error)}`);
   return { ok: true, value: result.data as ServerMessage };
 }
 
-function describe(error: { issues: Array<{ path: Array<string | number>; message: string }> }): string {
+function describe(error: {
+  issues: Array<{ path: Array<string | number>; message: string }>;
+}): string {
   return error.issues
     .slice(0, 3)
     .map((i) => (i.path.length ? `${i.path.join('.')}: ${i.message}` : i.message))
@@ -100,5 +117,7 @@ function describe(error: { issues: Array<{ path: Array<string | number>; message
 }
 
 function fail<T>(code: ErrorCode, message: string, id?: number): Decoded<T> {
-  return id === undefined ? { ok: false, error: new ProtocolError(code, message) } : { ok: false, error: new ProtocolError(code, message), id };
+  return id === undefined
+    ? { ok: false, error: new ProtocolError(code, message) }
+    : { ok: false, error: new ProtocolError(code, message), id };
 }

@@ -6,10 +6,17 @@ export const USERNAME_RE = /^[a-z][a-z0-9_-]{1,31}$/;
 /** Remote session IDs: letters, digits and dashes, 3–64 chars. */
 export const SESSION_ID_RE = /^[A-Za-z0-9-]{3,64}$/;
 
-const username = z.string().regex(USERNAME_RE, 'user names are 2-32 chars: a-z, 0-9, _ and -, starting with a letter');
-const sessionId = z.string().regex(SESSION_ID_RE, 'session IDs are 3-64 letters, digits and dashes');
+const username = z
+  .string()
+  .regex(USERNAME_RE, 'user names are 2-32 chars: a-z, 0-9, _ and -, starting with a letter');
+const sessionId = z
+  .string()
+  .regex(SESSION_ID_RE, 'session IDs are 3-64 letters, digits and dashes');
 const password = z.string().min(1).max(1024);
-const b64 = z.string().max(4096).regex(/^[A-Za-z0-9+/_-]*={0,2}$/);
+const b64 = z
+  .string()
+  .max(4096)
+  .regex(/^[A-Za-z0-9+/_-]*={0,2}$/);
 const channel = z.number().int().min(1).max(0xffffffff);
 const requestId = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
 const userList = z.array(username).max(256);
@@ -30,6 +37,8 @@ export const RequestParams = {
   'session.register': z.object({
     sessionId: sessionId.optional(),
     kind: z.enum(['share', 'agent']),
+    /** Random per host process: lets a reconnecting host take its session back, and no one else. */
+    instance: z.string().regex(/^[A-Za-z0-9_-]{16,64}$/),
     hostName: z.string().min(1).max(255),
     allow: userList,
     viewers: userList,
@@ -69,7 +78,9 @@ export interface Results {
   'auth.token': { user: string; device: PeerInfo; expiresAt: string };
   'auth.logout': { revoked: number };
   whoami: { user: string; device: PeerInfo; since: string; expiresAt: string };
-  'users.list': { users: Array<{ user: string; online: boolean; since: string; lastSeen: string | null }> };
+  'users.list': {
+    users: Array<{ user: string; online: boolean; since: string; lastSeen: string | null }>;
+  };
   'keys.get': { user: string; devices: PeerInfo[] };
   'session.register': { sessionId: string };
   'session.unregister': { removed: boolean };
@@ -93,7 +104,12 @@ export const EventSchemas = {
     channel,
     sessionId,
     readOnly: z.boolean(),
-    peer: z.object({ user: username, publicKey: b64, fingerprint: z.string(), deviceName: z.string() }),
+    peer: z.object({
+      user: username,
+      publicKey: b64,
+      fingerprint: z.string(),
+      deviceName: z.string(),
+    }),
   }),
   'channel.closed': z.object({ channel, code: z.string(), reason: z.string() }),
   shutdown: z.object({ reason: z.string() }),

@@ -1,0 +1,87 @@
+// Turns flags and environment into a trusted, logged-in relay connection for client commands.
+import { KnownServers } from '../client/known-servers.js';
+import { RelayClient } from '../client/relay-client.js';
+import type { TrustOptions } from '../client/tls-connect.js';
+import { AuthError, ErrorCode } from '../protocol/errors.js';
+import type { Results } from '../protocol/messages.js';
+import { str, type Invocation } from './command.js';
+import { UsageError } from './exit-codes.js';
+import { FILES, Home, defaultHome, type SavedLogin } from './home.js';
+import { confirm, interactive } from './prompt.js';
+
+export function homeOf(inv: Invocation): Home {
+  return new Home(defaultHome(inv.io.env));
+}
+
+/** The relay to use: --server, then SWITCHBOARD_SERVER, then the remembered one. */
+export function serverOf(inv: Invocation, home: Home): string {
+  const server =
+    str(inv, 'server') ??
+    inv.io.env['SWITCHBOARD_SERVER'] ??
+    home.login()?.server ??
+    home.config().server;
+  if (!server)
+    throw new UsageError('which relay? pass --server HOST:PORT or set SWITCHBOARD_SERVER');
+  return server;
+}
+
+export function trustOf(inv: Invocation, home: Home): TrustOptions {
+  const fingerprint = str(inv, 'fingerprint') ?? inv.io.env['SWITCHBOARD_FINGERPRINT'];
+  const caFile = str(inv, 'ca') ?? home.config().caFile;
+  const trust: TrustOptions = { knownServers: new KnownServers(home.path(FILES.knownServers)) };
+  if (fingerprint) trust.fingerprint = fingerprint;
+  if (caFile) trust.caFile = caFile;
+  if (interactive(inv.io)) {
+    trust.ask = async (server, presented) => {
+      inv.io.stderr.write(
+        `The authenticity of relay ${server} can't be established.\n` +
+          `Its certificate's SHA-256 fingerprint is\n  ${presented}\n` +
+          `Compare it with what the relay printed at start (or: openssl x509 -noout -fingerprint -sha256 -in tls-cert.pem).\n`,
+      );
+      return confirm(inv.io, 'Trust this relay and remember it?');
+    };
+  }
+  return trust;
+}
+
+/** Connects to the relay (no login). */
+export function connect(
+  inv: Invocation,
+  home: Home,
+  server = serverOf(inv, home),
+): Promise<RelayClient> {
+  return RelayClient.connect({ server, trust: trustOf(inv, home) });
+}
+
+export interface Session {
+  client: RelayClient;
+  login: SavedLogin;
+  me: Results['auth.token'];
+  home: Home;
+}
+
+/** Connects and authenticates with the saved login token. */
+export async function connectAuthed(inv: Invocation): Promise<Session> {
+  const home = homeOf(inv);
+  const login = home.login();
+  if (!login)
+    throw new AuthError(
+      ErrorCode.NOT_LOGGED_IN,
+      'not logged in; run `switchboard login --user NAME --server HOST:PORT`',
+    );
+  const server = str(inv, 'server') ?? inv.io.env['SWITCHBOARD_SERVER'] ?? login.server;
+  if (server !== login.server) {
+    throw new AuthError(
+      ErrorCode.NOT_LOGGED_IN,
+      `you are logged in to ${login.server}, not ${server}; run \`switchboard login --server ${server}\``,
+    );
+  }
+  const client = await connect(inv, home, server);
+  try {
+    const me = await client.request('auth.token', { token: login.token });
+    return { client, login, me, home };
+  } catch (err) {
+    client.close();
+    throw err;
+  }
+}

@@ -1,0 +1,120 @@
+// `switchboard serve`: run the relay in the foreground until SIGINT/SIGTERM.
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { startRelay } from '../../server/relay.js';
+import { LOG_LEVELS, createLogger, type LogLevel } from '../../server/logger.js';
+import { str, type Command } from '../command.js';
+import { Exit, UsageError } from '../exit-codes.js';
+
+function intOption(
+  value: string | undefined,
+  name: string,
+  min: number,
+  max: number,
+  fallback: number,
+): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < min || n > max)
+    throw new UsageError(`--${name} must be a whole number from ${min} to ${max}`);
+  return n;
+}
+
+export const serve: Command = {
+  name: 'serve',
+  summary: 'Run the relay: one TLS port for the CLI, hosts, browsers and the REST API.',
+  usage:
+    '[--host H] [--port P] [--data-dir D] [--max-remotes N] [--tls-cert F --tls-key F] [--log-level L]',
+  details:
+    'On first start it generates an ECDSA P-256 certificate in the data directory and prints its\n' +
+    'SHA-256 fingerprint; clients pin it with --fingerprint. Logs are JSON lines on stderr.\n' +
+    'SIGINT or SIGTERM stops it cleanly (clients are told why) and it exits 0.',
+  positionals: [0, 0],
+  options: {
+    host: { type: 'string', value: 'H', description: 'address to listen on (default 0.0.0.0)' },
+    port: {
+      type: 'string',
+      value: 'P',
+      description: 'TCP port (default 7443; 0 picks a free one)',
+    },
+    'data-dir': {
+      type: 'string',
+      value: 'D',
+      description:
+        'database and certificate directory (default $SWITCHBOARD_DATA or ~/.local/share/switchboard)',
+    },
+    'max-remotes': {
+      type: 'string',
+      value: 'N',
+      description: 'most live remote sessions at once (default 1000)',
+    },
+    'tls-cert': {
+      type: 'string',
+      value: 'F',
+      description: 'PEM certificate to use instead of the generated one',
+    },
+    'tls-key': { type: 'string', value: 'F', description: 'PEM private key for --tls-cert' },
+    'log-level': {
+      type: 'string',
+      value: 'L',
+      description: `${LOG_LEVELS.join('|')} (default info)`,
+    },
+  },
+  async run(inv) {
+    const { stdout, env } = inv.io;
+    const level = (str(inv, 'log-level') ?? 'info') as LogLevel;
+    if (!LOG_LEVELS.includes(level))
+      throw new UsageError(`--log-level must be one of ${LOG_LEVELS.join(', ')}`);
+    const port = intOption(str(inv, 'port'), 'port', 0, 65535, 7443);
+    const maxRemotes = intOption(str(inv, 'max-remotes'), 'max-remotes', 1, 1_000_000, 1000);
+    const dataDir =
+      str(inv, 'data-dir') ??
+      env['SWITCHBOARD_DATA'] ??
+      join(homedir(), '.local', 'share', 'switchboard');
+    const certFile = str(inv, 'tls-cert');
+    const keyFile = str(inv, 'tls-key');
+    if ((certFile === undefined) !== (keyFile === undefined))
+      throw new UsageError('--tls-cert and --tls-key go together');
+    const host = str(inv, 'host') ?? '0.0.0.0';
+    const logger = createLogger(level);
+    const relay = await startRelay({
+      host,
+      port,
+      dataDir,
+      maxRemotes,
+      logger,
+      ...(certFile && keyFile ? { tlsCertFile: certFile, tlsKeyFile: keyFile } : {}),
+    });
+    const shown =
+      host === '0.0.0.0' || host === '::' ? 'localhost' : host.includes(':') ? `[${host}]` : host;
+    stdout.write(
+      `Switchboard relay listening on ${host}:${relay.port} (data in ${dataDir})\n` +
+        `TLS certificate SHA-256 fingerprint:\n  ${relay.certificate.fingerprint}\n` +
+        `Clients trust this relay with:\n` +
+        `  switchboard login --server ${shown}:${relay.port} --fingerprint ${relay.certificate.fingerprint} --user NAME\n` +
+        (shown === 'localhost'
+          ? "(from another machine, use this machine's address instead of localhost)\n"
+          : ''),
+    );
+    return new Promise<number>((resolve) => {
+      let stopping = false;
+      const stop = (signal: NodeJS.Signals) => {
+        if (stopping) {
+          resolve(Exit.INTERRUPTED);
+          return;
+        }
+        stopping = true;
+        logger.info({ signal }, 'stopping');
+        relay.close(`the relay is shutting down (${signal})`).then(
+          () => resolve(Exit.OK),
+          (err: unknown) => {
+            logger.error({ err }, 'unclean shutdown');
+            resolve(Exit.FAILURE);
+          },
+        );
+      };
+      process.on('SIGINT', stop);
+      process.on('SIGTERM', stop);
+    });
+  },
+};

@@ -1,0 +1,275 @@
+// A client connection to the relay: typed requests and replies, events, and channel data.
+import { EventEmitter } from 'node:events';
+import { WebSocket, type RawData } from 'ws';
+import { decodeData, decodeServerMessage, encodeControl, encodeData } from '../protocol/codec.js';
+import { ConnectError, ErrorCode, RemoteError, isErrorCode } from '../protocol/errors.js';
+import {
+  HARD_MAX_FRAME_BYTES,
+  MAX_PENDING_REQUESTS,
+  PROTOCOL_VERSION,
+  REQUEST_TIMEOUT_MS,
+} from '../protocol/limits.js';
+import type {
+  ErrorMessage,
+  Params,
+  RelayEvent,
+  RequestType,
+  Results,
+} from '../protocol/messages.js';
+import { connectTrusted, parseServerAddress, type TrustOptions } from './tls-connect.js';
+
+export const CLIENT_NAME = 'switchboard-cli/0.1.0';
+const WS_PATH = '/v1/ws';
+
+export interface RelayClientOptions {
+  /** "HOST:PORT" */
+  server: string;
+  trust: TrustOptions;
+  /** Reply timeout. Default 30 s. */
+  requestTimeoutMs?: number;
+  /** Client ping interval, so a dead relay is noticed within two intervals. Default 15 s. */
+  heartbeatMs?: number;
+}
+
+interface Pending {
+  resolve: (value: unknown) => void;
+  reject: (err: Error) => void;
+  timer: NodeJS.Timeout;
+  type: string;
+}
+
+export interface ChannelHandler {
+  onData(payload: Buffer): void;
+  onClose(code: string, reason: string): void;
+}
+
+/**
+ * Events: 'event' (RelayEvent), 'close' ({code, reason}).
+ * Channel data goes to the handler registered with `openChannel`.
+ */
+export class RelayClient extends EventEmitter {
+  readonly server: string;
+  readonly #ws: WebSocket;
+  readonly #pending = new Map<number, Pending>();
+  readonly #channels = new Map<number, ChannelHandler>();
+  readonly #timeoutMs: number;
+  #nextId = 1;
+  #closed = false;
+  #heartbeat: NodeJS.Timeout | undefined;
+  #alive = true;
+
+  private constructor(server: string, ws: WebSocket, options: RelayClientOptions) {
+    super();
+    this.server = server;
+    this.#ws = ws;
+    this.#timeoutMs = options.requestTimeoutMs ?? REQUEST_TIMEOUT_MS;
+    ws.on('message', (data: RawData, isBinary: boolean) =>
+      this.#onMessage(toBuffer(data), isBinary),
+    );
+    ws.on('pong', () => {
+      this.#alive = true;
+    });
+    ws.on('close', (code: number, reason: Buffer) => this.#onClose(code, reason.toString()));
+    ws.on('error', () => {
+      // 'close' follows and carries the outcome.
+    });
+    const heartbeatMs = options.heartbeatMs ?? 15_000;
+    this.#heartbeat = setInterval(() => {
+      if (!this.#alive) {
+        ws.terminate();
+        return;
+      }
+      this.#alive = false;
+      if (ws.readyState === ws.OPEN) ws.ping();
+    }, heartbeatMs);
+    this.#heartbeat.unref();
+  }
+
+  /** Connects over TLS (trust checked before anything is sent) and exchanges `hello`. */
+  static async connect(options: RelayClientOptions): Promise<RelayClient> {
+    const address = parseServerAddress(options.server);
+    const socket = await connectTrusted(address, options.trust);
+    const ws = new WebSocket(`wss://${address.label}${WS_PATH}`, {
+      createConnection: () => socket,
+      maxPayload: HARD_MAX_FRAME_BYTES,
+      perMessageDeflate: false,
+      handshakeTimeout: 10_000,
+    });
+    await new Promise<void>((resolve, reject) => {
+      ws.once('open', () => resolve());
+      ws.once('unexpected-response', (_req, res) => {
+        reject(
+          new ConnectError(
+            ErrorCode.CONNECT_FAILED,
+            `${address.label} refused the WebSocket upgrade (HTTP ${res.statusCode})`,
+          ),
+        );
+        ws.terminate();
+      });
+      ws.once('error', (err) =>
+        reject(
+          new ConnectError(
+            ErrorCode.CONNECT_FAILED,
+            `cannot open the protocol channel to ${address.label}: ${err.message}`,
+          ),
+        ),
+      );
+    });
+    const client = new RelayClient(address.label, ws, options);
+    await client.request('hello', { version: PROTOCOL_VERSION, client: CLIENT_NAME });
+    return client;
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Sends a request and resolves with its typed result, or rejects with a RemoteError carrying the relay's code. */
+  request<T extends RequestType>(type: T, params: Params<T>): Promise<Results[T]> {
+    if (this.#closed)
+      return Promise.reject(
+        new ConnectError(ErrorCode.CONNECTION_CLOSED, 'the connection to the relay is closed'),
+      );
+    if (this.#pending.size >= MAX_PENDING_REQUESTS) {
+      return Promise.reject(
+        new ConnectError(ErrorCode.RATE_LIMITED, 'too many requests in flight'),
+      );
+    }
+    const id = this.#nextId++;
+    return new Promise<Results[T]>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#pending.delete(id);
+        reject(
+          new ConnectError(
+            ErrorCode.TIMEOUT,
+            `the relay did not answer "${type}" within ${this.#timeoutMs / 1000} s`,
+          ),
+        );
+      }, this.#timeoutMs);
+      this.#pending.set(id, { resolve: resolve as (v: unknown) => void, reject, timer, type });
+      this.#ws.send(encodeControl({ ...params, type, id }));
+    });
+  }
+
+  /** Registers the handler for a channel the relay assigned (attach reply or channel.open event). */
+  bindChannel(channel: number, handler: ChannelHandler): void {
+    this.#channels.set(channel, handler);
+  }
+
+  unbindChannel(channel: number): void {
+    this.#channels.delete(channel);
+  }
+
+  sendData(channel: number, payload: Uint8Array): void {
+    if (this.#closed || this.#ws.readyState !== this.#ws.OPEN) return;
+    this.#ws.send(encodeData(channel, payload), { binary: true });
+  }
+
+  /** Bytes queued in the socket: callers use it to apply backpressure. */
+  get bufferedAmount(): number {
+    return this.#ws.bufferedAmount;
+  }
+
+  /** Closes a channel; the relay tells the other side. */
+  async closeChannel(channel: number, reason: string): Promise<void> {
+    this.#channels.delete(channel);
+    if (this.#closed) return;
+    await this.request('channel.close', { channel, reason: reason.slice(0, 256) }).catch(
+      () => undefined,
+    );
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#ws.close(1000, 'client closed');
+    // If the close handshake does not complete, cut it.
+    setTimeout(() => this.#ws.terminate(), 1_000).unref();
+  }
+
+  /** Cuts the connection at once, without a close handshake (tests use it to simulate a drop). */
+  terminate(): void {
+    this.#ws.terminate();
+  }
+
+  #onMessage(data: Buffer, isBinary: boolean): void {
+    this.#alive = true;
+    if (isBinary) {
+      const frame = decodeData(data, HARD_MAX_FRAME_BYTES);
+      if (!frame.ok) return;
+      this.#channels.get(frame.value.channel)?.onData(frame.value.payload);
+      return;
+    }
+    const decoded = decodeServerMessage(data);
+    if (!decoded.ok) {
+      this.emit('protocolError', decoded.error);
+      return;
+    }
+    const msg = decoded.value;
+    switch (msg.type) {
+      case 'reply':
+      case 'error': {
+        if (msg.id === undefined) {
+          const error = msg as ErrorMessage;
+          this.emit(
+            'protocolError',
+            new RemoteError(
+              isErrorCode(error.code) ? error.code : ErrorCode.INTERNAL,
+              error.message,
+            ),
+          );
+          return;
+        }
+        const pending = this.#pending.get(msg.id);
+        if (!pending) return;
+        this.#pending.delete(msg.id);
+        clearTimeout(pending.timer);
+        if (msg.type === 'reply') {
+          pending.resolve(msg.result);
+        } else {
+          const error = msg as ErrorMessage;
+          pending.reject(
+            new RemoteError(
+              isErrorCode(error.code) ? error.code : ErrorCode.INTERNAL,
+              error.message,
+            ),
+          );
+        }
+        return;
+      }
+      case 'channel.closed': {
+        const handler = this.#channels.get(msg.channel);
+        this.#channels.delete(msg.channel);
+        handler?.onClose(msg.code, msg.reason);
+        this.emit('event', msg);
+        return;
+      }
+      default:
+        this.emit('event', msg as RelayEvent);
+    }
+  }
+
+  #onClose(code: number, reason: string): void {
+    this.#closed = true;
+    clearInterval(this.#heartbeat);
+    const err = new ConnectError(
+      ErrorCode.CONNECTION_CLOSED,
+      `the relay closed the connection${reason ? `: ${reason}` : ''} (${code})`,
+    );
+    for (const [id, pending] of this.#pending) {
+      clearTimeout(pending.timer);
+      pending.reject(err);
+      this.#pending.delete(id);
+    }
+    for (const [channel, handler] of this.#channels) {
+      this.#channels.delete(channel);
+      handler.onClose(ErrorCode.CONNECTION_CLOSED, err.message);
+    }
+    this.emit('close', { code, reason });
+  }
+}
+
+function toBuffer(data: RawData): Buffer {
+  if (Buffer.isBuffer(data)) return data;
+  if (Array.isArray(data)) return Buffer.concat(data);
+  return Buffer.from(data);
+}

@@ -1,0 +1,27 @@
+// Remote session IDs: validation, and generated IDs that are easy to read aloud.
+import { randomBytes } from 'node:crypto';
+import { SESSION_ID_RE } from './messages.js';
+
+/** Crockford's base32, lowercase: no i, l, o, u, so nothing is misread or misheard. */
+const ALPHABET = '0123456789abcdefghjkmnpqrstvwxyz';
+/** 20 symbols × 5 bits = 100 bits of entropy, in five groups of four. */
+const SYMBOLS = 20;
+
+/**
+ * A fresh session ID such as `k7m2-x9qp-4rtw-8nze-3vha` (100 random bits).
+ * @example generateSessionId() // 'a3f9-0kzq-…'
+ */
+export function generateSessionId(): string {
+  const bytes = randomBytes(SYMBOLS);
+  let out = '';
+  for (let i = 0; i < SYMBOLS; i++) {
+    if (i > 0 && i % 4 === 0) out += '-';
+    // 256 is a multiple of 32, so `& 31` keeps every symbol equally likely.
+    out += ALPHABET[bytes[i]! & 31];
+  }
+  return out;
+}
+
+export function isValidSessionId(id: string): boolean {
+  return SESSION_ID_RE.test(id);
+}

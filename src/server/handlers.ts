@@ -1,0 +1,409 @@
+// Request handlers: one function per request type, dispatched by an exhaustive switch.
+import { hostname } from 'node:os';
+import { AuthError, ErrorCode, SessionError } from '../protocol/errors.js';
+import { HEARTBEAT_INTERVAL_MS, MAX_FRAME_BYTES, PROTOCOL_VERSION } from '../protocol/limits.js';
+import type { Params, PeerInfo, Request, Results, SessionSummary } from '../protocol/messages.js';
+import { generateSessionId } from '../protocol/session-id.js';
+import type { DeviceRow, RemoteSessionRow, Store } from '../store/repositories.js';
+import type { AuthService, Authenticated } from './auth-service.js';
+import type { Connection } from './connection.js';
+import { peerInfoOf, type Directory } from './directory.js';
+import type { Logger } from './logger.js';
+
+export const SERVER_NAME = `switchboard/0.1.0 (${hostname()})`;
+
+export interface Services {
+  store: Store;
+  auth: AuthService;
+  directory: Directory;
+  now: () => number;
+  log: Logger;
+  /** Cap on live remote sessions (`serve --max-remotes`). */
+  maxRemotes: number;
+}
+
+/** Runs one validated request. Throws SwitchboardErrors; the caller turns them into error replies. */
+export async function handle(conn: Connection, req: Request, s: Services): Promise<unknown> {
+  const type = req.type;
+  if (type !== 'hello' && !conn.helloDone) {
+    throw new AuthError(ErrorCode.HELLO_REQUIRED, 'send "hello" with the protocol version first');
+  }
+  switch (type) {
+    case 'hello':
+      return hello(conn, req as Request<'hello'>, s);
+    case 'auth.signup':
+      return signup(conn, req as Request<'auth.signup'>, s);
+    case 'auth.login':
+      return login(conn, req as Request<'auth.login'>, s);
+    case 'auth.token':
+      return tokenAuth(conn, req as Request<'auth.token'>, s);
+    case 'auth.logout':
+      return logout(requireAuth(conn), req as Request<'auth.logout'>, s);
+    case 'whoami':
+      return whoami(requireAuth(conn), req as Request<'whoami'>, s);
+    case 'users.list':
+      return usersList(requireAuth(conn), req as Request<'users.list'>, s);
+    case 'keys.get':
+      return keysGet(requireAuth(conn), req as Request<'keys.get'>, s);
+    case 'session.register':
+      return sessionRegister(requireAuth(conn), req as Request<'session.register'>, s);
+    case 'session.unregister':
+      return sessionUnregister(requireAuth(conn), req as Request<'session.unregister'>, s);
+    case 'sessions.list':
+      return sessionsList(requireAuth(conn), req as Request<'sessions.list'>, s);
+    case 'session.attach':
+      return sessionAttach(requireAuth(conn), req as Request<'session.attach'>, s);
+    case 'channel.close':
+      return channelClose(requireAuth(conn), req as Request<'channel.close'>, s);
+    default: {
+      const unreachable: never = type;
+      throw new SessionError(
+        ErrorCode.UNKNOWN_TYPE,
+        `unknown message type "${String(unreachable)}"`,
+      );
+    }
+  }
+}
+
+function requireAuth(conn: Connection): Connection & { auth: Authenticated } {
+  if (!conn.auth)
+    throw new AuthError(ErrorCode.AUTH_REQUIRED, 'log in first: `switchboard login --user NAME`');
+  return conn as Connection & { auth: Authenticated };
+}
+
+export function devicePeerInfo(user: string, device: DeviceRow): PeerInfo {
+  return {
+    user,
+    publicKey: device.publicKey,
+    fingerprint: device.fingerprint,
+    deviceName: device.name,
+  };
+}
+
+async function hello(
+  conn: Connection,
+  req: Params<'hello'>,
+  _s: Services,
+): Promise<Results['hello']> {
+  if (req.version !== PROTOCOL_VERSION) {
+    throw new AuthError(
+      ErrorCode.VERSION_MISMATCH,
+      `this relay speaks protocol ${PROTOCOL_VERSION}, the client ${req.version}; upgrade the older side`,
+    );
+  }
+  conn.helloDone = true;
+  return {
+    version: PROTOCOL_VERSION,
+    server: SERVER_NAME,
+    maxFrameBytes: MAX_FRAME_BYTES,
+    heartbeatMs: HEARTBEAT_INTERVAL_MS,
+  };
+}
+
+async function signup(
+  _conn: Connection,
+  req: Params<'auth.signup'>,
+  s: Services,
+): Promise<Results['auth.signup']> {
+  const user = await s.auth.signup(req.user, req.password);
+  s.log.info({ user: user.name }, 'account created');
+  return { user: user.name };
+}
+
+function setAuth(conn: Connection, auth: Authenticated, s: Services): void {
+  if (conn.auth && conn.auth.user.id !== auth.user.id) {
+    throw new AuthError(
+      ErrorCode.BAD_CREDENTIALS,
+      'this connection is already logged in as another user',
+    );
+  }
+  s.directory.removeOnline(conn);
+  conn.auth = auth;
+  s.directory.addOnline(conn);
+}
+
+async function login(
+  conn: Connection,
+  req: Params<'auth.login'>,
+  s: Services,
+): Promise<Results['auth.login']> {
+  const result = await s.auth.login(req.user, req.password, req.device, conn.address);
+  // Resolve through the new token so a logout on this connection revokes exactly that token.
+  setAuth(conn, await s.auth.authenticate(result.token), s);
+  s.log.info({ user: result.user.name, device: result.device.fingerprint, conn: conn.id }, 'login');
+  return {
+    user: result.user.name,
+    token: result.token,
+    expiresAt: new Date(result.expiresAt).toISOString(),
+    idleTimeoutSec: s.auth.idleTimeoutSec,
+  };
+}
+
+async function tokenAuth(
+  conn: Connection,
+  req: Params<'auth.token'>,
+  s: Services,
+): Promise<Results['auth.token']> {
+  const auth = await s.auth.authenticate(req.token);
+  setAuth(conn, auth, s);
+  return {
+    user: auth.user.name,
+    device: devicePeerInfo(auth.user.name, auth.device),
+    expiresAt: new Date(auth.expiresAt).toISOString(),
+  };
+}
+
+async function logout(
+  conn: Connection & { auth: Authenticated },
+  req: Params<'auth.logout'>,
+  s: Services,
+): Promise<Results['auth.logout']> {
+  const revoked = await s.auth.logout(conn.auth, req.all === true);
+  s.log.info({ user: conn.auth.user.name, all: req.all === true, revoked }, 'logout');
+  return { revoked };
+}
+
+async function whoami(
+  conn: Connection & { auth: Authenticated },
+  _req: Params<'whoami'>,
+  _s: Services,
+): Promise<Results['whoami']> {
+  const { user, device, expiresAt } = conn.auth;
+  return {
+    user: user.name,
+    device: devicePeerInfo(user.name, device),
+    since: new Date(user.createdAt).toISOString(),
+    expiresAt: new Date(expiresAt).toISOString(),
+  };
+}
+
+async function usersList(
+  _conn: Connection,
+  _req: Params<'users.list'>,
+  s: Services,
+): Promise<Results['users.list']> {
+  const users = await s.store.users.list();
+  return {
+    users: users.map((u) => ({
+      user: u.name,
+      online: s.directory.isOnline(u.id),
+      since: new Date(u.createdAt).toISOString(),
+      lastSeen: u.lastSeenAt === null ? null : new Date(u.lastSeenAt).toISOString(),
+    })),
+  };
+}
+
+async function keysGet(
+  _conn: Connection,
+  req: Params<'keys.get'>,
+  s: Services,
+): Promise<Results['keys.get']> {
+  const user = await s.store.users.findByName(req.user);
+  if (!user) throw new AuthError(ErrorCode.UNKNOWN_USER, `there is no user "${req.user}"`);
+  const devices = await s.store.devices.listForUser(user.id);
+  return { user: user.name, devices: devices.map((d) => devicePeerInfo(user.name, d)) };
+}
+
+/** How long an offline session ID stays reserved for its owner (e.g. across a relay restart). */
+const RESERVE_OFFLINE_MS = 7 * 24 * 3600_000; // ms
+
+async function sessionRegister(
+  conn: Connection & { auth: Authenticated },
+  req: Params<'session.register'>,
+  s: Services,
+): Promise<Results['session.register']> {
+  const now = s.now();
+  const owner = conn.auth.user;
+  const sessionId = req.sessionId ?? generateSessionId();
+  const live = s.directory.live(sessionId);
+  if (live) {
+    if (live.row.ownerId !== owner.id) {
+      throw new SessionError(
+        ErrorCode.SESSION_TAKEN,
+        `session "${sessionId}" is live for another user; choose another --session`,
+      );
+    }
+    if (live.instance !== req.instance) {
+      throw new SessionError(
+        ErrorCode.SESSION_TAKEN,
+        `session "${sessionId}" is already live from another host process of yours (${live.row.hostName}); stop it or choose another --session`,
+      );
+    }
+  } else if (s.directory.liveCount >= s.maxRemotes) {
+    throw new SessionError(
+      ErrorCode.SESSION_LIMIT,
+      `this relay is at its limit of ${s.maxRemotes} live remote sessions; try again later`,
+    );
+  }
+  const existing = await s.store.remoteSessions.find(sessionId);
+  if (
+    existing &&
+    existing.ownerId !== owner.id &&
+    existing.status !== 'closed' &&
+    now - existing.lastSeenAt < RESERVE_OFFLINE_MS
+  ) {
+    throw new SessionError(
+      ErrorCode.SESSION_TAKEN,
+      `session "${sessionId}" belongs to another user; choose another --session`,
+    );
+  }
+  if (existing && existing.ownerId !== owner.id) await s.store.remoteSessions.delete(sessionId);
+  const row = await s.store.remoteSessions.register(
+    {
+      id: sessionId,
+      ownerId: owner.id,
+      kind: req.kind,
+      hostName: req.hostName,
+      allow: req.allow,
+      viewers: req.viewers,
+    },
+    now,
+  );
+  if (!row)
+    throw new SessionError(
+      ErrorCode.SESSION_TAKEN,
+      `session "${sessionId}" belongs to another user; choose another --session`,
+    );
+  if (live) {
+    // The same host process came back on a new connection: the old one is dead or dying.
+    s.directory.removeLive(sessionId, ErrorCode.PEER_GONE, 'the host reconnected');
+    live.host.sendEvent({
+      type: 'session.revoked',
+      sessionId,
+      code: ErrorCode.SESSION_TAKEN,
+      reason: 'registered again from a new connection',
+    });
+  }
+  s.directory.setLive({ row, instance: req.instance, host: conn, controllers: new Set() });
+  s.log.info(
+    { session: sessionId, owner: owner.name, kind: req.kind, conn: conn.id },
+    'session live',
+  );
+  return { sessionId };
+}
+
+async function sessionUnregister(
+  conn: Connection & { auth: Authenticated },
+  req: Params<'session.unregister'>,
+  s: Services,
+): Promise<Results['session.unregister']> {
+  const live = s.directory.live(req.sessionId);
+  if (!live || live.host !== conn) return { removed: false };
+  s.directory.removeLive(req.sessionId, ErrorCode.CHANNEL_CLOSED, 'the host ended the session');
+  await s.store.remoteSessions.setStatus(req.sessionId, 'closed', s.now());
+  s.log.info({ session: req.sessionId }, 'session closed');
+  return { removed: true };
+}
+
+/** Relay-side access check; the host checks again and its answer is the one that counts. */
+function relayAccess(
+  row: RemoteSessionRow,
+  userId: number,
+  userName: string,
+): 'owner' | 'allow' | 'viewer' | 'ask' | 'none' {
+  if (row.ownerId === userId) return 'owner';
+  if (row.allow.includes(userName)) return 'allow';
+  if (row.viewers.includes(userName)) return 'viewer';
+  return row.kind === 'share' ? 'ask' : 'none';
+}
+
+async function sessionsList(
+  conn: Connection & { auth: Authenticated },
+  _req: Params<'sessions.list'>,
+  s: Services,
+): Promise<Results['sessions.list']> {
+  const rows = await s.store.remoteSessions.listAll();
+  const me = conn.auth.user;
+  const owners = new Map<number, string>();
+  const sessions: SessionSummary[] = [];
+  for (const row of rows) {
+    if (row.status === 'closed') continue;
+    const access = relayAccess(row, me.id, me.name);
+    if (access === 'none' || access === 'ask') continue;
+    let owner = owners.get(row.ownerId);
+    if (owner === undefined) {
+      owner = (await s.store.users.findById(row.ownerId))?.name ?? '?';
+      owners.set(row.ownerId, owner);
+    }
+    const live = s.directory.live(row.id);
+    sessions.push({
+      sessionId: row.id,
+      owner,
+      kind: row.kind,
+      hostName: row.hostName,
+      since: new Date(row.createdAt).toISOString(),
+      controllers: live ? live.controllers.size : 0,
+      live: live !== undefined,
+    });
+  }
+  return { sessions };
+}
+
+async function sessionAttach(
+  conn: Connection & { auth: Authenticated },
+  req: Params<'session.attach'>,
+  s: Services,
+): Promise<Results['session.attach']> {
+  const live = s.directory.live(req.sessionId);
+  if (!live) {
+    const row = await s.store.remoteSessions.find(req.sessionId);
+    if (row && row.status !== 'closed') {
+      throw new SessionError(
+        ErrorCode.SESSION_OFFLINE,
+        `session "${req.sessionId}" exists but its host is not connected right now`,
+      );
+    }
+    throw new SessionError(
+      ErrorCode.SESSION_NOT_FOUND,
+      `no session "${req.sessionId}"; \`switchboard sessions\` lists the ones you may attach to`,
+    );
+  }
+  const me = conn.auth.user;
+  const access = relayAccess(live.row, me.id, me.name);
+  if (access === 'none') {
+    throw new SessionError(
+      ErrorCode.NOT_ALLOWED,
+      `you are not allowed on session "${req.sessionId}"; ask its owner to add you with --allow`,
+    );
+  }
+  const readOnly = req.readOnly || access === 'viewer';
+  const route = s.directory.openChannel(conn, live, s.now());
+  const hostAuth = live.host.auth;
+  if (!hostAuth) throw new SessionError(ErrorCode.SESSION_OFFLINE, 'the host is not logged in');
+  live.host.sendEvent({
+    type: 'channel.open',
+    channel: route.peerChannel,
+    sessionId: live.row.id,
+    readOnly,
+    peer: peerInfoOf(conn),
+  });
+  s.log.info({ session: live.row.id, user: me.name, readOnly, channel: route.channel }, 'attach');
+  return {
+    channel: route.channel,
+    sessionId: live.row.id,
+    kind: live.row.kind,
+    hostName: live.row.hostName,
+    host: devicePeerInfo(hostAuth.user.name, hostAuth.device),
+  };
+}
+
+async function channelClose(
+  conn: Connection & { auth: Authenticated },
+  req: Params<'channel.close'>,
+  s: Services,
+): Promise<Results['channel.close']> {
+  const route = conn.channels.get(req.channel);
+  if (!route) return { closed: false };
+  const bytes = {
+    in: route.bytesIn,
+    out: route.peer.channels.get(route.peerChannel)?.bytesIn ?? 0,
+  };
+  s.directory.closeRoute(
+    route,
+    ErrorCode.CHANNEL_CLOSED,
+    req.reason ?? 'closed by the other side',
+    false,
+  );
+  s.log.info({ session: route.sessionId, channel: route.channel, bytes }, 'channel closed');
+  return { closed: true };
+}

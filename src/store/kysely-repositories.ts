@@ -1,0 +1,456 @@
+// The repositories over any Kysely<Database>; dialect-neutral SQL so a PostgreSQL store can reuse it.
+import type { Kysely, Selectable } from 'kysely';
+import type {
+  DeviceRow,
+  DevicesRepo,
+  RemoteSessionRow,
+  RemoteSessionsRepo,
+  Store,
+  StoreRepositories,
+  TokenRow,
+  TokensRepo,
+  UserRow,
+  UsersRepo,
+  UserSummary,
+} from './repositories.js';
+import type {
+  AuthTokensTable,
+  Database,
+  DevicesTable,
+  RemoteSessionsTable,
+  UsersTable,
+} from './schema.js';
+import { guard, toStorageError } from './storage-error.js';
+
+// Conflicts are resolved with INSERT ... ON CONFLICT (SQLite >= 3.24, PostgreSQL >= 9.5)
+// rather than by catching constraint errors: it is atomic under concurrency on both, and
+// needs no parsing of driver-specific error codes. RETURNING needs SQLite >= 3.35.
+
+/**
+ * Wraps a migrated database in a Store. The Store owns `db`: `close()` destroys it.
+ *
+ * @example
+ * const store = createKyselyStore(new Kysely<Database>({ dialect }));
+ */
+export function createKyselyStore(db: Kysely<Database>): Store {
+  let closing: Promise<void> | undefined;
+  return Object.freeze({
+    ...createRepositories(db),
+    async transaction<T>(fn: (store: StoreRepositories) => Promise<T>): Promise<T> {
+      // Errors from `fn` are the caller's and pass through untouched; only failures of
+      // begin/commit/rollback themselves become StorageError.
+      let fnFailed = false;
+      try {
+        return await db.transaction().execute(async (trx) => {
+          try {
+            return await fn(createRepositories(trx));
+          } catch (err) {
+            fnFailed = true;
+            throw err;
+          }
+        });
+      } catch (err) {
+        if (fnFailed) throw err;
+        throw toStorageError('transaction', err);
+      }
+    },
+    close(): Promise<void> {
+      closing ??= guard('close', () => db.destroy());
+      return closing;
+    },
+  });
+}
+
+/** Repositories issuing their queries through `db`, which may be a transaction. */
+export function createRepositories(db: Kysely<Database>): StoreRepositories {
+  return Object.freeze({
+    users: new KyselyUsersRepo(db),
+    devices: new KyselyDevicesRepo(db),
+    tokens: new KyselyTokensRepo(db),
+    remoteSessions: new KyselyRemoteSessionsRepo(db),
+  });
+}
+
+class KyselyUsersRepo implements UsersRepo {
+  readonly #db: Kysely<Database>;
+  constructor(db: Kysely<Database>) {
+    this.#db = db;
+  }
+
+  create(name: string, passwordHash: string, now: number): Promise<UserRow | undefined> {
+    return guard('users.create', async () => {
+      const row = await this.#db
+        .insertInto('users')
+        .values({ name, password_hash: passwordHash, created_at: now })
+        .onConflict((oc) => oc.column('name').doNothing())
+        .returningAll()
+        .executeTakeFirst();
+      return row && toUser(row);
+    });
+  }
+
+  findByName(name: string): Promise<UserRow | undefined> {
+    return guard('users.findByName', async () => {
+      const row = await this.#db
+        .selectFrom('users')
+        .selectAll()
+        .where('name', '=', name)
+        .executeTakeFirst();
+      return row && toUser(row);
+    });
+  }
+
+  findById(id: number): Promise<UserRow | undefined> {
+    return guard('users.findById', async () => {
+      const row = await this.#db
+        .selectFrom('users')
+        .selectAll()
+        .where('id', '=', id)
+        .executeTakeFirst();
+      return row && toUser(row);
+    });
+  }
+
+  list(): Promise<UserSummary[]> {
+    return guard('users.list', async () => {
+      const rows = await this.#db
+        .selectFrom('users')
+        .leftJoin('devices', 'devices.user_id', 'users.id')
+        .select((eb) => [
+          'users.id',
+          'users.name',
+          'users.created_at',
+          eb.fn.max('devices.last_seen_at').as('last_seen_at'),
+        ])
+        // PostgreSQL wants every selected plain column grouped, not just the key.
+        .groupBy(['users.id', 'users.name', 'users.created_at'])
+        .orderBy('users.name')
+        .execute();
+      return rows.map((r) => ({
+        id: r.id,
+        name: r.name,
+        createdAt: r.created_at,
+        // Aggregates come back as strings from pg's int8; normalise here, not in callers.
+        lastSeenAt: r.last_seen_at === null ? null : Number(r.last_seen_at),
+      }));
+    });
+  }
+
+  count(): Promise<number> {
+    return guard('users.count', async () => {
+      const { n } = await this.#db
+        .selectFrom('users')
+        .select((eb) => eb.fn.countAll<number | string | bigint>().as('n'))
+        .executeTakeFirstOrThrow();
+      return Number(n);
+    });
+  }
+}
+
+class KyselyDevicesRepo implements DevicesRepo {
+  readonly #db: Kysely<Database>;
+  constructor(db: Kysely<Database>) {
+    this.#db = db;
+  }
+
+  upsert(
+    userId: number,
+    publicKey: string,
+    fingerprint: string,
+    name: string,
+    now: number,
+  ): Promise<DeviceRow | undefined> {
+    return guard('devices.upsert', async () => {
+      // The WHERE on the update makes a key owned by someone else a no-op returning no row,
+      // so "taken by another user" is decided atomically with the insert.
+      const row = await this.#db
+        .insertInto('devices')
+        .values({
+          user_id: userId,
+          public_key: publicKey,
+          fingerprint,
+          name,
+          created_at: now,
+          last_seen_at: null,
+        })
+        .onConflict((oc) =>
+          oc
+            .column('public_key')
+            .doUpdateSet((eb) => ({ name: eb.ref('excluded.name') }))
+            .whereRef('devices.user_id', '=', 'excluded.user_id'),
+        )
+        .returningAll()
+        .executeTakeFirst();
+      return row && toDevice(row);
+    });
+  }
+
+  findById(id: number): Promise<DeviceRow | undefined> {
+    return guard('devices.findById', async () => {
+      const row = await this.#db
+        .selectFrom('devices')
+        .selectAll()
+        .where('id', '=', id)
+        .executeTakeFirst();
+      return row && toDevice(row);
+    });
+  }
+
+  listForUser(userId: number): Promise<DeviceRow[]> {
+    return guard('devices.listForUser', async () => {
+      const rows = await this.#db
+        .selectFrom('devices')
+        .selectAll()
+        .where('user_id', '=', userId)
+        .orderBy('id')
+        .execute();
+      return rows.map(toDevice);
+    });
+  }
+
+  touch(id: number, now: number): Promise<void> {
+    return guard('devices.touch', async () => {
+      await this.#db
+        .updateTable('devices')
+        .set({ last_seen_at: now })
+        .where('id', '=', id)
+        .execute();
+    });
+  }
+}
+
+class KyselyTokensRepo implements TokensRepo {
+  readonly #db: Kysely<Database>;
+  constructor(db: Kysely<Database>) {
+    this.#db = db;
+  }
+
+  create(row: Omit<TokenRow, 'id' | 'revokedAt'>): Promise<TokenRow> {
+    return guard('tokens.create', async () => {
+      const inserted = await this.#db
+        .insertInto('auth_tokens')
+        .values({
+          user_id: row.userId,
+          device_id: row.deviceId,
+          token_hash: row.tokenHash,
+          created_at: row.createdAt,
+          last_used_at: row.lastUsedAt,
+          expires_at: row.expiresAt,
+          revoked_at: null,
+        })
+        .returningAll()
+        .executeTakeFirstOrThrow();
+      return toToken(inserted);
+    });
+  }
+
+  findByHash(tokenHash: string): Promise<TokenRow | undefined> {
+    return guard('tokens.findByHash', async () => {
+      const row = await this.#db
+        .selectFrom('auth_tokens')
+        .selectAll()
+        .where('token_hash', '=', tokenHash)
+        .executeTakeFirst();
+      return row && toToken(row);
+    });
+  }
+
+  touch(id: number, now: number): Promise<void> {
+    return guard('tokens.touch', async () => {
+      await this.#db
+        .updateTable('auth_tokens')
+        .set({ last_used_at: now })
+        .where('id', '=', id)
+        .execute();
+    });
+  }
+
+  revoke(id: number, now: number): Promise<number> {
+    return guard('tokens.revoke', async () => {
+      const result = await this.#db
+        .updateTable('auth_tokens')
+        .set({ revoked_at: now })
+        .where('id', '=', id)
+        .where('revoked_at', 'is', null)
+        .executeTakeFirst();
+      return Number(result.numUpdatedRows);
+    });
+  }
+
+  revokeAllForUser(userId: number, now: number): Promise<number> {
+    return guard('tokens.revokeAllForUser', async () => {
+      const result = await this.#db
+        .updateTable('auth_tokens')
+        .set({ revoked_at: now })
+        .where('user_id', '=', userId)
+        .where('revoked_at', 'is', null)
+        .executeTakeFirst();
+      return Number(result.numUpdatedRows);
+    });
+  }
+
+  deleteExpired(before: number): Promise<number> {
+    return guard('tokens.deleteExpired', async () => {
+      // `revoked_at < before` is NULL, hence false, for unrevoked tokens.
+      const result = await this.#db
+        .deleteFrom('auth_tokens')
+        .where((eb) => eb.or([eb('expires_at', '<', before), eb('revoked_at', '<', before)]))
+        .executeTakeFirst();
+      return Number(result.numDeletedRows);
+    });
+  }
+}
+
+class KyselyRemoteSessionsRepo implements RemoteSessionsRepo {
+  readonly #db: Kysely<Database>;
+  constructor(db: Kysely<Database>) {
+    this.#db = db;
+  }
+
+  register(
+    row: Omit<RemoteSessionRow, 'createdAt' | 'status' | 'lastSeenAt'>,
+    now: number,
+  ): Promise<RemoteSessionRow | undefined> {
+    return guard('remoteSessions.register', async () => {
+      // As in devices.upsert: an id held by another owner matches no row, so nothing
+      // changes and nothing is returned, decided atomically with the insert.
+      const stored = await this.#db
+        .insertInto('remote_sessions')
+        .values({
+          id: row.id,
+          owner_id: row.ownerId,
+          kind: row.kind,
+          host_name: row.hostName,
+          allow: JSON.stringify(row.allow),
+          viewers: JSON.stringify(row.viewers),
+          created_at: now,
+          last_seen_at: now,
+          status: 'live',
+        })
+        .onConflict((oc) =>
+          oc
+            .column('id')
+            .doUpdateSet((eb) => ({
+              kind: eb.ref('excluded.kind'),
+              host_name: eb.ref('excluded.host_name'),
+              allow: eb.ref('excluded.allow'),
+              viewers: eb.ref('excluded.viewers'),
+              last_seen_at: eb.ref('excluded.last_seen_at'),
+              status: eb.ref('excluded.status'),
+            }))
+            .whereRef('remote_sessions.owner_id', '=', 'excluded.owner_id'),
+        )
+        .returningAll()
+        .executeTakeFirst();
+      return stored && toRemoteSession(stored);
+    });
+  }
+
+  find(id: string): Promise<RemoteSessionRow | undefined> {
+    return guard('remoteSessions.find', async () => {
+      const row = await this.#db
+        .selectFrom('remote_sessions')
+        .selectAll()
+        .where('id', '=', id)
+        .executeTakeFirst();
+      return row && toRemoteSession(row);
+    });
+  }
+
+  setStatus(id: string, status: RemoteSessionRow['status'], now: number): Promise<void> {
+    return guard('remoteSessions.setStatus', async () => {
+      await this.#db
+        .updateTable('remote_sessions')
+        .set({ status, last_seen_at: now })
+        .where('id', '=', id)
+        .execute();
+    });
+  }
+
+  markAllOffline(now: number): Promise<number> {
+    return guard('remoteSessions.markAllOffline', async () => {
+      const result = await this.#db
+        .updateTable('remote_sessions')
+        .set({ status: 'offline', last_seen_at: now })
+        .where('status', '=', 'live')
+        .executeTakeFirst();
+      return Number(result.numUpdatedRows);
+    });
+  }
+
+  listAll(): Promise<RemoteSessionRow[]> {
+    return guard('remoteSessions.listAll', async () => {
+      const rows = await this.#db
+        .selectFrom('remote_sessions')
+        .selectAll()
+        .orderBy('created_at')
+        .orderBy('id')
+        .execute();
+      return rows.map(toRemoteSession);
+    });
+  }
+
+  delete(id: string): Promise<boolean> {
+    return guard('remoteSessions.delete', async () => {
+      const result = await this.#db
+        .deleteFrom('remote_sessions')
+        .where('id', '=', id)
+        .executeTakeFirst();
+      return result.numDeletedRows > 0n;
+    });
+  }
+}
+
+function toUser(r: Selectable<UsersTable>): UserRow {
+  return { id: r.id, name: r.name, passwordHash: r.password_hash, createdAt: r.created_at };
+}
+
+function toDevice(r: Selectable<DevicesTable>): DeviceRow {
+  return {
+    id: r.id,
+    userId: r.user_id,
+    publicKey: r.public_key,
+    fingerprint: r.fingerprint,
+    name: r.name,
+    createdAt: r.created_at,
+    lastSeenAt: r.last_seen_at,
+  };
+}
+
+function toToken(r: Selectable<AuthTokensTable>): TokenRow {
+  return {
+    id: r.id,
+    userId: r.user_id,
+    deviceId: r.device_id,
+    tokenHash: r.token_hash,
+    createdAt: r.created_at,
+    lastUsedAt: r.last_used_at,
+    expiresAt: r.expires_at,
+    revokedAt: r.revoked_at,
+  };
+}
+
+function toRemoteSession(r: Selectable<RemoteSessionsTable>): RemoteSessionRow {
+  return {
+    id: r.id,
+    ownerId: r.owner_id,
+    kind: r.kind,
+    hostName: r.host_name,
+    allow: parseStringArray(r.allow),
+    viewers: parseStringArray(r.viewers),
+    createdAt: r.created_at,
+    lastSeenAt: r.last_seen_at,
+    status: r.status,
+  };
+}
+
+/** Reads a JSON string[] column; anything else (bad JSON, wrong shape) is [] so callers fail closed. */
+function parseStringArray(text: string): string[] {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return [];
+  }
+  return Array.isArray(value) && value.every((v) => typeof v === 'string') ? value : [];
+}

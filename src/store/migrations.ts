@@ -1,0 +1,127 @@
+// Versioned schema migrations, defined in code so they compile into dist and run at every open.
+import { Migrator, sql } from 'kysely';
+import type { Kysely, Migration, MigrationProvider } from 'kysely';
+import { ErrorCode, StorageError } from '../protocol/errors.js';
+
+// Migrations see the schema as it was when they were written, not today's `Database`, so
+// they take an untyped Kysely. Names sort lexically: keep the zero-padded prefix.
+// Never edit a migration that has shipped; add a new one.
+export const migrations: Readonly<Record<string, Migration>> = Object.freeze({
+  '0001_initial': {
+    async up(db: Kysely<unknown>): Promise<void> {
+      await db.schema
+        .createTable('users')
+        .addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement())
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('password_hash', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createIndex('users_name_unique')
+        .unique()
+        .on('users')
+        .column('name')
+        .execute();
+
+      // AUTOINCREMENT so a deleted device's or token's id is never handed out again while
+      // something (a log line, a live connection) may still refer to it.
+      await db.schema
+        .createTable('devices')
+        .addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement())
+        .addColumn('user_id', 'integer', (c) =>
+          c.notNull().references('users.id').onDelete('cascade'),
+        )
+        .addColumn('public_key', 'text', (c) => c.notNull())
+        .addColumn('fingerprint', 'text', (c) => c.notNull())
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addColumn('last_seen_at', 'bigint')
+        .execute();
+      await db.schema
+        .createIndex('devices_public_key_unique')
+        .unique()
+        .on('devices')
+        .column('public_key')
+        .execute();
+      await db.schema.createIndex('devices_user_id').on('devices').column('user_id').execute();
+
+      await db.schema
+        .createTable('auth_tokens')
+        .addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement())
+        .addColumn('user_id', 'integer', (c) =>
+          c.notNull().references('users.id').onDelete('cascade'),
+        )
+        .addColumn('device_id', 'integer', (c) =>
+          c.notNull().references('devices.id').onDelete('cascade'),
+        )
+        .addColumn('token_hash', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addColumn('last_used_at', 'bigint', (c) => c.notNull())
+        .addColumn('expires_at', 'bigint', (c) => c.notNull())
+        .addColumn('revoked_at', 'bigint')
+        .execute();
+      await db.schema
+        .createIndex('auth_tokens_token_hash_unique')
+        .unique()
+        .on('auth_tokens')
+        .column('token_hash')
+        .execute();
+      await db.schema
+        .createIndex('auth_tokens_user_id')
+        .on('auth_tokens')
+        .column('user_id')
+        .execute();
+
+      await db.schema
+        .createTable('remote_sessions')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('owner_id', 'integer', (c) =>
+          c.notNull().references('users.id').onDelete('cascade'),
+        )
+        .addColumn('kind', 'text', (c) => c.notNull())
+        .addColumn('host_name', 'text', (c) => c.notNull())
+        .addColumn('allow', 'text', (c) => c.notNull().defaultTo('[]'))
+        .addColumn('viewers', 'text', (c) => c.notNull().defaultTo('[]'))
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addColumn('last_seen_at', 'bigint', (c) => c.notNull())
+        .addColumn('status', 'text', (c) => c.notNull())
+        .addCheckConstraint('remote_sessions_kind_check', sql`kind in ('share', 'agent')`)
+        .addCheckConstraint(
+          'remote_sessions_status_check',
+          sql`status in ('live', 'offline', 'closed')`,
+        )
+        .execute();
+      await db.schema
+        .createIndex('remote_sessions_owner_id')
+        .on('remote_sessions')
+        .column('owner_id')
+        .execute();
+    },
+    async down(db: Kysely<unknown>): Promise<void> {
+      for (const table of ['remote_sessions', 'auth_tokens', 'devices', 'users']) {
+        await db.schema.dropTable(table).execute();
+      }
+    },
+  },
+});
+
+const provider: MigrationProvider = {
+  getMigrations: () => Promise.resolve(migrations),
+};
+
+/**
+ * Brings the schema up to the newest migration; already-applied ones are skipped (Kysely
+ * records them in `kysely_migration`). Each migration runs in its own transaction.
+ *
+ * @returns the names of the migrations applied by this call, in order
+ * @throws StorageError if a migration fails, or if the database was migrated by a newer
+ *   Switchboard (it records migrations this build does not know)
+ */
+export async function migrateToLatest<DB>(db: Kysely<DB>): Promise<string[]> {
+  const migrator = new Migrator({ db, provider });
+  const { error, results = [] } = await migrator.migrateToLatest();
+  if (error !== undefined) {
+    throw new StorageError(ErrorCode.STORAGE, 'storage: migration failed', { cause: error });
+  }
+  return results.filter((r) => r.status === 'Success').map((r) => r.migrationName);
+}

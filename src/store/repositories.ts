@@ -1,0 +1,155 @@
+// The storage interfaces the rest of Switchboard codes against; rows are plain objects, times epoch ms.
+
+/** An account. `name` is matched exactly: the auth layer normalises it before storing. */
+export interface UserRow {
+  id: number;
+  name: string;
+  passwordHash: string;
+  /** epoch ms */
+  createdAt: number;
+}
+
+/** A user as listed for administration; `lastSeenAt` is the latest of their devices' (ms). */
+export type UserSummary = Pick<UserRow, 'id' | 'name' | 'createdAt'> & {
+  lastSeenAt: number | null;
+};
+
+export interface UsersRepo {
+  /** Creates the user; `undefined` (never a throw) if the name is taken. */
+  create(name: string, passwordHash: string, now: number): Promise<UserRow | undefined>;
+  findByName(name: string): Promise<UserRow | undefined>;
+  findById(id: number): Promise<UserRow | undefined>;
+  /** Every user ordered by name, with the last time any of their devices was seen. */
+  list(): Promise<UserSummary[]>;
+  count(): Promise<number>;
+}
+
+/** An Ed25519 key a user logs in with. */
+export interface DeviceRow {
+  id: number;
+  userId: number;
+  /** base64 of the raw 32-byte Ed25519 public key */
+  publicKey: string;
+  fingerprint: string;
+  name: string;
+  /** epoch ms */
+  createdAt: number;
+  /** epoch ms; null until the device first authenticates */
+  lastSeenAt: number | null;
+}
+
+export interface DevicesRepo {
+  /**
+   * Registers the key for the user, or returns the existing row for the same (user, key)
+   * with its name updated. `undefined` if the key is registered to another user.
+   */
+  upsert(
+    userId: number,
+    publicKey: string,
+    fingerprint: string,
+    name: string,
+    now: number,
+  ): Promise<DeviceRow | undefined>;
+  findById(id: number): Promise<DeviceRow | undefined>;
+  /** Ordered by id (registration order). */
+  listForUser(userId: number): Promise<DeviceRow[]>;
+  /** Sets lastSeenAt to `now`. */
+  touch(id: number, now: number): Promise<void>;
+}
+
+/** A bearer token; only its hash is stored. All times epoch ms. */
+export interface TokenRow {
+  id: number;
+  userId: number;
+  deviceId: number;
+  /** lower-case hex SHA-256 of the token */
+  tokenHash: string;
+  createdAt: number;
+  lastUsedAt: number;
+  expiresAt: number;
+  revokedAt: number | null;
+}
+
+export interface TokensRepo {
+  /** @throws StorageError if the user or device does not exist or the hash is already stored */
+  create(row: Omit<TokenRow, 'id' | 'revokedAt'>): Promise<TokenRow>;
+  findByHash(tokenHash: string): Promise<TokenRow | undefined>;
+  /** Sets lastUsedAt to `now`. */
+  touch(id: number, now: number): Promise<void>;
+  /** Revokes the token unless already revoked (its first revokedAt is kept); rows changed. */
+  revoke(id: number, now: number): Promise<number>;
+  /** Revokes every not-yet-revoked token of the user; returns how many. */
+  revokeAllForUser(userId: number, now: number): Promise<number>;
+  /** Housekeeping: deletes tokens that expired, or were revoked, before `before`; returns how many. */
+  deleteExpired(before: number): Promise<number>;
+}
+
+/** A terminal reachable through the relay. All times epoch ms. */
+export interface RemoteSessionRow {
+  id: string;
+  ownerId: number;
+  kind: 'share' | 'agent';
+  hostName: string;
+  /**
+   * Who may join. A stored value that is not a JSON array of strings reads back as `[]`,
+   * so callers must treat `[]` as "nobody but the owner" (fail closed).
+   */
+  allow: string[];
+  /** Same corrupt-value rule as `allow`. */
+  viewers: string[];
+  createdAt: number;
+  /** When the host was last known to be connected (set by register, setStatus, markAllOffline). */
+  lastSeenAt: number;
+  status: 'live' | 'offline' | 'closed';
+}
+
+export interface RemoteSessionsRepo {
+  /**
+   * Inserts the session as live or, if the id exists for the same owner, makes it live with
+   * the new fields (createdAt kept). `undefined` if the id belongs to another owner.
+   */
+  register(
+    row: Omit<RemoteSessionRow, 'createdAt' | 'status' | 'lastSeenAt'>,
+    now: number,
+  ): Promise<RemoteSessionRow | undefined>;
+  find(id: string): Promise<RemoteSessionRow | undefined>;
+  /** Sets the status and lastSeenAt = now; a missing id is a no-op. */
+  setStatus(id: string, status: RemoteSessionRow['status'], now: number): Promise<void>;
+  /** At relay start every 'live' row becomes 'offline' (its host must re-register); returns how many. */
+  markAllOffline(now: number): Promise<number>;
+  /** Ordered by createdAt, then id. */
+  listAll(): Promise<RemoteSessionRow[]>;
+  /** True if a row was deleted. */
+  delete(id: string): Promise<boolean>;
+}
+
+/** The repositories, as handed to a transaction's callback. */
+export interface StoreRepositories {
+  readonly users: UsersRepo;
+  readonly devices: DevicesRepo;
+  readonly tokens: TokensRepo;
+  readonly remoteSessions: RemoteSessionsRepo;
+}
+
+/**
+ * All persistent state. Every method throws StorageError on a database failure (never a raw
+ * driver error); conflicts callers must handle are return values, as documented per method.
+ */
+export interface Store extends StoreRepositories {
+  /**
+   * Runs `fn` atomically with repositories bound to one transaction: committed if `fn`
+   * resolves, rolled back (and its error rethrown unchanged) if it rejects. Use only the
+   * repositories passed in: on SQLite the outer store waits for the transaction to end, so
+   * calling it from inside `fn` deadlocks. Keep `fn` short; it holds the write lock.
+   *
+   * @example
+   * await store.transaction(async (tx) => {
+   *   const user = await tx.users.create(name, hash, now);
+   *   if (!user) throw new AuthError(ErrorCode.USER_EXISTS, 'user exists');
+   *   await tx.devices.upsert(user.id, key, fingerprint, deviceName, now);
+   * });
+   */
+  transaction<T>(fn: (store: StoreRepositories) => Promise<T>): Promise<T>;
+  /** Closes the database; idempotent. */
+  close(): Promise<void>;
+}

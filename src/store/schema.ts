@@ -1,0 +1,60 @@
+// Table types of the Switchboard database as Kysely sees them; only store/ imports this file.
+import type { Generated } from 'kysely';
+
+// Every time column holds epoch milliseconds. They are 64-bit (`bigint` in the migrations)
+// because epoch ms overflow a 32-bit integer; a PostgreSQL dialect must parse int8 as number.
+
+/** One account. `name` is unique exactly as stored: callers normalise case before storing. */
+export interface UsersTable {
+  id: Generated<number>;
+  name: string;
+  password_hash: string;
+  created_at: number;
+}
+
+/** An Ed25519 key a user logs in with; a key belongs to at most one user. */
+export interface DevicesTable {
+  id: Generated<number>;
+  user_id: number;
+  /** base64 of the raw 32-byte public key */
+  public_key: string;
+  fingerprint: string;
+  name: string;
+  created_at: number;
+  last_seen_at: number | null;
+}
+
+/** A bearer token issued to a device; only its SHA-256 is stored. */
+export interface AuthTokensTable {
+  id: Generated<number>;
+  user_id: number;
+  device_id: number;
+  /** lower-case hex SHA-256 of the token */
+  token_hash: string;
+  created_at: number;
+  last_used_at: number;
+  expires_at: number;
+  revoked_at: number | null;
+}
+
+/** A terminal shared through the relay; `allow` and `viewers` are JSON arrays of strings. */
+export interface RemoteSessionsTable {
+  id: string;
+  owner_id: number;
+  kind: 'share' | 'agent';
+  host_name: string;
+  /** JSON text: string[] */
+  allow: string;
+  /** JSON text: string[] */
+  viewers: string;
+  created_at: number;
+  last_seen_at: number;
+  status: 'live' | 'offline' | 'closed';
+}
+
+export interface Database {
+  users: UsersTable;
+  devices: DevicesTable;
+  auth_tokens: AuthTokensTable;
+  remote_sessions: RemoteSessionsTable;
+}

@@ -1,0 +1,57 @@
+// Opens the SQLite store: one better-sqlite3 connection, WAL, pragmas, migrations, then the repositories.
+import BetterSqlite3 from 'better-sqlite3';
+import { Kysely, SqliteDialect } from 'kysely';
+import { createKyselyStore } from './kysely-repositories.js';
+import { migrateToLatest } from './migrations.js';
+import type { Store } from './repositories.js';
+import type { Database } from './schema.js';
+import { toStorageError } from './storage-error.js';
+
+/** How long a statement waits for another process's lock before failing with SQLITE_BUSY. */
+const BUSY_TIMEOUT_MS = 5_000; // ms
+
+export interface SqliteStoreOptions {
+  /** Database file, created if missing (its directory must exist), or ':memory:'. */
+  readonly file: string;
+}
+
+/**
+ * Opens (creating if needed) the database file, applies pending migrations and returns the
+ * Store. better-sqlite3 is synchronous, so queries run on the event loop; Kysely serialises
+ * them over the one connection, which also makes transactions exclusive within this process.
+ *
+ * @throws StorageError if the file cannot be opened or a migration fails
+ * @example
+ * const store = await openSqliteStore({ file: path.join(dataDir, 'switchboard.db') });
+ * try { await store.users.count(); } finally { await store.close(); }
+ */
+export async function openSqliteStore(options: SqliteStoreOptions): Promise<Store> {
+  if (typeof options?.file !== 'string' || options.file === '') {
+    throw new TypeError('openSqliteStore: options.file must be a non-empty path or ":memory:"');
+  }
+  let sqlite: BetterSqlite3.Database | undefined;
+  try {
+    sqlite = new BetterSqlite3(options.file);
+    // busy_timeout first so the switch to WAL waits out another process instead of failing.
+    sqlite.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
+    // WAL lets readers run during a write; NORMAL is durable against application crashes
+    // and only risks the last commits on power loss, which is safe (never corrupt) in WAL.
+    // ':memory:' stays in 'memory' mode, which is fine.
+    sqlite.pragma('journal_mode = WAL');
+    sqlite.pragma('synchronous = NORMAL');
+    // Off by default in SQLite, and per connection: without it ON DELETE CASCADE is ignored.
+    sqlite.pragma('foreign_keys = ON');
+  } catch (err) {
+    sqlite?.close();
+    throw toStorageError('open', err);
+  }
+
+  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
+  try {
+    await migrateToLatest(db);
+  } catch (err) {
+    await db.destroy().catch(() => undefined);
+    throw toStorageError('migrate', err);
+  }
+  return createKyselyStore(db);
+}
