@@ -85,3 +85,31 @@ export async function connectAuthed(inv: Invocation): Promise<Session> {
     throw err;
   }
 }
+
+/**
+ * For long-running commands (share, agent, attach): checks the login once, then returns a
+ * factory that opens a fresh logged-in connection each time it is called (reconnects).
+ */
+export async function authedConnector(
+  inv: Invocation,
+): Promise<Session & { connect: () => Promise<RelayClient> }> {
+  const session = await connectAuthed(inv);
+  const trust = trustOf(inv, session.home);
+  // Pinned now: reconnects must never prompt.
+  delete trust.ask;
+  const server = session.login.server;
+  const token = session.login.token;
+  return {
+    ...session,
+    connect: async () => {
+      const client = await RelayClient.connect({ server, trust });
+      try {
+        await client.request('auth.token', { token });
+        return client;
+      } catch (err) {
+        client.close();
+        throw err;
+      }
+    },
+  };
+}

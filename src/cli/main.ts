@@ -4,11 +4,25 @@ import { helpText, parseInvocation, type Command, type Io } from './command.js';
 import { login, logout, signup, users, whoami } from './commands/account.js';
 import { keys, trust } from './commands/keys.js';
 import { serve } from './commands/serve.js';
+import { agent, attach, sessions, share } from './commands/terminal.js';
 import { Exit, UsageError, exitCodeFor } from './exit-codes.js';
 
 export const VERSION = '0.1.0';
 
-const COMMANDS: Command[] = [serve, signup, login, logout, whoami, users, keys, trust];
+const COMMANDS: Command[] = [
+  serve,
+  signup,
+  login,
+  logout,
+  whoami,
+  users,
+  share,
+  agent,
+  attach,
+  sessions,
+  keys,
+  trust,
+];
 
 export function registerCommand(cmd: Command): void {
   COMMANDS.push(cmd);

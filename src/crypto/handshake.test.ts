@@ -14,7 +14,12 @@ import { describe, it } from 'node:test';
 import { CryptoError, ErrorCode } from '../protocol/errors.js';
 import type { DeviceKeyPair } from './device-key.js';
 import { generateDeviceKey, verifySignature } from './device-key.js';
-import { ControllerHandshake, handshakeStep, HostHandshake, MAX_PROLOGUE_BYTES } from './handshake.js';
+import {
+  ControllerHandshake,
+  handshakeStep,
+  HostHandshake,
+  MAX_PROLOGUE_BYTES,
+} from './handshake.js';
 import type { HandshakeResult } from './handshake.js';
 import { SecureChannel } from './secure-channel.js';
 
@@ -67,7 +72,10 @@ function runHandshake(
 const ref = {
   ephemeral(): { privateKey: KeyObject; raw: Buffer } {
     const { privateKey, publicKey } = generateKeyPairSync('x25519');
-    return { privateKey, raw: Buffer.from(publicKey.export({ format: 'jwk' }).x ?? '', 'base64url') };
+    return {
+      privateKey,
+      raw: Buffer.from(publicKey.export({ format: 'jwk' }).x ?? '', 'base64url'),
+    };
   },
   dh(privateKey: KeyObject, peer: Buffer): Buffer {
     const jwk = { kty: 'OKP', crv: 'X25519', x: peer.toString('base64url') };
@@ -95,7 +103,10 @@ const ref = {
   open(key: Buffer, sealed: Buffer): Buffer {
     const decipher = createDecipheriv('aes-256-gcm', key, Buffer.alloc(12));
     decipher.setAuthTag(sealed.subarray(sealed.length - 16));
-    return Buffer.concat([decipher.update(sealed.subarray(0, sealed.length - 16)), decipher.final()]);
+    return Buffer.concat([
+      decipher.update(sealed.subarray(0, sealed.length - 16)),
+      decipher.final(),
+    ]);
   },
 };
 
@@ -119,7 +130,11 @@ function refHost(key: DeviceKeyPair, prologue: Buffer, msg1: Buffer) {
       assert.equal(msg3[0], 3);
       const payload = ref.open(kC2h, msg3.subarray(1));
       const peer = payload.subarray(0, 32);
-      const ok = verifySignature(peer, Buffer.concat([Buffer.from('sb-ctl-sig'), h2]), payload.subarray(32));
+      const ok = verifySignature(
+        peer,
+        Buffer.concat([Buffer.from('sb-ctl-sig'), h2]),
+        payload.subarray(32),
+      );
       assert.ok(ok, 'reference host: controller signature');
       const h3 = ref.sha256(h2, peer);
       const [c2h, h2c] = ref.keys(dh, h3, 'sb traffic');
@@ -140,11 +155,18 @@ function refController(key: DeviceKeyPair, prologue: Buffer) {
       const [kC2h, kH2c] = ref.keys(dh, h1, 'sb handshake');
       const payload = ref.open(kH2c, msg2.subarray(33));
       const peer = payload.subarray(0, 32);
-      const ok = verifySignature(peer, Buffer.concat([Buffer.from('sb-host-sig'), h1]), payload.subarray(32));
+      const ok = verifySignature(
+        peer,
+        Buffer.concat([Buffer.from('sb-host-sig'), h1]),
+        payload.subarray(32),
+      );
       assert.ok(ok, 'reference controller: host signature');
       const h2 = ref.sha256(h1, peer);
       const signature = key.sign(Buffer.concat([Buffer.from('sb-ctl-sig'), h2]));
-      const msg3 = Buffer.concat([Buffer.of(3), ref.seal(kC2h, Buffer.concat([key.publicKey, signature]))]);
+      const msg3 = Buffer.concat([
+        Buffer.of(3),
+        ref.seal(kC2h, Buffer.concat([key.publicKey, signature])),
+      ]);
       const h3 = ref.sha256(h2, key.publicKey);
       const [c2h, h2c] = ref.keys(dh, h3, 'sb traffic');
       return { peer, msg3, h3, channel: new SecureChannel(c2h, h2c) };
@@ -198,7 +220,10 @@ describe('handshake', () => {
     assert.deepEqual(done.peer, controllerKey.publicKey);
     assert.deepEqual(result.handshakeHash, done.h3);
     assert.deepEqual(done.channel.open(result.channel.seal(Buffer.from('up'))), Buffer.from('up'));
-    assert.deepEqual(result.channel.open(done.channel.seal(Buffer.from('down'))), Buffer.from('down'));
+    assert.deepEqual(
+      result.channel.open(done.channel.seal(Buffer.from('down'))),
+      Buffer.from('down'),
+    );
   });
 
   it('follows the documented wire format (reference controller, real host)', () => {
@@ -210,7 +235,10 @@ describe('handshake', () => {
     assert.deepEqual(result.peerPublicKey, controllerKey.publicKey);
     assert.deepEqual(result.handshakeHash, done.h3);
     assert.deepEqual(result.channel.open(done.channel.seal(Buffer.from('up'))), Buffer.from('up'));
-    assert.deepEqual(done.channel.open(result.channel.seal(Buffer.from('down'))), Buffer.from('down'));
+    assert.deepEqual(
+      done.channel.open(result.channel.seal(Buffer.from('down'))),
+      Buffer.from('down'),
+    );
   });
 
   it('fails when the two sides use different prologues', () => {
@@ -232,7 +260,10 @@ describe('handshake', () => {
     const second = runHandshake();
     assert.notDeepEqual(first.msg1, second.msg1);
     assert.notDeepEqual(first.msg2, second.msg2);
-    assert.notDeepEqual(first.controllerResult.handshakeHash, second.controllerResult.handshakeHash);
+    assert.notDeepEqual(
+      first.controllerResult.handshakeHash,
+      second.controllerResult.handshakeHash,
+    );
     const plaintext = Buffer.from('same bytes, same position');
     const recordA = first.controllerResult.channel.seal(plaintext);
     const recordB = second.controllerResult.channel.seal(plaintext);
@@ -340,7 +371,11 @@ describe('handshake', () => {
         const controller = new ControllerHandshake({ key: controllerKey, prologue: PROLOGUE });
         const host = new HostHandshake({ key: hostKey, prologue: PROLOGUE });
         const msg2 = host.respond(controller.start());
-        assert.throws(() => controller.receive(flip(msg2, i, mask)), handshakeFailed(), `byte ${i}`);
+        assert.throws(
+          () => controller.receive(flip(msg2, i, mask)),
+          handshakeFailed(),
+          `byte ${i}`,
+        );
       }
     }
   });
@@ -362,7 +397,7 @@ describe('handshake', () => {
     for (let i = 0; i < 33; i++) {
       const controller = new ControllerHandshake({ key: controllerKey, prologue: PROLOGUE });
       const host = new HostHandshake({ key: hostKey, prologue: PROLOGUE });
-      const msg1 = flip(controller.start(), i, 1 << i % 8);
+      const msg1 = flip(controller.start(), i, 1 << (i % 8));
       assert.throws(() => controller.receive(host.respond(msg1)), handshakeFailed(), `byte ${i}`);
     }
   });

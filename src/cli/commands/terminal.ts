@@ -1,0 +1,466 @@
+// Remote terminal commands: share (interactive host), agent (unattended host), attach, sessions.
+import { existsSync, readFileSync } from 'node:fs';
+import { hostname, userInfo } from 'node:os';
+import { AttachSession } from '../../client/attach-session.js';
+import { KnownPeers } from '../../client/known-peers.js';
+import { keyFingerprint } from '../../crypto/device-key.js';
+import { HostSession } from '../../host/host-session.js';
+import { spawnPty } from '../../host/pty.js';
+import { TerminalStream } from '../../host/terminal-stream.js';
+import { ErrorCode, SwitchboardError } from '../../protocol/errors.js';
+import { SESSION_ID_RE, USERNAME_RE, type PeerInfo } from '../../protocol/messages.js';
+import { authedConnector, connectAuthed } from '../client-context.js';
+import {
+  CLIENT_OPTIONS,
+  JSON_OPTION,
+  bool,
+  list,
+  str,
+  type Command,
+  type Invocation,
+} from '../command.js';
+import { EscapeScanner } from '../escape.js';
+import { Exit, UsageError, exitCodeFor } from '../exit-codes.js';
+import { FILES, writeFileAtomic, type Home } from '../home.js';
+import { ago, json, table } from '../output.js';
+import { LocalTerminal } from '../terminal-io.js';
+
+const RESUME_FILE = 'attachments.json';
+
+function usersOption(inv: Invocation, name: string): string[] {
+  const users = list(inv, name);
+  for (const u of users)
+    if (!USERNAME_RE.test(u)) throw new UsageError(`--${name}: "${u}" is not a user name`);
+  return users;
+}
+
+function sessionOption(value: string | undefined): string | undefined {
+  if (value !== undefined && !SESSION_ID_RE.test(value))
+    throw new UsageError(`session IDs are 3-64 letters, digits and dashes; "${value}" is not`);
+  return value;
+}
+
+function shellOf(inv: Invocation): string {
+  const shell = str(inv, 'shell') ?? inv.io.env['SHELL'] ?? userInfo().shell ?? '/bin/sh';
+  if (!existsSync(shell)) throw new UsageError(`shell ${shell} does not exist; pass --shell PATH`);
+  return shell;
+}
+
+function stringEnv(env: NodeJS.ProcessEnv): Record<string, string> {
+  return Object.fromEntries(
+    Object.entries(env).filter((e): e is [string, string] => typeof e[1] === 'string'),
+  );
+}
+
+const HOST_OPTIONS = {
+  allow: {
+    type: 'string',
+    multiple: true,
+    value: 'USERS',
+    description: 'users who may attach and type (comma-separated or repeated)',
+  },
+  viewers: {
+    type: 'string',
+    multiple: true,
+    value: 'USERS',
+    description: 'users who may attach read-only',
+  },
+  shell: { type: 'string', value: 'PATH', description: 'shell to run (default $SHELL)' },
+} as const;
+
+export const share: Command = {
+  name: 'share',
+  summary:
+    'Share this terminal: others attach to it, end-to-end encrypted, and you see everything.',
+  usage: '[--session ID] [--allow USERS] [--viewers USERS]',
+  details:
+    'Your own devices and --allow users may type; --viewers only watch. Anyone else who attaches is\n' +
+    'shown to you with their key fingerprint and waits for your y/n (no answer in 60 s = no).\n' +
+    'Escapes (after Enter): ~l list controllers, ~d drop all controllers, ~. stop sharing, ~? help.',
+  positionals: [0, 0],
+  options: {
+    session: {
+      type: 'string',
+      value: 'ID',
+      description: 'session ID (3-64 letters, digits, dashes; default: generated)',
+    },
+    ...HOST_OPTIONS,
+    ...CLIENT_OPTIONS,
+  },
+  async run(inv) {
+    const sessionId = sessionOption(str(inv, 'session'));
+    const term = new LocalTerminal(inv.io);
+    if (!term.isTty)
+      throw new UsageError(
+        'share needs a terminal to share; for unattended hosts use `switchboard agent`',
+      );
+    const conn = await authedConnector(inv);
+    conn.client.close();
+    const { cols, rows } = term.size();
+    const pty = spawnPty({
+      file: shellOf(inv),
+      args: [],
+      cwd: process.cwd(),
+      env: { ...stringEnv(inv.io.env), SWITCHBOARD_SHARE: '1' },
+      cols,
+      rows,
+    });
+    const stream = new TerminalStream({ pty, cols, rows, lossless: false });
+    const approvals: Array<{ peer: PeerInfo; resolve: (ok: boolean) => void }> = [];
+    const ask = () => {
+      const next = approvals[0];
+      if (next)
+        term.notice(
+          `${next.peer.user} (${next.peer.fingerprint}) asks to attach. Allow? [y/N] (60 s)`,
+        );
+    };
+    const host = new HostSession({
+      kind: 'share',
+      ...(sessionId ? { sessionId } : {}),
+      hostName: hostname(),
+      policy: {
+        owner: conn.me.user,
+        kind: 'share',
+        allow: usersOption(inv, 'allow'),
+        viewers: usersOption(inv, 'viewers'),
+      },
+      key: conn.home.deviceKey(),
+      server: conn.login.server,
+      knownPeers: new KnownPeers(conn.home.path(FILES.knownPeers)),
+      connect: conn.connect,
+      stream,
+      approve: (peer) =>
+        new Promise<boolean>((resolve) => {
+          const entry = { peer, resolve };
+          approvals.push(entry);
+          if (approvals.length === 1) ask();
+          setTimeout(() => {
+            const i = approvals.indexOf(entry);
+            if (i >= 0) {
+              approvals.splice(i, 1);
+              resolve(false);
+              if (i === 0) ask();
+            }
+          }, 60_000).unref();
+        }),
+    });
+    host.on('notice', (text: string) => term.notice(text));
+    host.on('state', (state: string) => {
+      if (state === 'reconnecting')
+        term.notice('lost the relay; reconnecting (your shell keeps running)…');
+    });
+    const id = await host.start().catch((err: unknown) => {
+      stream.close();
+      throw err;
+    });
+    host.on('registered', () => term.notice(`session ${id} is back online`));
+    term.notice(
+      `sharing this terminal as session ${id}\n` +
+        `others attach with: switchboard attach ${id}\n` +
+        `your key: ${keyFingerprint(conn.home.deviceKey().publicKey)}   (~? for commands, ~. to stop)`,
+    );
+    term.enterRaw();
+    const scanner = new EscapeScanner('?ld.');
+    let stopping = false;
+    return new Promise<number>((resolve) => {
+      const finish = async (code: number) => {
+        if (stopping) return;
+        stopping = true;
+        term.restore();
+        await host.stop();
+        stream.close();
+        resolve(code);
+      };
+      host.on('fatal', (err: SwitchboardError) => {
+        term.notice(`cannot go on: ${err.message}`);
+        void finish(exitCodeFor(err));
+      });
+      stream.on('output', (data: Buffer) => inv.io.stdout.write(data));
+      stream.on('exit', (exit: { code: number }) => {
+        // Give connected controllers a moment to receive the tail of the output and the exit.
+        setTimeout(() => void finish(exit.code), 300);
+      });
+      term.onResize((c, r) => stream.resize(c, r));
+      inv.io.stdin.on('data', (chunk: Buffer) => {
+        const pending = approvals[0];
+        if (pending) {
+          const answer = chunk.toString('utf8').trim().toLowerCase();
+          approvals.shift();
+          pending.resolve(answer === 'y' || answer === 'yes');
+          term.notice(
+            answer === 'y' || answer === 'yes'
+              ? `admitted ${pending.peer.user}`
+              : `denied ${pending.peer.user}`,
+          );
+          ask();
+          return;
+        }
+        for (const part of scanner.feed(chunk)) {
+          if (part.type === 'data') {
+            stream.localInput(part.data);
+            continue;
+          }
+          switch (part.key) {
+            case 'l': {
+              const rows = host.controllers();
+              term.notice(
+                rows.length === 0
+                  ? 'no controllers'
+                  : rows
+                      .map(
+                        (c) =>
+                          `${c.user} ${c.fingerprint} ${c.readOnly ? 'read-only' : 'read-write'} ${c.connected ? 'connected' : 'away'}`,
+                      )
+                      .join('\n'),
+              );
+              break;
+            }
+            case 'd':
+              for (const c of host.controllers()) host.drop(c.attachment);
+              term.notice('dropped all controllers');
+              break;
+            case '.':
+              term.notice('stopped sharing');
+              void finish(Exit.OK);
+              break;
+            default:
+              term.notice(
+                '~l list controllers · ~d drop all controllers · ~. stop sharing · ~~ type a ~',
+              );
+          }
+        }
+      });
+      inv.io.stdin.resume();
+    });
+  },
+};
+
+export const agent: Command = {
+  name: 'agent',
+  summary: 'Unattended host: each attach gets its own fresh login shell; runs until stopped.',
+  usage: '--session ID --allow USERS [--viewers USERS]',
+  details:
+    'Only your own devices, --allow and --viewers users get in; everyone else is refused at once.\n' +
+    'A controller that detaches or loses its connection can resume its shell for 10 minutes.\n' +
+    'It re-registers by itself after the relay restarts, never prompts, and stops on SIGINT/SIGTERM.',
+  positionals: [0, 0],
+  options: {
+    session: { type: 'string', value: 'ID', description: 'session ID (required)' },
+    ...HOST_OPTIONS,
+    ...CLIENT_OPTIONS,
+  },
+  async run(inv) {
+    const sessionId = sessionOption(str(inv, 'session'));
+    if (!sessionId) throw new UsageError('agent needs --session ID');
+    const shell = shellOf(inv);
+    const conn = await authedConnector(inv);
+    conn.client.close();
+    const me = userInfo();
+    const log = (text: string) => inv.io.stderr.write(`${new Date().toISOString()} ${text}\n`);
+    const host = new HostSession({
+      kind: 'agent',
+      sessionId,
+      hostName: hostname(),
+      policy: {
+        owner: conn.me.user,
+        kind: 'agent',
+        allow: usersOption(inv, 'allow'),
+        viewers: usersOption(inv, 'viewers'),
+      },
+      key: conn.home.deviceKey(),
+      server: conn.login.server,
+      knownPeers: new KnownPeers(conn.home.path(FILES.knownPeers)),
+      connect: conn.connect,
+      spawnShell: (cols, rows) =>
+        spawnPty({
+          file: shell,
+          args: ['-l'],
+          cwd: me.homedir,
+          // Like sshd: a clean environment, not the agent's own.
+          env: {
+            HOME: me.homedir,
+            USER: me.username,
+            LOGNAME: me.username,
+            SHELL: shell,
+            PATH: inv.io.env['PATH'] ?? '/usr/local/bin:/usr/bin:/bin',
+            TERM: 'xterm-256color',
+            LANG: inv.io.env['LANG'] ?? 'C.UTF-8',
+            SWITCHBOARD_SESSION: sessionId,
+          },
+          cols,
+          rows,
+        }),
+    });
+    host.on('notice', log);
+    host.on('state', (s: string) =>
+      log(s === 'reconnecting' ? 'lost the relay; reconnecting' : 'connected to the relay'),
+    );
+    const id = await host.start();
+    log(
+      `agent serving session ${id} as ${conn.me.user} (key ${keyFingerprint(conn.home.deviceKey().publicKey)})`,
+    );
+    inv.io.stdout.write(`${id}\n`);
+    return new Promise<number>((resolve) => {
+      const stop = (signal: string) => {
+        log(`stopping (${signal})`);
+        void host.stop().then(() => resolve(Exit.OK));
+      };
+      process.once('SIGINT', () => stop('SIGINT'));
+      process.once('SIGTERM', () => stop('SIGTERM'));
+      host.on('fatal', (err: SwitchboardError) => {
+        log(`cannot go on: ${err.message}`);
+        void host.stop().then(() => resolve(exitCodeFor(err)));
+      });
+    });
+  },
+};
+
+type ResumeMap = Record<string, { attachment: string; offset: number }>;
+
+function readResume(home: Home): ResumeMap {
+  try {
+    return JSON.parse(readFileSync(home.path(RESUME_FILE), 'utf8')) as ResumeMap;
+  } catch {
+    return {};
+  }
+}
+
+function saveResume(
+  home: Home,
+  key: string,
+  value: { attachment: string; offset: number } | undefined,
+): void {
+  const map = readResume(home);
+  if (value) map[key] = value;
+  else delete map[key];
+  writeFileAtomic(home.path(RESUME_FILE), `${JSON.stringify(map, null, 2)}\n`, 0o600);
+}
+
+export const attach: Command = {
+  name: 'attach',
+  summary: "Open a remote terminal: the session's real shell, end-to-end encrypted, resumable.",
+  usage: 'SESSION [--read-only]',
+  details:
+    'Escapes (after Enter): ~. detach (the remote shell keeps running), ~i connection info,\n' +
+    '~? help, ~~ a literal ~. A dropped connection is resumed by itself; nothing is lost.\n' +
+    "Exits with the remote shell's exit code when it ends.",
+  positionals: [1, 1],
+  options: {
+    'read-only': { type: 'boolean', description: 'watch only: your keystrokes are not sent' },
+    ...CLIENT_OPTIONS,
+  },
+  async run(inv) {
+    const sessionId = sessionOption(inv.positionals[0])!;
+    const readOnly = bool(inv, 'read-only');
+    const term = new LocalTerminal(inv.io);
+    const conn = await authedConnector(inv);
+    conn.client.close();
+    const resumeKey = `${conn.login.server} ${sessionId}`;
+    const resume = readResume(conn.home)[resumeKey];
+    const { cols, rows } = term.size();
+    const session = new AttachSession({
+      sessionId,
+      readOnly,
+      user: conn.me.user,
+      key: conn.home.deviceKey(),
+      server: conn.login.server,
+      knownPeers: new KnownPeers(conn.home.path(FILES.knownPeers)),
+      connect: conn.connect,
+      cols,
+      rows,
+      term: inv.io.env['TERM'] ?? 'xterm-256color',
+      ...(resume ? { resume } : {}),
+    });
+    const out = inv.io.stdout;
+    session.on('output', (data: Buffer) => out.write(data));
+    session.on('snapshot', (data: Buffer) => out.write(data));
+    session.on('notice', (text: string) => term.notice(text));
+    session.on('state', (state: string) => {
+      if (state === 'attached') term.notice('reconnected');
+    });
+    const info = await session.start();
+    term.notice(
+      `attached to ${sessionId} on ${info.hostName} (${info.host.user}, ${info.host.fingerprint}) ` +
+        `${info.welcome.readOnly ? 'read-only' : 'read-write'}${info.welcome.resumed ? ', resumed' : ''} · ~. detaches`,
+    );
+    term.enterRaw();
+    const scanner = new EscapeScanner('.?i');
+    return new Promise<number>((resolve) => {
+      session.once(
+        'end',
+        (end: { exit?: { code: number }; error?: SwitchboardError; detached?: boolean }) => {
+          term.restore();
+          if (end.detached) {
+            saveResume(conn.home, resumeKey, session.position);
+            inv.io.stderr.write(
+              `\r\ndetached from ${sessionId}; \`switchboard attach ${sessionId}\` returns to it\r\n`,
+            );
+            return resolve(Exit.OK);
+          }
+          saveResume(conn.home, resumeKey, undefined);
+          if (end.exit) {
+            inv.io.stderr.write(
+              `\r\n[switchboard] the remote shell exited with ${end.exit.code}\r\n`,
+            );
+            return resolve(end.exit.code);
+          }
+          const err =
+            end.error ?? new SwitchboardError(ErrorCode.CHANNEL_CLOSED, 'the session ended');
+          inv.io.stderr.write(`\r\nswitchboard attach: ${err.message} [${err.code}]\r\n`);
+          resolve(err.code === ErrorCode.CHANNEL_CLOSED ? Exit.OK : exitCodeFor(err));
+        },
+      );
+      term.onResize((c, r) => session.resize(c, r));
+      session.on('drain', () => inv.io.stdin.resume());
+      inv.io.stdin.on('data', (chunk: Buffer) => {
+        for (const part of scanner.feed(chunk)) {
+          if (part.type === 'data') {
+            if (!session.input(Buffer.from(part.data))) inv.io.stdin.pause();
+            continue;
+          }
+          if (part.key === '.') void session.detach();
+          else if (part.key === 'i') {
+            term.notice(
+              `session ${sessionId} on ${info.hostName}; host ${info.host.user} ${info.host.fingerprint}; you ${keyFingerprint(conn.home.deviceKey().publicKey)}; E2E handshake ${info.handshakeHash.slice(0, 16)}`,
+            );
+          } else term.notice('~. detach · ~i info · ~~ type a ~');
+        }
+      });
+      inv.io.stdin.on('end', () => void session.detach());
+      inv.io.stdin.resume();
+    });
+  },
+};
+
+export const sessions: Command = {
+  name: 'sessions',
+  summary: 'List the remote sessions you may attach to.',
+  usage: '[--json]',
+  positionals: [0, 0],
+  options: { ...JSON_OPTION, ...CLIENT_OPTIONS },
+  async run(inv) {
+    const { client } = await connectAuthed(inv);
+    try {
+      const { sessions } = await client.request('sessions.list', {});
+      if (bool(inv, 'json')) json(inv.io.stdout, sessions);
+      else
+        table(
+          inv.io.stdout,
+          ['SESSION', 'OWNER', 'KIND', 'HOST', 'SINCE', 'CONTROLLERS', 'STATUS'],
+          sessions.map((s) => [
+            s.sessionId,
+            s.owner,
+            s.kind,
+            s.hostName,
+            ago(s.since),
+            String(s.controllers),
+            s.live ? 'live' : 'offline',
+          ]),
+          '(no sessions you may attach to)',
+        );
+      return Exit.OK;
+    } finally {
+      client.close();
+    }
+  },
+};

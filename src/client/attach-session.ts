@@ -1,0 +1,430 @@
+// The controller side of a remote terminal: attach, E2E handshake, resume after drops, flow control.
+import { EventEmitter } from 'node:events';
+import type { DeviceKeyPair } from '../crypto/device-key.js';
+import { keyFingerprint } from '../crypto/device-key.js';
+import { ControllerHandshake } from '../crypto/handshake.js';
+import type { SecureChannel } from '../crypto/secure-channel.js';
+import { CryptoError, ErrorCode, SessionError, SwitchboardError } from '../protocol/errors.js';
+import type { Results } from '../protocol/messages.js';
+import {
+  ACK_DELAY_MS,
+  ACK_EVERY_BYTES,
+  INPUT_WINDOW_BYTES,
+  MAX_CHUNK_BYTES,
+  TERMINAL_PROTOCOL_VERSION,
+  decodeTerminal,
+  e2ePrologue,
+  encodeTerminal,
+  type TerminalMessage,
+  type Welcome,
+} from '../protocol/terminal.js';
+import { Backoff } from './backoff.js';
+import type { KnownPeers } from './known-peers.js';
+import type { RelayClient } from './relay-client.js';
+
+/** How long a controller keeps trying to get back to a session before giving up. */
+export const RESUME_GIVE_UP_MS = 10 * 60_000; // ms
+
+export interface AttachOptions {
+  sessionId: string;
+  readOnly: boolean;
+  /** My account name (as the relay knows it). */
+  user: string;
+  key: DeviceKeyPair;
+  server: string;
+  knownPeers: KnownPeers;
+  /** Opens a logged-in connection to the relay. */
+  connect(): Promise<RelayClient>;
+  cols: number;
+  rows: number;
+  term?: string;
+  /** An attachment to resume (e.g. after `attach` was restarted). */
+  resume?: { attachment: string; offset: number };
+}
+
+export interface AttachedInfo {
+  host: Results['session.attach']['host'];
+  hostName: string;
+  kind: 'share' | 'agent';
+  welcome: Welcome;
+  handshakeHash: string;
+}
+
+/** Codes after which trying again cannot help. */
+const FATAL = new Set<string>([
+  ErrorCode.NOT_ALLOWED,
+  ErrorCode.DENIED,
+  ErrorCode.PEER_KEY_CHANGED,
+  ErrorCode.HANDSHAKE_FAILED,
+  ErrorCode.TOKEN_EXPIRED,
+  ErrorCode.TOKEN_REVOKED,
+  ErrorCode.TOKEN_INVALID,
+  ErrorCode.CERT_CHANGED,
+  ErrorCode.TRUST_REQUIRED,
+  ErrorCode.SESSION_NOT_FOUND,
+  ErrorCode.INVALID_MESSAGE,
+]);
+
+interface Unacked {
+  offset: number;
+  data: Buffer;
+}
+
+/**
+ * Events: 'output' (Buffer), 'snapshot' (Buffer: repaint, written as is), 'attached' (AttachedInfo),
+ * 'notice' (string), 'state' ('attached' | 'reconnecting'), 'drain' (input window has room),
+ * 'end' ({ exit?: {code, signal?}, error?: SwitchboardError, detached?: boolean }).
+ */
+export class AttachSession extends EventEmitter {
+  readonly #o: AttachOptions;
+  #client: RelayClient | undefined;
+  #channel = 0;
+  #secure: SecureChannel | undefined;
+  #attachment: string | undefined;
+  /** Next output offset expected, and the last one acknowledged. */
+  #expected = 0;
+  #acked = 0;
+  #ackTimer: NodeJS.Timeout | undefined;
+  #inputOffset = 0;
+  #unacked: Unacked[] = [];
+  #unackedBytes = 0;
+  #cols: number;
+  #rows: number;
+  #ended = false;
+  #running = false;
+  #everAttached = false;
+  #lostSince: number | undefined;
+
+  constructor(options: AttachOptions) {
+    super();
+    this.#o = options;
+    this.#cols = options.cols;
+    this.#rows = options.rows;
+    if (options.resume) {
+      this.#attachment = options.resume.attachment;
+      this.#expected = this.#acked = options.resume.offset;
+    }
+  }
+
+  /** Resume point for a later process: attachment id and the next output offset. */
+  get position(): { attachment: string; offset: number } | undefined {
+    return this.#attachment ? { attachment: this.#attachment, offset: this.#expected } : undefined;
+  }
+
+  /** Attaches; resolves once the host has welcomed us, rejects if the first attempt is refused. */
+  start(): Promise<AttachedInfo> {
+    return new Promise((resolve, reject) => {
+      this.once('attached', resolve);
+      this.once('end', (end: { error?: SwitchboardError }) =>
+        reject(end.error ?? new SessionError(ErrorCode.CHANNEL_CLOSED, 'the session ended')),
+      );
+      void this.#attempt();
+    });
+  }
+
+  async #attempt(): Promise<void> {
+    let client: RelayClient;
+    try {
+      client = await this.#o.connect();
+    } catch (err) {
+      return this.#lost(err);
+    }
+    if (this.#ended) return client.close();
+    this.#client = client;
+    client.once('close', () => {
+      if (this.#client === client)
+        this.#lost(new SessionError(ErrorCode.CONNECTION_CLOSED, 'connection to the relay lost'));
+    });
+    let reply: Results['session.attach'];
+    try {
+      reply = await client.request('session.attach', {
+        sessionId: this.#o.sessionId,
+        readOnly: this.#o.readOnly,
+      });
+    } catch (err) {
+      client.close();
+      return this.#lost(err);
+    }
+    this.#channel = reply.channel;
+    const handshake = new ControllerHandshake({
+      key: this.#o.key,
+      prologue: e2ePrologue(reply.sessionId, reply.host.user, this.#o.user),
+    });
+    let step: 'msg2' | 'welcome' | 'running' = 'msg2';
+    let handshakeHash = '';
+    client.bindChannel(reply.channel, {
+      onData: (payload) => {
+        try {
+          if (step === 'msg2') {
+            const { peerPublicKey } = handshake.receive(payload);
+            const proven = peerPublicKey.toString('base64');
+            if (proven !== reply.host.publicKey) {
+              throw new CryptoError(
+                ErrorCode.HANDSHAKE_FAILED,
+                'the host proved a different key than the relay announced: the relay may be tampering',
+              );
+            }
+            this.#o.knownPeers.verify(this.#o.server, reply.host.user, proven);
+            const { message, result } = handshake.finish();
+            client.sendData(reply.channel, message);
+            this.#secure = result.channel;
+            handshakeHash = result.handshakeHash.toString('hex');
+            step = 'welcome';
+            this.#send({
+              type: 'hello',
+              hello: {
+                v: TERMINAL_PROTOCOL_VERSION,
+                cols: this.#cols,
+                rows: this.#rows,
+                readOnly: this.#o.readOnly,
+                ...(this.#o.term ? { term: this.#o.term } : {}),
+                ...(this.#attachment
+                  ? { resume: { attachment: this.#attachment, offset: this.#expected } }
+                  : {}),
+              },
+            });
+            return;
+          }
+          const msg = decodeTerminal(this.#secure!.open(payload));
+          if (step === 'welcome' && msg.type === 'welcome') {
+            step = 'running';
+            this.#onWelcome(msg.welcome, {
+              host: reply.host,
+              hostName: reply.hostName,
+              kind: reply.kind,
+              welcome: msg.welcome,
+              handshakeHash,
+            });
+            return;
+          }
+          this.#onMessage(msg);
+        } catch (err) {
+          this.#fail(
+            err instanceof SwitchboardError
+              ? err
+              : new CryptoError(ErrorCode.HANDSHAKE_FAILED, String(err)),
+          );
+        }
+      },
+      onClose: (code, reason) => {
+        if (this.#client !== client) return;
+        if (FATAL.has(code) || code === ErrorCode.CHANNEL_CLOSED) {
+          // A host refusal arrives as "CODE: text" in the reason.
+          const m = /^([A-Z_]+): (.*)$/s.exec(reason);
+          const fatalCode = m?.[1] && FATAL.has(m[1]) ? m[1] : code;
+          if (code === ErrorCode.CHANNEL_CLOSED && !m) {
+            // The host closed us without a code: dropped, or the session ended.
+            return this.#fail(new SessionError(ErrorCode.CHANNEL_CLOSED, reason));
+          }
+          return this.#fail(new SessionError(fatalCode as ErrorCode, m?.[2] ?? reason));
+        }
+        this.#lost(new SessionError(code as ErrorCode, reason));
+      },
+    });
+    client.sendData(reply.channel, handshake.start());
+  }
+
+  #onWelcome(welcome: Welcome, info: AttachedInfo): void {
+    if (this.#everAttached && this.#attachment && !welcome.resumed) {
+      this.emit(
+        'notice',
+        'could not resume the old attachment (it expired or its shell ended); this is a fresh one',
+      );
+      this.#expected = this.#acked = 0;
+      this.#inputOffset = 0;
+      this.#unacked = [];
+      this.#unackedBytes = 0;
+    }
+    if (!this.#everAttached && welcome.inputOffset > 0) {
+      // A new process resuming an old attachment: its own input starts where the host's stands.
+      const base = this.#unacked[0]?.offset ?? this.#inputOffset;
+      for (const u of this.#unacked) u.offset = welcome.inputOffset + (u.offset - base);
+      this.#inputOffset = welcome.inputOffset + (this.#inputOffset - base);
+    }
+    this.#attachment = welcome.attachment;
+    this.#running = true;
+    this.#backoff?.reset();
+    this.#lostSince = undefined;
+    // Resend whatever input the host has not consumed yet.
+    this.#unacked = this.#unacked.filter((u) => u.offset + u.data.length > welcome.inputOffset);
+    for (const u of this.#unacked) this.#send({ type: 'input', offset: u.offset, data: u.data });
+    if (!this.#everAttached) {
+      this.#everAttached = true;
+      this.emit('attached', info);
+    } else {
+      this.emit('state', 'attached');
+    }
+    this.#send({ type: 'resize', cols: this.#cols, rows: this.#rows });
+  }
+
+  #onMessage(msg: TerminalMessage): void {
+    switch (msg.type) {
+      case 'output': {
+        const end = msg.offset + msg.data.length;
+        if (end <= this.#expected) return; // already have it (resent after a resume)
+        if (msg.offset > this.#expected) {
+          // A gap cannot happen on an ordered channel; resync by reconnecting (resume or repaint).
+          this.#lost(new SessionError(ErrorCode.INVALID_MESSAGE, 'output gap'));
+          return;
+        }
+        this.emit('output', msg.data.subarray(this.#expected - msg.offset));
+        this.#expected = end;
+        this.#scheduleAck();
+        return;
+      }
+      case 'snapshot':
+        this.#expected = msg.offset;
+        this.emit('snapshot', msg.data);
+        this.#scheduleAck();
+        return;
+      case 'ack': {
+        // The host consumed our input up to here.
+        while (this.#unacked.length > 0) {
+          const first = this.#unacked[0]!;
+          if (first.offset + first.data.length > msg.offset) break;
+          this.#unacked.shift();
+          this.#unackedBytes -= first.data.length;
+        }
+        if (this.#unackedBytes < INPUT_WINDOW_BYTES) this.emit('drain');
+        return;
+      }
+      case 'exit':
+        this.#sendAck();
+        this.#end({
+          exit:
+            msg.signal === undefined ? { code: msg.code } : { code: msg.code, signal: msg.signal },
+        });
+        return;
+      case 'notice':
+        this.emit('notice', msg.text);
+        return;
+      case 'bye':
+        this.#fail(parseRefusal(msg.reason));
+        return;
+      default:
+        return;
+    }
+  }
+
+  #scheduleAck(): void {
+    if (this.#expected - this.#acked >= ACK_EVERY_BYTES) return this.#sendAck();
+    this.#ackTimer ??= setTimeout(() => this.#sendAck(), ACK_DELAY_MS);
+  }
+
+  #sendAck(): void {
+    clearTimeout(this.#ackTimer);
+    this.#ackTimer = undefined;
+    if (this.#expected === this.#acked) return;
+    this.#acked = this.#expected;
+    this.#send({ type: 'ack', offset: this.#acked });
+  }
+
+  #send(msg: TerminalMessage): void {
+    if (!this.#secure || !this.#client || this.#client.closed) return;
+    this.#client.sendData(this.#channel, this.#secure.seal(encodeTerminal(msg)));
+  }
+
+  /**
+   * Sends keystrokes (kept until the host confirms them, and resent after a reconnect).
+   * Returns false when the unconfirmed input is over its window: stop reading until 'drain'.
+   */
+  input(data: Buffer): boolean {
+    if (this.#ended || this.#o.readOnly) return true;
+    for (let i = 0; i < data.length; i += MAX_CHUNK_BYTES) {
+      const piece = Buffer.from(data.subarray(i, i + MAX_CHUNK_BYTES));
+      const u = { offset: this.#inputOffset, data: piece };
+      this.#inputOffset += piece.length;
+      this.#unacked.push(u);
+      this.#unackedBytes += piece.length;
+      if (this.#running) this.#send({ type: 'input', offset: u.offset, data: u.data });
+    }
+    return this.#unackedBytes < INPUT_WINDOW_BYTES;
+  }
+
+  resize(cols: number, rows: number): void {
+    this.#cols = cols;
+    this.#rows = rows;
+    if (this.#running) this.#send({ type: 'resize', cols, rows });
+  }
+
+  /** Leaves without ending the remote shell. */
+  async detach(): Promise<void> {
+    if (this.#ended) return;
+    this.#send({ type: 'bye', reason: 'detached' });
+    const client = this.#client;
+    this.#client = undefined;
+    // The relay answers the close after forwarding the bye, so the host has seen it before we go.
+    if (client) await client.closeChannel(this.#channel, 'detached');
+    client?.close();
+    this.#end({ detached: true });
+  }
+
+  /** Cuts the relay connection as a network failure would (tests use it). */
+  simulateDrop(): void {
+    this.#client?.terminate();
+  }
+
+  #lost(err: unknown): void {
+    if (this.#ended) return;
+    const error =
+      err instanceof SwitchboardError
+        ? err
+        : new SessionError(ErrorCode.CONNECTION_CLOSED, String(err));
+    if (
+      FATAL.has(error.code) &&
+      !(this.#everAttached && error.code === ErrorCode.SESSION_NOT_FOUND)
+    )
+      return this.#fail(error);
+    const client = this.#client;
+    this.#client = undefined;
+    this.#secure = undefined;
+    this.#running = false;
+    client?.close();
+    this.#lostSince ??= Date.now();
+    if (
+      !this.#everAttached &&
+      error.code !== ErrorCode.CONNECTION_CLOSED &&
+      error.code !== ErrorCode.PEER_GONE
+    ) {
+      // The first attach failed for a reason other than the network: report it.
+      return this.#fail(error);
+    }
+    if (Date.now() - this.#lostSince > RESUME_GIVE_UP_MS) return this.#fail(error);
+    this.emit('state', 'reconnecting');
+    this.emit('notice', `connection lost (${error.message}); reconnecting…`);
+    const backoff = (this.#backoff ??= new Backoff());
+    setTimeout(() => void this.#attempt(), backoff.nextDelay());
+  }
+
+  #backoff: Backoff | undefined;
+
+  #fail(error: SwitchboardError): void {
+    this.#end({ error });
+  }
+
+  #end(result: {
+    exit?: { code: number; signal?: number };
+    error?: SwitchboardError;
+    detached?: boolean;
+  }): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    clearTimeout(this.#ackTimer);
+    const client = this.#client;
+    this.#client = undefined;
+    if (!result.detached) {
+      if (client)
+        void client.closeChannel(this.#channel, 'controller done').finally(() => client.close());
+    }
+    this.emit('end', result);
+  }
+}
+
+/** A host's refusal text "CODE: message" as an error with that code. */
+function parseRefusal(reason: string): SwitchboardError {
+  const m = /^([A-Z_]+): (.*)$/s.exec(reason);
+  if (m?.[1] && FATAL.has(m[1])) return new SessionError(m[1] as ErrorCode, m[2] ?? reason);
+  return new SessionError(ErrorCode.CHANNEL_CLOSED, reason);
+}
+
+export { keyFingerprint };

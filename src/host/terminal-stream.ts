@@ -1,0 +1,206 @@
+// One PTY's output stream fanned out to attachments, with offsets, acknowledgements and replay.
+import { EventEmitter } from 'node:events';
+import { randomBytes } from 'node:crypto';
+import {
+  MAX_CHUNK_BYTES,
+  OUTPUT_WINDOW_BYTES,
+  REPLAY_BUFFER_BYTES,
+  type TerminalMessage,
+} from '../protocol/terminal.js';
+import { OutputRing } from './output-ring.js';
+import type { Pty } from './pty.js';
+import { Screen } from './screen.js';
+
+/** Where an attachment's messages go while its controller is connected (the E2E channel). */
+export interface AttachmentSink {
+  send(msg: TerminalMessage): void;
+}
+
+/** One controller's position in the stream; outlives its connection so it can resume. */
+export class Attachment {
+  readonly id = randomBytes(16).toString('base64url');
+  readonly user: string;
+  readonly publicKey: string;
+  readonly readOnly: boolean;
+  sink: AttachmentSink | undefined;
+  /** Next output offset to send, and the highest the controller acknowledged. */
+  sent = 0;
+  acked = 0;
+  /** Input offset consumed so far (the controller resends anything after it on resume). */
+  inputOffset = 0;
+  exitSent = false;
+  detachedAt: number | undefined;
+
+  constructor(user: string, publicKey: string, readOnly: boolean) {
+    this.user = user;
+    this.publicKey = publicKey;
+    this.readOnly = readOnly;
+  }
+}
+
+export interface TerminalStreamOptions {
+  pty: Pty;
+  cols: number;
+  rows: number;
+  /**
+   * Pause the program when an attachment falls a window behind (agent: one controller per shell,
+   * nothing may be lost). Off for share, where the local user must never be slowed by a controller.
+   */
+  lossless: boolean;
+  replayBytes?: number;
+}
+
+/** Events: 'output' (Buffer, for the local terminal), 'exit' ({code, signal}). */
+export class TerminalStream extends EventEmitter {
+  readonly pty: Pty;
+  readonly #ring: OutputRing;
+  readonly #screen: Screen;
+  readonly #lossless: boolean;
+  readonly attachments = new Set<Attachment>();
+  #paused = false;
+  exit: { code: number; signal?: number } | undefined;
+  cols: number;
+  rows: number;
+
+  constructor(options: TerminalStreamOptions) {
+    super();
+    this.pty = options.pty;
+    this.cols = options.cols;
+    this.rows = options.rows;
+    this.#lossless = options.lossless;
+    this.#ring = new OutputRing(options.replayBytes ?? REPLAY_BUFFER_BYTES);
+    this.#screen = new Screen(options.cols, options.rows);
+    this.pty.onData((data) => {
+      this.#ring.append(data);
+      this.#screen.write(data);
+      this.emit('output', data);
+      for (const a of this.attachments) this.pump(a);
+    });
+    this.pty.onExit(({ exitCode, signal }) => {
+      // node-pty can report the exit before the last output is read: let pending reads land first.
+      setTimeout(() => {
+        this.exit = signal ? { code: exitCode, signal } : { code: exitCode };
+        for (const a of this.attachments) this.pump(a);
+        this.emit('exit', this.exit);
+      }, 50);
+    });
+  }
+
+  get end(): number {
+    return this.#ring.end;
+  }
+
+  /**
+   * Connects an attachment's sink. With `resumeOffset` inside the replay buffer it continues from
+   * there (nothing lost or repeated); otherwise it starts from a repaint of the current screen.
+   */
+  connect(att: Attachment, sink: AttachmentSink, resumeOffset?: number): void {
+    this.attachments.add(att);
+    att.sink = sink;
+    att.detachedAt = undefined;
+    att.exitSent = false;
+    if (
+      resumeOffset !== undefined &&
+      resumeOffset >= this.#ring.start &&
+      resumeOffset <= this.#ring.end
+    ) {
+      att.sent = att.acked = resumeOffset;
+    } else {
+      this.#sendSnapshot(att);
+    }
+    this.pump(att);
+  }
+
+  disconnect(att: Attachment, now: number): void {
+    att.sink = undefined;
+    att.detachedAt = now;
+    this.#updatePause();
+  }
+
+  remove(att: Attachment): void {
+    this.attachments.delete(att);
+    att.sink = undefined;
+    this.#updatePause();
+  }
+
+  #sendSnapshot(att: Attachment): boolean {
+    const snap = this.#screen.snapshot();
+    // The emulator lags the PTY slightly; the snapshot is only usable while its offset is replayable.
+    if (snap.offset < this.#ring.start) return false;
+    att.sink?.send({ type: 'snapshot', offset: snap.offset, data: snap.data });
+    att.sent = snap.offset;
+    return true;
+  }
+
+  /** Sends what the attachment's window allows. */
+  pump(att: Attachment): void {
+    const sink = att.sink;
+    if (!sink) return;
+    for (;;) {
+      if (att.sent < this.#ring.start) {
+        // Fell behind the replay buffer (a slow controller): bring it to the current screen.
+        if (!this.#sendSnapshot(att)) break;
+        continue;
+      }
+      const room = OUTPUT_WINDOW_BYTES - (att.sent - att.acked);
+      if (room <= 0) break;
+      const chunk = this.#ring.read(att.sent, Math.min(MAX_CHUNK_BYTES, room));
+      if (!chunk || chunk.length === 0) break;
+      sink.send({ type: 'output', offset: att.sent, data: chunk });
+      att.sent += chunk.length;
+    }
+    if (this.exit && !att.exitSent && att.sent === this.#ring.end) {
+      att.exitSent = true;
+      sink.send({ type: 'exit', ...this.exit });
+    }
+    this.#updatePause();
+  }
+
+  ack(att: Attachment, offset: number): void {
+    if (offset > att.sent || offset < att.acked) return;
+    att.acked = offset;
+    this.pump(att);
+  }
+
+  /** Writes a controller's input once, whatever it resends after a reconnect. */
+  input(att: Attachment, offset: number, data: Buffer): void {
+    if (att.readOnly) return;
+    const end = offset + data.length;
+    if (end <= att.inputOffset) return;
+    const skip = Math.max(0, att.inputOffset - offset);
+    this.pty.write(data.subarray(skip));
+    att.inputOffset = end;
+  }
+
+  /** Input from the host's own terminal (share). */
+  localInput(data: Buffer): void {
+    this.pty.write(data);
+  }
+
+  resize(cols: number, rows: number): void {
+    if (cols === this.cols && rows === this.rows) return;
+    this.cols = cols;
+    this.rows = rows;
+    this.pty.resize(cols, rows);
+    this.#screen.resize(cols, rows);
+  }
+
+  #updatePause(): void {
+    if (!this.#lossless) return;
+    let behind = false;
+    for (const a of this.attachments)
+      if (this.#ring.end - a.acked >= OUTPUT_WINDOW_BYTES) behind = true;
+    if (behind && !this.#paused) {
+      this.#paused = true;
+      this.pty.pause();
+    } else if (!behind && this.#paused) {
+      this.#paused = false;
+      this.pty.resume();
+    }
+  }
+
+  close(): void {
+    this.pty.kill('SIGHUP');
+    this.#screen.dispose();
+  }
+}
