@@ -22,7 +22,7 @@ const { values: flags } = parseArgs({
     concurrency: { type: 'string', default: '8,16,32' },
     'max-connections': { type: 'string', default: '5000' },
     batch: { type: 'string', default: '250' },
-    hold: { type: 'string', default: '5' },
+    hold: { type: 'string', default: '35' },
     'time-limit': { type: 'string', default: '300' },
     help: { type: 'boolean', short: 'h' },
   },
@@ -30,7 +30,7 @@ const { values: flags } = parseArgs({
 if (flags.help) {
   console.log(
     'npm run bench:platform -- [--logins N=200] [--concurrency 8,16,32] [--max-connections N=5000]\n' +
-      '                          [--batch N=250] [--hold SECONDS=5] [--time-limit SECONDS=300]',
+      '                          [--batch N=250] [--hold SECONDS=35] [--time-limit SECONDS=300]',
   );
   process.exit(0);
 }
@@ -45,6 +45,7 @@ const LOGINS = positiveInt('logins', flags.logins);
 const LEVELS = flags.concurrency.split(',').map((s) => positiveInt('concurrency', s.trim()));
 const REQUESTED_CONNECTIONS = positiveInt('max-connections', flags['max-connections']);
 const BATCH = positiveInt('batch', flags.batch);
+/** Default 35 s: two relay heartbeat rounds (15 s each), so a connection that fails them is gone. */
 const HOLD_MS = positiveInt('hold', flags.hold) * 1000; // ms
 /** Each phase stops starting new work after this; the whole run is bounded by phases × this. */
 const TIME_LIMIT_MS = positiveInt('time-limit', flags['time-limit']) * 1000; // ms

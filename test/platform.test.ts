@@ -174,6 +174,35 @@ describe('1-2. accounts through the CLI', () => {
   });
 });
 
+describe('one user per connection', () => {
+  it('refuses a second login as another user without issuing that user a token', async () => {
+    const r = await relayFor({ auth: { argon2: FAST_ARGON2 } }); // hash cost is not under test
+    const c = await client(r, makeTempDir('switchboard-home-'));
+    await c.request('auth.signup', { user: 'alice', password: PW.alice });
+    await c.request('auth.signup', { user: 'bob', password: PW.bob });
+    await c.request('auth.login', { user: 'alice', password: PW.alice, device: newDevice() });
+    await rejectsWith(
+      c.request('auth.login', { user: 'bob', password: PW.bob, device: newDevice() }),
+      ErrorCode.BAD_CREDENTIALS,
+      /already logged in as another user/,
+    );
+    assert.equal((await c.request('whoami', {})).user, 'alice');
+    c.close();
+    // WAL lets this read-only handle look while the relay holds the database open.
+    const db = new BetterSqlite3(join(r.dataDir, 'switchboard.db'), { readonly: true });
+    try {
+      const row = db
+        .prepare(
+          'SELECT count(*) AS n FROM auth_tokens t JOIN users u ON u.id = t.user_id WHERE u.name = ?',
+        )
+        .get('bob') as { n: number };
+      assert.equal(row.n, 0, 'no token was issued for the refused login');
+    } finally {
+      db.close();
+    }
+  });
+});
+
 describe('3. token expiry, revocation and logout --all', () => {
   it('an idle token expires: whoami exits 3 with TOKEN_EXPIRED and says to log in again', async () => {
     let clock = Date.now();

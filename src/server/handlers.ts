@@ -127,6 +127,13 @@ async function login(
   req: Params<'auth.login'>,
   s: Services,
 ): Promise<Results['auth.login']> {
+  // Refuse before verifying: setAuth would refuse anyway, but only after a token was issued.
+  if (conn.auth && conn.auth.user.name !== req.user) {
+    throw new AuthError(
+      ErrorCode.BAD_CREDENTIALS,
+      'this connection is already logged in as another user',
+    );
+  }
   const result = await s.auth.login(req.user, req.password, req.device, conn.address);
   // Resolve through the new token so a logout on this connection revokes exactly that token.
   setAuth(conn, await s.auth.authenticate(result.token), s);

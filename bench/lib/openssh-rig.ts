@@ -1,0 +1,270 @@
+// OpenSSH on loopback for comparison: a private sshd used as jump host and target, ssh -J on a PTY.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, rmdirSync, unlinkSync, writeFileSync } from 'node:fs';
+import { createConnection, createServer } from 'node:net';
+import { delimiter, join } from 'node:path';
+import { userInfo } from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Child } from './child.js';
+import { ptyTerminal, type RemoteTerminal } from './remote-terminal.js';
+
+/** Debian's hook that stops package scripts from starting services; 101 = "not allowed". */
+const POLICY_RC_D = '/usr/sbin/policy-rc.d';
+/** sshd's privilege-separation directory on Debian; it refuses to start as root without it. */
+const PRIVSEP_DIR = '/run/sshd';
+/** apt-get update + install, generously. */
+const INSTALL_TIMEOUT_MS = 300_000; // ms
+const START_TIMEOUT_MS = 10_000; // ms
+
+export interface OpenSshTools {
+  ssh: string;
+  sshd: string;
+  sshKeygen: string;
+  version: string;
+}
+
+function which(name: string): string | undefined {
+  const dirs = [...(process.env['PATH'] ?? '').split(delimiter), '/usr/sbin', '/sbin', '/usr/bin'];
+  return dirs.map((d) => join(d, name)).find((p) => p.startsWith('/') && existsSync(p));
+}
+
+function findTools(): OpenSshTools | undefined {
+  const ssh = which('ssh');
+  const sshd = which('sshd');
+  const sshKeygen = which('ssh-keygen');
+  if (!ssh || !sshd || !sshKeygen) return undefined;
+  const v = spawnSync(ssh, ['-V'], { encoding: 'utf8' });
+  return { ssh, sshd, sshKeygen, version: `${v.stderr}${v.stdout}`.trim() };
+}
+
+/**
+ * Finds ssh, sshd and ssh-keygen; as root on Debian/Ubuntu installs openssh-server and
+ * openssh-client with apt-get when missing, without letting the package start a system sshd.
+ * Returns the reason as a string when OpenSSH cannot be had.
+ */
+export function ensureOpenSsh(log: (text: string) => void): OpenSshTools | string {
+  const found = findTools();
+  if (found) return found;
+  const wanted = 'openssh-server and openssh-client';
+  if (process.getuid?.() !== 0)
+    return (
+      `OpenSSH (ssh, sshd, ssh-keygen) is not installed and this is not root, so it cannot be ` +
+      `installed here. Install ${wanted} (sudo apt-get install openssh-server openssh-client) or ` +
+      'run the benchmark as root.'
+    );
+  if (!which('apt-get'))
+    return `OpenSSH is not installed and there is no apt-get to install it; install ${wanted} by hand.`;
+  log(`installing ${wanted} with apt-get (once; not timed)…`);
+  // The package's postinst would start sshd on 0.0.0.0:22; forbid service starts meanwhile.
+  const ownPolicy = !existsSync(POLICY_RC_D);
+  if (ownPolicy) writeFileSync(POLICY_RC_D, '#!/bin/sh\nexit 101\n', { mode: 0o755 });
+  try {
+    const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+    for (const args of [
+      ['update'],
+      ['install', '-y', '--no-install-recommends', 'openssh-server', 'openssh-client'],
+    ]) {
+      const r = spawnSync('apt-get', args, { env, encoding: 'utf8', timeout: INSTALL_TIMEOUT_MS });
+      if (r.status !== 0)
+        return (
+          `apt-get ${args.join(' ')} failed (${r.error?.message ?? `exit ${r.status}`}):\n` +
+          `${(r.stdout ?? '').slice(-1500)}${(r.stderr ?? '').slice(-1500)}`
+        );
+    }
+  } finally {
+    if (ownPolicy) unlinkSync(POLICY_RC_D);
+  }
+  return findTools() ?? `apt-get installed ${wanted}, but ssh/sshd/ssh-keygen are still not found`;
+}
+
+/** A free TCP port on loopback (the tiny race with other programs is retried by the caller). */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() =>
+        typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port')),
+      );
+    });
+  });
+}
+
+function canConnect(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = createConnection({ host: '127.0.0.1', port });
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
+}
+
+export interface OpenSshRigOptions {
+  tools: OpenSshTools;
+  /** Scratch directory, removed by the caller. */
+  dir: string;
+  /** The remote shell, run as `SHELL -l` like the switchboard agent runs it. */
+  shell: string;
+  cols: number;
+  rows: number;
+}
+
+export class OpenSshRig {
+  readonly #o: OpenSshRigOptions;
+  readonly #user = userInfo().username;
+  #sshd: Child | undefined;
+  #madePrivsep = false;
+  port = 0;
+  readonly #config: string;
+
+  constructor(options: OpenSshRigOptions) {
+    this.#o = options;
+    this.#config = join(options.dir, 'ssh_config');
+  }
+
+  /** Keys, configs and a private sshd on 127.0.0.1 that accepts only the fresh client key. */
+  async start(): Promise<void> {
+    const { dir, tools } = this.#o;
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const hostKey = join(dir, 'host_ed25519');
+    const clientKey = join(dir, 'client_ed25519');
+    for (const key of [hostKey, clientKey])
+      execFileSync(tools.sshKeygen, ['-q', '-t', 'ed25519', '-N', '', '-C', 'bench', '-f', key]);
+    const authorized = join(dir, 'authorized_keys');
+    execFileSync('cp', [`${clientKey}.pub`, authorized]);
+    chmodSync(authorized, 0o600);
+    if (process.getuid?.() === 0 && !existsSync(PRIVSEP_DIR)) {
+      mkdirSync(PRIVSEP_DIR, { mode: 0o755 });
+      this.#madePrivsep = true;
+    }
+    for (let attempt = 1; ; attempt++) {
+      this.port = await freePort();
+      const sshdConfig = join(dir, 'sshd_config');
+      writeFileSync(
+        sshdConfig,
+        [
+          `Port ${this.port}`,
+          'ListenAddress 127.0.0.1',
+          `HostKey ${hostKey}`,
+          `PidFile ${join(dir, 'sshd.pid')}`,
+          `AuthorizedKeysFile ${authorized}`,
+          'PermitRootLogin yes',
+          'PubkeyAuthentication yes',
+          'PasswordAuthentication no',
+          'KbdInteractiveAuthentication no',
+          'UsePAM no',
+          // The scratch directory lives under /tmp, which StrictModes would reject.
+          'StrictModes no',
+          'PrintMotd no',
+          'PrintLastLog no',
+          'AllowTcpForwarding yes',
+          'X11Forwarding no',
+          'UseDNS no',
+          'LogLevel ERROR',
+          '',
+        ].join('\n'),
+        { mode: 0o600 },
+      );
+      const sshd = new Child('sshd', tools.sshd, ['-D', '-e', '-f', sshdConfig], process.env);
+      this.#sshd = sshd;
+      const deadline = Date.now() + START_TIMEOUT_MS;
+      let up = false;
+      let exited = false;
+      void sshd.exited.then(() => (exited = true));
+      while (!up && !exited && Date.now() < deadline) {
+        up = await canConnect(this.port);
+        if (!up) await sleep(50);
+      }
+      if (up) break;
+      await sshd.stop();
+      if (attempt >= 3)
+        throw new Error(`sshd did not start on 127.0.0.1:${this.port}\n${sshd.describe()}`);
+    }
+    // -o options do not reach the ProxyJump ssh; a config file given with -F does.
+    writeFileSync(
+      this.#config,
+      [
+        'Host *',
+        `  User ${this.#user}`,
+        `  IdentityFile ${clientKey}`,
+        '  IdentitiesOnly yes',
+        '  StrictHostKeyChecking no',
+        '  UserKnownHostsFile /dev/null',
+        '  GlobalKnownHostsFile /dev/null',
+        '  BatchMode yes',
+        '  LogLevel ERROR',
+        '  ControlMaster no',
+        '  ControlPath none',
+        '  Compression no',
+        '  ForwardAgent no',
+        '  UpdateHostKeys no',
+        '',
+      ].join('\n'),
+      { mode: 0o600 },
+    );
+  }
+
+  /** The ssh command line (without the program path) that reaches the shell through the jump. */
+  get args(): string[] {
+    const hop = `${this.#user}@127.0.0.1`;
+    return [
+      '-F',
+      this.#config,
+      '-o',
+      'StrictHostKeyChecking=no',
+      '-o',
+      'UserKnownHostsFile=/dev/null',
+      '-tt',
+      '-J',
+      `${hop}:${this.port}`,
+      '-p',
+      String(this.port),
+      hop,
+      `exec ${this.#o.shell} -l`,
+    ];
+  }
+
+  /** `ssh -J` started on a PTY, as a person would run it. */
+  open(): RemoteTerminal {
+    return ptyTerminal('ssh', {
+      file: this.#o.tools.ssh,
+      args: this.args,
+      cwd: this.#o.dir,
+      env: {
+        PATH: process.env['PATH'] ?? '/usr/bin:/bin',
+        // Nothing from the user's own ~/.ssh (config, agent, known_hosts) takes part.
+        HOME: this.#o.dir,
+        TERM: 'xterm-256color',
+        LANG: 'C.UTF-8',
+      },
+      cols: this.#o.cols,
+      rows: this.#o.rows,
+    });
+  }
+
+  /** Key exchange and cipher this ssh and sshd agree on (from one `ssh -v` login). */
+  negotiated(): string {
+    const r = spawnSync(
+      this.#o.tools.ssh,
+      ['-F', this.#config, '-v', '-p', String(this.port), `${this.#user}@127.0.0.1`, 'true'],
+      { encoding: 'utf8', timeout: START_TIMEOUT_MS },
+    );
+    const kex = /kex: algorithm: (\S+)/.exec(r.stderr ?? '')?.[1] ?? 'unknown kex';
+    const cipher = /kex: server->client cipher: (\S+)/.exec(r.stderr ?? '')?.[1] ?? 'unknown cipher';
+    return `${cipher}, ${kex}`;
+  }
+
+  async stop(): Promise<void> {
+    await this.#sshd?.stop();
+    if (this.#madePrivsep) {
+      try {
+        rmdirSync(PRIVSEP_DIR);
+      } catch {
+        // Something else uses it now; leave it.
+      }
+    }
+  }
+}

@@ -1,0 +1,235 @@
+// Test harness for remote terminals: a real relay on loopback, real users, real PTY hosts and controllers.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { AttachSession, type AttachOptions } from '../src/client/attach-session.js';
+import { KnownPeers } from '../src/client/known-peers.js';
+import { KnownServers } from '../src/client/known-servers.js';
+import { RelayClient } from '../src/client/relay-client.js';
+import { generateDeviceKey, type DeviceKeyPair } from '../src/crypto/device-key.js';
+import { HostSession, type HostSessionOptions } from '../src/host/host-session.js';
+import { spawnPty } from '../src/host/pty.js';
+import { TerminalStream } from '../src/host/terminal-stream.js';
+import { startRelay, type Relay, type RelayOptions } from '../src/server/relay.js';
+
+/** Cheap Argon2 for tests only: hundreds of logins would otherwise dominate the run time. */
+export const FAST_ARGON2 = { memoryCost: 1024, timeCost: 1, parallelism: 1 };
+
+export interface TestUser {
+  name: string;
+  key: DeviceKeyPair;
+  token: string;
+  dir: string;
+  knownPeers: KnownPeers;
+  connect(): Promise<RelayClient>;
+}
+
+/** A bash with no rc files and a fixed prompt, so output is predictable. */
+export function testShell(cols: number, rows: number) {
+  return spawnPty({
+    file: '/bin/bash',
+    args: ['--norc', '--noprofile', '-i'],
+    cwd: tmpdir(),
+    env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', HOME: tmpdir(), TERM: 'xterm-256color', PS1: '$ ', LANG: 'C.UTF-8' },
+    cols,
+    rows,
+  });
+}
+
+export class Harness {
+  relay!: Relay;
+  readonly dir = mkdtempSync(join(tmpdir(), 'sb-term-'));
+  readonly dataDir = join(this.dir, 'relay');
+  port = 0;
+  readonly #closers: Array<() => Promise<void> | void> = [];
+  readonly #relayOptions: Partial<RelayOptions>;
+
+  constructor(relayOptions: Partial<RelayOptions> = {}) {
+    this.#relayOptions = relayOptions;
+  }
+
+  get server(): string {
+    return `127.0.0.1:${this.port}`;
+  }
+
+  async start(): Promise<this> {
+    this.relay = await startRelay({ host: '127.0.0.1', port: this.port, dataDir: this.dataDir, auth: { argon2: FAST_ARGON2 }, ...this.#relayOptions });
+    this.port = this.relay.port;
+    return this;
+  }
+
+  /** Stops the relay and starts it again on the same port and data directory. */
+  async restart(): Promise<void> {
+    await this.relay.close('restart');
+    await this.start();
+  }
+
+  defer(fn: () => Promise<void> | void): void {
+    this.#closers.push(fn);
+  }
+
+  async user(name: string, server = this.server, fingerprint = this.relay.certificate.fingerprint): Promise<TestUser> {
+    const dir = mkdtempSync(join(this.dir, `${name}-`));
+    const key = generateDeviceKey();
+    const trust = { knownServers: new KnownServers(join(dir, 'known_servers.json')), fingerprint };
+    const c = await RelayClient.connect({ server, trust });
+    await c.request('auth.signup', { user: name, password: `${name}-password` }).catch(() => undefined);
+    const login = await c.request('auth.login', { user: name, password: `${name}-password`, device: { publicKey: key.publicKey.toString('base64'), name: 'test' } });
+    c.close();
+    const token = login.token;
+    return {
+      name,
+      key,
+      token,
+      dir,
+      knownPeers: new KnownPeers(join(dir, 'known_peers.json')),
+      connect: async () => {
+        const client = await RelayClient.connect({ server, trust });
+        await client.request('auth.token', { token });
+        return client;
+      },
+    };
+  }
+
+  async agent(owner: TestUser, sessionId: string, policy: { allow?: string[]; viewers?: string[] } = {}, extra: Partial<HostSessionOptions> = {}): Promise<HostSession> {
+    const host = new HostSession({
+      kind: 'agent',
+      sessionId,
+      hostName: 'test-host',
+      policy: { owner: owner.name, kind: 'agent', allow: policy.allow ?? [], viewers: policy.viewers ?? [] },
+      key: owner.key,
+      server: this.server,
+      knownPeers: owner.knownPeers,
+      connect: owner.connect,
+      spawnShell: testShell,
+      ...extra,
+    });
+    await host.start();
+    this.defer(() => host.stop());
+    return host;
+  }
+
+  async share(owner: TestUser, sessionId: string, policy: { allow?: string[]; viewers?: string[] } = {}, extra: Partial<HostSessionOptions> = {}): Promise<{ host: HostSession; stream: TerminalStream }> {
+    const stream = new TerminalStream({ pty: testShell(80, 24), cols: 80, rows: 24, lossless: false });
+    const host = new HostSession({
+      kind: 'share',
+      sessionId,
+      hostName: 'test-host',
+      policy: { owner: owner.name, kind: 'share', allow: policy.allow ?? [], viewers: policy.viewers ?? [] },
+      key: owner.key,
+      server: this.server,
+      knownPeers: owner.knownPeers,
+      connect: owner.connect,
+      stream,
+      ...extra,
+    });
+    await host.start();
+    this.defer(async () => {
+      await host.stop();
+      stream.close();
+    });
+    return { host, stream };
+  }
+
+  controller(user: TestUser, sessionId: string, options: Partial<AttachOptions> = {}): Controller {
+    const session = new AttachSession({
+      sessionId,
+      readOnly: false,
+      user: user.name,
+      key: user.key,
+      server: this.server,
+      knownPeers: user.knownPeers,
+      connect: user.connect,
+      cols: 80,
+      rows: 24,
+      ...options,
+    });
+    const ctl = new Controller(session);
+    this.defer(() => ctl.close());
+    return ctl;
+  }
+
+  async close(): Promise<void> {
+    for (const fn of this.#closers.reverse()) await Promise.resolve(fn()).catch(() => undefined);
+    await this.relay?.close();
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+/** A controller that records everything it receives and lets a test wait for text in it. */
+export class Controller {
+  readonly session: AttachSession;
+  /** Output exactly as received (snapshots included), as latin1 to keep bytes 1:1. */
+  text = '';
+  /** Only the 'output' bytes, for byte-exact comparisons. */
+  readonly outputChunks: Buffer[] = [];
+  ended: { exit?: { code: number }; error?: { code: string; message: string }; detached?: boolean } | undefined;
+  readonly #waiters = new Set<() => void>();
+
+  constructor(session: AttachSession) {
+    this.session = session;
+    session.on('output', (d: Buffer) => {
+      this.outputChunks.push(Buffer.from(d));
+      this.#add(d);
+    });
+    session.on('snapshot', (d: Buffer) => this.#add(d));
+    session.on('end', (end: Controller['ended']) => {
+      this.ended = end;
+      this.#wake();
+    });
+  }
+
+  #add(d: Buffer): void {
+    this.text += d.toString('latin1');
+    this.#wake();
+  }
+
+  #wake(): void {
+    for (const w of this.#waiters) w();
+  }
+
+  start() {
+    return this.session.start();
+  }
+
+  type(text: string): void {
+    this.session.input(Buffer.from(text));
+  }
+
+  /** Resolves once `predicate` holds over the received text (checked on every arrival). */
+  waitFor(predicate: (text: string) => boolean, what: string, timeoutMs = 20_000): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const check = () => {
+        if (predicate(this.text)) {
+          cleanup();
+          resolve();
+        } else if (this.ended) {
+          cleanup();
+          reject(new Error(`session ended (${JSON.stringify(this.ended)}) while waiting for ${what}`));
+        }
+      };
+      const timer = setTimeout(() => {
+        cleanup();
+        reject(new Error(`timed out waiting for ${what}; last output: ${JSON.stringify(this.text.slice(-300))}`));
+      }, timeoutMs);
+      const cleanup = () => {
+        clearTimeout(timer);
+        this.#waiters.delete(check);
+      };
+      this.#waiters.add(check);
+      check();
+    });
+  }
+
+  waitForText(needle: string | RegExp, timeoutMs?: number): Promise<void> {
+    return this.waitFor((t) => (typeof needle === 'string' ? t.includes(needle) : needle.test(t)), String(needle), timeoutMs);
+  }
+
+  waitEnd(timeoutMs = 20_000): Promise<NonNullable<Controller['ended']>> {
+    return this.waitFor(() => this.ended !== undefined, 'the session to end', timeoutMs).then(() => this.ended!);
+  }
+
+  async close(): Promise<void> {
+    if (!this.ended) await this.session.detach().catch(() => undefined);
+  }
+}

@@ -1,0 +1,357 @@
+// Remote terminal end to end: real relay over TLS on loopback, real PTYs, in-process hosts and controllers.
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { generateDeviceKey } from '../src/crypto/device-key.js';
+import { HostHandshake } from '../src/crypto/handshake.js';
+import { ErrorCode } from '../src/protocol/errors.js';
+import type { PeerInfo } from '../src/protocol/messages.js';
+import { createLogger } from '../src/server/logger.js';
+import { openSync, closeSync } from 'node:fs';
+import { Harness, type TestUser } from './terminal-harness.js';
+import { TamperProxy } from './tamper-proxy.js';
+
+const unhandled: unknown[] = [];
+process.on('unhandledRejection', (err) => unhandled.push(err));
+
+/** A per-test marker, so a match can only come from this test's own command. */
+function marker(label: string): string {
+  return `${label}-${randomBytes(4).toString('hex')}`;
+}
+
+describe('remote terminal', () => {
+  const h = new Harness();
+  let alice: TestUser;
+  let bob: TestUser;
+  let carol: TestUser;
+
+  before(async () => {
+    await h.start();
+    [alice, bob, carol] = await Promise.all([h.user('alice'), h.user('bob'), h.user('carol')]);
+  });
+  after(async () => {
+    await h.close();
+    assert.deepEqual(unhandled, [], 'no unhandled rejections');
+  });
+
+  it("carries a command's output to the controller, and the shell's exit code back", async () => {
+    await h.agent(alice, 'out-1', { allow: ['bob'] });
+    const ctl = h.controller(bob, 'out-1');
+    const info = await ctl.start();
+    assert.equal(info.host.user, 'alice');
+    assert.equal(info.welcome.readOnly, false);
+    ctl.type('echo "answer=$((6*7))"\r');
+    await ctl.waitForText('answer=42');
+    ctl.type('exit 7\r');
+    const end = await ctl.waitEnd();
+    assert.deepEqual(end.exit, { code: 7 });
+  });
+
+  it('passes a resize through to the remote (tput cols)', async () => {
+    await h.agent(alice, 'resize-1', { allow: ['bob'] });
+    const ctl = h.controller(bob, 'resize-1', { cols: 90, rows: 20 });
+    await ctl.start();
+    ctl.type('echo "C=$(tput cols) R=$(tput lines)"\r');
+    await ctl.waitForText('C=90 R=20');
+    ctl.session.resize(123, 37);
+    ctl.type('echo "C=$(tput cols) R=$(tput lines)"\r');
+    await ctl.waitForText('C=123 R=37');
+  });
+
+  it('delivers Ctrl-C to the remote program', async () => {
+    await h.agent(alice, 'ctrlc-1', { allow: ['bob'] });
+    const ctl = h.controller(bob, 'ctrlc-1');
+    await ctl.start();
+    const m = marker('slept');
+    ctl.type(`sleep 60; echo ${m}-$?\r`);
+    // Wait until the shell has echoed the command line back: sleep is running.
+    await ctl.waitForText(`echo ${m}`);
+    ctl.type('\x03');
+    // bash abandons the whole line on SIGINT, so the echo never runs; a new prompt comes instead.
+    // (The tty also flushes typeahead on SIGINT, so the next command waits for that prompt.)
+    await ctl.waitFor((t) => /\^C[\s\S]*\$ $/.test(t), 'a prompt after ^C');
+    ctl.type('echo "status=$?"\r');
+    await ctl.waitForText('status=130');
+    assert.ok(!ctl.text.includes(`${m}-0`), 'sleep must not have finished normally');
+  });
+
+  it('refuses a user who is not allowed on an agent at once', async () => {
+    await h.agent(alice, 'deny-1', { allow: ['bob'] });
+    const ctl = h.controller(carol, 'deny-1');
+    const started = Date.now();
+    await assert.rejects(ctl.start(), (err: { code: string }) => err.code === ErrorCode.NOT_ALLOWED);
+    assert.ok(Date.now() - started < 5_000, 'refused without waiting for anything');
+  });
+
+  it('enforces its policy at the host even when the relay lets someone in', async () => {
+    // A compromised relay: the host registers allow=[bob], the relay is told bob and carol.
+    const notices: string[] = [];
+    const host = await h.agent(alice, 'lying-relay', { allow: ['bob'] }, {
+      connect: async () => {
+        const client = await alice.connect();
+        const request = client.request.bind(client);
+        client.request = ((type: string, params: Record<string, unknown>) =>
+          request(type as never, (type === 'session.register' ? { ...params, allow: ['bob', 'carol'] } : params) as never)) as typeof client.request;
+        return client;
+      },
+    });
+    host.on('notice', (t: string) => notices.push(t));
+    const ctl = h.controller(carol, 'lying-relay');
+    await assert.rejects(ctl.start(), (err: { code: string }) => err.code === ErrorCode.NOT_ALLOWED);
+    assert.ok(notices.some((n) => n.includes('refused carol')), notices.join('\n'));
+  });
+
+  it('share: asks the host, who approves one user and denies another', async () => {
+    const asked: PeerInfo[] = [];
+    await h.share(alice, 'share-approve', {}, {
+      approve: async (peer) => {
+        asked.push(peer);
+        return peer.user === 'bob';
+      },
+    });
+    const bobCtl = h.controller(bob, 'share-approve');
+    await bobCtl.start();
+    bobCtl.type('echo approved-$((1+1))\r');
+    await bobCtl.waitForText('approved-2');
+    const carolCtl = h.controller(carol, 'share-approve');
+    await assert.rejects(carolCtl.start(), (err: { code: string }) => err.code === ErrorCode.DENIED);
+    assert.deepEqual(asked.map((p) => p.user), ['bob', 'carol']);
+    assert.match(asked[0]!.fingerprint, /^SHA256:[A-Za-z0-9+/]{43}$/);
+  });
+
+  it("ignores a read-only controller's keystrokes", async () => {
+    await h.share(alice, 'share-ro', { allow: ['bob'], viewers: ['carol'] });
+    const rw = h.controller(bob, 'share-ro');
+    const ro = h.controller(carol, 'share-ro');
+    await rw.start();
+    const info = await ro.start();
+    assert.equal(info.welcome.readOnly, true);
+    const roMark = marker('from-viewer');
+    const rwMark = marker('from-writer');
+    ro.type(`echo ${roMark}\r`);
+    rw.type(`echo ${rwMark}\r`);
+    // Both see the writer's command; if the viewer's input had reached the shell it would show first.
+    await rw.waitForText(`${rwMark}\r\n`);
+    await ro.waitForText(`${rwMark}\r\n`);
+    assert.ok(!rw.text.includes(roMark), 'viewer input reached the shell');
+  });
+
+  it('shows a late joiner the current screen, not a blank one', async () => {
+    await h.share(alice, 'share-late', { allow: ['bob', 'carol'] });
+    const first = h.controller(bob, 'share-late');
+    await first.start();
+    const m = marker('before-you-came');
+    first.type(`echo ${m}\r`);
+    await first.waitForText(`${m}\r\n`);
+    const late = h.controller(carol, 'share-late');
+    await late.start();
+    await late.waitForText(m);
+  });
+
+  it('resumes after the connection is cut mid-stream with output byte-for-byte complete', async () => {
+    await h.agent(alice, 'cut-1', { allow: ['bob'] });
+    const ctl = h.controller(bob, 'cut-1');
+    await ctl.start();
+    const m = marker('END');
+    // The shell computes the end marker, so it cannot match the echoed command line.
+    const end = `${m}-42`;
+    // ~2.3 MB: more than the 1 MiB window, so much of it is produced while the controller is away.
+    const count = 350_000;
+    const states: string[] = [];
+    ctl.session.on('state', (st: string) => states.push(st));
+    ctl.type(`seq 1 ${count}; echo ${m}-$((40+2))\r`);
+    const before = ctl.outputChunks.length;
+    // Cut once the numbers are flowing.
+    await ctl.waitForText('\r\n50000\r\n', 30_000);
+    ctl.session.simulateDrop();
+    assert.ok(!ctl.text.includes(end), 'the cut happened before the end of the output');
+    await ctl.waitForText(`${end}\r\n`, 60_000);
+    const text = Buffer.concat(ctl.outputChunks.slice(before)).toString('latin1');
+    const numbers = text.slice(text.indexOf('1\r\n2\r\n'), text.indexOf(end)).split('\r\n').filter(Boolean);
+    assert.deepEqual(states, ['reconnecting', 'attached'], 'the controller reconnected and resumed');
+    assert.equal(numbers.length, count, 'every line exactly once');
+    for (let i = 0; i < count; i++) if (numbers[i] !== String(i + 1)) assert.fail(`line ${i + 1} is ${numbers[i]}`);
+  });
+
+  it('carries on after the relay restarts under a live session', async () => {
+    const host = await h.agent(alice, 'restart-1', { allow: ['bob'] });
+    const ctl = h.controller(bob, 'restart-1');
+    await ctl.start();
+    ctl.type('export KEEP=kept-$((40+2))\r');
+    ctl.type('echo ready-$KEEP\r');
+    await ctl.waitForText('ready-kept-42');
+    const registered = new Promise((r) => host.once('registered', r));
+    await h.restart();
+    await registered;
+    await new Promise<void>((resolve) => ctl.session.once('state', (s: string) => s === 'attached' && resolve()));
+    ctl.type('echo "after=$KEEP"\r');
+    await ctl.waitForText('after=kept-42');
+  });
+
+  it('runs 20 sessions at once', async () => {
+    const owners = await Promise.all(Array.from({ length: 20 }, (_, i) => h.user(`owner${i}`)));
+    await Promise.all(owners.map((o, i) => h.agent(o, `many-${i}`, { allow: ['bob'] })));
+    const ctls = owners.map((_, i) => h.controller(bob, `many-${i}`));
+    await Promise.all(ctls.map((c) => c.start()));
+    ctls.forEach((c, i) => c.type(`echo session-$((${i}*1000+7))\r`));
+    await Promise.all(ctls.map((c, i) => c.waitForText(`session-${i * 1000 + 7}\r\n`)));
+  });
+
+  it('caps live sessions with --max-remotes', async () => {
+    const small = new Harness({ maxRemotes: 2 });
+    await small.start();
+    try {
+      const dora = await small.user('dora');
+      await small.agent(dora, 'cap-1');
+      await small.agent(dora, 'cap-2');
+      await assert.rejects(small.agent(dora, 'cap-3'), (err: { code: string; message: string }) => err.code === ErrorCode.SESSION_LIMIT && /limit of 2/.test(err.message));
+    } finally {
+      await small.close();
+    }
+  });
+
+  it('refuses a session ID that is live for another owner', async () => {
+    await h.agent(alice, 'taken-1');
+    await assert.rejects(h.agent(bob, 'taken-1'), (err: { code: string }) => err.code === ErrorCode.SESSION_TAKEN);
+  });
+});
+
+describe('a relay that tampers with keys', () => {
+  const h = new Harness();
+  let proxy: TamperProxy;
+  let alice: TestUser;
+  let bobViaProxy: TestUser;
+
+  before(async () => {
+    await h.start();
+    proxy = await new TamperProxy(h.port).start();
+    alice = await h.user('alice');
+    bobViaProxy = await h.user('bob', proxy.address, proxy.fingerprint);
+    await h.agent(alice, 'pinned', { allow: ['bob'] });
+    // First contact through the proxy while it is honest: bob pins alice's real key.
+    const ctl = h.controller(bobViaProxy, 'pinned');
+    await ctl.start();
+    await ctl.close();
+  });
+  after(async () => {
+    await proxy.close();
+    await h.close();
+  });
+
+  it('is caught when it announces a different host key than the host proves', async () => {
+    const fake = generateDeviceKey().publicKey.toString('base64');
+    proxy.tamper = {
+      toClientJson: (m) => {
+        const result = m['result'] as { host?: { publicKey: string } } | undefined;
+        if (m['type'] === 'reply' && result?.host) result.host.publicKey = fake;
+        return m;
+      },
+    };
+    const ctl = h.controller(bobViaProxy, 'pinned');
+    await assert.rejects(ctl.start(), (err: { code: string }) => err.code === ErrorCode.HANDSHAKE_FAILED);
+  });
+
+  it('is caught when it impersonates the host with its own key (pinned key changed)', async () => {
+    const mallory = generateDeviceKey();
+    proxy.tamper = {
+      toClientJson: (m) => {
+        const result = m['result'] as { host?: { publicKey: string } } | undefined;
+        if (m['type'] === 'reply' && result?.host) result.host.publicKey = mallory.publicKey.toString('base64');
+        return m;
+      },
+      // Answer the controller's handshake itself instead of forwarding it to the host.
+      toRelayBinary: (frame, reply) => {
+        const payload = frame.subarray(4);
+        if (payload[0] === 0x01 && payload.length === 33) {
+          const hs = new HostHandshake({ key: mallory, prologue: Buffer.from('switchboard-e2e-v1\0pinned\0alice\0bob') });
+          const msg2 = hs.respond(payload);
+          reply(Buffer.concat([frame.subarray(0, 4), msg2]));
+          return undefined;
+        }
+        return frame;
+      },
+    };
+    const ctl = h.controller(bobViaProxy, 'pinned');
+    await assert.rejects(ctl.start(), (err: { code: string; message: string }) => err.code === ErrorCode.PEER_KEY_CHANGED && /HAS CHANGED/.test(err.message));
+  });
+
+  it('is caught when it corrupts the handshake', async () => {
+    proxy.tamper = {
+      toClientBinary: (frame) => {
+        const copy = Buffer.from(frame);
+        if (copy[4] === 0x02) copy[copy.length - 1]! ^= 0x01;
+        return copy;
+      },
+    };
+    const ctl = h.controller(bobViaProxy, 'pinned');
+    await assert.rejects(ctl.start(), (err: { code: string }) => err.code === ErrorCode.HANDSHAKE_FAILED);
+  });
+
+  it("is caught by the host when it substitutes the controller's key", async () => {
+    const notices: string[] = [];
+    const aliceViaProxy = await h.user('alice', proxy.address, proxy.fingerprint);
+    const other = generateDeviceKey().publicKey.toString('base64');
+    proxy.tamper = {
+      toClientJson: (m) => {
+        if (m['type'] === 'channel.open') (m['peer'] as { publicKey: string }).publicKey = other;
+        return m;
+      },
+    };
+    const host = await h.agent(aliceViaProxy, 'host-side', { allow: ['bob'] });
+    host.on('notice', (t: string) => notices.push(t));
+    const bobDirect = await h.user('bob');
+    const ctl = h.controller(bobDirect, 'host-side');
+    await assert.rejects(ctl.start(), (err: { code: string }) => err.code === ErrorCode.HANDSHAKE_FAILED);
+    assert.ok(notices.some((n) => /refused bob/.test(n)), notices.join('\n'));
+  });
+});
+
+describe('what the relay keeps', () => {
+  it('never logs or stores what is typed in the terminal', async () => {
+    const logFile = join(process.env['TMPDIR'] ?? '/tmp', `sb-trace-${process.pid}-${Date.now()}.log`);
+    const fd = openSync(logFile, 'w');
+    const h = new Harness({ logger: createLogger('trace', fd) });
+    await h.start();
+    try {
+      const [alice, bob] = await Promise.all([h.user('alice'), h.user('bob')]);
+      await h.agent(alice, 'marker-1', { allow: ['bob'] });
+      const ctl = h.controller(bob, 'marker-1');
+      await ctl.start();
+      const secret = marker('TOP-SECRET-MARKER');
+      ctl.type(`echo ${secret} | tr A-Z a-z\r`);
+      await ctl.waitForText(secret.toLowerCase());
+      await ctl.close();
+    } finally {
+      await h.close().catch(() => undefined);
+      closeSync(fd);
+    }
+    const log = readFileSync(logFile, 'utf8');
+    assert.ok(log.includes('"msg":"attach"'), 'the trace log did record the session');
+    assert.ok(!/TOP-SECRET-MARKER/i.test(log), 'marker found in the relay log');
+    // The data dir is removed by close(); the database is checked in its own test below.
+  });
+
+  it('keeps no terminal content in its database files', async () => {
+    const h = new Harness();
+    await h.start();
+    const secret = marker('DB-SECRET-MARKER');
+    try {
+      const [alice, bob] = await Promise.all([h.user('alice'), h.user('bob')]);
+      await h.agent(alice, 'marker-2', { allow: ['bob'] });
+      const ctl = h.controller(bob, 'marker-2');
+      await ctl.start();
+      ctl.type(`echo ${secret}\r`);
+      // Twice: once in the echoed command line, once as the command's output.
+      await ctl.waitFor((t) => t.split(secret).length >= 3, 'the echoed marker');
+      await ctl.close();
+      await h.relay.close();
+      const files = readdirSync(h.dataDir).filter((f) => f.startsWith('switchboard.db'));
+      assert.ok(files.includes('switchboard.db'));
+      for (const f of files) assert.ok(!readFileSync(join(h.dataDir, f)).includes(secret), `marker in ${f}`);
+    } finally {
+      await h.close().catch(() => undefined);
+    }
+  });
+});
