@@ -29,7 +29,9 @@ export class TamperProxy {
   }
 
   async start(): Promise<this> {
-    const cert = await loadOrCreateCertificate({ dataDir: mkdtempSync(join(tmpdir(), 'sb-proxy-')) });
+    const cert = await loadOrCreateCertificate({
+      dataDir: mkdtempSync(join(tmpdir(), 'sb-proxy-')),
+    });
     this.fingerprint = cert.fingerprint;
     this.server = createServer(tlsServerOptions(cert));
     const wss = new WebSocketServer({ server: this.server, path: '/v1/ws' });
@@ -44,10 +46,13 @@ export class TamperProxy {
   }
 
   #bridge(client: WebSocket): void {
-    const upstream = new WebSocket(`wss://127.0.0.1:${this.#relayPort}/v1/ws`, { rejectUnauthorized: false });
+    const upstream = new WebSocket(`wss://127.0.0.1:${this.#relayPort}/v1/ws`, {
+      rejectUnauthorized: false,
+    });
     this.#sockets.add(client).add(upstream);
     const queue: Array<[RawData, boolean]> = [];
-    const toClient = (frame: Buffer) => client.readyState === client.OPEN && client.send(frame, { binary: true });
+    const toClient = (frame: Buffer) =>
+      client.readyState === client.OPEN && client.send(frame, { binary: true });
     const toRelay = (data: RawData, isBinary: boolean) => {
       let out = data as Buffer;
       if (isBinary && this.tamper.toRelayBinary) {
@@ -68,7 +73,9 @@ export class TamperProxy {
       let out = data as Buffer;
       if (isBinary) {
         if (this.tamper.toClientBinary) {
-          const changed = this.tamper.toClientBinary(out, (f) => upstream.send(f, { binary: true }));
+          const changed = this.tamper.toClientBinary(out, (f) =>
+            upstream.send(f, { binary: true }),
+          );
           if (!changed) return;
           out = changed;
         }

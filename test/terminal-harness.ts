@@ -30,7 +30,13 @@ export function testShell(cols: number, rows: number) {
     file: '/bin/bash',
     args: ['--norc', '--noprofile', '-i'],
     cwd: tmpdir(),
-    env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', HOME: tmpdir(), TERM: 'xterm-256color', PS1: '$ ', LANG: 'C.UTF-8' },
+    env: {
+      PATH: process.env['PATH'] ?? '/usr/bin:/bin',
+      HOME: tmpdir(),
+      TERM: 'xterm-256color',
+      PS1: '$ ',
+      LANG: 'C.UTF-8',
+    },
     cols,
     rows,
   });
@@ -53,7 +59,13 @@ export class Harness {
   }
 
   async start(): Promise<this> {
-    this.relay = await startRelay({ host: '127.0.0.1', port: this.port, dataDir: this.dataDir, auth: { argon2: FAST_ARGON2 }, ...this.#relayOptions });
+    this.relay = await startRelay({
+      host: '127.0.0.1',
+      port: this.port,
+      dataDir: this.dataDir,
+      auth: { argon2: FAST_ARGON2 },
+      ...this.#relayOptions,
+    });
     this.port = this.relay.port;
     return this;
   }
@@ -68,13 +80,23 @@ export class Harness {
     this.#closers.push(fn);
   }
 
-  async user(name: string, server = this.server, fingerprint = this.relay.certificate.fingerprint): Promise<TestUser> {
+  async user(
+    name: string,
+    server = this.server,
+    fingerprint = this.relay.certificate.fingerprint,
+  ): Promise<TestUser> {
     const dir = mkdtempSync(join(this.dir, `${name}-`));
     const key = generateDeviceKey();
     const trust = { knownServers: new KnownServers(join(dir, 'known_servers.json')), fingerprint };
     const c = await RelayClient.connect({ server, trust });
-    await c.request('auth.signup', { user: name, password: `${name}-password` }).catch(() => undefined);
-    const login = await c.request('auth.login', { user: name, password: `${name}-password`, device: { publicKey: key.publicKey.toString('base64'), name: 'test' } });
+    await c
+      .request('auth.signup', { user: name, password: `${name}-password` })
+      .catch(() => undefined);
+    const login = await c.request('auth.login', {
+      user: name,
+      password: `${name}-password`,
+      device: { publicKey: key.publicKey.toString('base64'), name: 'test' },
+    });
     c.close();
     const token = login.token;
     return {
@@ -91,12 +113,22 @@ export class Harness {
     };
   }
 
-  async agent(owner: TestUser, sessionId: string, policy: { allow?: string[]; viewers?: string[] } = {}, extra: Partial<HostSessionOptions> = {}): Promise<HostSession> {
+  async agent(
+    owner: TestUser,
+    sessionId: string,
+    policy: { allow?: string[]; viewers?: string[] } = {},
+    extra: Partial<HostSessionOptions> = {},
+  ): Promise<HostSession> {
     const host = new HostSession({
       kind: 'agent',
       sessionId,
       hostName: 'test-host',
-      policy: { owner: owner.name, kind: 'agent', allow: policy.allow ?? [], viewers: policy.viewers ?? [] },
+      policy: {
+        owner: owner.name,
+        kind: 'agent',
+        allow: policy.allow ?? [],
+        viewers: policy.viewers ?? [],
+      },
       key: owner.key,
       server: this.server,
       knownPeers: owner.knownPeers,
@@ -109,13 +141,28 @@ export class Harness {
     return host;
   }
 
-  async share(owner: TestUser, sessionId: string, policy: { allow?: string[]; viewers?: string[] } = {}, extra: Partial<HostSessionOptions> = {}): Promise<{ host: HostSession; stream: TerminalStream }> {
-    const stream = new TerminalStream({ pty: testShell(80, 24), cols: 80, rows: 24, lossless: false });
+  async share(
+    owner: TestUser,
+    sessionId: string,
+    policy: { allow?: string[]; viewers?: string[] } = {},
+    extra: Partial<HostSessionOptions> = {},
+  ): Promise<{ host: HostSession; stream: TerminalStream }> {
+    const stream = new TerminalStream({
+      pty: testShell(80, 24),
+      cols: 80,
+      rows: 24,
+      lossless: false,
+    });
     const host = new HostSession({
       kind: 'share',
       sessionId,
       hostName: 'test-host',
-      policy: { owner: owner.name, kind: 'share', allow: policy.allow ?? [], viewers: policy.viewers ?? [] },
+      policy: {
+        owner: owner.name,
+        kind: 'share',
+        allow: policy.allow ?? [],
+        viewers: policy.viewers ?? [],
+      },
       key: owner.key,
       server: this.server,
       knownPeers: owner.knownPeers,
@@ -163,7 +210,9 @@ export class Controller {
   text = '';
   /** Only the 'output' bytes, for byte-exact comparisons. */
   readonly outputChunks: Buffer[] = [];
-  ended: { exit?: { code: number }; error?: { code: string; message: string }; detached?: boolean } | undefined;
+  ended:
+    | { exit?: { code: number }; error?: { code: string; message: string }; detached?: boolean }
+    | undefined;
   readonly #waiters = new Set<() => void>();
 
   constructor(session: AttachSession) {
@@ -205,12 +254,18 @@ export class Controller {
           resolve();
         } else if (this.ended) {
           cleanup();
-          reject(new Error(`session ended (${JSON.stringify(this.ended)}) while waiting for ${what}`));
+          reject(
+            new Error(`session ended (${JSON.stringify(this.ended)}) while waiting for ${what}`),
+          );
         }
       };
       const timer = setTimeout(() => {
         cleanup();
-        reject(new Error(`timed out waiting for ${what}; last output: ${JSON.stringify(this.text.slice(-300))}`));
+        reject(
+          new Error(
+            `timed out waiting for ${what}; last output: ${JSON.stringify(this.text.slice(-300))}`,
+          ),
+        );
       }, timeoutMs);
       const cleanup = () => {
         clearTimeout(timer);
@@ -222,11 +277,17 @@ export class Controller {
   }
 
   waitForText(needle: string | RegExp, timeoutMs?: number): Promise<void> {
-    return this.waitFor((t) => (typeof needle === 'string' ? t.includes(needle) : needle.test(t)), String(needle), timeoutMs);
+    return this.waitFor(
+      (t) => (typeof needle === 'string' ? t.includes(needle) : needle.test(t)),
+      String(needle),
+      timeoutMs,
+    );
   }
 
   waitEnd(timeoutMs = 20_000): Promise<NonNullable<Controller['ended']>> {
-    return this.waitFor(() => this.ended !== undefined, 'the session to end', timeoutMs).then(() => this.ended!);
+    return this.waitFor(() => this.ended !== undefined, 'the session to end', timeoutMs).then(
+      () => this.ended!,
+    );
   }
 
   async close(): Promise<void> {

@@ -81,43 +81,73 @@ describe('remote terminal', () => {
     await h.agent(alice, 'deny-1', { allow: ['bob'] });
     const ctl = h.controller(carol, 'deny-1');
     const started = Date.now();
-    await assert.rejects(ctl.start(), (err: { code: string }) => err.code === ErrorCode.NOT_ALLOWED);
+    await assert.rejects(
+      ctl.start(),
+      (err: { code: string }) => err.code === ErrorCode.NOT_ALLOWED,
+    );
     assert.ok(Date.now() - started < 5_000, 'refused without waiting for anything');
   });
 
   it('enforces its policy at the host even when the relay lets someone in', async () => {
     // A compromised relay: the host registers allow=[bob], the relay is told bob and carol.
     const notices: string[] = [];
-    const host = await h.agent(alice, 'lying-relay', { allow: ['bob'] }, {
-      connect: async () => {
-        const client = await alice.connect();
-        const request = client.request.bind(client);
-        client.request = ((type: string, params: Record<string, unknown>) =>
-          request(type as never, (type === 'session.register' ? { ...params, allow: ['bob', 'carol'] } : params) as never)) as typeof client.request;
-        return client;
+    const host = await h.agent(
+      alice,
+      'lying-relay',
+      { allow: ['bob'] },
+      {
+        connect: async () => {
+          const client = await alice.connect();
+          const request = client.request.bind(client);
+          client.request = ((type: string, params: Record<string, unknown>) =>
+            request(
+              type as never,
+              (type === 'session.register'
+                ? { ...params, allow: ['bob', 'carol'] }
+                : params) as never,
+            )) as typeof client.request;
+          return client;
+        },
       },
-    });
+    );
     host.on('notice', (t: string) => notices.push(t));
     const ctl = h.controller(carol, 'lying-relay');
-    await assert.rejects(ctl.start(), (err: { code: string }) => err.code === ErrorCode.NOT_ALLOWED);
-    assert.ok(notices.some((n) => n.includes('refused carol')), notices.join('\n'));
+    await assert.rejects(
+      ctl.start(),
+      (err: { code: string }) => err.code === ErrorCode.NOT_ALLOWED,
+    );
+    assert.ok(
+      notices.some((n) => n.includes('refused carol')),
+      notices.join('\n'),
+    );
   });
 
   it('share: asks the host, who approves one user and denies another', async () => {
     const asked: PeerInfo[] = [];
-    await h.share(alice, 'share-approve', {}, {
-      approve: async (peer) => {
-        asked.push(peer);
-        return peer.user === 'bob';
+    await h.share(
+      alice,
+      'share-approve',
+      {},
+      {
+        approve: async (peer) => {
+          asked.push(peer);
+          return peer.user === 'bob';
+        },
       },
-    });
+    );
     const bobCtl = h.controller(bob, 'share-approve');
     await bobCtl.start();
     bobCtl.type('echo approved-$((1+1))\r');
     await bobCtl.waitForText('approved-2');
     const carolCtl = h.controller(carol, 'share-approve');
-    await assert.rejects(carolCtl.start(), (err: { code: string }) => err.code === ErrorCode.DENIED);
-    assert.deepEqual(asked.map((p) => p.user), ['bob', 'carol']);
+    await assert.rejects(
+      carolCtl.start(),
+      (err: { code: string }) => err.code === ErrorCode.DENIED,
+    );
+    assert.deepEqual(
+      asked.map((p) => p.user),
+      ['bob', 'carol'],
+    );
     assert.match(asked[0]!.fingerprint, /^SHA256:[A-Za-z0-9+/]{43}$/);
   });
 
@@ -169,10 +199,18 @@ describe('remote terminal', () => {
     assert.ok(!ctl.text.includes(end), 'the cut happened before the end of the output');
     await ctl.waitForText(`${end}\r\n`, 60_000);
     const text = Buffer.concat(ctl.outputChunks.slice(before)).toString('latin1');
-    const numbers = text.slice(text.indexOf('1\r\n2\r\n'), text.indexOf(end)).split('\r\n').filter(Boolean);
-    assert.deepEqual(states, ['reconnecting', 'attached'], 'the controller reconnected and resumed');
+    const numbers = text
+      .slice(text.indexOf('1\r\n2\r\n'), text.indexOf(end))
+      .split('\r\n')
+      .filter(Boolean);
+    assert.deepEqual(
+      states,
+      ['reconnecting', 'attached'],
+      'the controller reconnected and resumed',
+    );
     assert.equal(numbers.length, count, 'every line exactly once');
-    for (let i = 0; i < count; i++) if (numbers[i] !== String(i + 1)) assert.fail(`line ${i + 1} is ${numbers[i]}`);
+    for (let i = 0; i < count; i++)
+      if (numbers[i] !== String(i + 1)) assert.fail(`line ${i + 1} is ${numbers[i]}`);
   });
 
   it('carries on after the relay restarts under a live session', async () => {
@@ -185,7 +223,9 @@ describe('remote terminal', () => {
     const registered = new Promise((r) => host.once('registered', r));
     await h.restart();
     await registered;
-    await new Promise<void>((resolve) => ctl.session.once('state', (s: string) => s === 'attached' && resolve()));
+    await new Promise<void>((resolve) =>
+      ctl.session.once('state', (s: string) => s === 'attached' && resolve()),
+    );
     ctl.type('echo "after=$KEEP"\r');
     await ctl.waitForText('after=kept-42');
   });
@@ -206,7 +246,11 @@ describe('remote terminal', () => {
       const dora = await small.user('dora');
       await small.agent(dora, 'cap-1');
       await small.agent(dora, 'cap-2');
-      await assert.rejects(small.agent(dora, 'cap-3'), (err: { code: string; message: string }) => err.code === ErrorCode.SESSION_LIMIT && /limit of 2/.test(err.message));
+      await assert.rejects(
+        small.agent(dora, 'cap-3'),
+        (err: { code: string; message: string }) =>
+          err.code === ErrorCode.SESSION_LIMIT && /limit of 2/.test(err.message),
+      );
     } finally {
       await small.close();
     }
@@ -214,7 +258,10 @@ describe('remote terminal', () => {
 
   it('refuses a session ID that is live for another owner', async () => {
     await h.agent(alice, 'taken-1');
-    await assert.rejects(h.agent(bob, 'taken-1'), (err: { code: string }) => err.code === ErrorCode.SESSION_TAKEN);
+    await assert.rejects(
+      h.agent(bob, 'taken-1'),
+      (err: { code: string }) => err.code === ErrorCode.SESSION_TAKEN,
+    );
   });
 });
 
@@ -250,7 +297,10 @@ describe('a relay that tampers with keys', () => {
       },
     };
     const ctl = h.controller(bobViaProxy, 'pinned');
-    await assert.rejects(ctl.start(), (err: { code: string }) => err.code === ErrorCode.HANDSHAKE_FAILED);
+    await assert.rejects(
+      ctl.start(),
+      (err: { code: string }) => err.code === ErrorCode.HANDSHAKE_FAILED,
+    );
   });
 
   it('is caught when it impersonates the host with its own key (pinned key changed)', async () => {
@@ -258,14 +308,18 @@ describe('a relay that tampers with keys', () => {
     proxy.tamper = {
       toClientJson: (m) => {
         const result = m['result'] as { host?: { publicKey: string } } | undefined;
-        if (m['type'] === 'reply' && result?.host) result.host.publicKey = mallory.publicKey.toString('base64');
+        if (m['type'] === 'reply' && result?.host)
+          result.host.publicKey = mallory.publicKey.toString('base64');
         return m;
       },
       // Answer the controller's handshake itself instead of forwarding it to the host.
       toRelayBinary: (frame, reply) => {
         const payload = frame.subarray(4);
         if (payload[0] === 0x01 && payload.length === 33) {
-          const hs = new HostHandshake({ key: mallory, prologue: Buffer.from('switchboard-e2e-v1\0pinned\0alice\0bob') });
+          const hs = new HostHandshake({
+            key: mallory,
+            prologue: Buffer.from('switchboard-e2e-v1\0pinned\0alice\0bob'),
+          });
           const msg2 = hs.respond(payload);
           reply(Buffer.concat([frame.subarray(0, 4), msg2]));
           return undefined;
@@ -274,7 +328,11 @@ describe('a relay that tampers with keys', () => {
       },
     };
     const ctl = h.controller(bobViaProxy, 'pinned');
-    await assert.rejects(ctl.start(), (err: { code: string; message: string }) => err.code === ErrorCode.PEER_KEY_CHANGED && /HAS CHANGED/.test(err.message));
+    await assert.rejects(
+      ctl.start(),
+      (err: { code: string; message: string }) =>
+        err.code === ErrorCode.PEER_KEY_CHANGED && /HAS CHANGED/.test(err.message),
+    );
   });
 
   it('is caught when it corrupts the handshake', async () => {
@@ -286,7 +344,10 @@ describe('a relay that tampers with keys', () => {
       },
     };
     const ctl = h.controller(bobViaProxy, 'pinned');
-    await assert.rejects(ctl.start(), (err: { code: string }) => err.code === ErrorCode.HANDSHAKE_FAILED);
+    await assert.rejects(
+      ctl.start(),
+      (err: { code: string }) => err.code === ErrorCode.HANDSHAKE_FAILED,
+    );
   });
 
   it("is caught by the host when it substitutes the controller's key", async () => {
@@ -303,14 +364,23 @@ describe('a relay that tampers with keys', () => {
     host.on('notice', (t: string) => notices.push(t));
     const bobDirect = await h.user('bob');
     const ctl = h.controller(bobDirect, 'host-side');
-    await assert.rejects(ctl.start(), (err: { code: string }) => err.code === ErrorCode.HANDSHAKE_FAILED);
-    assert.ok(notices.some((n) => /refused bob/.test(n)), notices.join('\n'));
+    await assert.rejects(
+      ctl.start(),
+      (err: { code: string }) => err.code === ErrorCode.HANDSHAKE_FAILED,
+    );
+    assert.ok(
+      notices.some((n) => /refused bob/.test(n)),
+      notices.join('\n'),
+    );
   });
 });
 
 describe('what the relay keeps', () => {
   it('never logs or stores what is typed in the terminal', async () => {
-    const logFile = join(process.env['TMPDIR'] ?? '/tmp', `sb-trace-${process.pid}-${Date.now()}.log`);
+    const logFile = join(
+      process.env['TMPDIR'] ?? '/tmp',
+      `sb-trace-${process.pid}-${Date.now()}.log`,
+    );
     const fd = openSync(logFile, 'w');
     const h = new Harness({ logger: createLogger('trace', fd) });
     await h.start();
@@ -349,7 +419,8 @@ describe('what the relay keeps', () => {
       await h.relay.close();
       const files = readdirSync(h.dataDir).filter((f) => f.startsWith('switchboard.db'));
       assert.ok(files.includes('switchboard.db'));
-      for (const f of files) assert.ok(!readFileSync(join(h.dataDir, f)).includes(secret), `marker in ${f}`);
+      for (const f of files)
+        assert.ok(!readFileSync(join(h.dataDir, f)).includes(secret), `marker in ${f}`);
     } finally {
       await h.close().catch(() => undefined);
     }

@@ -57,7 +57,11 @@ export class Child {
       };
       const timer = setTimeout(() => {
         done();
-        reject(new Error(`${this.name} printed nothing matching ${re} within ${timeoutMs} ms\n${this.describe()}`));
+        reject(
+          new Error(
+            `${this.name} printed nothing matching ${re} within ${timeoutMs} ms\n${this.describe()}`,
+          ),
+        );
       }, timeoutMs);
       const onExit = (code: number | null) => {
         done();

@@ -85,7 +85,9 @@ function freePort(): Promise<number> {
     server.listen(0, '127.0.0.1', () => {
       const address = server.address();
       server.close(() =>
-        typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port')),
+        typeof address === 'object' && address
+          ? resolve(address.port)
+          : reject(new Error('no port')),
       );
     });
   });
@@ -253,7 +255,8 @@ export class OpenSshRig {
       { encoding: 'utf8', timeout: START_TIMEOUT_MS },
     );
     const kex = /kex: algorithm: (\S+)/.exec(r.stderr ?? '')?.[1] ?? 'unknown kex';
-    const cipher = /kex: server->client cipher: (\S+)/.exec(r.stderr ?? '')?.[1] ?? 'unknown cipher';
+    const cipher =
+      /kex: server->client cipher: (\S+)/.exec(r.stderr ?? '')?.[1] ?? 'unknown cipher';
     return `${cipher}, ${kex}`;
   }
 

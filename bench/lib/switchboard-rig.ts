@@ -103,7 +103,9 @@ export class SwitchboardRig {
         args,
         { env: { ...process.env, SWITCHBOARD_HOME: home }, timeout: START_TIMEOUT_MS },
         (err, stdout, stderr) =>
-          err ? reject(new Error(`signup ${user} failed: ${err.message}\n${stdout}${stderr}`)) : resolve(),
+          err
+            ? reject(new Error(`signup ${user} failed: ${err.message}\n${stdout}${stderr}`))
+            : resolve(),
       );
       child.stdin!.end(`${user}-bench-password\n`);
     });

@@ -1,0 +1,180 @@
+// The real `switchboard` binary in real PTYs: attach to an agent, resize, detach, re-attach; share with approval.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { Harness, type TestUser } from './terminal-harness.js';
+
+const require = createRequire(import.meta.url);
+const nodePty = require('node-pty') as typeof import('node-pty');
+const BIN = fileURLToPath(new URL('../../bin/switchboard', import.meta.url));
+
+/** A CLI process on its own PTY, with its screen output collected. */
+class PtyProcess {
+  readonly proc: import('node-pty').IPty;
+  out = '';
+  exitCode: number | undefined;
+  readonly #waiters = new Set<() => void>();
+
+  constructor(args: string[], env: Record<string, string>, cols = 100, rows = 30) {
+    this.proc = nodePty.spawn(process.execPath, [BIN, ...args], {
+      name: 'xterm-256color',
+      cols,
+      rows,
+      cwd: process.cwd(),
+      env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', TERM: 'xterm-256color', ...env },
+    });
+    this.proc.onData((d) => {
+      this.out += d;
+      for (const w of this.#waiters) w();
+    });
+    this.proc.onExit(({ exitCode }) => {
+      this.exitCode = exitCode;
+      for (const w of this.#waiters) w();
+    });
+  }
+
+  waitFor(test: (out: string) => boolean, what: string, timeoutMs = 20_000): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const check = () => {
+        if (test(this.out)) done(resolve);
+        else if (this.exitCode !== undefined)
+          done(() =>
+            reject(
+              new Error(
+                `exited ${this.exitCode} while waiting for ${what}: ${JSON.stringify(this.out.slice(-400))}`,
+              ),
+            ),
+          );
+      };
+      const timer = setTimeout(
+        () =>
+          done(() =>
+            reject(
+              new Error(`timed out waiting for ${what}: ${JSON.stringify(this.out.slice(-400))}`),
+            ),
+          ),
+        timeoutMs,
+      );
+      const done = (fn: () => void) => {
+        clearTimeout(timer);
+        this.#waiters.delete(check);
+        fn();
+      };
+      this.#waiters.add(check);
+      check();
+    });
+  }
+
+  waitText(text: string, timeoutMs?: number): Promise<void> {
+    return this.waitFor((o) => o.includes(text), JSON.stringify(text), timeoutMs);
+  }
+
+  waitExit(timeoutMs = 20_000): Promise<number> {
+    return this.waitFor(() => this.exitCode !== undefined, 'exit', timeoutMs).then(
+      () => this.exitCode!,
+    );
+  }
+
+  write(data: string): void {
+    this.proc.write(data);
+  }
+}
+
+/** Signs a user up through the CLI in a fresh SWITCHBOARD_HOME. */
+async function cliUser(h: Harness, name: string): Promise<string> {
+  const home = mkdtempSync(join(h.dir, `cli-${name}-`));
+  const code = await new Promise<number>((resolve) => {
+    const child = spawn(
+      process.execPath,
+      [
+        BIN,
+        'signup',
+        '--user',
+        name,
+        '--password-stdin',
+        '--server',
+        h.server,
+        '--fingerprint',
+        h.relay.certificate.fingerprint,
+      ],
+      {
+        env: { ...process.env, SWITCHBOARD_HOME: home },
+        stdio: ['pipe', 'ignore', 'inherit'],
+      },
+    );
+    child.stdin.end(`${name}-cli-password\n`);
+    child.on('exit', (c) => resolve(c ?? 1));
+  });
+  assert.equal(code, 0, `signup ${name}`);
+  return home;
+}
+
+describe('the CLI in a real terminal', () => {
+  const h = new Harness();
+  let alice: TestUser;
+  let bobHome: string;
+  let carolHome: string;
+
+  before(async () => {
+    await h.start();
+    alice = await h.user('alice');
+    bobHome = await cliUser(h, 'bob');
+    carolHome = await cliUser(h, 'carol');
+    await h.agent(alice, 'cli-box', { allow: ['bob'] });
+  });
+  after(() => h.close());
+
+  it('attach: real terminal size, resize, detach with ~., re-attach to the same shell, exit code', async () => {
+    const p = new PtyProcess(['attach', 'cli-box'], { SWITCHBOARD_HOME: bobHome }, 101, 31);
+    await p.waitText('$ ');
+    p.write('export SAME=shell-$((20+22)); echo "size=$(tput cols)x$(tput lines)"\r');
+    await p.waitText('size=101x31');
+    p.proc.resize(77, 19);
+    p.write('echo "size=$(tput cols)x$(tput lines)"\r');
+    await p.waitText('size=77x19');
+    p.write('\r~.');
+    assert.equal(await p.waitExit(), 0);
+    assert.match(p.out, /detached from cli-box/);
+
+    const again = new PtyProcess(['attach', 'cli-box'], { SWITCHBOARD_HOME: bobHome });
+    await again.waitText('resumed');
+    again.write('echo "again=$SAME"\r');
+    await again.waitText('again=shell-42');
+    again.write('exit 3\r');
+    assert.equal(await again.waitExit(), 3);
+  });
+
+  it('attach: a user who is not allowed gets exit code 5 and a clear message', async () => {
+    const p = new PtyProcess(['attach', 'cli-box'], { SWITCHBOARD_HOME: carolHome });
+    assert.equal(await p.waitExit(), 5);
+    assert.match(p.out, /not allowed on session "cli-box"/);
+  });
+
+  it('share: the host sees who asks, approves, and both type into the same shell', async () => {
+    const shareHome = await cliUser(h, 'dana');
+    const host = new PtyProcess(['share', '--session', 'cli-share', '--shell', '/bin/bash'], {
+      SWITCHBOARD_HOME: shareHome,
+      PS1: '$ ',
+    });
+    await host.waitText('sharing this terminal as session cli-share');
+    const guest = new PtyProcess(['attach', 'cli-share'], { SWITCHBOARD_HOME: carolHome });
+    await guest.waitText('waiting for the host to approve');
+    await host.waitFor(
+      (o) => /carol \(SHA256:[A-Za-z0-9+/]{43}\) asks to attach/.test(o),
+      'the approval prompt',
+    );
+    host.write('y');
+    await guest.waitText('read-write');
+    guest.write('echo "from-guest-$((2*21))"\r');
+    await host.waitText('from-guest-42');
+    host.write('echo "from-host-$((3*7))"\r');
+    await guest.waitText('from-host-21');
+    host.write('exit 0\r');
+    assert.equal(await host.waitExit(), 0);
+    assert.equal(await guest.waitExit(), 0);
+  });
+});
