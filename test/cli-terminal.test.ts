@@ -6,15 +6,16 @@ import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import type { IPty } from 'node-pty';
 import { Harness, type TestUser } from './terminal-harness.js';
 
 const require = createRequire(import.meta.url);
-const nodePty = require('node-pty') as typeof import('node-pty');
+const nodePty = require('node-pty') as { spawn: (file: string, args: string[], options: object) => IPty };
 const BIN = fileURLToPath(new URL('../../bin/switchboard', import.meta.url));
 
 /** A CLI process on its own PTY, with its screen output collected. */
 class PtyProcess {
-  readonly proc: import('node-pty').IPty;
+  readonly proc: IPty;
   out = '';
   exitCode: number | undefined;
   readonly #waiters = new Set<() => void>();
