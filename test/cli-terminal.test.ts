@@ -10,7 +10,9 @@ import type { IPty } from 'node-pty';
 import { Harness, type TestUser } from './terminal-harness.js';
 
 const require = createRequire(import.meta.url);
-const nodePty = require('node-pty') as { spawn: (file: string, args: string[], options: object) => IPty };
+const nodePty = require('node-pty') as {
+  spawn: (file: string, args: string[], options: object) => IPty;
+};
 const BIN = fileURLToPath(new URL('../../bin/switchboard', import.meta.url));
 
 /** A CLI process on its own PTY, with its screen output collected. */

@@ -64,17 +64,17 @@ describe('remote terminal', () => {
     await h.agent(alice, 'ctrlc-1', { allow: ['bob'] });
     const ctl = h.controller(bob, 'ctrlc-1');
     await ctl.start();
-    const m = marker('slept');
-    ctl.type(`sleep 60; echo ${m}-$?\r`);
-    // Wait until the shell has echoed the command line back: sleep is running.
-    await ctl.waitForText(`echo ${m}`);
+    // The program sets its SIGINT trap before it says it is ready, so a ^C after "ready" must hit it.
+    // Markers are computed by the shell, so the echoed command line cannot match them.
+    ctl.type(
+      `sh -c 'trap "echo got-$((100+30)); exit 130" INT; echo ready-$((6*7)); while :; do sleep 0.1; done'\r`,
+    );
+    await ctl.waitForText('ready-42');
     ctl.type('\x03');
-    // bash abandons the whole line on SIGINT, so the echo never runs; a new prompt comes instead.
-    // (The tty also flushes typeahead on SIGINT, so the next command waits for that prompt.)
-    await ctl.waitFor((t) => /\^C[\s\S]*\$ $/.test(t), 'a prompt after ^C');
+    await ctl.waitForText('got-130');
+    await ctl.waitFor((t) => /got-130[\s\S]*\$ $/.test(t), 'the prompt after the program ended');
     ctl.type('echo "status=$?"\r');
     await ctl.waitForText('status=130');
-    assert.ok(!ctl.text.includes(`${m}-0`), 'sleep must not have finished normally');
   });
 
   it('refuses a user who is not allowed on an agent at once', async () => {
@@ -211,6 +211,57 @@ describe('remote terminal', () => {
     assert.equal(numbers.length, count, 'every line exactly once');
     for (let i = 0; i < count; i++)
       if (numbers[i] !== String(i + 1)) assert.fail(`line ${i + 1} is ${numbers[i]}`);
+  });
+
+  it('brings a controller that falls behind back to the current screen, without slowing the others', async () => {
+    await h.share(alice, 'slow-1', { allow: ['bob', 'carol'] });
+    const fast = h.controller(bob, 'slow-1');
+    const slow = h.controller(carol, 'slow-1');
+    await fast.start();
+    await slow.start();
+    const resume = slow.session.simulateStall();
+    const m = marker('FLOOD');
+    // ~6.9 MB of output: past the 4 MiB replay buffer while the slow controller reads nothing.
+    fast.type(`seq 1 1000000; echo ${m}-$((40+2))\r`);
+    await fast.waitForText(`${m}-42`, 60_000);
+    assert.ok(
+      !slow.text.includes(`${m}-42`),
+      'the stalled controller had not received the end yet',
+    );
+    resume();
+    await slow.waitForText(`${m}-42`, 30_000);
+    const bytes = (c: typeof fast) => c.outputChunks.reduce((n, b) => n + b.length, 0);
+    assert.ok(
+      bytes(slow) < bytes(fast) / 2,
+      `repainted, not replayed: ${bytes(slow)} vs ${bytes(fast)} bytes`,
+    );
+  });
+
+  it('drops a controller that acknowledges nothing, with a reason', async () => {
+    const notices: string[] = [];
+    const { host } = await h.share(
+      alice,
+      'slow-2',
+      { allow: ['bob', 'carol'] },
+      { slowControllerTimeoutMs: 1_000 },
+    );
+    host.on('notice', (t: string) => notices.push(t));
+    const fast = h.controller(bob, 'slow-2');
+    const slow = h.controller(carol, 'slow-2');
+    await fast.start();
+    await slow.start();
+    const resume = slow.session.simulateStall();
+    fast.type(`seq 1 200000; echo done-$((40+2))\r`);
+    await fast.waitForText('done-42', 60_000);
+    await new Promise<void>((resolve) => {
+      const check = (t: string) => t.startsWith('dropped carol') && resolve();
+      notices.forEach(check);
+      host.on('notice', check);
+    });
+    resume();
+    const end = await slow.waitEnd();
+    assert.equal(end.error?.code, ErrorCode.SLOW_PEER);
+    assert.match(end.error?.message ?? '', /did not keep up/);
   });
 
   it('carries on after the relay restarts under a live session', async () => {

@@ -4,7 +4,13 @@ import type { DeviceKeyPair } from '../crypto/device-key.js';
 import { keyFingerprint } from '../crypto/device-key.js';
 import { ControllerHandshake } from '../crypto/handshake.js';
 import type { SecureChannel } from '../crypto/secure-channel.js';
-import { CryptoError, ErrorCode, SessionError, SwitchboardError } from '../protocol/errors.js';
+import {
+  CryptoError,
+  ErrorCode,
+  SessionError,
+  SwitchboardError,
+  isErrorCode,
+} from '../protocol/errors.js';
 import type { Results } from '../protocol/messages.js';
 import {
   ACK_DELAY_MS,
@@ -208,16 +214,10 @@ export class AttachSession extends EventEmitter {
       },
       onClose: (code, reason) => {
         if (this.#client !== client) return;
-        if (FATAL.has(code) || code === ErrorCode.CHANNEL_CLOSED) {
-          // A host refusal arrives as "CODE: text" in the reason.
-          const m = /^([A-Z_]+): (.*)$/s.exec(reason);
-          const fatalCode = m?.[1] && FATAL.has(m[1]) ? m[1] : code;
-          if (code === ErrorCode.CHANNEL_CLOSED && !m) {
-            // The host closed us without a code: dropped, or the session ended.
-            return this.#fail(new SessionError(ErrorCode.CHANNEL_CLOSED, reason));
-          }
-          return this.#fail(new SessionError(fatalCode as ErrorCode, m?.[2] ?? reason));
-        }
+        // Closed by the host (or by the relay because the host ended the session): final.
+        if (code === ErrorCode.CHANNEL_CLOSED) return this.#fail(parseRefusal(reason));
+        if (FATAL.has(code)) return this.#fail(new SessionError(code as ErrorCode, reason));
+        // PEER_GONE, SLOW_PEER, CONNECTION_CLOSED…: come back and resume.
         this.#lost(new SessionError(code as ErrorCode, reason));
       },
     });
@@ -359,6 +359,13 @@ export class AttachSession extends EventEmitter {
     this.#end({ detached: true });
   }
 
+  /** Stops reading from the relay, as a congested link would; returns the function that resumes (tests use it). */
+  simulateStall(): () => void {
+    const client = this.#client;
+    client?.pauseReading();
+    return () => client?.resumeReading();
+  }
+
   /** Cuts the relay connection as a network failure would (tests use it). */
   simulateDrop(): void {
     this.#client?.terminate();
@@ -423,7 +430,7 @@ export class AttachSession extends EventEmitter {
 /** A host's refusal text "CODE: message" as an error with that code. */
 function parseRefusal(reason: string): SwitchboardError {
   const m = /^([A-Z_]+): (.*)$/s.exec(reason);
-  if (m?.[1] && FATAL.has(m[1])) return new SessionError(m[1] as ErrorCode, m[2] ?? reason);
+  if (m?.[1] && isErrorCode(m[1])) return new SessionError(m[1], m[2] ?? reason);
   return new SessionError(ErrorCode.CHANNEL_CLOSED, reason);
 }
 

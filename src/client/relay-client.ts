@@ -186,6 +186,15 @@ export class RelayClient extends EventEmitter {
     setTimeout(() => this.#ws.terminate(), 1_000).unref();
   }
 
+  /** Stops reading from the socket: TCP backpressure reaches the relay, which drops channels it cannot deliver. */
+  pauseReading(): void {
+    this.#ws.pause();
+  }
+
+  resumeReading(): void {
+    this.#ws.resume();
+  }
+
   /** Cuts the connection at once, without a close handshake (tests use it to simulate a drop). */
   terminate(): void {
     this.#ws.terminate();

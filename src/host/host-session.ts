@@ -27,6 +27,8 @@ import { Backoff } from '../client/backoff.js';
 export const APPROVAL_TIMEOUT_MS = 60_000; // ms
 /** How long a disconnected controller's place (and, on agent, its shell) is kept for a resume. */
 export const DETACHED_TTL_MS = 10 * 60_000; // ms
+/** A connected controller that acknowledges nothing for this long is dropped as too slow. */
+export const SLOW_CONTROLLER_TIMEOUT_MS = 60_000; // ms
 /** Time a channel has to finish the E2E handshake and hello. */
 export const PEER_SETUP_TIMEOUT_MS = 15_000; // ms
 
@@ -48,6 +50,8 @@ export interface HostSessionOptions {
   /** share: asks the person at the host; resolves true to admit. */
   approve?(peer: PeerInfo): Promise<boolean>;
   detachedTtlMs?: number;
+  /** Default SLOW_CONTROLLER_TIMEOUT_MS. */
+  slowControllerTimeoutMs?: number;
   now?: () => number;
 }
 
@@ -97,7 +101,8 @@ export class HostSession extends EventEmitter {
   /** Connects and registers; afterwards reconnects by itself until stop(). */
   async start(): Promise<string> {
     await this.#connectOnce();
-    this.#sweep = setInterval(() => this.#expire(), 10_000);
+    const slowMs = this.#o.slowControllerTimeoutMs ?? SLOW_CONTROLLER_TIMEOUT_MS;
+    this.#sweep = setInterval(() => this.#expire(), Math.min(10_000, Math.max(100, slowMs / 4)));
     this.#sweep.unref();
     return this.#sessionId!;
   }
@@ -218,14 +223,28 @@ export class HostSession extends EventEmitter {
   /** Drops attachments (and agent shells) whose controller has been gone past the TTL. */
   #expire(): void {
     const ttl = this.#o.detachedTtlMs ?? DETACHED_TTL_MS;
+    const slowMs = this.#o.slowControllerTimeoutMs ?? SLOW_CONTROLLER_TIMEOUT_MS;
     const now = this.now;
     for (const [id, p] of this.#placed) {
       if (
         p.att.sink === undefined &&
         p.att.detachedAt !== undefined &&
         now - p.att.detachedAt > ttl
-      )
+      ) {
         this.forget(id);
+      } else if (
+        p.att.sink &&
+        p.att.waitingSince !== undefined &&
+        Date.now() - p.att.waitingSince > slowMs
+      ) {
+        this.notice(
+          `dropped ${p.att.user}: acknowledged nothing for ${Math.round(slowMs / 1000)} s`,
+        );
+        this.drop(
+          id,
+          `${ErrorCode.SLOW_PEER}: your connection did not keep up with the output; attach again`,
+        );
+      }
     }
   }
 

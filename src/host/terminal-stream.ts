@@ -30,6 +30,8 @@ export class Attachment {
   inputOffset = 0;
   exitSent = false;
   detachedAt: number | undefined;
+  /** When output first went unacknowledged (undefined while fully acknowledged): finds stalled controllers. */
+  waitingSince: number | undefined;
 
   constructor(user: string, publicKey: string, readOnly: boolean) {
     this.user = user;
@@ -138,8 +140,9 @@ export class TerminalStream extends EventEmitter {
     if (!sink) return;
     for (;;) {
       if (att.sent < this.#ring.start) {
-        // Fell behind the replay buffer (a slow controller): bring it to the current screen.
-        if (!this.#sendSnapshot(att)) break;
+        // Fell behind the replay buffer (a slow controller): bring it to the current screen, but
+        // only once it has caught up with what it was sent, so a stalled one costs one snapshot.
+        if (att.acked < att.sent || !this.#sendSnapshot(att)) break;
         continue;
       }
       const room = OUTPUT_WINDOW_BYTES - (att.sent - att.acked);
@@ -148,6 +151,7 @@ export class TerminalStream extends EventEmitter {
       if (!chunk || chunk.length === 0) break;
       sink.send({ type: 'output', offset: att.sent, data: chunk });
       att.sent += chunk.length;
+      att.waitingSince ??= Date.now();
     }
     if (this.exit && !att.exitSent && att.sent === this.#ring.end) {
       att.exitSent = true;
@@ -159,6 +163,7 @@ export class TerminalStream extends EventEmitter {
   ack(att: Attachment, offset: number): void {
     if (offset > att.sent || offset < att.acked) return;
     att.acked = offset;
+    att.waitingSince = offset === att.sent ? undefined : Date.now();
     this.pump(att);
   }
 
