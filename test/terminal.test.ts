@@ -307,6 +307,16 @@ describe('remote terminal', () => {
     }
   });
 
+  it('ends a live agent when its owner logs out everywhere', async () => {
+    const erin = await h.user('erin');
+    const host = await h.agent(erin, 'logout-1');
+    const fatal = new Promise<{ code: string }>((resolve) => host.once('fatal', resolve));
+    const other = await erin.connect();
+    await other.request('auth.logout', { all: true });
+    other.close();
+    assert.equal((await fatal).code, ErrorCode.TOKEN_REVOKED);
+  });
+
   it('refuses a session ID that is live for another owner', async () => {
     await h.agent(alice, 'taken-1');
     await assert.rejects(

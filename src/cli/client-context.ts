@@ -25,9 +25,11 @@ export function serverOf(inv: Invocation, home: Home): string {
   return server;
 }
 
-export function trustOf(inv: Invocation, home: Home): TrustOptions {
+export function trustOf(inv: Invocation, home: Home, server: string): TrustOptions {
   const fingerprint = str(inv, 'fingerprint') ?? inv.io.env['SWITCHBOARD_FINGERPRINT'];
-  const caFile = str(inv, 'ca') ?? home.config().caFile;
+  const config = home.config();
+  // A remembered CA applies only to the relay it was given for.
+  const caFile = str(inv, 'ca') ?? (config.server === server ? config.caFile : undefined);
   const trust: TrustOptions = { knownServers: new KnownServers(home.path(FILES.knownServers)) };
   if (fingerprint) trust.fingerprint = fingerprint;
   if (caFile) trust.caFile = caFile;
@@ -50,7 +52,7 @@ export function connect(
   home: Home,
   server = serverOf(inv, home),
 ): Promise<RelayClient> {
-  return RelayClient.connect({ server, trust: trustOf(inv, home) });
+  return RelayClient.connect({ server, trust: trustOf(inv, home, server) });
 }
 
 export interface Session {
@@ -94,7 +96,7 @@ export async function authedConnector(
   inv: Invocation,
 ): Promise<Session & { connect: () => Promise<RelayClient> }> {
   const session = await connectAuthed(inv);
-  const trust = trustOf(inv, session.home);
+  const trust = trustOf(inv, session.home, session.login.server);
   // Pinned now: reconnects must never prompt.
   delete trust.ask;
   const server = session.login.server;

@@ -96,6 +96,7 @@ export class AttachSession extends EventEmitter {
   #unackedBytes = 0;
   #cols: number;
   #rows: number;
+  #readOnly: boolean;
   #ended = false;
   #running = false;
   #everAttached = false;
@@ -106,6 +107,7 @@ export class AttachSession extends EventEmitter {
     this.#o = options;
     this.#cols = options.cols;
     this.#rows = options.rows;
+    this.#readOnly = options.readOnly;
     if (options.resume) {
       this.#attachment = options.resume.attachment;
       this.#expected = this.#acked = options.resume.offset;
@@ -152,9 +154,18 @@ export class AttachSession extends EventEmitter {
       return this.#lost(err);
     }
     this.#channel = reply.channel;
+    if (reply.sessionId !== this.#o.sessionId) {
+      client.close();
+      return this.#fail(
+        new CryptoError(
+          ErrorCode.HANDSHAKE_FAILED,
+          `the relay joined us to session "${reply.sessionId}", not "${this.#o.sessionId}"`,
+        ),
+      );
+    }
     const handshake = new ControllerHandshake({
       key: this.#o.key,
-      prologue: e2ePrologue(reply.sessionId, reply.host.user, this.#o.user),
+      prologue: e2ePrologue(this.#o.sessionId, reply.host.user, this.#o.user),
     });
     let step: 'msg2' | 'welcome' | 'running' = 'msg2';
     let handshakeHash = '';
@@ -243,6 +254,10 @@ export class AttachSession extends EventEmitter {
     }
     this.#attachment = welcome.attachment;
     this.#running = true;
+    if (welcome.readOnly && !this.#readOnly) {
+      this.#readOnly = true;
+      this.emit('notice', 'read-only: the host does not take your keystrokes (~. still detaches)');
+    }
     this.#backoff?.reset();
     this.#lostSince = undefined;
     // Resend whatever input the host has not consumed yet.
@@ -329,7 +344,8 @@ export class AttachSession extends EventEmitter {
    * Returns false when the unconfirmed input is over its window: stop reading until 'drain'.
    */
   input(data: Buffer): boolean {
-    if (this.#ended || this.#o.readOnly) return true;
+    // Read-only: nothing is sent (the host would drop it), so nothing piles up unacknowledged.
+    if (this.#ended || this.#readOnly) return true;
     for (let i = 0; i < data.length; i += MAX_CHUNK_BYTES) {
       const piece = Buffer.from(data.subarray(i, i + MAX_CHUNK_BYTES));
       const u = { offset: this.#inputOffset, data: piece };

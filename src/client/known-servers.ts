@@ -263,8 +263,8 @@ function certChangedError(
       `  presented: ${presented}`,
       'Verify the new fingerprint with the relay operator out of band, e.g. on the relay:',
       '  openssl x509 -noout -fingerprint -sha256 -in <data-dir>/tls-cert.pem',
-      'then, only if it matches, run:',
-      `  switchboard trust-server ${server} --fingerprint <NEW FINGERPRINT>`,
+      'then, only if it matches, run your command again with the new fingerprint, e.g.:',
+      `  switchboard whoami --server ${server} --fingerprint <NEW FINGERPRINT>`,
       `or remove the entry for ${server} from ${file}.`,
     ].join('\n'),
   );

@@ -11,7 +11,7 @@ export const HARD_MAX_FRAME_BYTES = 4 * 1024 * 1024; // bytes
 export const HANDSHAKE_TIMEOUT_MS = 10_000; // ms
 /** Time after the WebSocket upgrade in which `hello` must arrive. */
 export const HELLO_TIMEOUT_MS = 10_000; // ms
-/** A connection with no authenticated user and no traffic is closed after this. */
+/** A connection that has not logged in this long after connecting is closed. */
 export const IDLE_UNAUTHENTICATED_MS = 60_000; // ms
 /** Interval between WebSocket pings; a peer missing two pongs is dropped (dead within 30 s). */
 export const HEARTBEAT_INTERVAL_MS = 15_000; // ms

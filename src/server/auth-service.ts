@@ -4,7 +4,12 @@ import { hash as argonHash, verify as argonVerify } from '@node-rs/argon2';
 import { AuthError, ErrorCode } from '../protocol/errors.js';
 import { keyFingerprint, parsePublicKey } from '../crypto/device-key.js';
 import type { DeviceRow, Store, UserRow } from '../store/repositories.js';
+import { KeyedGate } from './keyed-gate.js';
 import { FailureThrottle, type ThrottlePolicy } from './throttle.js';
+
+function throttled(message: string): AuthError {
+  return new AuthError(ErrorCode.THROTTLED, message);
+}
 
 export interface AuthOptions {
   /** A token unused for this long stops working. */
@@ -76,6 +81,9 @@ export class AuthService {
   readonly #perAccount: FailureThrottle;
   readonly #perAddress: FailureThrottle;
   readonly #perPair: FailureThrottle;
+  /** One password check at a time per account; a few per address (Argon2 is CPU-bound anyway). */
+  readonly #accountGate = new KeyedGate(1, 64);
+  readonly #addressGate = new KeyedGate(8, 1024);
   /** A real hash of a random password, verified against when the user does not exist so timing does not tell. */
   #dummyHash: Promise<string> | undefined;
 
@@ -90,6 +98,37 @@ export class AuthService {
 
   get idleTimeoutSec(): number {
     return Math.floor(this.#options.tokenIdleMs / 1000);
+  }
+
+  async #verify(
+    name: string,
+    password: string,
+    keys: { account: string; address: string; pair: string },
+  ): Promise<UserRow> {
+    const now = this.#now();
+    const wait = Math.max(
+      this.#perAccount.waitMs(keys.account, now),
+      this.#perAddress.waitMs(keys.address, now),
+      this.#perPair.waitMs(keys.pair, now),
+    );
+    if (wait > 0)
+      throw throttled(`too many failed logins; try again in ${Math.ceil(wait / 1000)} s`);
+    const user = await this.#store.users.findByName(name);
+    let ok = false;
+    if (user) {
+      ok = await argonVerify(user.passwordHash, password).catch(() => false);
+    } else {
+      this.#dummyHash ??= this.#hash(randomBytes(16).toString('hex'));
+      await argonVerify(await this.#dummyHash, password).catch(() => false);
+    }
+    if (!user || !ok) {
+      const later = this.#now();
+      this.#perAccount.fail(keys.account, later);
+      this.#perAddress.fail(keys.address, later);
+      this.#perPair.fail(keys.pair, later);
+      throw new AuthError(ErrorCode.BAD_CREDENTIALS, 'wrong user name or password');
+    }
+    return user;
   }
 
   #hash(password: string): Promise<string> {
@@ -125,35 +164,21 @@ export class AuthService {
     device: { publicKey: string; name: string },
     address: string,
   ): Promise<LoginResult> {
-    const now = this.#now();
-    const keys = { account: `a:${name}`, address: `i:${address}`, pair: `p:${name}|${address}` };
-    const wait = Math.max(
-      this.#perAccount.waitMs(keys.account, now),
-      this.#perAddress.waitMs(keys.address, now),
-      this.#perPair.waitMs(keys.pair, now),
-    );
-    if (wait > 0) {
-      throw new AuthError(
-        ErrorCode.THROTTLED,
-        `too many failed logins; try again in ${Math.ceil(wait / 1000)} s`,
-      );
-    }
     const publicKey = parsePublicKey(device.publicKey); // throws on a malformed key before any work
-    const user = await this.#store.users.findByName(name);
-    let ok = false;
-    if (user) {
-      ok = await argonVerify(user.passwordHash, password).catch(() => false);
-    } else {
-      this.#dummyHash ??= this.#hash(randomBytes(16).toString('hex'));
-      await argonVerify(await this.#dummyHash, password).catch(() => false);
-    }
-    if (!user || !ok) {
-      const later = this.#now();
-      this.#perAccount.fail(keys.account, later);
-      this.#perAddress.fail(keys.address, later);
-      this.#perPair.fail(keys.pair, later);
-      throw new AuthError(ErrorCode.BAD_CREDENTIALS, 'wrong user name or password');
-    }
+    const keys = { account: `a:${name}`, address: `i:${address}`, pair: `p:${name}|${address}` };
+    // Password checks run one at a time per account and a few at a time per address, and the
+    // throttle is consulted after waiting: parallel guesses see the failures before them.
+    const outcome = await this.#addressGate.run(keys.address, async () => {
+      const perAccount = await this.#accountGate.run(keys.account, () =>
+        this.#verify(name, password, keys),
+      );
+      if (!perAccount)
+        throw throttled('too many logins for this account at once; try again shortly');
+      return perAccount.value;
+    });
+    if (!outcome) throw throttled('too many logins from your address at once; try again shortly');
+    const user = outcome.value;
+    const now = this.#now();
     this.#perPair.reset(keys.pair);
     this.#perAccount.reset(keys.account);
     const fingerprint = keyFingerprint(publicKey);
@@ -224,6 +249,11 @@ export class AuthService {
       this.#store.devices.touch(device.id, now),
     ]);
     return { user, device, tokenId: row.id, expiresAt: row.expiresAt };
+  }
+
+  /** Marks a token as in use (a long-lived connection keeps its idle timer fresh). */
+  async touch(auth: Authenticated): Promise<void> {
+    await this.#store.tokens.touch(auth.tokenId, this.#now());
   }
 
   /** Revokes this token, or every token of the user with `all`. Returns how many were revoked. */

@@ -44,6 +44,8 @@ export class Connection {
   readonly log: Logger;
   readonly openedAt: number;
   helloDone = false;
+  /** Last time this connection refreshed its token's idle timer. */
+  touchedAt = 0;
   auth: Authenticated | undefined;
   /** Set by the heartbeat; a connection that misses a pong between two beats is dead. */
   alive = true;

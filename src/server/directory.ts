@@ -46,6 +46,11 @@ export class Directory {
     if (set && set.size === 0) this.#online.delete(userId);
   }
 
+  /** The live connections of a user. */
+  connectionsOf(userId: number): Connection[] {
+    return [...(this.#online.get(userId) ?? [])];
+  }
+
   isOnline(userId: number): boolean {
     return this.#online.has(userId);
   }

@@ -6,7 +6,7 @@ import type { Params, PeerInfo, Request, Results, SessionSummary } from '../prot
 import { generateSessionId } from '../protocol/session-id.js';
 import type { DeviceRow, RemoteSessionRow, Store } from '../store/repositories.js';
 import type { AuthService, Authenticated } from './auth-service.js';
-import type { Connection } from './connection.js';
+import { CloseCode, type Connection } from './connection.js';
 import { peerInfoOf, type Directory } from './directory.js';
 import type { Logger } from './logger.js';
 
@@ -119,6 +119,7 @@ function setAuth(conn: Connection, auth: Authenticated, s: Services): void {
   }
   s.directory.removeOnline(conn);
   conn.auth = auth;
+  conn.touchedAt = s.now();
   s.directory.addOnline(conn);
 }
 
@@ -165,8 +166,15 @@ async function logout(
   req: Params<'auth.logout'>,
   s: Services,
 ): Promise<Results['auth.logout']> {
-  const revoked = await s.auth.logout(conn.auth, req.all === true);
-  s.log.info({ user: conn.auth.user.name, all: req.all === true, revoked }, 'logout');
+  const all = req.all === true;
+  const revoked = await s.auth.logout(conn.auth, all);
+  // The revoked logins end now, not at their next reconnect: close the other connections using them.
+  for (const other of s.directory.connectionsOf(conn.auth.user.id)) {
+    if (other === conn) continue;
+    if (all || other.auth?.tokenId === conn.auth.tokenId)
+      other.close(CloseCode.POLICY, 'logged out');
+  }
+  s.log.info({ user: conn.auth.user.name, all, revoked }, 'logout');
   return { revoked };
 }
 

@@ -40,7 +40,7 @@ async function bearer(req: IncomingMessage, ctx: HttpContext) {
   if (!match?.[1])
     throw new AuthError(
       ErrorCode.AUTH_REQUIRED,
-      'send "Authorization: Bearer <token>" (the token is in $SWITCHBOARD_HOME/session.json after login)',
+      'send "Authorization: Bearer <token>" (the token is in $SWITCHBOARD_HOME/login.json after login)',
     );
   return ctx.auth.authenticate(match[1]);
 }

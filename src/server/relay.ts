@@ -1,5 +1,5 @@
 // The relay: one TLS port serving HTTPS, the WebSocket protocol, heartbeats and clean shutdown.
-import { mkdirSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -28,6 +28,9 @@ import { Directory } from './directory.js';
 import { handle, type Services } from './handlers.js';
 import { handleHttp } from './http-api.js';
 import { silentLogger, type Logger } from './logger.js';
+
+/** How often a live connection refreshes its login's idle timer (a long-running agent never idles out). */
+const TOKEN_TOUCH_INTERVAL_MS = 3600_000; // ms
 
 /** The WebSocket endpoint clients connect to. */
 export const WS_PATH = '/v1/ws';
@@ -90,7 +93,17 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
           hostnames: options.hostnames ?? [],
         });
 
-  const store: Store = await openSqliteStore({ file: join(options.dataDir, 'switchboard.db') });
+  const dbFile = join(options.dataDir, 'switchboard.db');
+  // The database holds password hashes: created 0600 (SQLite gives its -wal/-shm files the same mode).
+  if (existsSync(dbFile)) chmodSync(dbFile, 0o600);
+  else writeFileSync(dbFile, '', { mode: 0o600 });
+  if ((statSync(options.dataDir).mode & 0o077) !== 0) {
+    log.warn(
+      { dataDir: options.dataDir },
+      'the data directory is accessible to other users; chmod 700 it',
+    );
+  }
+  const store: Store = await openSqliteStore({ file: dbFile });
   const offline = await store.remoteSessions.markAllOffline(now());
   if (offline > 0)
     log.info(
@@ -173,13 +186,15 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
       directory.forward(route, decoded.value.payload);
       return;
     }
+    const decoded = decodeRequest(data, MAX_FRAME_BYTES);
     if (!conn.takeToken(now())) {
+      const id = decoded.ok ? decoded.value.id : decoded.id;
       return protocolError(
         conn,
         new ProtocolError(ErrorCode.RATE_LIMITED, 'too many control messages; slow down'),
+        id,
       );
     }
-    const decoded = decodeRequest(data, MAX_FRAME_BYTES);
     if (!decoded.ok) return protocolError(conn, decoded.error, decoded.id);
     const request = decoded.value;
     handle(conn, request, services).then(
@@ -261,6 +276,12 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
         continue;
       }
       conn.alive = false;
+      if (conn.auth && now() - conn.touchedAt > TOKEN_TOUCH_INTERVAL_MS) {
+        conn.touchedAt = now();
+        services.auth
+          .touch(conn.auth)
+          .catch((err: unknown) => log.warn({ err }, 'token touch failed'));
+      }
       try {
         conn.ws.ping();
       } catch {

@@ -1,5 +1,6 @@
 // Account commands: signup, login, logout, whoami, users.
 import { hostname } from 'node:os';
+import { resolve } from 'node:path';
 import { keyFingerprint } from '../../crypto/device-key.js';
 import { ErrorCode, SwitchboardError } from '../../protocol/errors.js';
 import { USERNAME_RE } from '../../protocol/messages.js';
@@ -69,7 +70,8 @@ async function doLogin(inv: Invocation, user: string, password: string): Promise
       },
     });
     home.saveLogin({ server, user: result.user, token: result.token, expiresAt: result.expiresAt });
-    home.saveConfig({ ...home.config(), server });
+    const ca = str(inv, 'ca');
+    home.saveConfig(ca ? { server, caFile: resolve(ca) } : { server });
     inv.io.stdout.write(
       `Logged in as ${result.user} on ${server}\nThis device's key: ${keyFingerprint(key.publicKey)}\n`,
     );

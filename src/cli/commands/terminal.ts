@@ -186,12 +186,8 @@ export const share: Command = {
         if (pending) {
           const answer = chunk.toString('utf8').trim().toLowerCase();
           approvals.shift();
+          // The host session itself reports "attached" or "denied".
           pending.resolve(answer === 'y' || answer === 'yes');
-          term.notice(
-            answer === 'y' || answer === 'yes'
-              ? `admitted ${pending.peer.user}`
-              : `denied ${pending.peer.user}`,
-          );
           ask();
           return;
         }
@@ -373,16 +369,22 @@ export const attach: Command = {
     });
     const out = inv.io.stdout;
     session.on('output', (data: Buffer) => out.write(data));
-    session.on('snapshot', (data: Buffer) => out.write(data));
+    let snapshotSeen = false;
+    session.on('snapshot', (data: Buffer) => {
+      snapshotSeen = true;
+      out.write(data);
+    });
     session.on('notice', (text: string) => term.notice(text));
     session.on('state', (state: string) => {
       if (state === 'attached') term.notice('reconnected');
     });
     const info = await session.start();
-    term.notice(
+    const banner =
       `attached to ${sessionId} on ${info.hostName} (${info.host.user}, ${info.host.fingerprint}) ` +
-        `${info.welcome.readOnly ? 'read-only' : 'read-write'}${info.welcome.resumed ? ', resumed' : ''} · ~. detaches`,
-    );
+      `${info.welcome.readOnly ? 'read-only' : 'read-write'}${info.welcome.resumed ? ', resumed' : ''} · ~. detaches`;
+    // A fresh attach starts with a repaint that clears the screen: show the banner after it.
+    if (info.welcome.resumed || snapshotSeen) term.notice(banner);
+    else session.once('snapshot', () => setImmediate(() => term.notice(banner)));
     term.enterRaw();
     const scanner = new EscapeScanner('.?i');
     return new Promise<number>((resolve) => {
