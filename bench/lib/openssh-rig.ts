@@ -1,4 +1,4 @@
-// OpenSSH on loopback for comparison: a private sshd used as jump host and target, ssh -J on a PTY.
+// OpenSSH on loopback for comparison: private sshds as jump host and target, ssh -J on a PTY.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, rmdirSync, unlinkSync, writeFileSync } from 'node:fs';
 import { createConnection, createServer } from 'node:net';
@@ -6,7 +6,7 @@ import { delimiter, join } from 'node:path';
 import { userInfo } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Child } from './child.js';
-import { ptyTerminal, type RemoteTerminal } from './remote-terminal.js';
+import { pipeTerminal, ptyTerminal, type RemoteTerminal } from './remote-terminal.js';
 
 /** Debian's hook that stops package scripts from starting services; 101 = "not allowed". */
 const POLICY_RC_D = '/usr/sbin/policy-rc.d';
@@ -117,9 +117,11 @@ export interface OpenSshRigOptions {
 export class OpenSshRig {
   readonly #o: OpenSshRigOptions;
   readonly #user = userInfo().username;
-  #sshd: Child | undefined;
+  readonly #sshds: Child[] = [];
   #madePrivsep = false;
-  port = 0;
+  /** The jump host's port and the target's: two sshd processes, as ssh refuses a jump to itself. */
+  jumpPort = 0;
+  targetPort = 0;
   readonly #config: string;
 
   constructor(options: OpenSshRigOptions) {
@@ -127,7 +129,7 @@ export class OpenSshRig {
     this.#config = join(options.dir, 'ssh_config');
   }
 
-  /** Keys, configs and a private sshd on 127.0.0.1 that accepts only the fresh client key. */
+  /** Keys, configs and two private sshds on 127.0.0.1 that accept only the fresh client key. */
   async start(): Promise<void> {
     const { dir, tools } = this.#o;
     mkdirSync(dir, { recursive: true, mode: 0o700 });
@@ -142,49 +144,8 @@ export class OpenSshRig {
       mkdirSync(PRIVSEP_DIR, { mode: 0o755 });
       this.#madePrivsep = true;
     }
-    for (let attempt = 1; ; attempt++) {
-      this.port = await freePort();
-      const sshdConfig = join(dir, 'sshd_config');
-      writeFileSync(
-        sshdConfig,
-        [
-          `Port ${this.port}`,
-          'ListenAddress 127.0.0.1',
-          `HostKey ${hostKey}`,
-          `PidFile ${join(dir, 'sshd.pid')}`,
-          `AuthorizedKeysFile ${authorized}`,
-          'PermitRootLogin yes',
-          'PubkeyAuthentication yes',
-          'PasswordAuthentication no',
-          'KbdInteractiveAuthentication no',
-          'UsePAM no',
-          // The scratch directory lives under /tmp, which StrictModes would reject.
-          'StrictModes no',
-          'PrintMotd no',
-          'PrintLastLog no',
-          'AllowTcpForwarding yes',
-          'X11Forwarding no',
-          'UseDNS no',
-          'LogLevel ERROR',
-          '',
-        ].join('\n'),
-        { mode: 0o600 },
-      );
-      const sshd = new Child('sshd', tools.sshd, ['-D', '-e', '-f', sshdConfig], process.env);
-      this.#sshd = sshd;
-      const deadline = Date.now() + START_TIMEOUT_MS;
-      let up = false;
-      let exited = false;
-      void sshd.exited.then(() => (exited = true));
-      while (!up && !exited && Date.now() < deadline) {
-        up = await canConnect(this.port);
-        if (!up) await sleep(50);
-      }
-      if (up) break;
-      await sshd.stop();
-      if (attempt >= 3)
-        throw new Error(`sshd did not start on 127.0.0.1:${this.port}\n${sshd.describe()}`);
-    }
+    this.jumpPort = await this.#startSshd('jump', hostKey, authorized);
+    this.targetPort = await this.#startSshd('target', hostKey, authorized);
     // -o options do not reach the ProxyJump ssh; a config file given with -F does.
     writeFileSync(
       this.#config,
@@ -209,6 +170,56 @@ export class OpenSshRig {
     );
   }
 
+  async #startSshd(name: string, hostKey: string, authorized: string): Promise<number> {
+    const { dir, tools } = this.#o;
+    for (let attempt = 1; ; attempt++) {
+      const port = await freePort();
+      const sshdConfig = join(dir, `sshd_config.${name}`);
+      writeFileSync(
+        sshdConfig,
+        [
+          `Port ${port}`,
+          'ListenAddress 127.0.0.1',
+          `HostKey ${hostKey}`,
+          `PidFile ${join(dir, `sshd.${name}.pid`)}`,
+          `AuthorizedKeysFile ${authorized}`,
+          'PermitRootLogin yes',
+          'PubkeyAuthentication yes',
+          'PasswordAuthentication no',
+          'KbdInteractiveAuthentication no',
+          'UsePAM no',
+          // The scratch directory lives under /tmp, which StrictModes would reject.
+          'StrictModes no',
+          'PrintMotd no',
+          'PrintLastLog no',
+          'AllowTcpForwarding yes',
+          'X11Forwarding no',
+          'UseDNS no',
+          'LogLevel ERROR',
+          '',
+        ].join('\n'),
+        { mode: 0o600 },
+      );
+      const sshd = new Child(
+        `sshd (${name})`,
+        tools.sshd,
+        ['-D', '-e', '-f', sshdConfig],
+        process.env,
+      );
+      this.#sshds.push(sshd);
+      const deadline = Date.now() + START_TIMEOUT_MS;
+      let exited = false;
+      void sshd.exited.then(() => (exited = true));
+      while (!exited && Date.now() < deadline) {
+        if (await canConnect(port)) return port;
+        await sleep(50);
+      }
+      await sshd.stop();
+      if (attempt >= 3)
+        throw new Error(`sshd (${name}) did not start on 127.0.0.1:${port}\n${sshd.describe()}`);
+    }
+  }
+
   /** The ssh command line (without the program path) that reaches the shell through the jump. */
   get args(): string[] {
     const hop = `${this.#user}@127.0.0.1`;
@@ -221,17 +232,20 @@ export class OpenSshRig {
       'UserKnownHostsFile=/dev/null',
       '-tt',
       '-J',
-      `${hop}:${this.port}`,
+      `${hop}:${this.jumpPort}`,
       '-p',
-      String(this.port),
+      String(this.targetPort),
       hop,
       `exec ${this.#o.shell} -l`,
     ];
   }
 
-  /** `ssh -J` started on a PTY, as a person would run it. */
-  open(): RemoteTerminal {
-    return ptyTerminal('ssh', {
+  /**
+   * `ssh -J`, started on a PTY as a person would run it, or on pipes (`-tt` still gives the
+   * remote shell its PTY) to leave out the local terminal, as the in-process controller does.
+   */
+  open(local: 'pty' | 'pipes'): RemoteTerminal {
+    const options = {
       file: this.#o.tools.ssh,
       args: this.args,
       cwd: this.#o.dir,
@@ -242,16 +256,17 @@ export class OpenSshRig {
         TERM: 'xterm-256color',
         LANG: 'C.UTF-8',
       },
-      cols: this.#o.cols,
-      rows: this.#o.rows,
-    });
+    };
+    return local === 'pty'
+      ? ptyTerminal('ssh', { ...options, cols: this.#o.cols, rows: this.#o.rows })
+      : pipeTerminal('ssh', options);
   }
 
   /** Key exchange and cipher this ssh and sshd agree on (from one `ssh -v` login). */
   negotiated(): string {
     const r = spawnSync(
       this.#o.tools.ssh,
-      ['-F', this.#config, '-v', '-p', String(this.port), `${this.#user}@127.0.0.1`, 'true'],
+      ['-F', this.#config, '-v', '-p', String(this.targetPort), `${this.#user}@127.0.0.1`, 'true'],
       { encoding: 'utf8', timeout: START_TIMEOUT_MS },
     );
     const kex = /kex: algorithm: (\S+)/.exec(r.stderr ?? '')?.[1] ?? 'unknown kex';
@@ -261,7 +276,7 @@ export class OpenSshRig {
   }
 
   async stop(): Promise<void> {
-    await this.#sshd?.stop();
+    for (const sshd of this.#sshds) await sshd.stop();
     if (this.#madePrivsep) {
       try {
         rmdirSync(PRIVSEP_DIR);

@@ -1,4 +1,4 @@
-// The bulk-output test file: base64 text lines, and the hash of how a PTY will deliver it.
+// The bulk-output test file: base64 text lines (a terminal passes them untouched), and their hash.
 import { createHash, randomBytes } from 'node:crypto';
 import { closeSync, openSync, writeSync } from 'node:fs';
 
@@ -12,10 +12,8 @@ export interface Payload {
   /** File size. */
   bytes: number;
   lines: number;
-  /** Size as a PTY delivers it: every \n becomes \r\n (ONLCR). */
-  ptyBytes: number;
-  /** SHA-256 (hex) of the PTY form. */
-  ptySha256: string;
+  /** SHA-256 (hex) of the file. */
+  sha256: string;
 }
 
 /** Writes exactly `bytes` bytes of base64 lines (text, so a terminal passes it untouched). */
@@ -31,14 +29,14 @@ export function writePayload(path: string, bytes: number): Payload {
       for (let i = 0; i < b64.length; i += LINE_CHARS) text += `${b64.slice(i, i + LINE_CHARS)}\n`;
       if (written + text.length > bytes) text = `${text.slice(0, bytes - written - 1)}\n`;
       writeSync(fd, text, null, 'latin1');
-      hash.update(text.replace(/\n/g, '\r\n'), 'latin1');
+      hash.update(text, 'latin1');
       lines += countNewlines(text);
       written += text.length;
     }
   } finally {
     closeSync(fd);
   }
-  return { path, bytes, lines, ptyBytes: bytes + lines, ptySha256: hash.digest('hex') };
+  return { path, bytes, lines, sha256: hash.digest('hex') };
 }
 
 function countNewlines(text: string): number {

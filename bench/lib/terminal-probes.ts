@@ -83,13 +83,31 @@ export interface ThroughputResult {
   seconds: number;
   /** Enter → start marker: command start-up before the first file byte. */
   startMs: number;
-  /** Bytes between the markers as received (with the PTY's \r\n). */
+  /** Bytes between the markers as received (a PTY turns each \n into \r\n, or more \r). */
   receivedBytes: number;
-  /** The body had exactly the PTY form's size and SHA-256: nothing lost, added or changed. */
+  /** The bytes between the markers, \r removed, have the file's size and SHA-256. */
   verified: boolean;
 }
 
-/** `cat` of the payload on the remote shell, timed from Enter until its end marker arrives. */
+/** Output kept for verification, as a multiple of the file size (beyond it: not intact). */
+const KEEP_FACTOR = 3;
+
+/** Finds a byte string in a stream of chunks, also across chunk boundaries. */
+function streamFinder(needle: Buffer): (chunk: Buffer) => boolean {
+  let tail = Buffer.alloc(0);
+  return (chunk) => {
+    const seam = Buffer.concat([tail, chunk.subarray(0, needle.length - 1)]);
+    if (seam.includes(needle) || chunk.includes(needle)) return true;
+    const joined = chunk.length >= needle.length - 1 ? chunk : Buffer.concat([tail, chunk]);
+    tail = Buffer.from(joined.subarray(Math.max(0, joined.length - (needle.length - 1))));
+    return false;
+  };
+}
+
+/**
+ * `cat` of the payload on the remote shell, timed from Enter until its end marker arrives. The
+ * clock path only stores chunks and looks for the markers; the content is checked afterwards.
+ */
 export async function measureThroughput(
   term: RemoteTerminal,
   payload: Payload,
@@ -101,44 +119,27 @@ export async function measureThroughput(
   term.write(`stty -echo; PS1=''; echo TP_${MARK_TYPED}\r`);
   await output.waitFor(`TP_${MARK}`, options.timeoutMs, 'the throughput test to start');
 
-  const begin = Buffer.from(`SB_BEGIN_${MARK}\r\n`);
-  const end = Buffer.from(`SB_END_${MARK}`);
-  const hash = createHash('sha256');
-  let state: 'before' | 'body' = 'before';
-  let before = Buffer.alloc(0);
-  let held = Buffer.alloc(0); // body bytes that might be the start of the end marker
-  let received = 0;
-  let startAt = 0;
-  let t0 = 0;
+  const begin = `SB_BEGIN_${MARK}`;
+  const end = `SB_END_${MARK}`;
+  const findBegin = streamFinder(Buffer.from(begin));
+  const findEnd = streamFinder(Buffer.from(end));
+  const chunks: Buffer[] = [];
+  let kept = 0;
+  let startAt: number | undefined;
   const done = new Promise<number>((resolve) => {
-    const body = (data: Buffer, at: number) => {
-      const all = held.length > 0 ? Buffer.concat([held, data]) : data;
-      const i = all.indexOf(end);
-      if (i >= 0) {
-        hash.update(all.subarray(0, i));
-        received += i;
+    output.tap((chunk, at) => {
+      if (kept < payload.bytes * KEEP_FACTOR) {
+        chunks.push(chunk);
+        kept += chunk.length;
+      }
+      if (startAt === undefined && findBegin(chunk)) startAt = at;
+      if (findEnd(chunk)) {
         output.tap(undefined);
         resolve(at);
-        return;
       }
-      const keep = Math.min(all.length, end.length - 1);
-      hash.update(all.subarray(0, all.length - keep));
-      received += all.length - keep;
-      held = Buffer.from(all.subarray(all.length - keep));
-    };
-    output.tap((chunk, at) => {
-      if (state === 'body') return body(chunk, at);
-      before = Buffer.concat([before, chunk]);
-      const i = before.indexOf(begin);
-      if (i < 0) return;
-      state = 'body';
-      startAt = at;
-      const rest = before.subarray(i + begin.length);
-      before = Buffer.alloc(0);
-      body(rest, at);
     });
   });
-  t0 = performance.now();
+  const t0 = performance.now();
   term.write(`echo SB_BEGIN_${MARK_TYPED}; cat '${payload.path}'; echo SB_END_${MARK_TYPED}\r`);
   let timer: NodeJS.Timeout | undefined;
   const finishedAt = await Promise.race([
@@ -151,7 +152,7 @@ export async function measureThroughput(
             reject(
               new Error(
                 `the cat did not finish within ${options.timeoutMs} ms ` +
-                  `(${received} of ${payload.ptyBytes} bytes arrived)`,
+                  `(${output.bytes} bytes of output so far; the file has ${payload.bytes})`,
               ),
             ),
           options.timeoutMs,
@@ -162,14 +163,22 @@ export async function measureThroughput(
     output.tap(undefined);
   });
   const seconds = (finishedAt - t0) / 1000;
-  const verified = received === payload.ptyBytes && hash.digest('hex') === payload.ptySha256;
+
+  const text = Buffer.concat(chunks).toString('latin1');
+  const bodyStart = text.indexOf('\n', text.indexOf(begin)) + 1;
+  const bodyEnd = text.indexOf(end, bodyStart);
+  const body = bodyStart > 0 && bodyEnd >= 0 ? text.slice(bodyStart, bodyEnd) : '';
+  const content = body.replaceAll('\r', '');
+  const verified =
+    content.length === payload.bytes &&
+    createHash('sha256').update(content, 'latin1').digest('hex') === payload.sha256;
   term.write('exit\r');
   await settlesWithin(term.ended, END_TIMEOUT_MS);
   return {
     mibPerSec: payload.bytes / 2 ** 20 / seconds,
     seconds,
-    startMs: startAt - t0,
-    receivedBytes: received,
+    startMs: (startAt ?? finishedAt) - t0,
+    receivedBytes: body.length,
     verified,
   };
 }
