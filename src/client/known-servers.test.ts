@@ -196,7 +196,7 @@ describe('checkServerTrust', () => {
           server,
           `pinned:    ${other}`,
           `presented: ${presented}`,
-          `switchboard trust-server ${server} --fingerprint`,
+          `switchboard whoami --server ${server} --fingerprint`,
           '/home/u/.switchboard/known_servers.json',
         ]) {
           assert.ok(err.message.includes(part), `message mentions ${part}:\n${err.message}`);

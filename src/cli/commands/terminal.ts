@@ -2,6 +2,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { hostname, userInfo } from 'node:os';
 import { AttachSession } from '../../client/attach-session.js';
+import { Backoff } from '../../client/backoff.js';
 import { KnownPeers } from '../../client/known-peers.js';
 import { keyFingerprint } from '../../crypto/device-key.js';
 import { HostSession } from '../../host/host-session.js';
@@ -76,7 +77,7 @@ export const share: Command = {
   details:
     'Your own devices and --allow users may type; --viewers only watch. Anyone else who attaches is\n' +
     'shown to you with their key fingerprint and waits for your y/n (no answer in 60 s = no).\n' +
-    'Escapes (after Enter): ~l list controllers, ~d drop all controllers, ~. stop sharing, ~? help.',
+    'Escapes (after Enter): ~l list controllers, ~1..~9 drop one, ~d drop all, ~. stop sharing, ~? help.',
   positionals: [0, 0],
   options: {
     session: {
@@ -160,7 +161,7 @@ export const share: Command = {
         `your key: ${keyFingerprint(conn.home.deviceKey().publicKey)}   (~? for commands, ~. to stop)`,
     );
     term.enterRaw();
-    const scanner = new EscapeScanner('?ld.');
+    const scanner = new EscapeScanner('?ld.123456789');
     let stopping = false;
     return new Promise<number>((resolve) => {
       const finish = async (code: number) => {
@@ -204,10 +205,10 @@ export const share: Command = {
                   ? 'no controllers'
                   : rows
                       .map(
-                        (c) =>
-                          `${c.user} ${c.fingerprint} ${c.readOnly ? 'read-only' : 'read-write'} ${c.connected ? 'connected' : 'away'}`,
+                        (c, i) =>
+                          `${i + 1}. ${c.user} ${c.fingerprint} ${c.readOnly ? 'read-only' : 'read-write'} ${c.connected ? 'connected' : 'away'}`,
                       )
-                      .join('\n'),
+                      .join('\n') + '\n~N drops controller N, ~d drops all',
               );
               break;
             }
@@ -215,13 +216,30 @@ export const share: Command = {
               for (const c of host.controllers()) host.drop(c.attachment);
               term.notice('dropped all controllers');
               break;
+            case '1':
+            case '2':
+            case '3':
+            case '4':
+            case '5':
+            case '6':
+            case '7':
+            case '8':
+            case '9': {
+              const c = host.controllers()[Number(part.key) - 1];
+              if (!c) term.notice(`no controller ${part.key}; ~l lists them`);
+              else {
+                host.drop(c.attachment);
+                term.notice(`dropped ${c.user} (${c.fingerprint})`);
+              }
+              break;
+            }
             case '.':
               term.notice('stopped sharing');
               void finish(Exit.OK);
               break;
             default:
               term.notice(
-                '~l list controllers · ~d drop all controllers · ~. stop sharing · ~~ type a ~',
+                '~l list controllers · ~1..~9 drop one · ~d drop all · ~. stop sharing · ~~ type a ~',
               );
           }
         }
@@ -249,10 +267,11 @@ export const agent: Command = {
     const sessionId = sessionOption(str(inv, 'session'));
     if (!sessionId) throw new UsageError('agent needs --session ID');
     const shell = shellOf(inv);
-    const conn = await authedConnector(inv);
-    conn.client.close();
     const me = userInfo();
     const log = (text: string) => inv.io.stderr.write(`${new Date().toISOString()} ${text}\n`);
+    // Unattended: a relay that is down (or restarting) at start is waited for, not given up on.
+    const conn = await untilReachable(() => authedConnector(inv), log);
+    conn.client.close();
     const host = new HostSession({
       kind: 'agent',
       sessionId,
@@ -291,7 +310,7 @@ export const agent: Command = {
     host.on('state', (s: string) =>
       log(s === 'reconnecting' ? 'lost the relay; reconnecting' : 'connected to the relay'),
     );
-    const id = await host.start();
+    const id = await untilReachable(() => host.start(), log);
     log(
       `agent serving session ${id} as ${conn.me.user} (key ${keyFingerprint(conn.home.deviceKey().publicKey)})`,
     );
@@ -310,6 +329,28 @@ export const agent: Command = {
     });
   },
 };
+
+const TRANSIENT = new Set<string>([
+  ErrorCode.CONNECT_FAILED,
+  ErrorCode.CONNECTION_CLOSED,
+  ErrorCode.TIMEOUT,
+  ErrorCode.SHUTTING_DOWN,
+]);
+
+/** Retries `fn` with backoff while the relay is unreachable; any other failure is thrown. */
+async function untilReachable<T>(fn: () => Promise<T>, log: (text: string) => void): Promise<T> {
+  const backoff = new Backoff(1_000, 30_000);
+  for (;;) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (!(err instanceof SwitchboardError) || !TRANSIENT.has(err.code)) throw err;
+      const delay = backoff.nextDelay();
+      log(`relay unreachable (${err.message}); retrying in ${Math.round(delay / 1000)} s`);
+      await new Promise((r) => setTimeout(r, delay));
+    }
+  }
+}
 
 type ResumeMap = Record<string, { attachment: string; offset: number }>;
 
