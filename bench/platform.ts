@@ -5,12 +5,12 @@
 // The relay runs as a child process (`bin/switchboard serve`, default settings) on 127.0.0.1
 // port 0 with a temp data dir, so its memory is measured apart from the clients'. Clients run
 // in this process on the same machine: on a small box they compete with the relay for CPU.
+import { findRoot } from './lib/root.js';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { cpus, release, tmpdir, totalmem } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { KnownServers } from '../src/client/known-servers.js';
 import { RelayClient } from '../src/client/relay-client.js';
@@ -52,15 +52,7 @@ const TIME_LIMIT_MS = positiveInt('time-limit', flags['time-limit']) * 1000; // 
 /** File descriptors kept free for the database, logs, pipes and the listening socket. */
 const FD_RESERVE = 256;
 
-const ROOT = (() => {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'bin', 'switchboard'))) {
-    const up = dirname(dir);
-    if (up === dir) throw new Error('cannot find bin/switchboard');
-    dir = up;
-  }
-  return dir;
-})();
+const ROOT = findRoot();
 
 interface RelayChild {
   child: ChildProcess;

@@ -9,10 +9,10 @@
 // as jump host and target, reached with `ssh -J`, on a PTY and on pipes: the same
 // client → relay hop → host shape. As root, a missing openssh-server/openssh-client is installed
 // with apt-get first (not timed); otherwise the OpenSSH columns are skipped with the reason.
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { findRoot } from './lib/root.js';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { cpus, loadavg, release, tmpdir, totalmem } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { cpuSeconds } from './lib/cpu.js';
 import { OpenSshRig, ensureOpenSsh, type OpenSshTools } from './lib/openssh-rig.js';
@@ -81,15 +81,7 @@ const SHELL = '/bin/sh';
 const COLS = 80;
 const ROWS = 24;
 
-const ROOT = (() => {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'bin', 'switchboard'))) {
-    const up = dirname(dir);
-    if (up === dir) throw new Error('cannot find bin/switchboard');
-    dir = up;
-  }
-  return dir;
-})();
+const ROOT = findRoot();
 
 interface SystemResult {
   echoMs: Summary;

@@ -53,6 +53,25 @@ function stringEnv(env: NodeJS.ProcessEnv): Record<string, string> {
   );
 }
 
+/** What share and agent hosts have in common: identity, policy, pins and the relay connector. */
+function hostBase(inv: Invocation, conn: Connector, kind: 'share' | 'agent') {
+  return {
+    hostName: hostname(),
+    policy: {
+      owner: conn.me.user,
+      kind,
+      allow: usersOption(inv, 'allow'),
+      viewers: usersOption(inv, 'viewers'),
+    },
+    key: conn.home.deviceKey(),
+    server: conn.login.server,
+    knownPeers: new KnownPeers(conn.home.path(FILES.knownPeers)),
+    connect: conn.connect,
+  };
+}
+
+type Connector = Awaited<ReturnType<typeof authedConnector>>;
+
 const HOST_OPTIONS = {
   allow: {
     type: 'string',
@@ -118,17 +137,7 @@ export const share: Command = {
     const host = new HostSession({
       kind: 'share',
       ...(sessionId ? { sessionId } : {}),
-      hostName: hostname(),
-      policy: {
-        owner: conn.me.user,
-        kind: 'share',
-        allow: usersOption(inv, 'allow'),
-        viewers: usersOption(inv, 'viewers'),
-      },
-      key: conn.home.deviceKey(),
-      server: conn.login.server,
-      knownPeers: new KnownPeers(conn.home.path(FILES.knownPeers)),
-      connect: conn.connect,
+      ...hostBase(inv, conn, 'share'),
       stream,
       approve: (peer) =>
         new Promise<boolean>((resolve) => {
@@ -275,17 +284,7 @@ export const agent: Command = {
     const host = new HostSession({
       kind: 'agent',
       sessionId,
-      hostName: hostname(),
-      policy: {
-        owner: conn.me.user,
-        kind: 'agent',
-        allow: usersOption(inv, 'allow'),
-        viewers: usersOption(inv, 'viewers'),
-      },
-      key: conn.home.deviceKey(),
-      server: conn.login.server,
-      knownPeers: new KnownPeers(conn.home.path(FILES.knownPeers)),
-      connect: conn.connect,
+      ...hostBase(inv, conn, 'agent'),
       spawnShell: (cols, rows) =>
         spawnPty({
           file: shell,
