@@ -3,12 +3,12 @@ import {
   createHash,
   createPrivateKey,
   createPublicKey,
-  generateKeyPairSync,
   sign as cryptoSign,
   verify as cryptoVerify,
 } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
 import { CryptoError, ErrorCode } from '../protocol/errors.js';
+import { publicKeyFromRaw, randomPrivateKey, rawPublicKey } from './raw-keys.js';
 
 /** Size of a raw Ed25519 public key. */
 export const PUBLIC_KEY_BYTES = 32; // bytes
@@ -59,8 +59,7 @@ class Ed25519DeviceKey implements DeviceKeyPair {
  * @example const key = generateDeviceKey(); writeKeyFile(key.toPrivatePem());
  */
 export function generateDeviceKey(): DeviceKeyPair {
-  const { privateKey } = generateKeyPairSync('ed25519');
-  return new Ed25519DeviceKey(privateKey);
+  return new Ed25519DeviceKey(randomPrivateKey('ed25519'));
 }
 
 /**
@@ -169,16 +168,7 @@ function isWeakPublicKey(raw: Uint8Array): boolean {
   return y >= FIELD_P || SMALL_ORDER_Y.has(y);
 }
 
-/** Raw 32-byte Ed25519 public key -> KeyObject, through JWK (Node has no raw import). */
+/** Raw 32-byte Ed25519 public key -> KeyObject (see raw-keys.ts for why not JWK). */
 function publicKeyObject(raw: Uint8Array): KeyObject {
-  return createPublicKey({
-    key: { kty: 'OKP', crv: 'Ed25519', x: Buffer.from(raw).toString('base64url') },
-    format: 'jwk',
-  });
-}
-
-function rawPublicKey(key: KeyObject): Buffer {
-  const { x } = key.export({ format: 'jwk' });
-  if (typeof x !== 'string') throw new Error('Ed25519 JWK export has no x');
-  return Buffer.from(x, 'base64url');
+  return publicKeyFromRaw('ed25519', raw);
 }

@@ -5,7 +5,8 @@ import {
   createHash,
   createPublicKey,
   diffieHellman,
-  generateKeyPairSync,
+  createPrivateKey,
+  randomBytes,
   hkdfSync,
 } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
@@ -70,16 +71,22 @@ function runHandshake(
 // An independent reading of the wire format documented at the top of handshake.ts, written
 // from node:crypto alone, so the tests check the spec rather than the code against itself.
 const ref = {
+  // RFC 8410 DER wrappers (no generateKeyPairSync/JWK export: they can deadlock on Node 20).
   ephemeral(): { privateKey: KeyObject; raw: Buffer } {
-    const { privateKey, publicKey } = generateKeyPairSync('x25519');
-    return {
-      privateKey,
-      raw: Buffer.from(publicKey.export({ format: 'jwk' }).x ?? '', 'base64url'),
-    };
+    const privateKey = createPrivateKey({
+      key: Buffer.concat([Buffer.from('302e020100300506032b656e04220420', 'hex'), randomBytes(32)]),
+      format: 'der',
+      type: 'pkcs8',
+    });
+    const der = createPublicKey(privateKey).export({ type: 'spki', format: 'der' });
+    return { privateKey, raw: Buffer.from(der.subarray(der.length - 32)) };
   },
   dh(privateKey: KeyObject, peer: Buffer): Buffer {
-    const jwk = { kty: 'OKP', crv: 'X25519', x: peer.toString('base64url') };
-    return diffieHellman({ privateKey, publicKey: createPublicKey({ key: jwk, format: 'jwk' }) });
+    const spki = Buffer.concat([Buffer.from('302a300506032b656e032100', 'hex'), peer]);
+    return diffieHellman({
+      privateKey,
+      publicKey: createPublicKey({ key: spki, format: 'der', type: 'spki' }),
+    });
   },
   sha256(...parts: (Buffer | string)[]): Buffer {
     const hash = createHash('sha256');

@@ -21,19 +21,12 @@
 // under keys only the two DH parties hold, so a relay cannot swap in its own identity; each
 // signature covers both ephemerals, so neither side can be impersonated; fresh ephemerals per
 // handshake give forward secrecy.
-import {
-  createCipheriv,
-  createDecipheriv,
-  createHash,
-  createPublicKey,
-  diffieHellman,
-  generateKeyPairSync,
-  hkdfSync,
-} from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHash, diffieHellman, hkdfSync } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
 import { CryptoError, ErrorCode } from '../protocol/errors.js';
 import type { DeviceKeyPair } from './device-key.js';
 import { PUBLIC_KEY_BYTES, SIGNATURE_BYTES, verifySignature } from './device-key.js';
+import { publicKeyFromRaw, randomPrivateKey, rawPublicKey } from './raw-keys.js';
 import { KEY_BYTES, SecureChannel, TAG_BYTES } from './secure-channel.js';
 
 /** Longest prologue accepted; it is hashed once, the bound only catches misuse. */
@@ -298,19 +291,15 @@ function expectMessage(message: Uint8Array, step: 1 | 2 | 3): Buffer {
 }
 
 function newEphemeral(): Ephemeral {
-  const { privateKey, publicKey } = generateKeyPairSync('x25519');
-  const { x } = publicKey.export({ format: 'jwk' });
-  return { privateKey, publicKey: Buffer.from(x as string, 'base64url') };
+  const privateKey = randomPrivateKey('x25519');
+  return { privateKey, publicKey: rawPublicKey(privateKey) };
 }
 
 function x25519(privateKey: KeyObject, peerRaw: Buffer): Buffer {
   let peer: KeyObject;
   let shared: Buffer;
   try {
-    peer = createPublicKey({
-      key: { kty: 'OKP', crv: 'X25519', x: peerRaw.toString('base64url') },
-      format: 'jwk',
-    });
+    peer = publicKeyFromRaw('x25519', peerRaw);
     shared = diffieHellman({ privateKey, publicKey: peer });
   } catch (err) {
     throw new CryptoError(ErrorCode.HANDSHAKE_FAILED, 'the peer ephemeral key is not usable', {
