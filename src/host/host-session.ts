@@ -365,7 +365,11 @@ class HostPeer extends EventEmitter {
   #onClosed(_code: string, _reason: string): void {
     const placed = this.#placed;
     this.#finish();
-    if (placed) this.#host.notice(`${placed.att.user} disconnected (may resume)`);
+    if (placed?.stream.exit) {
+      this.#host.notice(`${placed.att.user}'s shell exited with ${placed.stream.exit.code}`);
+    } else if (placed) {
+      this.#host.notice(`${placed.att.user} disconnected (may resume)`);
+    }
   }
 
   #onData(payload: Buffer): void {
