@@ -1,0 +1,72 @@
+// Terminal message codec: byte layouts and strict rejection of malformed messages.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { ErrorCode } from './errors.js';
+import { decodeTerminal, encodeTerminal, type TerminalMessage } from './terminal.js';
+
+describe('terminal messages', () => {
+  it('lays out output as [0x12][u64 BE offset][bytes]', () => {
+    const bytes = encodeTerminal({ type: 'output', offset: 258, data: Buffer.from('ok') });
+    assert.deepEqual(bytes, Buffer.from([0x12, 0, 0, 0, 0, 0, 0, 1, 2, 0x6f, 0x6b]));
+  });
+
+  it('lays out resize as [0x16][u16 cols][u16 rows]', () => {
+    assert.deepEqual(
+      encodeTerminal({ type: 'resize', cols: 132, rows: 43 }),
+      Buffer.from([0x16, 0, 132, 0, 43]),
+    );
+  });
+
+  it('round-trips every message type', () => {
+    const messages: TerminalMessage[] = [
+      {
+        type: 'hello',
+        hello: {
+          v: 1,
+          cols: 80,
+          rows: 24,
+          readOnly: false,
+          resume: { attachment: 'abcdefghijklmnop', offset: 5 },
+        },
+      },
+      {
+        type: 'welcome',
+        welcome: { attachment: 'x', readOnly: true, resumed: false, inputOffset: 0, kind: 'agent' },
+      },
+      { type: 'output', offset: 0, data: Buffer.from([0, 255]) },
+      { type: 'snapshot', offset: 99, data: Buffer.from('\x1b[2J') },
+      { type: 'input', offset: 2 ** 40, data: Buffer.from('ls\r') },
+      { type: 'ack', offset: 12345 },
+      { type: 'resize', cols: 1, rows: 1000 },
+      { type: 'exit', code: 130, signal: 2 },
+      { type: 'exit', code: 0 },
+      { type: 'notice', text: 'waiting' },
+      { type: 'bye', reason: 'detached' },
+    ];
+    for (const msg of messages) assert.deepEqual(decodeTerminal(encodeTerminal(msg)), msg);
+  });
+
+  it('rejects malformed messages with INVALID_MESSAGE', () => {
+    const bad = [
+      Buffer.alloc(0),
+      Buffer.from([0x7f]),
+      Buffer.from([0x12, 0, 0]),
+      Buffer.from([0x15, 0, 0, 0, 0, 0, 0, 0, 1, 9]),
+      Buffer.from([0x16, 0, 0, 0, 24]),
+      Buffer.from([0x16, 0x10, 0, 0, 24]),
+      Buffer.from([0x12, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]),
+      Buffer.concat([
+        Buffer.from([0x10]),
+        Buffer.from('{"v":1,"cols":0,"rows":24,"readOnly":false}'),
+      ]),
+      Buffer.concat([Buffer.from([0x17]), Buffer.from('not json')]),
+    ];
+    for (const buf of bad) {
+      assert.throws(
+        () => decodeTerminal(buf),
+        (err: { code: string }) => err.code === ErrorCode.INVALID_MESSAGE,
+        buf.toString('hex'),
+      );
+    }
+  });
+});
