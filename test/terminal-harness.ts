@@ -113,6 +113,25 @@ export class Harness {
     };
   }
 
+  /** Options every test host shares: the owner's identity and pins, a fixed host name. */
+  #hostBase(
+    owner: TestUser,
+    kind: 'share' | 'agent',
+    sessionId: string,
+    policy: { allow?: string[]; viewers?: string[] },
+  ) {
+    return {
+      kind,
+      sessionId,
+      hostName: 'test-host',
+      policy: { owner: owner.name, kind, allow: policy.allow ?? [], viewers: policy.viewers ?? [] },
+      key: owner.key,
+      server: this.server,
+      knownPeers: owner.knownPeers,
+      connect: owner.connect,
+    };
+  }
+
   async agent(
     owner: TestUser,
     sessionId: string,
@@ -120,19 +139,7 @@ export class Harness {
     extra: Partial<HostSessionOptions> = {},
   ): Promise<HostSession> {
     const host = new HostSession({
-      kind: 'agent',
-      sessionId,
-      hostName: 'test-host',
-      policy: {
-        owner: owner.name,
-        kind: 'agent',
-        allow: policy.allow ?? [],
-        viewers: policy.viewers ?? [],
-      },
-      key: owner.key,
-      server: this.server,
-      knownPeers: owner.knownPeers,
-      connect: owner.connect,
+      ...this.#hostBase(owner, 'agent', sessionId, policy),
       spawnShell: testShell,
       ...extra,
     });
@@ -154,19 +161,7 @@ export class Harness {
       lossless: false,
     });
     const host = new HostSession({
-      kind: 'share',
-      sessionId,
-      hostName: 'test-host',
-      policy: {
-        owner: owner.name,
-        kind: 'share',
-        allow: policy.allow ?? [],
-        viewers: policy.viewers ?? [],
-      },
-      key: owner.key,
-      server: this.server,
-      knownPeers: owner.knownPeers,
-      connect: owner.connect,
+      ...this.#hostBase(owner, 'share', sessionId, policy),
       stream,
       ...extra,
     });
