@@ -261,7 +261,7 @@ export const share: Command = {
 export const agent: Command = {
   name: 'agent',
   summary: 'Unattended host: each attach gets its own fresh login shell; runs until stopped.',
-  usage: '--session ID --allow USERS [--viewers USERS]',
+  usage: '--session ID [--allow USERS] [--viewers USERS]',
   details:
     'Only your own devices, --allow and --viewers users get in; everyone else is refused at once.\n' +
     'A controller that detaches or loses its connection can resume its shell for 10 minutes.\n' +
