@@ -11,7 +11,8 @@ import { WebSocket } from 'ws';
 import { KnownServers } from '../src/client/known-servers.js';
 import { RelayClient } from '../src/client/relay-client.js';
 import { generateDeviceKey } from '../src/crypto/device-key.js';
-import { WS_PATH, startRelay, type Relay, type RelayOptions } from '../src/server/relay.js';
+import { WS_PATH } from '../src/protocol/limits.js';
+import { startRelay, type Relay, type RelayOptions } from '../src/server/relay.js';
 
 /** The project root (holds bin/switchboard), found from this file whether compiled or not. */
 export const ROOT = findRoot(dirname(fileURLToPath(import.meta.url)));

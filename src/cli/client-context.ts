@@ -88,6 +88,19 @@ export async function connectAuthed(inv: Invocation): Promise<Session> {
   }
 }
 
+/** Runs `fn` with a logged-in connection and closes the connection afterwards, whatever happens. */
+export async function withSession<T>(
+  inv: Invocation,
+  fn: (session: Session) => Promise<T>,
+): Promise<T> {
+  const session = await connectAuthed(inv);
+  try {
+    return await fn(session);
+  } finally {
+    session.client.close();
+  }
+}
+
 /**
  * For long-running commands (share, agent, attach): checks the login once, then returns a
  * factory that opens a fresh logged-in connection each time it is called (reconnects).

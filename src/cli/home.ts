@@ -1,16 +1,8 @@
 // Client state under SWITCHBOARD_HOME: device key, login, remembered relay, pinned keys.
-import {
-  chmodSync,
-  existsSync,
-  mkdirSync,
-  readFileSync,
-  renameSync,
-  statSync,
-  unlinkSync,
-  writeFileSync,
-} from 'node:fs';
+import { existsSync, readFileSync, statSync, unlinkSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
+import { writeFileAtomic } from '../client/atomic-file.js';
 import {
   deviceKeyFromPrivatePem,
   generateDeviceKey,
@@ -47,15 +39,6 @@ export function defaultHome(env: NodeJS.ProcessEnv): string {
   return join(base, 'switchboard');
 }
 
-/** Writes a file atomically with the given mode (created with it, never widened in between). */
-export function writeFileAtomic(file: string, content: string, mode: number): void {
-  mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
-  const tmp = `${file}.${process.pid}.tmp`;
-  writeFileSync(tmp, content, { mode });
-  chmodSync(tmp, mode);
-  renameSync(tmp, file);
-}
-
 export class Home {
   readonly dir: string;
   constructor(dir: string) {
@@ -83,10 +66,6 @@ export class Home {
     writeFileAtomic(file, key.toPrivatePem(), 0o600);
     writeFileAtomic(this.path(FILES.devicePub), `${key.publicKey.toString('base64')}\n`, 0o644);
     return key;
-  }
-
-  hasDeviceKey(): boolean {
-    return existsSync(this.path(FILES.deviceKey));
   }
 
   #readJson<T>(name: string): T | undefined {

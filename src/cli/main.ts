@@ -24,10 +24,6 @@ const COMMANDS: Command[] = [
   trust,
 ];
 
-export function registerCommand(cmd: Command): void {
-  COMMANDS.push(cmd);
-}
-
 function topHelp(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length)) + 2;
   return (

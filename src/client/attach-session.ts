@@ -1,7 +1,6 @@
 // The controller side of a remote terminal: attach, E2E handshake, resume after drops, flow control.
 import { EventEmitter } from 'node:events';
 import type { DeviceKeyPair } from '../crypto/device-key.js';
-import { keyFingerprint } from '../crypto/device-key.js';
 import { ControllerHandshake } from '../crypto/handshake.js';
 import type { SecureChannel } from '../crypto/secure-channel.js';
 import {
@@ -226,8 +225,9 @@ export class AttachSession extends EventEmitter {
       onClose: (code, reason) => {
         if (this.#client !== client) return;
         // Closed by the host (or by the relay because the host ended the session): final.
-        if (code === ErrorCode.CHANNEL_CLOSED) return this.#fail(parseRefusal(reason));
-        if (FATAL.has(code)) return this.#fail(new SessionError(code as ErrorCode, reason));
+        if (code === ErrorCode.CHANNEL_CLOSED || FATAL.has(code)) {
+          return this.#fail(new SessionError(code as ErrorCode, reason));
+        }
         // PEER_GONE, SLOW_PEER, CONNECTION_CLOSED…: come back and resume.
         this.#lost(new SessionError(code as ErrorCode, reason));
       },
@@ -314,7 +314,12 @@ export class AttachSession extends EventEmitter {
         this.emit('notice', msg.text);
         return;
       case 'bye':
-        this.#fail(parseRefusal(msg.reason));
+        this.#fail(
+          new SessionError(
+            msg.code && isErrorCode(msg.code) ? msg.code : ErrorCode.CHANNEL_CLOSED,
+            msg.reason,
+          ),
+        );
         return;
       default:
         return;
@@ -442,12 +447,3 @@ export class AttachSession extends EventEmitter {
     this.emit('end', result);
   }
 }
-
-/** A host's refusal text "CODE: message" as an error with that code. */
-function parseRefusal(reason: string): SwitchboardError {
-  const m = /^([A-Z_]+): (.*)$/s.exec(reason);
-  if (m?.[1] && isErrorCode(m[1])) return new SessionError(m[1], m[2] ?? reason);
-  return new SessionError(ErrorCode.CHANNEL_CLOSED, reason);
-}
-
-export { keyFingerprint };

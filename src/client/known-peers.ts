@@ -1,6 +1,6 @@
 // Pinned device keys of other users (per relay), like SSH's known_hosts but for people.
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
+import { writeFileAtomic } from './atomic-file.js';
 import { keyFingerprint, parsePublicKey } from '../crypto/device-key.js';
 import { CryptoError, ErrorCode, SwitchboardError } from '../protocol/errors.js';
 
@@ -38,10 +38,7 @@ export class KnownPeers {
   }
 
   #write(pins: PinFile): void {
-    mkdirSync(dirname(this.file), { recursive: true, mode: 0o700 });
-    const tmp = `${this.file}.${process.pid}.tmp`;
-    writeFileSync(tmp, `${JSON.stringify(pins, null, 2)}\n`, { mode: 0o600 });
-    renameSync(tmp, this.file);
+    writeFileAtomic(this.file, `${JSON.stringify(pins, null, 2)}\n`, 0o600);
   }
 
   static key(server: string, user: string): string {

@@ -1,23 +1,12 @@
 // The client's known_servers file (like SSH's known_hosts) and the decision whether a relay's certificate is trusted.
-import { randomBytes } from 'node:crypto';
-import {
-  closeSync,
-  fsyncSync,
-  mkdirSync,
-  openSync,
-  readFileSync,
-  renameSync,
-  unlinkSync,
-  writeFileSync,
-} from 'node:fs';
-import { dirname } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { z } from 'zod';
+import { writeFileAtomic } from './atomic-file.js';
 import { fingerprintsEqual, normalizeFingerprint } from '../crypto/cert-fingerprint.js';
 import { ConnectError, ErrorCode, StorageError } from '../protocol/errors.js';
 
 const FILE_VERSION = 1;
 const FILE_MODE = 0o600;
-const DIR_MODE = 0o700;
 /** The name used in messages when the caller did not say which file holds the pins. */
 const DEFAULT_FILE_LABEL = 'known_servers.json';
 
@@ -141,7 +130,6 @@ export class KnownServers {
     );
     const text = JSON.stringify({ version: FILE_VERSION, servers: sorted }, null, 2) + '\n';
     try {
-      mkdirSync(dirname(this.file), { recursive: true, mode: DIR_MODE });
       writeFileAtomic(this.file, text, FILE_MODE);
     } catch (err) {
       throw new StorageError(ErrorCode.STORAGE, `cannot write ${this.file}`, { cause: err });
@@ -273,26 +261,4 @@ function certChangedError(
 /** Pins are keyed by "host:port" with the host lowercased, since DNS names are case-insensitive. */
 function serverKey(server: string): string {
   return server.trim().toLowerCase();
-}
-
-/** Temp file with the final mode from creation, flushed, then renamed over the target. */
-function writeFileAtomic(target: string, text: string, mode: number): void {
-  const temp = `${target}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
-  const fd = openSync(temp, 'wx', mode);
-  try {
-    try {
-      writeFileSync(fd, text, 'utf8');
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(temp, target);
-  } catch (err) {
-    try {
-      unlinkSync(temp);
-    } catch {
-      // The original error matters more than a stray temp file.
-    }
-    throw err;
-  }
 }

@@ -8,6 +8,7 @@ import {
   MAX_PENDING_REQUESTS,
   PROTOCOL_VERSION,
   REQUEST_TIMEOUT_MS,
+  WS_PATH,
 } from '../protocol/limits.js';
 import type {
   ErrorMessage,
@@ -19,7 +20,6 @@ import type {
 import { connectTrusted, parseServerAddress, type TrustOptions } from './tls-connect.js';
 
 export const CLIENT_NAME = 'switchboard-cli/0.1.0';
-const WS_PATH = '/v1/ws';
 
 export interface RelayClientOptions {
   /** "HOST:PORT" */
@@ -170,13 +170,15 @@ export class RelayClient extends EventEmitter {
     return this.#ws.bufferedAmount;
   }
 
-  /** Closes a channel; the relay tells the other side. */
-  async closeChannel(channel: number, reason: string): Promise<void> {
+  /** Closes a channel; the relay tells the other side, with `code` (default CHANNEL_CLOSED). */
+  async closeChannel(channel: number, reason: string, code?: ErrorCode): Promise<void> {
     this.#channels.delete(channel);
     if (this.#closed) return;
-    await this.request('channel.close', { channel, reason: reason.slice(0, 256) }).catch(
-      () => undefined,
-    );
+    await this.request('channel.close', {
+      channel,
+      reason: reason.slice(0, 256),
+      ...(code ? { code } : {}),
+    }).catch(() => undefined);
   }
 
   close(): void {

@@ -198,13 +198,11 @@ export class HostSession extends EventEmitter {
     if (!stream) {
       const pty = this.#o.spawnShell!(hello.cols, hello.rows);
       stream = new TerminalStream({ pty, cols: hello.cols, rows: hello.rows, lossless: true });
-      const own = stream;
       stream.once('exit', () => {
         // The shell ended: once its controller has the exit, forget it.
         setTimeout(() => {
           if (att.exitSent || !att.sink) this.forget(att.id);
         }, 1_000).unref();
-        void own;
       });
     }
     const placed = { att, stream };
@@ -242,7 +240,8 @@ export class HostSession extends EventEmitter {
         );
         this.drop(
           id,
-          `${ErrorCode.SLOW_PEER}: your connection did not keep up with the output; attach again`,
+          ErrorCode.SLOW_PEER,
+          'your connection did not keep up with the output; attach again',
         );
       }
     }
@@ -258,12 +257,14 @@ export class HostSession extends EventEmitter {
     }));
   }
 
-  /** Drops a controller: its channel is closed with a reason and its place forgotten. */
-  drop(attachment: string, reason = 'dropped by the host'): boolean {
+  /** Drops a controller: its channel is closed with a code and reason, its place forgotten. */
+  drop(
+    attachment: string,
+    code: ErrorCode = ErrorCode.CHANNEL_CLOSED,
+    reason = 'dropped by the host',
+  ): boolean {
     for (const peer of this.#peers) {
-      if (peer.attachment === attachment) {
-        peer.refuse(reason);
-      }
+      if (peer.attachment === attachment) peer.refuse(code, reason);
     }
     const had = this.#placed.has(attachment);
     this.forget(attachment);
@@ -332,7 +333,7 @@ class HostPeer extends EventEmitter {
     });
     this.#setupTimer = setTimeout(() => {
       if (this.#step !== 'running' && this.#step !== 'deciding')
-        this.refuse('the end-to-end handshake took too long');
+        this.refuse(ErrorCode.CHANNEL_CLOSED, 'the end-to-end handshake took too long');
     }, PEER_SETUP_TIMEOUT_MS);
     this.#setupTimer.unref();
   }
@@ -346,12 +347,15 @@ class HostPeer extends EventEmitter {
     this.#client.sendData(this.#channel, this.#secure.seal(encodeTerminal(msg)));
   }
 
-  /** Closes the channel with a reason the controller will show. */
-  refuse(reason: string): void {
+  /**
+   * Closes the channel with a code and a reason the controller will show: inside the E2E channel
+   * when there is one (the relay cannot forge that), and in the relay's close either way.
+   */
+  refuse(code: ErrorCode, reason: string): void {
     if (this.#step === 'closed') return;
-    if (this.#secure) this.#send({ type: 'bye', reason });
+    if (this.#secure) this.#send({ type: 'bye', reason, code });
     this.#finish();
-    void this.#client.closeChannel(this.#channel, reason);
+    void this.#client.closeChannel(this.#channel, reason, code);
   }
 
   #finish(): void {
@@ -416,7 +420,8 @@ class HostPeer extends EventEmitter {
       );
       if (err instanceof SwitchboardError && err.code === ErrorCode.PEER_KEY_CHANGED)
         this.#host.notice(message);
-      this.refuse(err instanceof SwitchboardError ? `${err.code}: ${message}` : 'internal error');
+      if (err instanceof SwitchboardError) this.refuse(err.code, message);
+      else this.refuse(ErrorCode.CHANNEL_CLOSED, 'internal error');
     }
   }
 
@@ -424,6 +429,7 @@ class HostPeer extends EventEmitter {
     const o = this.#host.options;
     if (hello.v !== TERMINAL_PROTOCOL_VERSION)
       return this.refuse(
+        ErrorCode.CHANNEL_CLOSED,
         `terminal protocol ${hello.v} is not supported (want ${TERMINAL_PROTOCOL_VERSION})`,
       );
     this.#step = 'deciding';
@@ -442,7 +448,8 @@ class HostPeer extends EventEmitter {
           `refused ${this.#peer.user} (${this.#peer.fingerprint}): not allowed on this ${o.kind}`,
         );
         return this.refuse(
-          `${ErrorCode.NOT_ALLOWED}: ${this.#peer.user} is not allowed on this session`,
+          ErrorCode.NOT_ALLOWED,
+          `${this.#peer.user} is not allowed on this session`,
         );
       }
       if (decision === 'ask') {
@@ -454,7 +461,7 @@ class HostPeer extends EventEmitter {
         if (this.#step !== 'deciding') return;
         if (!approved) {
           this.#host.notice(`denied ${this.#peer.user}`);
-          return this.refuse(`${ErrorCode.DENIED}: the host did not approve`);
+          return this.refuse(ErrorCode.DENIED, 'the host did not approve');
         }
         readOnly = this.#requestedReadOnly || hello.readOnly;
       } else {
@@ -462,7 +469,7 @@ class HostPeer extends EventEmitter {
       }
     }
     const placedResult = this.#host.place(hello, this.#peer.user, this.#peer.publicKey, readOnly);
-    if (!placedResult) return this.refuse('cannot place this attachment');
+    if (!placedResult) return this.refuse(ErrorCode.CHANNEL_CLOSED, 'cannot place this attachment');
     const { placed, resumed: didResume } = placedResult;
     this.#placed = placed;
     clearTimeout(this.#setupTimer);

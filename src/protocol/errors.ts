@@ -89,9 +89,3 @@ export class StorageError extends SwitchboardError {}
 
 /** An error reported by the remote side as {code, message}. */
 export class RemoteError extends SwitchboardError {}
-
-/** Wraps anything thrown into a SwitchboardError; unknown errors become INTERNAL with a generic text. */
-export function toSwitchboardError(err: unknown): SwitchboardError {
-  if (err instanceof SwitchboardError) return err;
-  return new SwitchboardError(ErrorCode.INTERNAL, 'internal error', { cause: err });
-}

@@ -1,5 +1,8 @@
 // Protocol version and every wire limit, with units. docs/protocol.md lists the same values.
 
+/** The WebSocket endpoint on the relay's port. */
+export const WS_PATH = '/v1/ws';
+
 /** Wire protocol version; a client must send it in `hello`. */
 export const PROTOCOL_VERSION = 1;
 

@@ -46,7 +46,15 @@ export const RequestParams = {
   'session.unregister': z.object({ sessionId }),
   'sessions.list': z.object({}),
   'session.attach': z.object({ sessionId, readOnly: z.boolean() }),
-  'channel.close': z.object({ channel, reason: z.string().max(256).optional() }),
+  'channel.close': z.object({
+    channel,
+    reason: z.string().max(256).optional(),
+    /** Why, as an error code the other side can act on; forwarded as `channel.closed.code`. */
+    code: z
+      .string()
+      .regex(/^[A-Z][A-Z_]{2,31}$/)
+      .optional(),
+  }),
 } as const;
 
 export type RequestType = keyof typeof RequestParams;

@@ -1,6 +1,5 @@
-// Remote session IDs: validation, and generated IDs that are easy to read aloud.
+// Generated remote session IDs that are easy to read aloud (the format check is in messages.ts).
 import { randomBytes } from 'node:crypto';
-import { SESSION_ID_RE } from './messages.js';
 
 /** Crockford's base32, lowercase: no i, l, o, u, so nothing is misread or misheard. */
 const ALPHABET = '0123456789abcdefghjkmnpqrstvwxyz';
@@ -20,8 +19,4 @@ export function generateSessionId(): string {
     out += ALPHABET[bytes[i]! & 31];
   }
   return out;
-}
-
-export function isValidSessionId(id: string): boolean {
-  return SESSION_ID_RE.test(id);
 }

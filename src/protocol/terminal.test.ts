@@ -42,6 +42,7 @@ describe('terminal messages', () => {
       { type: 'exit', code: 0 },
       { type: 'notice', text: 'waiting' },
       { type: 'bye', reason: 'detached' },
+      { type: 'bye', reason: 'the host did not approve', code: 'DENIED' },
     ];
     for (const msg of messages) assert.deepEqual(decodeTerminal(encodeTerminal(msg)), msg);
   });

@@ -54,7 +54,14 @@ export const WelcomeSchema = z.object({
 });
 export const ExitSchema = z.object({ code: z.number().int(), signal: z.number().int().optional() });
 export const NoticeSchema = z.object({ text: z.string().max(1024) });
-export const ByeSchema = z.object({ reason: z.string().max(256) });
+export const ByeSchema = z.object({
+  reason: z.string().max(256),
+  /** The error code of a refusal or drop (absent for a plain detach). */
+  code: z
+    .string()
+    .regex(/^[A-Z][A-Z_]{2,31}$/)
+    .optional(),
+});
 
 export type Hello = z.infer<typeof HelloSchema>;
 export type Welcome = z.infer<typeof WelcomeSchema>;
@@ -69,7 +76,7 @@ export type TerminalMessage =
   | { type: 'resize'; cols: number; rows: number }
   | { type: 'exit'; code: number; signal?: number }
   | { type: 'notice'; text: string }
-  | { type: 'bye'; reason: string };
+  | { type: 'bye'; reason: string; code?: string };
 
 function withJson(type: number, value: unknown): Buffer {
   const body = Buffer.from(JSON.stringify(value));
@@ -117,7 +124,10 @@ export function encodeTerminal(msg: TerminalMessage): Buffer {
     case 'notice':
       return withJson(TerminalType.NOTICE, { text: msg.text });
     case 'bye':
-      return withJson(TerminalType.BYE, { reason: msg.reason });
+      return withJson(
+        TerminalType.BYE,
+        msg.code ? { reason: msg.reason, code: msg.code } : { reason: msg.reason },
+      );
     default: {
       const unreachable: never = msg;
       throw new Error(`unknown terminal message ${String(unreachable)}`);
@@ -182,8 +192,12 @@ export function decodeTerminal(buf: Buffer): TerminalMessage {
     }
     case TerminalType.NOTICE:
       return { type: 'notice', text: json(body, NoticeSchema).text };
-    case TerminalType.BYE:
-      return { type: 'bye', reason: json(body, ByeSchema).reason };
+    case TerminalType.BYE: {
+      const bye = json(body, ByeSchema);
+      return bye.code === undefined
+        ? { type: 'bye', reason: bye.reason }
+        : { type: 'bye', reason: bye.reason, code: bye.code };
+    }
     default:
       throw bad(`unknown type 0x${(buf[0] ?? 0).toString(16)}`);
   }

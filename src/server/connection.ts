@@ -1,7 +1,7 @@
 // One client's WebSocket on the relay: framing, limits, rate and abuse accounting, channel table.
 import type { WebSocket } from 'ws';
 import { encodeControl, encodeData } from '../protocol/codec.js';
-import { ErrorCode, type SwitchboardError } from '../protocol/errors.js';
+import type { SwitchboardError } from '../protocol/errors.js';
 import {
   CONTROL_BURST,
   CONTROL_RATE_PER_SEC,
@@ -56,10 +56,11 @@ export class Connection {
   #tokensAt: number;
   #errors: number[] = [];
 
+  /** `log` is the relay's logger; the connection logs through a child tagged with its id. */
   constructor(ws: WebSocket, address: string, log: Logger, now: number) {
     this.ws = ws;
     this.address = address;
-    this.log = log;
+    this.log = log.child({ conn: this.id });
     this.openedAt = now;
     this.#tokensAt = now;
   }
@@ -132,5 +133,3 @@ export class Connection {
     this.ws.close(code, Buffer.from(reason).subarray(0, 123).toString());
   }
 }
-
-export { ErrorCode };

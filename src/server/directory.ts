@@ -2,7 +2,7 @@
 import { ErrorCode, SessionError } from '../protocol/errors.js';
 import { MAX_QUEUED_BYTES } from '../protocol/limits.js';
 import type { PeerInfo } from '../protocol/messages.js';
-import type { RemoteSessionRow } from '../store/repositories.js';
+import type { DeviceRow, RemoteSessionRow } from '../store/repositories.js';
 import type { Connection, Route } from './connection.js';
 
 export interface LiveSession {
@@ -13,15 +13,20 @@ export interface LiveSession {
   controllers: Set<Route>;
 }
 
+/** How a device is described to peers: user, raw public key, fingerprint, device name. */
+export function devicePeerInfo(user: string, device: DeviceRow): PeerInfo {
+  return {
+    user,
+    publicKey: device.publicKey,
+    fingerprint: device.fingerprint,
+    deviceName: device.name,
+  };
+}
+
 export function peerInfoOf(conn: Connection): PeerInfo {
   const auth = conn.auth;
   if (!auth) throw new SessionError(ErrorCode.AUTH_REQUIRED, 'log in first');
-  return {
-    user: auth.user.name,
-    publicKey: auth.device.publicKey,
-    fingerprint: auth.device.fingerprint,
-    deviceName: auth.device.name,
-  };
+  return devicePeerInfo(auth.user.name, auth.device);
 }
 
 export class Directory {
@@ -67,10 +72,6 @@ export class Directory {
 
   live(sessionId: string): LiveSession | undefined {
     return this.#sessions.get(sessionId);
-  }
-
-  liveSessions(): IterableIterator<LiveSession> {
-    return this.#sessions.values();
   }
 
   setLive(session: LiveSession): void {

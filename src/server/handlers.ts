@@ -2,12 +2,12 @@
 import { hostname } from 'node:os';
 import { AuthError, ErrorCode, SessionError } from '../protocol/errors.js';
 import { HEARTBEAT_INTERVAL_MS, MAX_FRAME_BYTES, PROTOCOL_VERSION } from '../protocol/limits.js';
-import type { Params, PeerInfo, Request, Results, SessionSummary } from '../protocol/messages.js';
+import type { Params, Request, Results, SessionSummary } from '../protocol/messages.js';
 import { generateSessionId } from '../protocol/session-id.js';
-import type { DeviceRow, RemoteSessionRow, Store } from '../store/repositories.js';
+import type { RemoteSessionRow, Store } from '../store/repositories.js';
 import type { AuthService, Authenticated } from './auth-service.js';
 import { CloseCode, type Connection } from './connection.js';
-import { peerInfoOf, type Directory } from './directory.js';
+import { devicePeerInfo, peerInfoOf, type Directory } from './directory.js';
 import type { Logger } from './logger.js';
 
 export const SERVER_NAME = `switchboard/0.1.0 (${hostname()})`;
@@ -69,15 +69,6 @@ function requireAuth(conn: Connection): Connection & { auth: Authenticated } {
   if (!conn.auth)
     throw new AuthError(ErrorCode.AUTH_REQUIRED, 'log in first: `switchboard login --user NAME`');
   return conn as Connection & { auth: Authenticated };
-}
-
-export function devicePeerInfo(user: string, device: DeviceRow): PeerInfo {
-  return {
-    user,
-    publicKey: device.publicKey,
-    fingerprint: device.fingerprint,
-    deviceName: device.name,
-  };
 }
 
 async function hello(
@@ -382,9 +373,9 @@ async function sessionAttach(
     );
   }
   const readOnly = req.readOnly || access === 'viewer';
-  const route = s.directory.openChannel(conn, live, s.now());
   const hostAuth = live.host.auth;
   if (!hostAuth) throw new SessionError(ErrorCode.SESSION_OFFLINE, 'the host is not logged in');
+  const route = s.directory.openChannel(conn, live, s.now());
   live.host.sendEvent({
     type: 'channel.open',
     channel: route.peerChannel,
@@ -415,7 +406,7 @@ async function channelClose(
   };
   s.directory.closeRoute(
     route,
-    ErrorCode.CHANNEL_CLOSED,
+    req.code ?? ErrorCode.CHANNEL_CLOSED,
     req.reason ?? 'closed by the other side',
     false,
   );

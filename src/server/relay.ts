@@ -13,6 +13,7 @@ import {
   HELLO_TIMEOUT_MS,
   IDLE_UNAUTHENTICATED_MS,
   MAX_FRAME_BYTES,
+  WS_PATH,
 } from '../protocol/limits.js';
 import { openSqliteStore } from '../store/sqlite.js';
 import type { Store } from '../store/repositories.js';
@@ -31,9 +32,6 @@ import { silentLogger, type Logger } from './logger.js';
 
 /** How often a live connection refreshes its login's idle timer (a long-running agent never idles out). */
 const TOKEN_TOUCH_INTERVAL_MS = 3600_000; // ms
-
-/** The WebSocket endpoint clients connect to. */
-export const WS_PATH = '/v1/ws';
 
 export interface RelayOptions {
   /** Address to listen on. Default 0.0.0.0. */
@@ -123,6 +121,8 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
   const startedAt = now();
   let shuttingDown = false;
   const connections = new Set<Connection>();
+  /** Set while shutting down: called when the last connection has closed. */
+  let onAllClosed: (() => void) | undefined;
 
   const server: Server = createServer({
     ...tlsServerOptions(certificate),
@@ -214,8 +214,7 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
   }
 
   function onConnection(ws: WebSocket, address: string): void {
-    const conn = new Connection(ws, address, log.child({ conn: 0 }), now());
-    (conn as { log: Logger }).log = log.child({ conn: conn.id });
+    const conn = new Connection(ws, address, log, now());
     connections.add(conn);
     conn.log.debug({ address }, 'connected');
     const helloTimer = setTimeout(() => {
@@ -232,11 +231,13 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
     ws.on('message', (data: RawData, isBinary: boolean) => {
       conn.alive = true;
       try {
-        onMessage(
-          conn,
-          Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as Buffer),
-          isBinary,
-        );
+        // ws delivers a Buffer (binaryType 'nodebuffer'): use it as is, no copy per frame.
+        const frame = Buffer.isBuffer(data)
+          ? data
+          : Array.isArray(data)
+            ? Buffer.concat(data)
+            : Buffer.from(data);
+        onMessage(conn, frame, isBinary);
       } catch (err) {
         conn.log.error({ err }, 'message handling failed');
         conn.close(CloseCode.INTERNAL, 'internal error');
@@ -251,6 +252,7 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
       clearTimeout(authTimer);
       conn.closed = true;
       connections.delete(conn);
+      if (connections.size === 0) onAllClosed?.();
       const gone = directory.dropConnection(conn);
       conn.log.debug({ code, user: conn.auth?.user.name }, 'disconnected');
       for (const live of gone) {
@@ -327,10 +329,15 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
       conn.sendEvent({ type: 'shutdown', reason });
       conn.close(CloseCode.GOING_AWAY, reason);
     }
-    const grace = options.shutdownGraceMs ?? 2_000;
-    const deadline = Date.now() + grace;
-    while (connections.size > 0 && Date.now() < deadline)
-      await new Promise((r) => setTimeout(r, 20));
+    if (connections.size > 0) {
+      // Clients get the grace period to close; whoever is still there after it is cut.
+      let timer: NodeJS.Timeout | undefined;
+      await new Promise<void>((resolve) => {
+        onAllClosed = resolve;
+        timer = setTimeout(resolve, options.shutdownGraceMs ?? 2_000);
+      });
+      clearTimeout(timer);
+    }
     for (const conn of connections) conn.ws.terminate();
     server.closeAllConnections();
     await serverClosed;

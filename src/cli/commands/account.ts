@@ -4,7 +4,7 @@ import { resolve } from 'node:path';
 import { keyFingerprint } from '../../crypto/device-key.js';
 import { ErrorCode, SwitchboardError } from '../../protocol/errors.js';
 import { USERNAME_RE } from '../../protocol/messages.js';
-import { connectAuthed, connect, homeOf, serverOf } from '../client-context.js';
+import { connect, connectAuthed, homeOf, serverOf, withSession } from '../client-context.js';
 import {
   CLIENT_OPTIONS,
   JSON_OPTION,
@@ -167,8 +167,7 @@ export const whoami: Command = {
   positionals: [0, 0],
   options: { ...JSON_OPTION, ...CLIENT_OPTIONS },
   async run(inv) {
-    const { client, login } = await connectAuthed(inv);
-    try {
+    return withSession(inv, async ({ client, login }) => {
       const me = await client.request('whoami', {});
       if (bool(inv, 'json')) {
         json(inv.io.stdout, { ...me, server: login.server });
@@ -180,9 +179,7 @@ export const whoami: Command = {
         );
       }
       return Exit.OK;
-    } finally {
-      client.close();
-    }
+    });
   },
 };
 
@@ -195,8 +192,7 @@ export const users: Command = {
   positionals: [0, 0],
   options: { ...JSON_OPTION, ...CLIENT_OPTIONS },
   async run(inv) {
-    const { client } = await connectAuthed(inv);
-    try {
+    return withSession(inv, async ({ client }) => {
       const { users } = await client.request('users.list', {});
       if (bool(inv, 'json')) json(inv.io.stdout, users);
       else
@@ -211,8 +207,6 @@ export const users: Command = {
           '(no users)',
         );
       return Exit.OK;
-    } finally {
-      client.close();
-    }
+    });
   },
 };

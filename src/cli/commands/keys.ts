@@ -2,7 +2,7 @@
 import { KnownPeers } from '../../client/known-peers.js';
 import { keyFingerprint } from '../../crypto/device-key.js';
 import { normalizeSshFingerprint } from '../peer-fingerprint.js';
-import { connectAuthed, homeOf } from '../client-context.js';
+import { withSession, homeOf } from '../client-context.js';
 import { CLIENT_OPTIONS, JSON_OPTION, bool, str, type Command } from '../command.js';
 import { Exit, UsageError } from '../exit-codes.js';
 import { FILES } from '../home.js';
@@ -34,8 +34,7 @@ export const keys: Command = {
       else inv.io.stdout.write(`${fingerprint} (Ed25519, ${home.path(FILES.deviceKey)})\n`);
       return Exit.OK;
     }
-    const { client, login } = await connectAuthed(inv);
-    try {
+    return withSession(inv, async ({ client, login }) => {
       const { devices } = await client.request('keys.get', { user });
       const pins = new KnownPeers(home.path(FILES.knownPeers));
       const rows = devices.map((d) => ({
@@ -51,9 +50,7 @@ export const keys: Command = {
           `(${user} has no device keys)`,
         );
       return Exit.OK;
-    } finally {
-      client.close();
-    }
+    });
   },
 };
 
@@ -78,8 +75,7 @@ export const trust: Command = {
   async run(inv) {
     const user = inv.positionals[0]!;
     const wanted = str(inv, 'fingerprint-of-peer');
-    const { client, login, home } = await connectAuthed(inv);
-    try {
+    return withSession(inv, async ({ client, login, home }) => {
       const { devices } = await client.request('keys.get', { user });
       let chosen = devices;
       if (wanted) {
@@ -109,8 +105,6 @@ export const trust: Command = {
       );
       inv.io.stdout.write(`Pinned ${chosen.length} key(s) for ${user}.\n`);
       return Exit.OK;
-    } finally {
-      client.close();
-    }
+    });
   },
 };

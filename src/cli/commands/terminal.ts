@@ -10,7 +10,7 @@ import { spawnPty } from '../../host/pty.js';
 import { TerminalStream } from '../../host/terminal-stream.js';
 import { ErrorCode, SwitchboardError } from '../../protocol/errors.js';
 import { SESSION_ID_RE, USERNAME_RE, type PeerInfo } from '../../protocol/messages.js';
-import { authedConnector, connectAuthed } from '../client-context.js';
+import { authedConnector, withSession } from '../client-context.js';
 import {
   CLIENT_OPTIONS,
   JSON_OPTION,
@@ -22,7 +22,8 @@ import {
 } from '../command.js';
 import { EscapeScanner } from '../escape.js';
 import { Exit, UsageError, exitCodeFor } from '../exit-codes.js';
-import { FILES, writeFileAtomic, type Home } from '../home.js';
+import { writeFileAtomic } from '../../client/atomic-file.js';
+import { FILES, type Home } from '../home.js';
 import { ago, json, table } from '../output.js';
 import { LocalTerminal } from '../terminal-io.js';
 
@@ -481,8 +482,7 @@ export const sessions: Command = {
   positionals: [0, 0],
   options: { ...JSON_OPTION, ...CLIENT_OPTIONS },
   async run(inv) {
-    const { client } = await connectAuthed(inv);
-    try {
+    return withSession(inv, async ({ client }) => {
       const { sessions } = await client.request('sessions.list', {});
       if (bool(inv, 'json')) json(inv.io.stdout, sessions);
       else
@@ -501,8 +501,6 @@ export const sessions: Command = {
           '(no sessions you may attach to)',
         );
       return Exit.OK;
-    } finally {
-      client.close();
-    }
+    });
   },
 };
