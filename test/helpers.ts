@@ -382,10 +382,22 @@ export class RawWs {
 }
 
 /** GET over HTTPS without verifying the certificate; resolves with status and body text. */
-export function httpsGet(port: number, path: string): Promise<{ status: number; body: string }> {
+export function httpsGet(
+  port: number,
+  path: string,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
     const req = httpsRequest(
-      { host: '127.0.0.1', port, path, method: 'GET', rejectUnauthorized: false, agent: false },
+      {
+        host: '127.0.0.1',
+        port,
+        path,
+        method: 'GET',
+        headers,
+        rejectUnauthorized: false,
+        agent: false,
+      },
       (res) => {
         let body = '';
         res.setEncoding('utf8').on('data', (s: string) => (body += s));

@@ -39,6 +39,9 @@ export function exitCodeFor(err: unknown): number {
     case ErrorCode.USER_EXISTS:
     case ErrorCode.WEAK_PASSWORD:
     case ErrorCode.INVALID_USERNAME:
+    case ErrorCode.SIGNUP_CLOSED:
+    case ErrorCode.INVITE_REQUIRED:
+    case ErrorCode.INVITE_INVALID:
       return Exit.AUTH;
     case ErrorCode.TRUST_REQUIRED:
     case ErrorCode.CERT_CHANGED:
@@ -53,6 +56,7 @@ export function exitCodeFor(err: unknown): number {
     case ErrorCode.SESSION_OFFLINE:
     case ErrorCode.SESSION_TAKEN:
     case ErrorCode.SESSION_LIMIT:
+    case ErrorCode.CONNECTION_LIMIT:
     case ErrorCode.INVALID_SESSION_ID:
     case ErrorCode.PEER_KEY_CHANGED:
     case ErrorCode.PEER_KEY_UNKNOWN:

@@ -1,7 +1,8 @@
 // The `switchboard` command: finds the subcommand, runs it, maps failures to exit codes.
 import { SwitchboardError } from '../protocol/errors.js';
 import { helpText, parseInvocation, type Command, type Io } from './command.js';
-import { login, logout, signup, users, whoami } from './commands/account.js';
+import { account, login, logout, passwd, signup, users, whoami } from './commands/account.js';
+import { invite } from './commands/invite.js';
 import { keys, trust } from './commands/keys.js';
 import { serve } from './commands/serve.js';
 import { agent, attach, sessions, share } from './commands/terminal.js';
@@ -16,6 +17,9 @@ const COMMANDS: Command[] = [
   logout,
   whoami,
   users,
+  passwd,
+  account,
+  invite,
   share,
   agent,
   attach,
@@ -71,7 +75,11 @@ export async function run(argv: string[], io: Io): Promise<number> {
         `switchboard ${cmd.name}: ${err.message}\nRun \`switchboard ${cmd.name} --help\` for usage.\n`,
       );
     } else if (err instanceof SwitchboardError) {
-      io.stderr.write(`switchboard ${cmd.name}: ${err.message} [${err.code}]\n`);
+      const wait =
+        err.retryAfterMs === undefined
+          ? ''
+          : ` (try again in ${Math.max(1, Math.ceil(err.retryAfterMs / 1000))} s)`;
+      io.stderr.write(`switchboard ${cmd.name}: ${err.message} [${err.code}]${wait}\n`);
     } else {
       io.stderr.write(`switchboard ${cmd.name}: ${(err as Error)?.message ?? String(err)}\n`);
     }

@@ -57,6 +57,7 @@ export class RelayClient extends EventEmitter {
   #closed = false;
   #heartbeat: NodeJS.Timeout | undefined;
   #alive = true;
+  #challenge: Buffer | undefined;
 
   private constructor(server: string, ws: WebSocket, options: RelayClientOptions) {
     super();
@@ -116,8 +117,15 @@ export class RelayClient extends EventEmitter {
       );
     });
     const client = new RelayClient(address.label, ws, options);
-    await client.request('hello', { version: PROTOCOL_VERSION, client: CLIENT_NAME });
+    const hello = await client.request('hello', { version: PROTOCOL_VERSION, client: CLIENT_NAME });
+    client.#challenge =
+      typeof hello.challenge === 'string' ? Buffer.from(hello.challenge, 'base64') : undefined;
     return client;
+  }
+
+  /** The random bytes of this connection's hello reply: what a device signs to log in (login-proof.ts). */
+  get challenge(): Buffer | undefined {
+    return this.#challenge;
   }
 
   get closed(): boolean {
@@ -220,14 +228,7 @@ export class RelayClient extends EventEmitter {
       case 'reply':
       case 'error': {
         if (msg.id === undefined) {
-          const error = msg as ErrorMessage;
-          this.emit(
-            'protocolError',
-            new RemoteError(
-              isErrorCode(error.code) ? error.code : ErrorCode.INTERNAL,
-              error.message,
-            ),
-          );
+          this.emit('protocolError', remoteError(msg as ErrorMessage));
           return;
         }
         const pending = this.#pending.get(msg.id);
@@ -237,13 +238,7 @@ export class RelayClient extends EventEmitter {
         if (msg.type === 'reply') {
           pending.resolve(msg.result);
         } else {
-          const error = msg as ErrorMessage;
-          pending.reject(
-            new RemoteError(
-              isErrorCode(error.code) ? error.code : ErrorCode.INTERNAL,
-              error.message,
-            ),
-          );
+          pending.reject(remoteError(msg as ErrorMessage));
         }
         return;
       }
@@ -277,6 +272,15 @@ export class RelayClient extends EventEmitter {
     }
     this.emit('close', { code, reason });
   }
+}
+
+/** The relay's error as a RemoteError: its code (INTERNAL if unknown to us) and any retry-after. */
+function remoteError(error: ErrorMessage): RemoteError {
+  return new RemoteError(
+    isErrorCode(error.code) ? error.code : ErrorCode.INTERNAL,
+    error.message,
+    error.retryAfterMs === undefined ? undefined : { retryAfterMs: error.retryAfterMs },
+  );
 }
 
 function toBuffer(data: RawData): Buffer {

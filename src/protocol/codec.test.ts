@@ -82,6 +82,29 @@ describe('requests', () => {
     assert.ok(!d.ok);
     assert.equal(d.error.code, ErrorCode.FRAME_TOO_LARGE);
   });
+
+  it('refuses a "__proto__" key at any depth, keeping the request id', () => {
+    for (const text of [
+      '{"type":"whoami","id":7,"__proto__":null}',
+      '{"type":"auth.login","id":7,"user":"al","password":"p","device":{"__proto__":{},"publicKey":"","name":"d"}}',
+    ]) {
+      const d = decodeRequest(text);
+      assert.ok(!d.ok);
+      assert.equal(d.error.code, ErrorCode.INVALID_MESSAGE);
+      assert.equal(d.id, 7);
+    }
+    // The words alone (a password, say) are fine.
+    const ok = decodeRequest('{"type":"auth.signup","id":1,"user":"al","password":"__proto__"}');
+    assert.ok(ok.ok);
+  });
+
+  it('keeps error descriptions short, however many keys are wrong', () => {
+    const keys = Array.from({ length: 20_000 }, (_, i) => `"k${i}":0`).join(',');
+    const d = decodeRequest(`{"type":"whoami","id":7,${keys}}`);
+    assert.ok(!d.ok);
+    assert.equal(d.error.code, ErrorCode.INVALID_MESSAGE);
+    assert.ok(d.error.message.length <= 1024, `${d.error.message.length} characters`);
+  });
 });
 
 describe('server messages', () => {

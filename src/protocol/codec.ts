@@ -72,6 +72,22 @@ function parseJson(text: Buffer | string, maxBytes: number): Decoded<Record<stri
   return { ok: true, value: value as Record<string, unknown> };
 }
 
+/**
+ * True if any object in `value` has an own "__proto__" key. JSON.parse makes such keys own
+ * properties, which object spreads and schemas then drop or misread; the relay refuses them
+ * like any other unknown key. Iterative, so deep nesting cannot overflow the stack.
+ */
+function hasProtoKey(value: unknown): boolean {
+  const stack: unknown[] = [value];
+  while (stack.length > 0) {
+    const v = stack.pop();
+    if (typeof v !== 'object' || v === null) continue;
+    if (!Array.isArray(v) && Object.prototype.hasOwnProperty.call(v, '__proto__')) return true;
+    for (const child of Object.values(v)) if (typeof child === 'object') stack.push(child);
+  }
+  return false;
+}
+
 /** Decodes and validates a client request (relay side). */
 export function decodeRequest(text: Buffer | string, maxBytes = MAX_FRAME_BYTES): Decoded<Request> {
   const parsed = parseJson(text, maxBytes);
@@ -81,6 +97,9 @@ export function decodeRequest(text: Buffer | string, maxBytes = MAX_FRAME_BYTES)
     return fail(ErrorCode.INVALID_MESSAGE, 'a request needs a string "type" and an integer "id"');
   }
   const { type, id } = envelope.data;
+  // Cheap test first: only a frame that spells the key somewhere is walked.
+  if (text.includes('__proto__') && hasProtoKey(parsed.value))
+    return fail(ErrorCode.INVALID_MESSAGE, 'the key "__proto__" is not allowed in a message', id);
   if (!isRequestType(type))
     return fail(ErrorCode.UNKNOWN_TYPE, `unknown message type "${type}"`, id);
   const { type: _t, id: _i, ...rest } = envelope.data;
@@ -110,10 +129,12 @@ export function decodeServerMessage(
 function describe(error: {
   issues: Array<{ path: Array<string | number>; message: string }>;
 }): string {
-  return error.issues
+  const MAX_DESCRIPTION = 512; // characters: messages stay well under the 1024 clients accept
+  const text = error.issues
     .slice(0, 3)
     .map((i) => (i.path.length ? `${i.path.join('.')}: ${i.message}` : i.message))
     .join('; ');
+  return text.length > MAX_DESCRIPTION ? `${text.slice(0, MAX_DESCRIPTION - 1)}…` : text;
 }
 
 function fail<T>(code: ErrorCode, message: string, id?: number): Decoded<T> {

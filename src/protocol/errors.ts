@@ -12,6 +12,7 @@ export const ErrorCode = {
   RATE_LIMITED: 'RATE_LIMITED',
   UNKNOWN_CHANNEL: 'UNKNOWN_CHANNEL',
   TOO_MANY_CHANNELS: 'TOO_MANY_CHANNELS',
+  CONNECTION_LIMIT: 'CONNECTION_LIMIT',
   // auth
   AUTH_REQUIRED: 'AUTH_REQUIRED',
   BAD_CREDENTIALS: 'BAD_CREDENTIALS',
@@ -23,6 +24,9 @@ export const ErrorCode = {
   TOKEN_REVOKED: 'TOKEN_REVOKED',
   TOKEN_INVALID: 'TOKEN_INVALID',
   UNKNOWN_USER: 'UNKNOWN_USER',
+  SIGNUP_CLOSED: 'SIGNUP_CLOSED',
+  INVITE_REQUIRED: 'INVITE_REQUIRED',
+  INVITE_INVALID: 'INVITE_INVALID',
   // remote sessions
   INVALID_SESSION_ID: 'INVALID_SESSION_ID',
   SESSION_TAKEN: 'SESSION_TAKEN',
@@ -63,14 +67,26 @@ export function isErrorCode(value: string): value is ErrorCode {
 /** Base class of every Switchboard error. `code` is what callers switch on, never `message`. */
 export class SwitchboardError extends Error {
   readonly code: ErrorCode;
-  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
-    super(message, options);
+  /** For refusals that pass (THROTTLED): how long to wait before trying again, in whole ms. */
+  readonly retryAfterMs: number | undefined;
+  constructor(
+    code: ErrorCode,
+    message: string,
+    options?: { cause?: unknown; retryAfterMs?: number },
+  ) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.name = new.target.name;
     this.code = code;
+    this.retryAfterMs =
+      options?.retryAfterMs === undefined
+        ? undefined
+        : Math.max(0, Math.ceil(options.retryAfterMs));
   }
   /** The shape sent to a peer: never a stack trace. */
-  toWire(): { code: ErrorCode; message: string } {
-    return { code: this.code, message: this.message };
+  toWire(): { code: ErrorCode; message: string; retryAfterMs?: number } {
+    return this.retryAfterMs === undefined
+      ? { code: this.code, message: this.message }
+      : { code: this.code, message: this.message, retryAfterMs: this.retryAfterMs };
   }
 }
 

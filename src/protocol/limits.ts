@@ -28,7 +28,48 @@ export const CONTROL_BURST = 200;
 export const MAX_CHANNELS_PER_CONNECTION = 64;
 /** Bytes queued toward one connection before the relay drops the channel feeding it. */
 export const MAX_QUEUED_BYTES = 8 * 1024 * 1024; // bytes
+/**
+ * Hard cap on bytes queued toward one connection (replies, events, data together). A peer past it
+ * is not reading at all: the relay cuts the connection and frees what it held.
+ */
+export const HARD_MAX_QUEUED_BYTES = 2 * MAX_QUEUED_BYTES; // bytes
+/**
+ * A connection whose channel was closed with SLOW_PEER must drain its queue below
+ * MAX_QUEUED_BYTES within this time, or it is cut (its queued bytes would otherwise stay held).
+ */
+export const SLOW_PEER_GRACE_MS = 5_000; // ms
+/** After the relay closes a WebSocket, the peer has this long to finish the close handshake. */
+export const CLOSE_TIMEOUT_MS = 2_000; // ms
+/** TCP connections (TLS handshake, HTTP, WebSocket) one source address may hold at once. */
+export const MAX_CONNECTIONS_PER_ADDRESS = 256;
+/** TCP connections the relay holds at once (lowered to fit the process's descriptor limit). */
+export const MAX_CONNECTIONS = 10_000;
+/** Descriptors kept free for the database, logs and the certificate when sizing MAX_CONNECTIONS. */
+export const RESERVED_DESCRIPTORS = 64;
+/** Live WebSocket connections one account may hold (every CLI, share, agent and attach). */
+export const MAX_CONNECTIONS_PER_ACCOUNT = 100;
+/** Live remote sessions one account may host at once. */
+export const MAX_LIVE_SESSIONS_PER_ACCOUNT = 50;
+/** Session IDs one account may hold registered (live or offline, not closed). */
+export const MAX_REGISTERED_SESSIONS_PER_ACCOUNT = 100;
+/** An offline session's ID stays reserved for its owner this long, then anyone may take it. */
+export const SESSION_RESERVE_MS = 72 * 3600_000; // ms
 /** Requests a client may have in flight; further ones fail fast. */
 export const MAX_PENDING_REQUESTS = 256;
 /** Default time a client waits for a reply. */
 export const REQUEST_TIMEOUT_MS = 30_000; // ms
+
+/** `users.list` page size: the default, and the most a client may ask for. */
+export const USERS_PAGE_DEFAULT = 100; // users
+export const USERS_PAGE_MAX = 200; // users
+/** Random bytes in the `challenge` of the `hello` reply (signed by a device in `auth.login`). */
+export const LOGIN_CHALLENGE_BYTES = 32; // bytes
+/** Domain separation of the device proof in `auth.login` (see crypto/login-proof.ts). */
+export const LOGIN_PROOF_CONTEXT = 'switchboard-login-v1';
+/** Invite codes: prefix and random bytes (base64url after the prefix). */
+export const INVITE_PREFIX = 'sbi_';
+export const INVITE_CODE_BYTES = 24; // bytes
+/** Bounds of `invite.create`: uses per code and lifetime. */
+export const INVITE_MAX_USES = 1000;
+export const INVITE_MAX_LIFETIME_SEC = 365 * 24 * 3600; // s
+export const INVITE_DEFAULT_LIFETIME_SEC = 7 * 24 * 3600; // s

@@ -1,5 +1,11 @@
 // The one message-types module: every control message on the wire, as zod schemas and TS types.
 import { z } from 'zod';
+import {
+  INVITE_MAX_LIFETIME_SEC,
+  INVITE_MAX_USES,
+  INVITE_PREFIX,
+  USERS_PAGE_MAX,
+} from './limits.js';
 
 /** Account names: lowercase, start with a letter, 2–32 chars. */
 export const USERNAME_RE = /^[a-z][a-z0-9_-]{1,31}$/;
@@ -20,6 +26,11 @@ const b64 = z
 const channel = z.number().int().min(1).max(0xffffffff);
 const requestId = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
 const userList = z.array(username).max(256);
+/** An invite code as `invite.create` returns it: the prefix, then base64url. */
+const inviteCode = z
+  .string()
+  .max(128)
+  .regex(new RegExp(`^${INVITE_PREFIX}[A-Za-z0-9_-]{16,100}$`), 'not an invite code');
 
 /** A device's public key as registered with the relay: raw 32-byte Ed25519 key, base64. */
 export const DeviceInfo = z.object({ publicKey: b64, name: z.string().min(1).max(64) });
@@ -27,12 +38,36 @@ export const DeviceInfo = z.object({ publicKey: b64, name: z.string().min(1).max
 /** Parameters of each request type; the relay answers each with `reply` or `error`. */
 export const RequestParams = {
   hello: z.object({ version: z.number().int(), client: z.string().max(128) }),
-  'auth.signup': z.object({ user: username, password }),
-  'auth.login': z.object({ user: username, password, device: DeviceInfo }),
+  'auth.signup': z.object({ user: username, password, invite: inviteCode.optional() }),
+  'auth.login': z.object({
+    user: username,
+    password,
+    device: DeviceInfo,
+    /** Ed25519 signature by the device key over the hello challenge (crypto/login-proof.ts), base64. */
+    deviceProof: b64.optional(),
+  }),
+  'auth.passwd': z.object({
+    password,
+    newPassword: password,
+    /** Revoke every other login of the account (and close their connections). */
+    revokeOthers: z.boolean().optional(),
+  }),
+  'account.delete': z.object({ password }),
+  'invite.create': z.object({
+    uses: z.number().int().min(1).max(INVITE_MAX_USES).optional(),
+    expiresSec: z.number().int().min(60).max(INVITE_MAX_LIFETIME_SEC).optional(),
+  }),
+  'invite.list': z.object({}),
   'auth.token': z.object({ token: z.string().min(1).max(128) }),
   'auth.logout': z.object({ all: z.boolean().optional() }),
   whoami: z.object({}),
-  'users.list': z.object({}),
+  'users.list': z.object({
+    /** Everyone, page by page (by name); without it, the people one deals with and who is online. */
+    all: z.boolean().optional(),
+    /** With `all`: the `next` of the previous page. */
+    after: username.optional(),
+    limit: z.number().int().min(1).max(USERS_PAGE_MAX).optional(),
+  }),
   'keys.get': z.object({ user: username }),
   'session.register': z.object({
     sessionId: sessionId.optional(),
@@ -78,16 +113,38 @@ export interface SessionSummary {
   live: boolean;
 }
 
+/** An invite as admins see it (never the code: only its hash is stored). */
+export interface InviteSummary {
+  id: number;
+  createdBy: string | null;
+  usesLeft: number;
+  expiresAt: string;
+  createdAt: string;
+}
+
 /** What the relay answers to each request type. */
 export interface Results {
-  hello: { version: number; server: string; maxFrameBytes: number; heartbeatMs: number };
+  hello: {
+    version: number;
+    server: string;
+    maxFrameBytes: number;
+    heartbeatMs: number;
+    /** 32 random bytes, base64, fresh per connection: what a device signs in `auth.login`. */
+    challenge: string;
+  };
   'auth.signup': { user: string };
+  'auth.passwd': { revoked: number };
+  'account.delete': { user: string };
+  'invite.create': { code: string; uses: number; expiresAt: string };
+  'invite.list': { invites: InviteSummary[] };
   'auth.login': { user: string; token: string; expiresAt: string; idleTimeoutSec: number };
   'auth.token': { user: string; device: PeerInfo; expiresAt: string };
   'auth.logout': { revoked: number };
   whoami: { user: string; device: PeerInfo; since: string; expiresAt: string };
   'users.list': {
     users: Array<{ user: string; online: boolean; since: string; lastSeen: string | null }>;
+    /** Only with `all`, when there are more: pass it as `after` for the next page. */
+    next?: string;
   };
   'keys.get': { user: string; devices: PeerInfo[] };
   'session.register': { sessionId: string };
@@ -138,6 +195,8 @@ export interface ErrorMessage {
   id?: number;
   code: string;
   message: string;
+  /** With THROTTLED: wait this long (ms) before trying again. */
+  retryAfterMs?: number;
 }
 /** Everything the relay sends as JSON. */
 export type ServerMessage = ReplyMessage | ErrorMessage | RelayEvent;
@@ -149,6 +208,7 @@ export const ServerEnvelope = z.discriminatedUnion('type', [
     id: requestId.optional(),
     code: z.string().max(64),
     message: z.string().max(1024),
+    retryAfterMs: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
   }),
   ...(Object.entries(EventSchemas).map(([type, schema]) =>
     schema.extend({ type: z.literal(type) }),

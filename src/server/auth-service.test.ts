@@ -1,38 +1,63 @@
-// AuthService against a real SQLite file: throttling holds even when guesses arrive in parallel.
+// AuthService against a real SQLite file: throttling holds even when guesses arrive in parallel,
+// a proven device is judged by its own record, sign-ups are rate-limited apart from logins.
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { generateDeviceKey } from '../crypto/device-key.js';
+import { generateDeviceKey, type DeviceKeyPair } from '../crypto/device-key.js';
+import { signLoginProof } from '../crypto/login-proof.js';
 import type { SwitchboardError } from '../protocol/errors.js';
 import { ErrorCode } from '../protocol/errors.js';
 import { openSqliteStore } from '../store/sqlite.js';
 import type { Store } from '../store/repositories.js';
-import { AuthService } from './auth-service.js';
+import { AuthService, type AuthOptions } from './auth-service.js';
+
+const FAST = { argon2: { memoryCost: 1024, timeCost: 1, parallelism: 1 } };
+const dir = mkdtempSync(join(tmpdir(), 'sb-auth-'));
+let files = 0;
+const stores: Store[] = [];
+after(async () => {
+  await Promise.all(stores.map((s) => s.close()));
+  rmSync(dir, { recursive: true, force: true });
+});
+
+async function service(
+  now: () => number,
+  options: Partial<AuthOptions> = {},
+): Promise<{ store: Store; auth: AuthService }> {
+  const store = await openSqliteStore({ file: join(dir, `db-${++files}.sqlite`) });
+  stores.push(store);
+  return { store, auth: new AuthService(store, now, { ...FAST, ...options }) };
+}
+
+function deviceOf(key: DeviceKeyPair, name = 'test') {
+  return { publicKey: key.publicKey.toString('base64'), name };
+}
+
+async function codeOf(promise: Promise<unknown>): Promise<string> {
+  try {
+    await promise;
+    return 'OK';
+  } catch (err) {
+    return (err as SwitchboardError).code;
+  }
+}
 
 describe('AuthService', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'sb-auth-'));
-  let store: Store;
   let auth: AuthService;
-  const device = { publicKey: generateDeviceKey().publicKey.toString('base64'), name: 'test' };
+  const device = deviceOf(generateDeviceKey());
 
   before(async () => {
-    store = await openSqliteStore({ file: join(dir, 'db.sqlite') });
-    auth = new AuthService(store, Date.now, {
-      argon2: { memoryCost: 1024, timeCost: 1, parallelism: 1 },
-    });
-    await auth.signup('victim', 'correct horse battery');
-  });
-  after(async () => {
-    await store.close();
-    rmSync(dir, { recursive: true, force: true });
+    ({ auth } = await service(Date.now));
+    await auth.signup('victim', 'correct horse battery', { address: '192.0.2.50' });
   });
 
   it('throttles 30 parallel guesses as if they came one by one', async () => {
     const results = await Promise.allSettled(
       Array.from({ length: 30 }, (_, i) =>
-        auth.login('victim', `guess-${i}`, device, '198.51.100.7'),
+        auth.login('victim', `guess-${i}`, device, { address: '198.51.100.7' }),
       ),
     );
     const codes = results.map((r) =>
@@ -45,26 +70,182 @@ describe('AuthService', () => {
     assert.equal(throttled, 26);
     // The guesser is stuck; the real user from another address is not locked out.
     await assert.rejects(
-      auth.login('victim', 'correct horse battery', device, '198.51.100.7'),
-      (e: SwitchboardError) =>
-        e.code === ErrorCode.THROTTLED && /try again in \d+ s/.test(e.message),
+      auth.login('victim', 'correct horse battery', device, { address: '198.51.100.7' }),
+      (e: SwitchboardError) => e.code === ErrorCode.THROTTLED && (e.retryAfterMs ?? 0) > 0,
     );
-    const real = await auth.login('victim', 'correct horse battery', device, '203.0.113.9');
+    const real = await auth.login('victim', 'correct horse battery', device, {
+      address: '203.0.113.9',
+    });
     assert.equal(real.user.name, 'victim');
   });
 
   it('lets many logins of one account run at once (serialised, none refused)', async () => {
-    await auth.signup('busy', 'a long enough password');
+    await auth.signup('busy', 'a long enough password', { address: '192.0.2.51' });
     const results = await Promise.all(
       Array.from({ length: 20 }, () =>
-        auth.login(
-          'busy',
-          'a long enough password',
-          { publicKey: generateDeviceKey().publicKey.toString('base64'), name: 'd' },
-          '192.0.2.1',
-        ),
+        auth.login('busy', 'a long enough password', deviceOf(generateDeviceKey(), 'd'), {
+          address: '192.0.2.1',
+        }),
       ),
     );
     assert.equal(new Set(results.map((r) => r.token)).size, 20);
+  });
+});
+
+describe('device proof (guessing from many addresses)', () => {
+  // A clock that stands still: throttle delays never run out during the test.
+  const clock = () => 5_000_000;
+  let auth: AuthService;
+  const ownerKey = generateDeviceKey();
+  const PASSWORD = 'owner-correct-horse';
+
+  before(async () => {
+    ({ auth } = await service(clock));
+    await auth.signup('owner', PASSWORD, { address: '203.0.113.5' });
+    // Her device is registered by a first login from her usual address.
+    await auth.login('owner', PASSWORD, deviceOf(ownerKey), { address: '203.0.113.5' });
+    // Guesses rotated over 30 addresses: each address and pair stays under its limit, the
+    // account's record does not.
+    for (let i = 0; i < 30; i++) {
+      await codeOf(
+        auth.login('owner', `guess-${i}`, deviceOf(generateDeviceKey()), {
+          address: `198.51.100.${i}`,
+        }),
+      );
+    }
+  });
+
+  function proofFor(key: DeviceKeyPair, user = 'owner') {
+    const challenge = randomBytes(32);
+    return { challenge, deviceProof: signLoginProof(key, challenge, user) };
+  }
+
+  it('throttles an unregistered device account-wide, proof or not', async () => {
+    const stranger = generateDeviceKey();
+    assert.equal(
+      await codeOf(auth.login('owner', PASSWORD, deviceOf(stranger), { address: '192.0.2.77' })),
+      ErrorCode.THROTTLED,
+    );
+    assert.equal(
+      await codeOf(
+        auth.login('owner', PASSWORD, deviceOf(stranger), {
+          address: '192.0.2.77',
+          ...proofFor(stranger),
+        }),
+      ),
+      ErrorCode.THROTTLED,
+      'proving a key that is not registered to the account earns nothing',
+    );
+  });
+
+  it('throttles the owner device that does not prove itself', async () => {
+    assert.equal(
+      await codeOf(auth.login('owner', PASSWORD, deviceOf(ownerKey), { address: '203.0.113.5' })),
+      ErrorCode.THROTTLED,
+    );
+  });
+
+  it('lets the registered device that proves itself log in at once', async () => {
+    const result = await auth.login('owner', PASSWORD, deviceOf(ownerKey), {
+      address: '203.0.113.5',
+      ...proofFor(ownerKey),
+    });
+    assert.equal(result.user.name, 'owner');
+  });
+
+  it('refuses a replayed, misaddressed or malformed proof with BAD_CREDENTIALS', async () => {
+    const login = (ctx: object) =>
+      codeOf(auth.login('owner', PASSWORD, deviceOf(ownerKey), { address: '203.0.113.5', ...ctx }));
+    const { deviceProof } = proofFor(ownerKey);
+    assert.equal(
+      await login({ challenge: randomBytes(32), deviceProof }),
+      ErrorCode.BAD_CREDENTIALS,
+      'a proof made for another connection',
+    );
+    assert.equal(await login(proofFor(ownerKey, 'someone')), ErrorCode.BAD_CREDENTIALS);
+    assert.equal(
+      await login({ challenge: randomBytes(32), deviceProof: 'AAAA' }),
+      ErrorCode.BAD_CREDENTIALS,
+    );
+    assert.equal(await login({ deviceProof }), ErrorCode.BAD_CREDENTIALS, 'no challenge');
+  });
+
+  it('judges wrong passwords on a proven device by its own record', async () => {
+    // Five free failures, then the device is blocked even with the right password.
+    const codes: string[] = [];
+    for (let i = 0; i < 7; i++) {
+      codes.push(
+        await codeOf(
+          auth.login('owner', `typo-${i}`, deviceOf(ownerKey), {
+            address: '203.0.113.5',
+            ...proofFor(ownerKey),
+          }),
+        ),
+      );
+    }
+    assert.deepEqual(codes, [
+      ...Array<string>(6).fill(ErrorCode.BAD_CREDENTIALS),
+      ErrorCode.THROTTLED,
+    ]);
+  });
+});
+
+describe('sign-up limits', () => {
+  it('allows a burst of 10 per address, then one per 12 s, with a retry-after', async () => {
+    let t = 1_000_000;
+    const { auth } = await service(() => t);
+    const codes: string[] = [];
+    for (let i = 0; i < 11; i++)
+      codes.push(await codeOf(auth.signup(`user${i}`, 'long enough pw', { address: '192.0.2.1' })));
+    assert.deepEqual(codes, [...Array<string>(10).fill('OK'), ErrorCode.THROTTLED]);
+    await assert.rejects(
+      auth.signup('late', 'long enough pw', { address: '192.0.2.1' }),
+      (e: SwitchboardError) => e.code === ErrorCode.THROTTLED && e.retryAfterMs === 12_000,
+    );
+    // Logins are not affected by the sign-up limit.
+    const login = await auth.login('user0', 'long enough pw', deviceOf(generateDeviceKey()), {
+      address: '192.0.2.1',
+    });
+    assert.equal(login.user.name, 'user0');
+    t += 12_000;
+    assert.equal(
+      await codeOf(auth.signup('late', 'long enough pw', { address: '192.0.2.1' })),
+      'OK',
+    );
+  });
+
+  it('caps the whole relay at 60 in a burst, whatever the addresses', async () => {
+    const t = 2_000_000;
+    const { auth } = await service(() => t);
+    const codes: string[] = [];
+    for (let i = 0; i < 61; i++) {
+      codes.push(
+        await codeOf(auth.signup(`u${i}`, 'long enough pw', { address: `198.51.100.${i}` })),
+      );
+    }
+    assert.equal(codes.filter((c) => c === 'OK').length, 60);
+    assert.equal(codes[60], ErrorCode.THROTTLED);
+  });
+
+  it('refuses in closed mode, and without a valid code in invite mode', async () => {
+    const { auth: closed } = await service(Date.now, { signupMode: 'closed' });
+    assert.equal(
+      await codeOf(closed.signup('anyone', 'long enough pw', { address: '192.0.2.2' })),
+      ErrorCode.SIGNUP_CLOSED,
+    );
+    const { auth: invite } = await service(Date.now, { signupMode: 'invite' });
+    assert.equal(
+      await codeOf(invite.signup('anyone', 'long enough pw', { address: '192.0.2.2' })),
+      ErrorCode.INVITE_REQUIRED,
+    );
+    assert.equal(
+      await codeOf(
+        invite.signup('anyone', 'long enough pw', {
+          address: '192.0.2.2',
+          invite: 'sbi_not-a-real-code-at-all',
+        }),
+      ),
+      ErrorCode.INVITE_INVALID,
+    );
   });
 });

@@ -3,13 +3,21 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { hash as argonHash, verify as argonVerify } from '@node-rs/argon2';
 import { AuthError, ErrorCode } from '../protocol/errors.js';
 import { keyFingerprint, parsePublicKey } from '../crypto/device-key.js';
+import { verifyLoginProof } from '../crypto/login-proof.js';
 import type { DeviceRow, Store, UserRow } from '../store/repositories.js';
+import { HashPool, type HashPoolOptions, type HashPoolStats } from './hash-pool.js';
 import { KeyedGate } from './keyed-gate.js';
+import { RateLimiter, type RatePolicy } from './rate-limit.js';
 import { FailureThrottle, type ThrottlePolicy } from './throttle.js';
 
-function throttled(message: string): AuthError {
-  return new AuthError(ErrorCode.THROTTLED, message);
+/** A refusal that passes: how long to wait travels as `retryAfterMs` (clients show it). */
+function throttled(message: string, waitMs: number): AuthError {
+  return new AuthError(ErrorCode.THROTTLED, message, { retryAfterMs: waitMs });
 }
+
+/** Who may create an account: anyone, holders of an invite code, or no one. */
+export type SignupMode = 'open' | 'invite' | 'closed';
+export const SIGNUP_MODES: readonly SignupMode[] = Object.freeze(['open', 'invite', 'closed']);
 
 export interface AuthOptions {
   /** A token unused for this long stops working. */
@@ -20,7 +28,19 @@ export interface AuthOptions {
   minPasswordLength: number; // characters
   /** Argon2id cost; the defaults follow OWASP's minimum (19 MiB, 2 passes). */
   argon2: { memoryCost: number /* KiB */; timeCost: number; parallelism: number };
-  throttle: { perAccount: ThrottlePolicy; perAddress: ThrottlePolicy; perPair: ThrottlePolicy };
+  throttle: {
+    perAccount: ThrottlePolicy;
+    perAddress: ThrottlePolicy;
+    perPair: ThrottlePolicy;
+    /** A device that proved it is registered to the account is judged by this record alone. */
+    perDevice: ThrottlePolicy;
+  };
+  /** Who may sign up (`serve --signup`). */
+  signupMode: SignupMode;
+  /** Sign-up rates, apart from logins: per address, and for the whole relay. */
+  signupRate: { perAddress: RatePolicy; relay: RatePolicy };
+  /** The bounded queue every Argon2 hash and verify goes through. */
+  hashPool: HashPoolOptions;
 }
 
 export const DEFAULT_AUTH_OPTIONS: AuthOptions = Object.freeze({
@@ -50,8 +70,43 @@ export const DEFAULT_AUTH_OPTIONS: AuthOptions = Object.freeze({
       maxDelayMs: 15 * 60_000,
       forgetAfterMs: 15 * 60_000,
     },
+    // One proven device of the account: only its holder (or a thief of its key) fails here.
+    perDevice: {
+      freeFailures: 5,
+      baseDelayMs: 1_000,
+      maxDelayMs: 15 * 60_000,
+      forgetAfterMs: 15 * 60_000,
+    },
   },
+  signupMode: 'open',
+  signupRate: {
+    // A person signs up once; a few retries (typos, a taken name) fit in the burst.
+    perAddress: { perMinute: 5, burst: 10 },
+    // Bounds the hashing a botnet of addresses can cause: one sign-up a second, sustained.
+    relay: { perMinute: 60, burst: 60 },
+  },
+  hashPool: { concurrency: 2, maxRunningSignups: 1, maxQueued: { login: 64, signup: 16 } },
 });
+
+/** What the connection tells the auth service about a request besides its parameters. */
+export interface RequestContext {
+  /** The address the request came from (throttling key). */
+  address: string;
+  /** True once the requester has gone: queued password work for it is skipped. */
+  isCancelled?: () => boolean;
+}
+
+export interface LoginContext extends RequestContext {
+  /** The `challenge` of this connection's hello reply; a `deviceProof` signs it. */
+  challenge?: Uint8Array | undefined;
+  /** base64 Ed25519 signature of crypto/login-proof.ts by the device key. */
+  deviceProof?: string | undefined;
+}
+
+export interface SignupContext extends RequestContext {
+  /** An invite code (`invite` sign-up mode). */
+  invite?: string | undefined;
+}
 
 /** Prefix that makes a leaked token recognisable by secret scanners. */
 export const TOKEN_PREFIX = 'sbt_';
@@ -70,8 +125,23 @@ export interface LoginResult {
   expiresAt: number;
 }
 
-function sha256Hex(text: string): string {
+/** Lower-case hex SHA-256: how tokens and invite codes are stored. */
+export function sha256Hex(text: string): string {
   return createHash('sha256').update(text).digest('hex');
+}
+
+function inviteInvalid(): AuthError {
+  return new AuthError(
+    ErrorCode.INVITE_INVALID,
+    'this invite code is unknown, expired or used up; ask an admin for a new one',
+  );
+}
+
+function userExists(name: string): AuthError {
+  return new AuthError(
+    ErrorCode.USER_EXISTS,
+    `the user name "${name}" is taken; choose another or log in`,
+  );
 }
 
 export class AuthService {
@@ -81,9 +151,15 @@ export class AuthService {
   readonly #perAccount: FailureThrottle;
   readonly #perAddress: FailureThrottle;
   readonly #perPair: FailureThrottle;
+  readonly #perDevice: FailureThrottle;
+  readonly #signupsPerAddress: RateLimiter;
+  readonly #signupsRelay: RateLimiter;
+  readonly #hashes: HashPool;
   /** One password check at a time per account; a few per address (Argon2 is CPU-bound anyway). */
   readonly #accountGate = new KeyedGate(1, 64);
   readonly #addressGate = new KeyedGate(8, 1024);
+  /** A proven device waits behind its own checks only, never behind a guesser's. */
+  readonly #deviceGate = new KeyedGate(1, 16);
   /** A real hash of a random password, verified against when the user does not exist so timing does not tell. */
   #dummyHash: Promise<string> | undefined;
 
@@ -91,53 +167,78 @@ export class AuthService {
     this.#store = store;
     this.#now = now;
     this.#options = Object.freeze({ ...DEFAULT_AUTH_OPTIONS, ...options });
+    if (!SIGNUP_MODES.includes(this.#options.signupMode))
+      throw new RangeError(`AuthService: signupMode must be one of ${SIGNUP_MODES.join(', ')}`);
     this.#perAccount = new FailureThrottle(this.#options.throttle.perAccount);
     this.#perAddress = new FailureThrottle(this.#options.throttle.perAddress);
     this.#perPair = new FailureThrottle(this.#options.throttle.perPair);
+    this.#perDevice = new FailureThrottle(
+      this.#options.throttle.perDevice ?? DEFAULT_AUTH_OPTIONS.throttle.perDevice,
+    );
+    this.#signupsPerAddress = new RateLimiter(this.#options.signupRate.perAddress);
+    this.#signupsRelay = new RateLimiter(this.#options.signupRate.relay);
+    this.#hashes = new HashPool(this.#options.hashPool);
   }
 
   get idleTimeoutSec(): number {
     return Math.floor(this.#options.tokenIdleMs / 1000);
   }
 
+  /** The password-hashing queue's figures (tests, metrics). */
+  get hashStats(): HashPoolStats {
+    return this.#hashes.stats;
+  }
+
+  /** Password hashes running or waiting now. */
+  get pendingHashes(): number {
+    const { running, queuedLogins, queuedSignups } = this.#hashes.stats;
+    return running + queuedLogins + queuedSignups;
+  }
+
+  /**
+   * Checks a password against the throttle records in `records` (refusing at once while any is
+   * blocked), through the hash queue; a failure counts against every one of them.
+   */
   async #verify(
     name: string,
     password: string,
-    keys: { account: string; address: string; pair: string },
+    records: ReadonlyArray<readonly [FailureThrottle, string]>,
+    ctx: RequestContext,
   ): Promise<UserRow> {
     const now = this.#now();
-    const wait = Math.max(
-      this.#perAccount.waitMs(keys.account, now),
-      this.#perAddress.waitMs(keys.address, now),
-      this.#perPair.waitMs(keys.pair, now),
-    );
-    if (wait > 0)
-      throw throttled(`too many failed logins; try again in ${Math.ceil(wait / 1000)} s`);
+    const wait = Math.max(0, ...records.map(([throttle, key]) => throttle.waitMs(key, now)));
+    if (wait > 0) throw throttled('too many failed logins', wait);
     const user = await this.#store.users.findByName(name);
-    let ok = false;
-    if (user) {
-      ok = await argonVerify(user.passwordHash, password).catch(() => false);
-    } else {
-      this.#dummyHash ??= this.#hash(randomBytes(16).toString('hex'));
-      await argonVerify(await this.#dummyHash, password).catch(() => false);
-    }
+    if (!user) this.#dummyHash ??= this.#hash(randomBytes(16).toString('hex'));
+    const against = user ? user.passwordHash : await this.#dummyHash!;
+    const ok = await this.#hashes.run(
+      'login',
+      () => argonVerify(against, password).catch(() => false),
+      ctx.isCancelled,
+    );
     if (!user || !ok) {
       const later = this.#now();
-      this.#perAccount.fail(keys.account, later);
-      this.#perAddress.fail(keys.address, later);
-      this.#perPair.fail(keys.pair, later);
+      for (const [throttle, key] of records) throttle.fail(key, later);
       throw new AuthError(ErrorCode.BAD_CREDENTIALS, 'wrong user name or password');
     }
     return user;
   }
 
-  #hash(password: string): Promise<string> {
-    const { memoryCost, timeCost, parallelism } = this.#options.argon2;
-    // algorithm 2 = Argon2id (the const enum is not importable under verbatimModuleSyntax)
-    return argonHash(password, { algorithm: 2, memoryCost, timeCost, parallelism });
+  /** Checks the password of an authenticated user (passwd, account delete): judged by the device record. */
+  async #verifyOwn(auth: Authenticated, password: string, ctx: RequestContext): Promise<UserRow> {
+    const key = `d:${auth.device.id}`;
+    const outcome = await this.#deviceGate.run(key, () =>
+      this.#verify(auth.user.name, password, [[this.#perDevice, key]], ctx),
+    );
+    if (!outcome) throw throttled('too many password checks for this device at once', 1_000);
+    const user = outcome.value;
+    if (user.id !== auth.user.id)
+      throw new AuthError(ErrorCode.TOKEN_INVALID, 'the account for this login is gone');
+    this.#perDevice.reset(key);
+    return user;
   }
 
-  async signup(name: string, password: string): Promise<UserRow> {
+  #checkStrength(name: string, password: string): void {
     if (password.length < this.#options.minPasswordLength) {
       throw new AuthError(
         ErrorCode.WEAK_PASSWORD,
@@ -147,40 +248,110 @@ export class AuthService {
     if (password.toLowerCase() === name.toLowerCase()) {
       throw new AuthError(ErrorCode.WEAK_PASSWORD, 'the password must differ from the user name');
     }
-    const passwordHash = await this.#hash(password);
-    const user = await this.#store.users.create(name, passwordHash, this.#now());
-    if (!user)
-      throw new AuthError(
-        ErrorCode.USER_EXISTS,
-        `the user name "${name}" is taken; choose another or log in`,
-      );
-    return user;
   }
 
-  /** Verifies the password (throttled per account, address and both), registers the device key, issues a token. */
+  #hash(password: string): Promise<string> {
+    const { memoryCost, timeCost, parallelism } = this.#options.argon2;
+    // algorithm 2 = Argon2id (the const enum is not importable under verbatimModuleSyntax)
+    return argonHash(password, { algorithm: 2, memoryCost, timeCost, parallelism });
+  }
+
+  /**
+   * Creates an account if the sign-up mode, the invite (in `invite` mode) and the sign-up rate
+   * limits allow; the hash waits in the queue behind every login.
+   */
+  async signup(name: string, password: string, ctx: SignupContext): Promise<UserRow> {
+    const mode = this.#options.signupMode;
+    if (mode === 'closed')
+      throw new AuthError(
+        ErrorCode.SIGNUP_CLOSED,
+        'this relay does not take new accounts; ask its operator for one',
+      );
+    this.#checkStrength(name, password);
+    if (mode === 'invite' && ctx.invite === undefined)
+      throw new AuthError(
+        ErrorCode.INVITE_REQUIRED,
+        'this relay takes new accounts by invitation only: pass --invite CODE (an admin makes one with `switchboard invite create`)',
+      );
+    const now = this.#now();
+    const addressKey = `i:${ctx.address}`;
+    const addressWait = this.#signupsPerAddress.waitMs(addressKey, now);
+    if (addressWait > 0) throw throttled('too many sign-ups from your address', addressWait);
+    const relayWait = this.#signupsRelay.waitMs('relay', now);
+    if (relayWait > 0) throw throttled('this relay takes few sign-ups at a time', relayWait);
+    this.#signupsPerAddress.take(addressKey, now);
+    this.#signupsRelay.take('relay', now);
+
+    const inviteHash = mode === 'invite' && ctx.invite ? sha256Hex(ctx.invite) : undefined;
+    if (inviteHash !== undefined) {
+      const invite = await this.#store.invites.findByHash(inviteHash);
+      if (!invite || invite.usesLeft <= 0 || invite.expiresAt <= now) throw inviteInvalid();
+    }
+    // A taken name costs no hash.
+    if (await this.#store.users.findByName(name)) throw userExists(name);
+    const passwordHash = await this.#hashes.run(
+      'signup',
+      () => this.#hash(password),
+      ctx.isCancelled,
+    );
+    // Taking a use of the invite and creating the user commit together or not at all.
+    return this.#store.transaction(async (tx) => {
+      if (inviteHash !== undefined && !(await tx.invites.consume(inviteHash, this.#now())))
+        throw inviteInvalid();
+      const user = await tx.users.create(name, passwordHash, this.#now());
+      if (!user) throw userExists(name);
+      return user;
+    });
+  }
+
+  /**
+   * Verifies the password, registers the device key, issues a token. A device that proves
+   * (`ctx.deviceProof`) it holds a key already registered to this account is judged by its own
+   * throttle record; any other attempt by the account, address and address+account records.
+   */
   async login(
     name: string,
     password: string,
     device: { publicKey: string; name: string },
-    address: string,
+    ctx: LoginContext,
   ): Promise<LoginResult> {
     const publicKey = parsePublicKey(device.publicKey); // throws on a malformed key before any work
-    const keys = { account: `a:${name}`, address: `i:${address}`, pair: `p:${name}|${address}` };
-    // Password checks run one at a time per account and a few at a time per address, and the
-    // throttle is consulted after waiting: parallel guesses see the failures before them.
-    const outcome = await this.#addressGate.run(keys.address, async () => {
-      const perAccount = await this.#accountGate.run(keys.account, () =>
-        this.#verify(name, password, keys),
+    const provenKey = await this.#provenDevice(name, publicKey, device.publicKey, ctx);
+    let user: UserRow;
+    if (provenKey !== undefined) {
+      const outcome = await this.#deviceGate.run(provenKey, () =>
+        this.#verify(name, password, [[this.#perDevice, provenKey]], ctx),
       );
-      if (!perAccount)
-        throw throttled('too many logins for this account at once; try again shortly');
-      return perAccount.value;
-    });
-    if (!outcome) throw throttled('too many logins from your address at once; try again shortly');
-    const user = outcome.value;
+      if (!outcome) throw throttled('too many logins from this device at once', 1_000);
+      user = outcome.value;
+      // The account-wide record is left alone: a guesser elsewhere must not get a fresh start.
+      this.#perDevice.reset(provenKey);
+    } else {
+      const keys = {
+        account: `a:${name}`,
+        address: `i:${ctx.address}`,
+        pair: `p:${name}|${ctx.address}`,
+      };
+      const records = [
+        [this.#perAccount, keys.account],
+        [this.#perAddress, keys.address],
+        [this.#perPair, keys.pair],
+      ] as const;
+      // Password checks run one at a time per account and a few at a time per address, and the
+      // throttle is consulted after waiting: parallel guesses see the failures before them.
+      const outcome = await this.#addressGate.run(keys.address, async () => {
+        const perAccount = await this.#accountGate.run(keys.account, () =>
+          this.#verify(name, password, records, ctx),
+        );
+        if (!perAccount) throw throttled('too many logins for this account at once', 1_000);
+        return perAccount.value;
+      });
+      if (!outcome) throw throttled('too many logins from your address at once', 1_000);
+      user = outcome.value;
+      this.#perPair.reset(keys.pair);
+      this.#perAccount.reset(keys.account);
+    }
     const now = this.#now();
-    this.#perPair.reset(keys.pair);
-    this.#perAccount.reset(keys.account);
     const fingerprint = keyFingerprint(publicKey);
     const deviceRow = await this.#store.devices.upsert(
       user.id,
@@ -206,6 +377,71 @@ export class AuthService {
       expiresAt,
     });
     return { user, device: deviceRow, token, expiresAt };
+  }
+
+  /**
+   * The throttle key of the device if `ctx.deviceProof` proves possession of a key registered to
+   * `name`; undefined when there is no proof or the key is not (yet) that account's. A proof
+   * that does not verify is refused: it was made for another connection or account, or forged.
+   */
+  async #provenDevice(
+    name: string,
+    publicKey: Uint8Array,
+    publicKeyBase64: string,
+    ctx: LoginContext,
+  ): Promise<string | undefined> {
+    if (ctx.deviceProof === undefined) return undefined;
+    if (!ctx.challenge || !verifyLoginProof(publicKey, ctx.challenge, name, ctx.deviceProof)) {
+      throw new AuthError(
+        ErrorCode.BAD_CREDENTIALS,
+        'the device proof does not match this connection and account; log in again',
+      );
+    }
+    const registered = await this.#store.devices.findByPublicKey(publicKeyBase64);
+    if (!registered) return undefined;
+    const owner = await this.#store.users.findById(registered.userId);
+    return owner?.name === name ? `d:${registered.id}` : undefined;
+  }
+
+  /**
+   * Changes the password of the authenticated user after checking the current one (per-device
+   * throttle, hash queue). With `revokeOthers`, every other login of the account is revoked;
+   * returns how many were.
+   */
+  async changePassword(
+    auth: Authenticated,
+    password: string,
+    newPassword: string,
+    revokeOthers: boolean,
+    ctx: RequestContext,
+  ): Promise<number> {
+    this.#checkStrength(auth.user.name, newPassword);
+    const user = await this.#verifyOwn(auth, password, ctx);
+    const passwordHash = await this.#hashes.run(
+      'login',
+      () => this.#hash(newPassword),
+      ctx.isCancelled,
+    );
+    if (!(await this.#store.users.setPasswordHash(user.id, passwordHash)))
+      throw new AuthError(ErrorCode.TOKEN_INVALID, 'the account for this login is gone');
+    return revokeOthers
+      ? this.#store.tokens.revokeOthersForUser(user.id, auth.tokenId, this.#now())
+      : 0;
+  }
+
+  /**
+   * Deletes the authenticated user's account after checking the password; their devices, tokens
+   * and sessions go with it (foreign keys cascade).
+   */
+  async deleteAccount(
+    auth: Authenticated,
+    password: string,
+    ctx: RequestContext,
+  ): Promise<UserRow> {
+    const user = await this.#verifyOwn(auth, password, ctx);
+    if (!(await this.#store.users.delete(user.id)))
+      throw new AuthError(ErrorCode.TOKEN_INVALID, 'the account for this login is gone');
+    return user;
   }
 
   /** Resolves a bearer token, enforcing revocation, absolute and idle expiry; refreshes its idle timer. */

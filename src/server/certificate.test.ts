@@ -13,7 +13,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import tls from 'node:tls';
@@ -108,6 +108,11 @@ describe('loadOrCreateCertificate', () => {
     ]) {
       assert.ok(sans.includes(san), `SAN ${san} in ${x.subjectAltName}`);
     }
+    // The machine's name would leak to anyone who connects (issue 6, finding 7).
+    assert.ok(
+      !sans.includes(`DNS:${hostname().toLowerCase()}`) || hostname().toLowerCase() === 'localhost',
+      `the machine's own name is not a SAN: ${x.subjectAltName}`,
+    );
 
     const validDays = (Date.parse(x.validTo) - Date.parse(x.validFrom)) / 86_400_000;
     assert.equal(Math.round(validDays), 825);

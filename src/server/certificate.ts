@@ -4,7 +4,6 @@ import { constants as fsConstants, readFileSync, statSync } from 'node:fs';
 import { mkdir, open, rename, stat, unlink } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { isIP } from 'node:net';
-import { hostname as osHostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { TlsOptions } from 'node:tls';
 import * as x509 from '@peculiar/x509';
@@ -63,8 +62,9 @@ export interface LoadOrCreateOptions {
   /** Directory holding tls-cert.pem and tls-key.pem; created (mode 0700) if missing. */
   dataDir: string;
   /**
-   * Names or IP addresses to add as SANs when generating, besides localhost, 127.0.0.1, ::1 and
-   * os.hostname(). Ignored when the pair already exists: clients pin the fingerprint, so a
+   * Names or IP addresses to add as SANs when generating, besides localhost, 127.0.0.1 and ::1
+   * (`serve --cert-name`). The machine's own name is never added: the certificate is public, and
+   * it would tell anyone who connects what the machine is called. Ignored when the pair already exists: clients pin the fingerprint, so a
    * changed SAN list is no reason to replace the certificate.
    */
   hostnames?: string[];
@@ -240,15 +240,12 @@ async function generateSelfSigned(
 }
 
 /**
- * SANs: localhost, 127.0.0.1, ::1, this machine's name, and the caller's names. IP literals among
+ * SANs: localhost, 127.0.0.1, ::1, and the caller's names (never this machine's own name). IP literals among
  * the caller's names become IP SANs, since TLS clients match an IP only against those.
  */
 function subjectAltNames(extra: string[]): x509.JsonGeneralName[] {
   const dns = new Set<string>(['localhost']);
   const ips = new Set<string>(['127.0.0.1', '::1']);
-  const own = osHostname().trim().toLowerCase();
-  // A machine name that is not a valid DNS name would only make a useless SAN.
-  if (isDnsName(own)) dns.add(own);
   for (const raw of extra) {
     const name = raw.trim().toLowerCase();
     if (isIP(name) !== 0) {

@@ -3,11 +3,15 @@ import type { WebSocket } from 'ws';
 import { encodeControl, encodeData } from '../protocol/codec.js';
 import type { SwitchboardError } from '../protocol/errors.js';
 import {
+  CLOSE_TIMEOUT_MS,
   CONTROL_BURST,
   CONTROL_RATE_PER_SEC,
   ERROR_WINDOW_MS,
+  HARD_MAX_QUEUED_BYTES,
   MAX_CHANNELS_PER_CONNECTION,
   MAX_PROTOCOL_ERRORS,
+  MAX_QUEUED_BYTES,
+  SLOW_PEER_GRACE_MS,
 } from '../protocol/limits.js';
 import type { RelayEvent } from '../protocol/messages.js';
 import type { Authenticated } from './auth-service.js';
@@ -35,6 +39,16 @@ export const CloseCode = {
   INTERNAL: 1011,
 } as const;
 
+/** Why the relay cut a connection without a close handshake. */
+export type CutReason = 'slow_reader' | 'queue_overflow';
+
+export interface ConnectionOptions {
+  /** Time a connection that got SLOW_PEER has to drain below MAX_QUEUED_BYTES. Default 5 s. */
+  slowPeerGraceMs?: number;
+  /** Told whenever the relay cuts this connection for not reading (metrics). */
+  onCut?: (reason: CutReason) => void;
+}
+
 let nextConnectionId = 1;
 
 export class Connection {
@@ -47,18 +61,34 @@ export class Connection {
   /** Last time this connection refreshed its token's idle timer. */
   touchedAt = 0;
   auth: Authenticated | undefined;
-  /** Set by the heartbeat; a connection that misses a pong between two beats is dead. */
+  /** The random bytes of this connection's hello reply; a device signs them to prove itself. */
+  challenge: Buffer | undefined;
+  /** Cleared by the heartbeat, set only by a pong: any other inbound message proves nothing. */
   alive = true;
+  /** Set once the relay or the peer starts closing: no further inbound frame is processed. */
   closed = false;
   readonly channels = new Map<number, Route>();
   #nextChannel = 1;
   #tokens = CONTROL_BURST;
   #tokensAt: number;
-  #errors: number[] = [];
+  /** Times of the last MAX_PROTOCOL_ERRORS protocol errors, oldest first (a fixed-size window). */
+  readonly #errors: number[] = [];
+  #closeTimer: NodeJS.Timeout | undefined;
+  #slowTimer: NodeJS.Timeout | undefined;
+  readonly #slowPeerGraceMs: number;
+  readonly #onCut: (reason: CutReason) => void;
 
   /** `log` is the relay's logger; the connection logs through a child tagged with its id. */
-  constructor(ws: WebSocket, address: string, log: Logger, now: number) {
+  constructor(
+    ws: WebSocket,
+    address: string,
+    log: Logger,
+    now: number,
+    options: ConnectionOptions = {},
+  ) {
     this.ws = ws;
+    this.#slowPeerGraceMs = options.slowPeerGraceMs ?? SLOW_PEER_GRACE_MS;
+    this.#onCut = options.onCut ?? (() => undefined);
     this.address = address;
     this.log = log.child({ conn: this.id });
     this.openedAt = now;
@@ -89,9 +119,11 @@ export class Connection {
 
   /** Counts a protocol error; true when the connection has now earned being closed. */
   countError(now: number): boolean {
-    this.#errors = this.#errors.filter((t) => now - t < ERROR_WINDOW_MS);
+    // Constant work per call: only the last MAX_PROTOCOL_ERRORS times matter.
     this.#errors.push(now);
-    return this.#errors.length >= MAX_PROTOCOL_ERRORS;
+    if (this.#errors.length > MAX_PROTOCOL_ERRORS) this.#errors.shift();
+    const oldest = this.#errors[0] ?? now;
+    return this.#errors.length >= MAX_PROTOCOL_ERRORS && now - oldest < ERROR_WINDOW_MS;
   }
 
   get bufferedBytes(): number {
@@ -106,7 +138,14 @@ export class Connection {
     id: number | undefined,
     error: SwitchboardError | { code: string; message: string },
   ): void {
-    const body = { code: error.code, message: error.message };
+    const { retryAfterMs } = error as { retryAfterMs?: number };
+    // Clients accept messages up to 1024 characters (ServerEnvelope): never send a longer one.
+    const message =
+      error.message.length > 1024 ? `${error.message.slice(0, 1023)}…` : error.message;
+    const body =
+      retryAfterMs === undefined
+        ? { code: error.code, message }
+        : { code: error.code, message, retryAfterMs };
     this.#sendText(
       encodeControl(id === undefined ? { type: 'error', ...body } : { type: 'error', id, ...body }),
     );
@@ -117,19 +156,72 @@ export class Connection {
   }
 
   sendData(channel: number, payload: Uint8Array): void {
-    if (this.closed) return;
+    if (this.closed || !this.#roomFor(payload.length)) return;
     this.ws.send(encodeData(channel, payload), { binary: true });
   }
 
   #sendText(text: string): void {
-    if (this.closed || this.ws.readyState !== this.ws.OPEN) return;
+    if (this.closed || this.ws.readyState !== this.ws.OPEN || !this.#roomFor(text.length)) return;
     this.ws.send(text);
   }
 
+  /**
+   * False, and the connection cut, when queuing `bytes` more would pass HARD_MAX_QUEUED_BYTES: a
+   * peer that far behind is not reading, and cutting it is the only way to free what it holds.
+   */
+  #roomFor(bytes: number): boolean {
+    if (this.ws.bufferedAmount + bytes <= HARD_MAX_QUEUED_BYTES) return true;
+    this.#cut('queue_overflow');
+    return false;
+  }
+
+  /**
+   * Called when a channel toward this connection was closed with SLOW_PEER: what is already
+   * queued stays in memory until the peer reads it, so a peer that does not drain below
+   * MAX_QUEUED_BYTES within the grace period is cut and its queue freed.
+   */
+  markSlow(): void {
+    if (this.#slowTimer || this.closed) return;
+    this.#slowTimer = setTimeout(() => {
+      this.#slowTimer = undefined;
+      if (this.ws.bufferedAmount > MAX_QUEUED_BYTES) this.#cut('slow_reader');
+    }, this.#slowPeerGraceMs);
+    this.#slowTimer.unref();
+  }
+
+  #cut(reason: CutReason): void {
+    if (this.ws.readyState === this.ws.CLOSED) return;
+    this.log.info(
+      { user: this.auth?.user.name, queued: this.ws.bufferedAmount, reason },
+      'cutting a connection that stopped reading',
+    );
+    this.#onCut(reason);
+    this.terminate();
+  }
+
+  /**
+   * Starts the close handshake and stops processing this connection's frames. A peer that does
+   * not answer the close within CLOSE_TIMEOUT_MS is cut, so a flood cannot keep it alive.
+   */
   close(code: number, reason: string): void {
     if (this.closed) return;
     this.closed = true;
     // Close reasons are limited to 123 bytes by RFC 6455.
     this.ws.close(code, Buffer.from(reason).subarray(0, 123).toString());
+    this.#closeTimer = setTimeout(() => this.ws.terminate(), CLOSE_TIMEOUT_MS);
+    this.#closeTimer.unref();
+  }
+
+  /** Drops the TCP connection at once, discarding whatever is queued toward the peer. */
+  terminate(): void {
+    this.closed = true;
+    this.ws.terminate();
+  }
+
+  /** Called once the socket is gone: releases timers. */
+  dispose(): void {
+    this.closed = true;
+    clearTimeout(this.#closeTimer);
+    clearTimeout(this.#slowTimer);
   }
 }

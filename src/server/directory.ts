@@ -32,6 +32,8 @@ export function peerInfoOf(conn: Connection): PeerInfo {
 export class Directory {
   readonly #online = new Map<number, Set<Connection>>();
   readonly #sessions = new Map<string, LiveSession>();
+  /** Channel payload bytes forwarded since start (read by /metrics). */
+  bytesRelayed = 0;
 
   // --- presence -------------------------------------------------------------------------------
 
@@ -56,8 +58,18 @@ export class Directory {
     return [...(this.#online.get(userId) ?? [])];
   }
 
+  /** How many live connections the user holds. */
+  connectionCountOf(userId: number): number {
+    return this.#online.get(userId)?.size ?? 0;
+  }
+
   isOnline(userId: number): boolean {
     return this.#online.has(userId);
+  }
+
+  /** The ids of the users holding at least one connection, in no particular order. */
+  onlineUserIds(): number[] {
+    return [...this.#online.keys()];
   }
 
   get onlineCount(): number {
@@ -68,6 +80,13 @@ export class Directory {
 
   get liveCount(): number {
     return this.#sessions.size;
+  }
+
+  /** How many live sessions the user hosts. */
+  liveCountOf(ownerId: number): number {
+    let n = 0;
+    for (const live of this.#sessions.values()) if (live.row.ownerId === ownerId) n += 1;
+    return n;
   }
 
   live(sessionId: string): LiveSession | undefined {
@@ -138,8 +157,10 @@ export class Directory {
         'the other side is not reading fast enough',
         true,
       );
+      route.peer.markSlow();
       return;
     }
+    this.bytesRelayed += payload.length;
     route.peer.sendData(route.peerChannel, payload);
   }
 

@@ -1,25 +1,42 @@
 // Request handlers: one function per request type, dispatched by an exhaustive switch.
-import { hostname } from 'node:os';
+import { randomBytes } from 'node:crypto';
 import { AuthError, ErrorCode, SessionError } from '../protocol/errors.js';
-import { HEARTBEAT_INTERVAL_MS, MAX_FRAME_BYTES, PROTOCOL_VERSION } from '../protocol/limits.js';
+import {
+  HEARTBEAT_INTERVAL_MS,
+  LOGIN_CHALLENGE_BYTES,
+  MAX_FRAME_BYTES,
+  PROTOCOL_VERSION,
+  USERS_PAGE_DEFAULT,
+} from '../protocol/limits.js';
 import type { Params, Request, Results, SessionSummary } from '../protocol/messages.js';
 import { generateSessionId } from '../protocol/session-id.js';
-import type { RemoteSessionRow, Store } from '../store/repositories.js';
+import type { RemoteSessionRow, Store, UserSummary } from '../store/repositories.js';
 import type { AuthService, Authenticated } from './auth-service.js';
 import { CloseCode, type Connection } from './connection.js';
 import { devicePeerInfo, peerInfoOf, type Directory } from './directory.js';
+import type { InviteService } from './invites.js';
 import type { Logger } from './logger.js';
+import type { RelayMetrics } from './metrics.js';
+import type { PerAccountLimits } from './relay.js';
 
-export const SERVER_NAME = `switchboard/0.1.0 (${hostname()})`;
+/** What the relay calls itself to anyone: the software and version, never the machine's name. */
+export const SERVER_NAME = 'switchboard/0.1.0';
 
 export interface Services {
   store: Store;
   auth: AuthService;
+  /** Sign-up invites and who may make them (`serve --admin`). */
+  invites: InviteService;
   directory: Directory;
   now: () => number;
   log: Logger;
   /** Cap on live remote sessions (`serve --max-remotes`). */
   maxRemotes: number;
+  /** Caps per account: connections, live sessions, registered sessions. */
+  perAccount: PerAccountLimits;
+  /** An offline session's ID stays reserved to its owner this long (ms). */
+  sessionReserveMs: number;
+  metrics: RelayMetrics;
 }
 
 /** Runs one validated request. Throws SwitchboardErrors; the caller turns them into error replies. */
@@ -39,6 +56,14 @@ export async function handle(conn: Connection, req: Request, s: Services): Promi
       return tokenAuth(conn, req as Request<'auth.token'>, s);
     case 'auth.logout':
       return logout(requireAuth(conn), req as Request<'auth.logout'>, s);
+    case 'auth.passwd':
+      return passwd(requireAuth(conn), req as Request<'auth.passwd'>, s);
+    case 'account.delete':
+      return accountDelete(requireAuth(conn), req as Request<'account.delete'>, s);
+    case 'invite.create':
+      return inviteCreate(requireAuth(conn), req as Request<'invite.create'>, s);
+    case 'invite.list':
+      return inviteList(requireAuth(conn), req as Request<'invite.list'>, s);
     case 'whoami':
       return whoami(requireAuth(conn), req as Request<'whoami'>, s);
     case 'users.list':
@@ -83,21 +108,28 @@ async function hello(
     );
   }
   conn.helloDone = true;
+  // Fresh per connection (and per hello): a device proof made for it is worthless elsewhere.
+  conn.challenge = randomBytes(LOGIN_CHALLENGE_BYTES);
   return {
     version: PROTOCOL_VERSION,
     server: SERVER_NAME,
     maxFrameBytes: MAX_FRAME_BYTES,
     heartbeatMs: HEARTBEAT_INTERVAL_MS,
+    challenge: conn.challenge.toString('base64'),
   };
 }
 
 async function signup(
-  _conn: Connection,
+  conn: Connection,
   req: Params<'auth.signup'>,
   s: Services,
 ): Promise<Results['auth.signup']> {
-  const user = await s.auth.signup(req.user, req.password);
-  s.log.info({ user: user.name }, 'account created');
+  const user = await s.auth.signup(req.user, req.password, {
+    address: conn.address,
+    invite: req.invite,
+    isCancelled: () => conn.closed,
+  });
+  s.log.info({ user: user.name, invited: req.invite !== undefined }, 'account created');
   return { user: user.name };
 }
 
@@ -106,6 +138,13 @@ function setAuth(conn: Connection, auth: Authenticated, s: Services): void {
     throw new AuthError(
       ErrorCode.BAD_CREDENTIALS,
       'this connection is already logged in as another user',
+    );
+  }
+  const limit = s.perAccount.connections;
+  if (!conn.auth && s.directory.connectionCountOf(auth.user.id) >= limit) {
+    throw new AuthError(
+      ErrorCode.CONNECTION_LIMIT,
+      `your account already holds ${limit} connections to this relay, its limit; close some (detach, stop agents) and try again`,
     );
   }
   s.directory.removeOnline(conn);
@@ -126,7 +165,12 @@ async function login(
       'this connection is already logged in as another user',
     );
   }
-  const result = await s.auth.login(req.user, req.password, req.device, conn.address);
+  const result = await s.auth.login(req.user, req.password, req.device, {
+    address: conn.address,
+    challenge: conn.challenge,
+    deviceProof: req.deviceProof,
+    isCancelled: () => conn.closed,
+  });
   // Resolve through the new token so a logout on this connection revokes exactly that token.
   setAuth(conn, await s.auth.authenticate(result.token), s);
   s.log.info({ user: result.user.name, device: result.device.fingerprint, conn: conn.id }, 'login');
@@ -169,6 +213,89 @@ async function logout(
   return { revoked };
 }
 
+async function passwd(
+  conn: Connection & { auth: Authenticated },
+  req: Params<'auth.passwd'>,
+  s: Services,
+): Promise<Results['auth.passwd']> {
+  const revokeOthers = req.revokeOthers === true;
+  const revoked = await s.auth.changePassword(
+    conn.auth,
+    req.password,
+    req.newPassword,
+    revokeOthers,
+    { address: conn.address, isCancelled: () => conn.closed },
+  );
+  if (revokeOthers) {
+    // Connections sharing this connection's token (the same home) keep going; the others end now.
+    for (const other of s.directory.connectionsOf(conn.auth.user.id)) {
+      if (other !== conn && other.auth?.tokenId !== conn.auth.tokenId)
+        other.close(CloseCode.POLICY, 'logged out: the password was changed');
+    }
+  }
+  s.log.info({ user: conn.auth.user.name, revoked }, 'password changed');
+  return { revoked };
+}
+
+async function accountDelete(
+  conn: Connection & { auth: Authenticated },
+  req: Params<'account.delete'>,
+  s: Services,
+): Promise<Results['account.delete']> {
+  const userId = conn.auth.user.id;
+  const owned = (await s.store.remoteSessions.listAll()).filter((r) => r.ownerId === userId);
+  const user = await s.auth.deleteAccount(conn.auth, req.password, {
+    address: conn.address,
+    isCancelled: () => conn.closed,
+  });
+  // The rows went with the account (foreign keys cascade); end what is live of it now.
+  let ended = 0;
+  for (const row of owned) {
+    if (s.directory.live(row.id)?.row.ownerId !== userId) continue;
+    s.directory.removeLive(row.id, ErrorCode.PEER_GONE, 'the owner deleted the account');
+    ended += 1;
+  }
+  for (const other of s.directory.connectionsOf(userId)) {
+    if (other !== conn) other.close(CloseCode.POLICY, 'the account was deleted');
+  }
+  // This connection gets its reply, logged out.
+  s.directory.removeOnline(conn);
+  (conn as Connection).auth = undefined;
+  s.log.info({ user: user.name, sessions: owned.length, live: ended }, 'account deleted');
+  return { user: user.name };
+}
+
+async function inviteCreate(
+  conn: Connection & { auth: Authenticated },
+  req: Params<'invite.create'>,
+  s: Services,
+): Promise<Results['invite.create']> {
+  const { code, row } = await s.invites.create(conn.auth.user, req.uses, req.expiresSec);
+  // Never the code: it is a credential.
+  s.log.info(
+    { by: conn.auth.user.name, invite: row.id, uses: row.usesLeft, expiresAt: row.expiresAt },
+    'invite created',
+  );
+  return { code, uses: row.usesLeft, expiresAt: new Date(row.expiresAt).toISOString() };
+}
+
+async function inviteList(
+  conn: Connection & { auth: Authenticated },
+  _req: Params<'invite.list'>,
+  s: Services,
+): Promise<Results['invite.list']> {
+  const rows = await s.invites.list(conn.auth.user);
+  return {
+    invites: rows.map((r) => ({
+      id: r.id,
+      createdBy: r.createdByName,
+      usesLeft: r.usesLeft,
+      expiresAt: new Date(r.expiresAt).toISOString(),
+      createdAt: new Date(r.createdAt).toISOString(),
+    })),
+  };
+}
+
 async function whoami(
   conn: Connection & { auth: Authenticated },
   _req: Params<'whoami'>,
@@ -183,20 +310,54 @@ async function whoami(
   };
 }
 
+/**
+ * Never a reply that grows with the number of accounts: with `all`, one page by name; without,
+ * the caller, the people they deal with (owners of sessions they may join, users named in their
+ * own sessions) and then whoever is online, at most `limit` in all.
+ */
 async function usersList(
-  _conn: Connection,
-  _req: Params<'users.list'>,
+  conn: Connection & { auth: Authenticated },
+  req: Params<'users.list'>,
   s: Services,
 ): Promise<Results['users.list']> {
-  const users = await s.store.users.list();
-  return {
-    users: users.map((u) => ({
-      user: u.name,
-      online: s.directory.isOnline(u.id),
-      since: new Date(u.createdAt).toISOString(),
-      lastSeen: u.lastSeenAt === null ? null : new Date(u.lastSeenAt).toISOString(),
-    })),
-  };
+  const limit = req.limit ?? USERS_PAGE_DEFAULT;
+  const shown = (u: UserSummary) => ({
+    user: u.name,
+    online: s.directory.isOnline(u.id),
+    since: new Date(u.createdAt).toISOString(),
+    lastSeen: u.lastSeenAt === null ? null : new Date(u.lastSeenAt).toISOString(),
+  });
+  if (req.all === true) {
+    // One more than asked tells whether another page follows.
+    const page = await s.store.users.listPage(req.after, limit + 1);
+    const users = page.slice(0, limit);
+    const last = users[users.length - 1];
+    return {
+      users: users.map(shown),
+      ...(page.length > limit && last ? { next: last.name } : {}),
+    };
+  }
+  const me = conn.auth.user;
+  const ids: number[] = [me.id];
+  const named = new Set<string>();
+  for (const row of await s.store.remoteSessions.listAll()) {
+    if (row.status === 'closed') continue;
+    if (row.ownerId === me.id) {
+      for (const name of [...row.allow, ...row.viewers]) named.add(name);
+    } else {
+      const access = relayAccess(row, me.id, me.name);
+      if (access !== 'none' && access !== 'ask') ids.push(row.ownerId);
+    }
+  }
+  named.delete(me.name);
+  ids.push(...(await s.store.users.idsByNames([...named].slice(0, limit))));
+  const chosen = new Set(ids);
+  // Online users fill what room is left (a loop, not a spread: there may be very many).
+  for (const id of s.directory.onlineUserIds()) {
+    if (chosen.size >= limit) break;
+    chosen.add(id);
+  }
+  return { users: (await s.store.users.summariesByIds([...chosen].slice(0, limit))).map(shown) };
 }
 
 async function keysGet(
@@ -209,9 +370,6 @@ async function keysGet(
   const devices = await s.store.devices.listForUser(user.id);
   return { user: user.name, devices: devices.map((d) => devicePeerInfo(user.name, d)) };
 }
-
-/** How long an offline session ID stays reserved for its owner (e.g. across a relay restart). */
-const RESERVE_OFFLINE_MS = 7 * 24 * 3600_000; // ms
 
 async function sessionRegister(
   conn: Connection & { auth: Authenticated },
@@ -235,6 +393,11 @@ async function sessionRegister(
         `session "${sessionId}" is already live from another host process of yours (${live.row.hostName}); stop it or choose another --session`,
       );
     }
+  } else if (s.directory.liveCountOf(owner.id) >= s.perAccount.liveSessions) {
+    throw new SessionError(
+      ErrorCode.SESSION_LIMIT,
+      `your account already hosts ${s.perAccount.liveSessions} live sessions, its limit; stop one first`,
+    );
   } else if (s.directory.liveCount >= s.maxRemotes) {
     throw new SessionError(
       ErrorCode.SESSION_LIMIT,
@@ -242,11 +405,22 @@ async function sessionRegister(
     );
   }
   const existing = await s.store.remoteSessions.find(sessionId);
+  const reservedSince = now - s.sessionReserveMs;
+  if (!existing || existing.ownerId !== owner.id || existing.status === 'closed') {
+    // A new ID for this owner: count the ones it already holds (live, or offline and reserved).
+    const held = await s.store.remoteSessions.countHeld(owner.id, reservedSince);
+    if (held >= s.perAccount.registeredSessions) {
+      throw new SessionError(
+        ErrorCode.SESSION_LIMIT,
+        `your account holds ${held} session IDs, its limit of ${s.perAccount.registeredSessions}; end unused ones (they are released ${Math.round(s.sessionReserveMs / 3600_000)} h after going offline)`,
+      );
+    }
+  }
   if (
     existing &&
     existing.ownerId !== owner.id &&
     existing.status !== 'closed' &&
-    now - existing.lastSeenAt < RESERVE_OFFLINE_MS
+    existing.lastSeenAt > reservedSince
   ) {
     throw new SessionError(
       ErrorCode.SESSION_TAKEN,

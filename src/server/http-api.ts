@@ -1,14 +1,34 @@
 // Plain HTTPS endpoints on the relay's port: /healthz and the small JSON REST API under /v1/.
+import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { AuthError, ErrorCode, SwitchboardError } from '../protocol/errors.js';
-import { PROTOCOL_VERSION } from '../protocol/limits.js';
+import { AuthError, ErrorCode, ProtocolError, SwitchboardError } from '../protocol/errors.js';
+import { PROTOCOL_VERSION, USERS_PAGE_DEFAULT, USERS_PAGE_MAX } from '../protocol/limits.js';
+import { USERNAME_RE } from '../protocol/messages.js';
 import type { Services } from './handlers.js';
 import { SERVER_NAME } from './handlers.js';
 
 export interface HttpContext extends Services {
   fingerprint: string;
-  startedAt: number;
   isShuttingDown: () => boolean;
+  /** Bearer token that opens /metrics to non-loopback clients; without it, loopback only. */
+  metricsToken?: string;
+}
+
+/** True for a connection from this machine. */
+function fromLoopback(req: IncomingMessage): boolean {
+  const a = req.socket.remoteAddress ?? '';
+  return a === '::1' || a.startsWith('127.') || a.startsWith('::ffff:127.');
+}
+
+/**
+ * /metrics: without a metrics token, loopback only; with one, the token from anywhere (loopback
+ * included: other users of the machine are strangers too). Compared in constant time.
+ */
+function metricsAllowed(req: IncomingMessage, ctx: HttpContext): boolean {
+  if (ctx.metricsToken === undefined) return fromLoopback(req);
+  const given = /^Bearer (.{1,256})$/.exec(req.headers.authorization ?? '')?.[1] ?? '';
+  const want = createHash('sha256').update(ctx.metricsToken).digest();
+  return timingSafeEqual(createHash('sha256').update(given).digest(), want);
 }
 
 function send(res: ServerResponse, status: number, body: unknown): void {
@@ -45,6 +65,21 @@ async function bearer(req: IncomingMessage, ctx: HttpContext) {
   return ctx.auth.authenticate(match[1]);
 }
 
+/** `?after=NAME&limit=N` of a paged listing, validated. */
+function pageOf(url: URL): { after: string | undefined; limit: number } {
+  const after = url.searchParams.get('after') ?? undefined;
+  const limitText = url.searchParams.get('limit');
+  const limit = limitText === null ? USERS_PAGE_DEFAULT : Number(limitText);
+  if (after !== undefined && !USERNAME_RE.test(after))
+    throw new ProtocolError(ErrorCode.INVALID_MESSAGE, '"after" must be a user name');
+  if (!Number.isInteger(limit) || limit < 1 || limit > USERS_PAGE_MAX)
+    throw new ProtocolError(
+      ErrorCode.INVALID_MESSAGE,
+      `"limit" must be a whole number from 1 to ${USERS_PAGE_MAX}`,
+    );
+  return { after, limit };
+}
+
 /** Routes one HTTP request. Never throws: every failure becomes a JSON {code, message}. */
 export async function handleHttp(
   req: IncomingMessage,
@@ -63,20 +98,41 @@ export async function handleHttp(
         else send(res, 200, { status: 'ok' });
         return;
       case '/v1/info':
+        // What anyone may know: no host name, uptime or counts (those are on /metrics).
         send(res, 200, {
           server: SERVER_NAME,
           protocol: PROTOCOL_VERSION,
           fingerprint: ctx.fingerprint,
-          uptimeSec: Math.floor((ctx.now() - ctx.startedAt) / 1000),
-          liveSessions: ctx.directory.liveCount,
-          usersOnline: ctx.directory.onlineCount,
         });
         return;
+      case '/metrics': {
+        if (!metricsAllowed(req, ctx)) {
+          send(res, 403, {
+            code: 'FORBIDDEN',
+            message:
+              'metrics are served on loopback, or with "Authorization: Bearer <token>" when the relay runs with --metrics-token',
+          });
+          return;
+        }
+        const text = await ctx.metrics.render();
+        res.writeHead(200, {
+          'content-type': ctx.metrics.contentType,
+          'content-length': Buffer.byteLength(text),
+          'cache-control': 'no-store',
+        });
+        res.end(text);
+        return;
+      }
       case '/v1/users': {
         await bearer(req, ctx);
-        const users = await ctx.store.users.list();
+        // Paged like `users.list` with `all`: never a body that grows with the number of accounts.
+        const { after, limit } = pageOf(url);
+        const page = await ctx.store.users.listPage(after, limit + 1);
+        const users = page.slice(0, limit);
+        const last = users[users.length - 1];
         send(res, 200, {
           users: users.map((u) => ({ user: u.name, online: ctx.directory.isOnline(u.id) })),
+          ...(page.length > limit && last ? { next: last.name } : {}),
         });
         return;
       }

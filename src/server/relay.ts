@@ -1,23 +1,33 @@
 // The relay: one TLS port serving HTTPS, the WebSocket protocol, heartbeats and clean shutdown.
-import { chmodSync, existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import type { IncomingMessage } from 'node:http';
 import { createServer, type Server } from 'node:https';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import { join } from 'node:path';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { decodeData, decodeRequest } from '../protocol/codec.js';
 import { ErrorCode, ProtocolError, SwitchboardError } from '../protocol/errors.js';
 import {
+  CLOSE_TIMEOUT_MS,
   HANDSHAKE_TIMEOUT_MS,
   HARD_MAX_FRAME_BYTES,
   HEARTBEAT_INTERVAL_MS,
   HELLO_TIMEOUT_MS,
   IDLE_UNAUTHENTICATED_MS,
+  MAX_CONNECTIONS,
+  MAX_CONNECTIONS_PER_ACCOUNT,
+  MAX_CONNECTIONS_PER_ADDRESS,
   MAX_FRAME_BYTES,
+  MAX_LIVE_SESSIONS_PER_ACCOUNT,
+  MAX_REGISTERED_SESSIONS_PER_ACCOUNT,
+  RESERVED_DESCRIPTORS,
+  SESSION_RESERVE_MS,
   WS_PATH,
 } from '../protocol/limits.js';
 import { openSqliteStore } from '../store/sqlite.js';
 import type { Store } from '../store/repositories.js';
-import { AuthService, type AuthOptions } from './auth-service.js';
+import { AuthService, type AuthOptions, type SignupMode } from './auth-service.js';
 import {
   loadCertificateFiles,
   loadOrCreateCertificate,
@@ -27,8 +37,11 @@ import {
 import { CloseCode, Connection } from './connection.js';
 import { Directory } from './directory.js';
 import { handle, type Services } from './handlers.js';
+import type { HashPoolStats } from './hash-pool.js';
 import { handleHttp } from './http-api.js';
+import { InviteService } from './invites.js';
 import { silentLogger, type Logger } from './logger.js';
+import { RelayMetrics } from './metrics.js';
 
 /** How often a live connection refreshes its login's idle timer (a long-running agent never idles out). */
 const TOKEN_TOUCH_INTERVAL_MS = 3600_000; // ms
@@ -55,6 +68,35 @@ export interface RelayOptions {
   heartbeatMs?: number;
   /** Grace given to clients to close on shutdown before they are cut. Default 2 s. */
   shutdownGraceMs?: number;
+  /** Time a TCP connection has to finish TLS and send its HTTP request. Default 10 s. */
+  handshakeTimeoutMs?: number;
+  /** Time a connection told SLOW_PEER has to drain its queue before it is cut. Default 5 s. */
+  slowPeerGraceMs?: number;
+  /** TCP connections one source address may hold. Default 256. */
+  maxConnectionsPerAddress?: number;
+  /** TCP connections in all; lowered to fit the descriptor limit. Default 10 000. */
+  maxConnections?: number;
+  /** Per-account caps: connections, live sessions, registered (not closed) sessions. */
+  perAccount?: Partial<PerAccountLimits>;
+  /** An offline session's ID is released to others after this long. Default 72 h. */
+  sessionReserveMs?: number;
+  /** Bearer token that opens GET /metrics to non-loopback addresses. */
+  metricsToken?: string;
+  /** Who may sign up (`serve --signup`). Default 'open'. */
+  signup?: SignupMode;
+  /** User names that may create invites (`serve --admin`). Default none. */
+  admins?: string[];
+  /**
+   * The address a WebSocket connection is throttled and logged under. Default: the TCP peer's.
+   * Tests give connections different addresses; behind a trusted proxy it could read a header.
+   */
+  addressOf?: (req: IncomingMessage) => string;
+}
+
+export interface PerAccountLimits {
+  connections: number;
+  liveSessions: number;
+  registeredSessions: number;
 }
 
 export interface Relay {
@@ -62,11 +104,42 @@ export interface Relay {
   readonly port: number;
   readonly certificate: ServerCertificate;
   readonly dataDir: string;
+  /** Prometheus metrics (what GET /metrics serves). */
+  readonly metrics: RelayMetrics;
+  /** Counts of what the relay holds right now, for tests and diagnostics. */
+  stats(): RelayStats;
   /** Stops accepting, tells every client why, closes the database. Idempotent. */
   close(reason?: string): Promise<void>;
 }
 
+export interface RelayStats {
+  /** Open TCP connections of any kind (TLS handshake, HTTP, WebSocket). */
+  sockets: number;
+  /** WebSocket connections. */
+  connections: number;
+  /** Bytes queued toward all WebSocket connections. */
+  queuedBytes: number;
+  /** The password-hashing queue (running, queued per class, peak, refused). */
+  hashes: HashPoolStats;
+}
+
 const DEFAULT_MAX_REMOTES = 1000;
+
+/** The process's soft limit on open descriptors, where the OS tells it (Linux); else undefined. */
+function descriptorLimit(): number | undefined {
+  try {
+    const m = /^Max open files\s+(\d+)/m.exec(readFileSync('/proc/self/limits', 'utf8'));
+    return m?.[1] ? Number(m[1]) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The address a socket came from, with IPv4-mapped IPv6 folded to IPv4. */
+function addressOf(socket: Socket): string {
+  const a = socket.remoteAddress ?? 'unknown';
+  return a.startsWith('::ffff:') ? a.slice(7) : a;
+}
 
 /** Starts a relay and resolves once it listens. */
 export async function startRelay(options: RelayOptions): Promise<Relay> {
@@ -110,42 +183,136 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
     );
 
   const directory = new Directory();
+  const perAccount: PerAccountLimits = Object.freeze({
+    connections: options.perAccount?.connections ?? MAX_CONNECTIONS_PER_ACCOUNT,
+    liveSessions: options.perAccount?.liveSessions ?? MAX_LIVE_SESSIONS_PER_ACCOUNT,
+    registeredSessions:
+      options.perAccount?.registeredSessions ?? MAX_REGISTERED_SESSIONS_PER_ACCOUNT,
+  });
+  const sessionReserveMs = options.sessionReserveMs ?? SESSION_RESERVE_MS;
+  let shuttingDown = false;
+  const connections = new Set<Connection>();
+  /** Every TCP connection, WebSocket or not, so none can outlive a close or leak its descriptor. */
+  const sockets = new Set<Socket>();
+  const socketsByAddress = new Map<string, number>();
+  /** Set while shutting down: called when the last connection has closed. */
+  let onAllClosed: (() => void) | undefined;
+  const auth = new AuthService(store, now, {
+    ...options.auth,
+    ...(options.signup ? { signupMode: options.signup } : {}),
+  });
+  const metrics = new RelayMetrics({
+    connections: () => {
+      let authenticated = 0;
+      for (const c of connections) if (c.auth) authenticated += 1;
+      return {
+        pending: Math.max(0, sockets.size - connections.size),
+        unauthenticated: connections.size - authenticated,
+        authenticated,
+      };
+    },
+    liveSessions: () => directory.liveCount,
+    usersOnline: () => directory.onlineCount,
+    bytesRelayed: () => directory.bytesRelayed,
+    queuedBytes,
+    pendingHashes: () => auth.pendingHashes ?? 0,
+  });
   const services: Services = {
     store,
-    auth: new AuthService(store, now, options.auth),
+    auth,
+    invites: new InviteService(store, now, { admins: options.admins ?? [] }),
     directory,
     now,
     log,
     maxRemotes,
+    perAccount,
+    sessionReserveMs,
+    metrics,
   };
-  const startedAt = now();
-  let shuttingDown = false;
-  const connections = new Set<Connection>();
-  /** Set while shutting down: called when the last connection has closed. */
-  let onAllClosed: (() => void) | undefined;
 
+  function queuedBytes(): number {
+    let n = 0;
+    for (const c of connections) n += c.bufferedBytes;
+    return n;
+  }
+
+  const handshakeTimeoutMs = options.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS;
   const server: Server = createServer({
     ...tlsServerOptions(certificate),
-    handshakeTimeout: HANDSHAKE_TIMEOUT_MS,
+    handshakeTimeout: handshakeTimeoutMs,
   });
-  server.headersTimeout = HANDSHAKE_TIMEOUT_MS;
+  server.headersTimeout = handshakeTimeoutMs;
   server.requestTimeout = 30_000; // ms
   server.keepAliveTimeout = 5_000; // ms
+
+  // Connection caps, checked before any TLS work: per source address, and in all within the
+  // process's descriptor limit, so one client cannot exhaust descriptors for everyone.
+  const fdLimit = descriptorLimit();
+  const maxConnections = Math.max(
+    1,
+    Math.min(
+      options.maxConnections ?? MAX_CONNECTIONS,
+      fdLimit === undefined ? Infinity : fdLimit - RESERVED_DESCRIPTORS,
+    ),
+  );
+  const maxPerAddress = options.maxConnectionsPerAddress ?? MAX_CONNECTIONS_PER_ADDRESS;
+  let refusedLogged = 0;
+  server.on('connection', (socket: Socket) => {
+    const address = addressOf(socket);
+    const held = socketsByAddress.get(address) ?? 0;
+    const reason = shuttingDown
+      ? 'shutting_down'
+      : sockets.size >= maxConnections
+        ? 'relay_full'
+        : held >= maxPerAddress
+          ? 'address_full'
+          : undefined;
+    if (reason) {
+      metrics.connectionsRefused.inc({ reason });
+      // One line per second at most: a flood must not turn into a log flood.
+      if (now() - refusedLogged > 1000) {
+        refusedLogged = now();
+        log.warn({ address, reason, open: sockets.size }, 'refusing connections');
+      }
+      socket.destroy();
+      return;
+    }
+    sockets.add(socket);
+    socketsByAddress.set(address, held + 1);
+    socket.once('close', () => {
+      sockets.delete(socket);
+      const left = (socketsByAddress.get(address) ?? 1) - 1;
+      if (left > 0) socketsByAddress.set(address, left);
+      else socketsByAddress.delete(address);
+    });
+  });
   server.on('request', (req, res) => {
     void handleHttp(req, res, {
       ...services,
       fingerprint: certificate.fingerprint,
-      startedAt,
       isShuttingDown: () => shuttingDown,
+      ...(options.metricsToken === undefined ? {} : { metricsToken: options.metricsToken }),
     });
   });
-  server.on('tlsClientError', (err, socket) => {
+  server.on('tlsClientError', (err: Error & { code?: string }, socket) => {
+    metrics.handshakeFailures.inc({
+      reason: err.code === 'ERR_TLS_HANDSHAKE_TIMEOUT' ? 'timeout' : 'error',
+    });
     log.debug({ err: err.message, address: socket.remoteAddress }, 'TLS handshake failed');
+    socket.destroy();
   });
-  server.on('clientError', (err, socket) => {
-    log.debug({ err: err.message }, 'bad HTTP request');
-    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n');
-    else socket.destroy();
+  server.on('clientError', (err: Error & { code?: string }, socket) => {
+    log.debug({ err: err.message, code: err.code }, 'bad HTTP request');
+    // A socket whose TLS handshake never finished cannot carry an HTTP answer: writing one would
+    // queue it for ever and leave the descriptor in CLOSE-WAIT. Timeouts get no answer either.
+    const established = (socket as Partial<TLSSocket>).encrypted === true && socket.writable;
+    if (!established || err.code === 'ERR_HTTP_REQUEST_TIMEOUT' || err.code === 'ECONNRESET') {
+      socket.destroy();
+      return;
+    }
+    socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n');
+    // The answer is a courtesy: a client that does not read it loses the connection anyway.
+    setTimeout(() => socket.destroy(), CLOSE_TIMEOUT_MS).unref();
   });
 
   const wss = new WebSocketServer({
@@ -160,17 +327,20 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
       socket.end(
         `HTTP/1.1 ${shuttingDown ? '503 Service Unavailable' : '404 Not Found'}\r\nconnection: close\r\n\r\n`,
       );
+      setTimeout(() => socket.destroy(), CLOSE_TIMEOUT_MS).unref();
       return;
     }
     wss.handleUpgrade(req, socket, head, (ws) =>
-      onConnection(ws, req.socket.remoteAddress ?? 'unknown'),
+      onConnection(ws, options.addressOf?.(req) ?? addressOf(req.socket)),
     );
   });
 
   function protocolError(conn: Connection, error: SwitchboardError, id?: number): void {
+    metrics.protocolErrors.inc({ code: error.code });
     conn.log.debug({ code: error.code }, 'protocol error');
     conn.sendError(id, error);
     if (conn.countError(now())) {
+      metrics.connectionsDropped.inc({ reason: 'protocol_errors' });
       conn.log.warn({ address: conn.address }, 'closing connection after repeated protocol errors');
       conn.close(CloseCode.POLICY, 'too many protocol errors');
     }
@@ -188,6 +358,7 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
     }
     const decoded = decodeRequest(data, MAX_FRAME_BYTES);
     if (!conn.takeToken(now())) {
+      metrics.throttled.inc({ limit: 'control_rate' });
       const id = decoded.ok ? decoded.value.id : decoded.id;
       return protocolError(
         conn,
@@ -198,9 +369,13 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
     if (!decoded.ok) return protocolError(conn, decoded.error, decoded.id);
     const request = decoded.value;
     handle(conn, request, services).then(
-      (result) => conn.sendReply(request.id, result),
+      (result) => {
+        count(request.type, 'ok');
+        conn.sendReply(request.id, result);
+      },
       (err: unknown) => {
         if (err instanceof SwitchboardError) {
+          count(request.type, err.code);
           conn.sendError(request.id, err);
         } else {
           conn.log.error({ err, type: request.type }, 'request failed');
@@ -213,8 +388,21 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
     );
   }
 
+  /** Feeds the login, sign-up and throttle metrics from a request's outcome. */
+  function count(type: string, outcome: string): void {
+    const result = outcome.toLowerCase();
+    if (type === 'auth.login') metrics.logins.inc({ result });
+    else if (type === 'auth.signup') metrics.signups.inc({ result });
+    if (outcome === ErrorCode.THROTTLED || outcome === ErrorCode.RATE_LIMITED)
+      metrics.throttled.inc({ limit: type });
+  }
+
+  const slowPeerGraceMs = options.slowPeerGraceMs;
   function onConnection(ws: WebSocket, address: string): void {
-    const conn = new Connection(ws, address, log, now());
+    const conn = new Connection(ws, address, log, now(), {
+      ...(slowPeerGraceMs === undefined ? {} : { slowPeerGraceMs }),
+      onCut: (reason) => metrics.connectionsDropped.inc({ reason }),
+    });
     connections.add(conn);
     conn.log.debug({ address }, 'connected');
     const helloTimer = setTimeout(() => {
@@ -229,7 +417,8 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
       conn.alive = true;
     });
     ws.on('message', (data: RawData, isBinary: boolean) => {
-      conn.alive = true;
+      // A connection being closed processes nothing more: a flood after the close costs nothing.
+      if (conn.closed) return;
       try {
         // ws delivers a Buffer (binaryType 'nodebuffer'): use it as is, no copy per frame.
         const frame = Buffer.isBuffer(data)
@@ -250,7 +439,7 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
     ws.on('close', (code: number) => {
       clearTimeout(helloTimer);
       clearTimeout(authTimer);
-      conn.closed = true;
+      conn.dispose();
       connections.delete(conn);
       if (connections.size === 0) onAllClosed?.();
       const gone = directory.dropConnection(conn);
@@ -269,12 +458,14 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
   const heartbeatMs = options.heartbeatMs ?? HEARTBEAT_INTERVAL_MS;
   const heartbeat = setInterval(() => {
     for (const conn of connections) {
+      // Only a pong proves the peer reads: a client that sends but never reads is dropped.
       if (!conn.alive) {
+        metrics.connectionsDropped.inc({ reason: 'heartbeat' });
         conn.log.info(
           { user: conn.auth?.user.name },
           'dropping a peer that stopped answering heartbeats',
         );
-        conn.ws.terminate();
+        conn.terminate();
         continue;
       }
       conn.alive = false;
@@ -287,7 +478,7 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
       try {
         conn.ws.ping();
       } catch {
-        conn.ws.terminate();
+        conn.terminate();
       }
     }
   }, heartbeatMs);
@@ -296,6 +487,9 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
     store.tokens
       .deleteExpired(now() - 24 * 3600_000)
       .catch((err: unknown) => log.warn({ err }, 'token cleanup failed'));
+    store.remoteSessions
+      .deleteStale(now() - sessionReserveMs)
+      .catch((err: unknown) => log.warn({ err }, 'session cleanup failed'));
   }, 3600_000);
   housekeeping.unref();
 
@@ -317,7 +511,10 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
   });
   server.on('error', (err) => log.error({ err }, 'server error'));
   const port = (server.address() as AddressInfo).port;
-  log.info({ host, port, fingerprint: certificate.fingerprint }, 'relay listening');
+  log.info(
+    { host, port, fingerprint: certificate.fingerprint, maxConnections, maxPerAddress },
+    'relay listening',
+  );
 
   let closing: Promise<void> | undefined;
   async function close(reason = 'the relay is shutting down'): Promise<void> {
@@ -338,7 +535,9 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
       });
       clearTimeout(timer);
     }
-    for (const conn of connections) conn.ws.terminate();
+    for (const conn of connections) conn.terminate();
+    // Half-open TLS handshakes and idle HTTP connections too: nothing may hold the close up.
+    for (const socket of sockets) socket.destroy();
     server.closeAllConnections();
     await serverClosed;
     await store.remoteSessions.markAllOffline(now()).catch(() => 0);
@@ -351,6 +550,13 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
     port,
     certificate,
     dataDir: options.dataDir,
+    metrics,
+    stats: () => ({
+      sockets: sockets.size,
+      connections: connections.size,
+      queuedBytes: queuedBytes(),
+      hashes: auth.hashStats,
+    }),
     close: (reason) => (closing ??= close(reason)),
   };
 }

@@ -3,6 +3,8 @@ import type { Kysely, Selectable } from 'kysely';
 import type {
   DeviceRow,
   DevicesRepo,
+  InviteRow,
+  InvitesRepo,
   RemoteSessionRow,
   RemoteSessionsRepo,
   Store,
@@ -17,6 +19,7 @@ import type {
   AuthTokensTable,
   Database,
   DevicesTable,
+  InvitesTable,
   RemoteSessionsTable,
   UsersTable,
 } from './schema.js';
@@ -68,7 +71,17 @@ export function createRepositories(db: Kysely<Database>): StoreRepositories {
     devices: new KyselyDevicesRepo(db),
     tokens: new KyselyTokensRepo(db),
     remoteSessions: new KyselyRemoteSessionsRepo(db),
+    invites: new KyselyInvitesRepo(db),
   });
+}
+
+/** SQLite's default cap on bound parameters is 32 766; stay far below it per statement. */
+const IN_CHUNK = 500;
+
+function chunks<T>(items: readonly T[]): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += IN_CHUNK) out.push(items.slice(i, i + IN_CHUNK));
+  return out;
 }
 
 class KyselyUsersRepo implements UsersRepo {
@@ -111,9 +124,10 @@ class KyselyUsersRepo implements UsersRepo {
     });
   }
 
-  list(): Promise<UserSummary[]> {
-    return guard('users.list', async () => {
-      const rows = await this.#db
+  /** Users with their devices' latest lastSeenAt, ordered by name; callers add WHERE/LIMIT. */
+  #summaries() {
+    return (
+      this.#db
         .selectFrom('users')
         .leftJoin('devices', 'devices.user_id', 'users.id')
         .select((eb) => [
@@ -125,14 +139,58 @@ class KyselyUsersRepo implements UsersRepo {
         // PostgreSQL wants every selected plain column grouped, not just the key.
         .groupBy(['users.id', 'users.name', 'users.created_at'])
         .orderBy('users.name')
-        .execute();
-      return rows.map((r) => ({
-        id: r.id,
-        name: r.name,
-        createdAt: r.created_at,
-        // Aggregates come back as strings from pg's int8; normalise here, not in callers.
-        lastSeenAt: r.last_seen_at === null ? null : Number(r.last_seen_at),
-      }));
+    );
+  }
+
+  listPage(after: string | undefined, limit: number): Promise<UserSummary[]> {
+    return guard('users.listPage', async () => {
+      let query = this.#summaries().limit(limit);
+      if (after !== undefined) query = query.where('users.name', '>', after);
+      return (await query.execute()).map(toUserSummary);
+    });
+  }
+
+  summariesByIds(ids: readonly number[]): Promise<UserSummary[]> {
+    return guard('users.summariesByIds', async () => {
+      const out: UserSummary[] = [];
+      for (const part of chunks([...new Set(ids)])) {
+        const rows = await this.#summaries().where('users.id', 'in', part).execute();
+        out.push(...rows.map(toUserSummary));
+      }
+      return out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    });
+  }
+
+  idsByNames(names: readonly string[]): Promise<number[]> {
+    return guard('users.idsByNames', async () => {
+      const out: number[] = [];
+      for (const part of chunks([...new Set(names)])) {
+        const rows = await this.#db
+          .selectFrom('users')
+          .select('id')
+          .where('name', 'in', part)
+          .execute();
+        out.push(...rows.map((r) => r.id));
+      }
+      return out;
+    });
+  }
+
+  setPasswordHash(id: number, passwordHash: string): Promise<boolean> {
+    return guard('users.setPasswordHash', async () => {
+      const result = await this.#db
+        .updateTable('users')
+        .set({ password_hash: passwordHash })
+        .where('id', '=', id)
+        .executeTakeFirst();
+      return result.numUpdatedRows > 0n;
+    });
+  }
+
+  delete(id: number): Promise<boolean> {
+    return guard('users.delete', async () => {
+      const result = await this.#db.deleteFrom('users').where('id', '=', id).executeTakeFirst();
+      return result.numDeletedRows > 0n;
     });
   }
 
@@ -191,6 +249,17 @@ class KyselyDevicesRepo implements DevicesRepo {
         .selectFrom('devices')
         .selectAll()
         .where('id', '=', id)
+        .executeTakeFirst();
+      return row && toDevice(row);
+    });
+  }
+
+  findByPublicKey(publicKey: string): Promise<DeviceRow | undefined> {
+    return guard('devices.findByPublicKey', async () => {
+      const row = await this.#db
+        .selectFrom('devices')
+        .selectAll()
+        .where('public_key', '=', publicKey)
         .executeTakeFirst();
       return row && toDevice(row);
     });
@@ -283,6 +352,19 @@ class KyselyTokensRepo implements TokensRepo {
         .updateTable('auth_tokens')
         .set({ revoked_at: now })
         .where('user_id', '=', userId)
+        .where('revoked_at', 'is', null)
+        .executeTakeFirst();
+      return Number(result.numUpdatedRows);
+    });
+  }
+
+  revokeOthersForUser(userId: number, keepId: number, now: number): Promise<number> {
+    return guard('tokens.revokeOthersForUser', async () => {
+      const result = await this.#db
+        .updateTable('auth_tokens')
+        .set({ revoked_at: now })
+        .where('user_id', '=', userId)
+        .where('id', '!=', keepId)
         .where('revoked_at', 'is', null)
         .executeTakeFirst();
       return Number(result.numUpdatedRows);
@@ -399,6 +481,134 @@ class KyselyRemoteSessionsRepo implements RemoteSessionsRepo {
       return result.numDeletedRows > 0n;
     });
   }
+
+  countHeld(ownerId: number, reservedSince: number): Promise<number> {
+    return guard('remoteSessions.countHeld', async () => {
+      const row = await this.#db
+        .selectFrom('remote_sessions')
+        .select((eb) => eb.fn.countAll<number>().as('n'))
+        .where('owner_id', '=', ownerId)
+        .where((eb) =>
+          eb.or([
+            eb('status', '=', 'live'),
+            eb.and([eb('status', '=', 'offline'), eb('last_seen_at', '>', reservedSince)]),
+          ]),
+        )
+        .executeTakeFirstOrThrow();
+      return Number(row.n);
+    });
+  }
+
+  deleteStale(before: number): Promise<number> {
+    return guard('remoteSessions.deleteStale', async () => {
+      const result = await this.#db
+        .deleteFrom('remote_sessions')
+        .where('status', '!=', 'live')
+        .where('last_seen_at', '<=', before)
+        .executeTakeFirst();
+      return Number(result.numDeletedRows);
+    });
+  }
+}
+
+class KyselyInvitesRepo implements InvitesRepo {
+  readonly #db: Kysely<Database>;
+  constructor(db: Kysely<Database>) {
+    this.#db = db;
+  }
+
+  create(row: Omit<InviteRow, 'id'>): Promise<InviteRow> {
+    return guard('invites.create', async () => {
+      const inserted = await this.#db
+        .insertInto('invites')
+        .values({
+          code_hash: row.codeHash,
+          created_by: row.createdBy,
+          uses_left: row.usesLeft,
+          expires_at: row.expiresAt,
+          created_at: row.createdAt,
+        })
+        .returningAll()
+        .executeTakeFirstOrThrow();
+      return toInvite(inserted);
+    });
+  }
+
+  findByHash(codeHash: string): Promise<InviteRow | undefined> {
+    return guard('invites.findByHash', async () => {
+      const row = await this.#db
+        .selectFrom('invites')
+        .selectAll()
+        .where('code_hash', '=', codeHash)
+        .executeTakeFirst();
+      return row && toInvite(row);
+    });
+  }
+
+  consume(codeHash: string, now: number): Promise<boolean> {
+    return guard('invites.consume', async () => {
+      // One conditional UPDATE: two sign-ups racing for the last use cannot both get it.
+      const result = await this.#db
+        .updateTable('invites')
+        .set((eb) => ({ uses_left: eb('uses_left', '-', 1) }))
+        .where('code_hash', '=', codeHash)
+        .where('uses_left', '>', 0)
+        .where('expires_at', '>', now)
+        .executeTakeFirst();
+      return result.numUpdatedRows > 0n;
+    });
+  }
+
+  listUsable(now: number, limit: number): Promise<InviteRow[]> {
+    return guard('invites.listUsable', async () => {
+      const rows = await this.#db
+        .selectFrom('invites')
+        .selectAll()
+        .where('uses_left', '>', 0)
+        .where('expires_at', '>', now)
+        .orderBy('created_at', 'desc')
+        .orderBy('id', 'desc')
+        .limit(limit)
+        .execute();
+      return rows.map(toInvite);
+    });
+  }
+
+  deleteUnusable(before: number): Promise<number> {
+    return guard('invites.deleteUnusable', async () => {
+      const result = await this.#db
+        .deleteFrom('invites')
+        .where((eb) => eb.or([eb('uses_left', '<=', 0), eb('expires_at', '<', before)]))
+        .executeTakeFirst();
+      return Number(result.numDeletedRows);
+    });
+  }
+}
+
+function toUserSummary(r: {
+  id: number;
+  name: string;
+  created_at: number;
+  last_seen_at: number | string | bigint | null;
+}): UserSummary {
+  return {
+    id: r.id,
+    name: r.name,
+    createdAt: r.created_at,
+    // Aggregates come back as strings from pg's int8; normalise here, not in callers.
+    lastSeenAt: r.last_seen_at === null ? null : Number(r.last_seen_at),
+  };
+}
+
+function toInvite(r: Selectable<InvitesTable>): InviteRow {
+  return {
+    id: r.id,
+    codeHash: r.code_hash,
+    createdBy: r.created_by,
+    usesLeft: r.uses_left,
+    expiresAt: r.expires_at,
+    createdAt: r.created_at,
+  };
 }
 
 function toUser(r: Selectable<UsersTable>): UserRow {

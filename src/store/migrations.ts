@@ -103,6 +103,30 @@ export const migrations: Readonly<Record<string, Migration>> = Object.freeze({
       }
     },
   },
+  '0002_invites': {
+    async up(db: Kysely<unknown>): Promise<void> {
+      // Only the SHA-256 of a code is stored; an invite outlives the admin who made it.
+      await db.schema
+        .createTable('invites')
+        .addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement())
+        .addColumn('code_hash', 'text', (c) => c.notNull())
+        .addColumn('created_by', 'integer', (c) => c.references('users.id').onDelete('set null'))
+        .addColumn('uses_left', 'integer', (c) => c.notNull())
+        .addColumn('expires_at', 'bigint', (c) => c.notNull())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addCheckConstraint('invites_uses_left_check', sql`uses_left >= 0`)
+        .execute();
+      await db.schema
+        .createIndex('invites_code_hash_unique')
+        .unique()
+        .on('invites')
+        .column('code_hash')
+        .execute();
+    },
+    async down(db: Kysely<unknown>): Promise<void> {
+      await db.schema.dropTable('invites').execute();
+    },
+  },
 });
 
 const provider: MigrationProvider = {

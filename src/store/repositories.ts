@@ -19,8 +19,19 @@ export interface UsersRepo {
   create(name: string, passwordHash: string, now: number): Promise<UserRow | undefined>;
   findByName(name: string): Promise<UserRow | undefined>;
   findById(id: number): Promise<UserRow | undefined>;
-  /** Every user ordered by name, with the last time any of their devices was seen. */
-  list(): Promise<UserSummary[]>;
+  /**
+   * One page of users ordered by name: at most `limit` whose name sorts after `after` (from the
+   * start when undefined), with the last time any of their devices was seen.
+   */
+  listPage(after: string | undefined, limit: number): Promise<UserSummary[]>;
+  /** The summaries of these users (unknown ids are skipped), ordered by name. */
+  summariesByIds(ids: readonly number[]): Promise<UserSummary[]>;
+  /** The ids of the users with these names (unknown names are skipped), in no particular order. */
+  idsByNames(names: readonly string[]): Promise<number[]>;
+  /** Replaces the password hash; false if the user does not exist. */
+  setPasswordHash(id: number, passwordHash: string): Promise<boolean>;
+  /** Deletes the user; devices, tokens and remote sessions go with it (cascade). False if absent. */
+  delete(id: number): Promise<boolean>;
   count(): Promise<number>;
 }
 
@@ -51,6 +62,8 @@ export interface DevicesRepo {
     now: number,
   ): Promise<DeviceRow | undefined>;
   findById(id: number): Promise<DeviceRow | undefined>;
+  /** The device registered with this base64 public key, whoever owns it. */
+  findByPublicKey(publicKey: string): Promise<DeviceRow | undefined>;
   /** Ordered by id (registration order). */
   listForUser(userId: number): Promise<DeviceRow[]>;
   /** Sets lastSeenAt to `now`. */
@@ -80,6 +93,8 @@ export interface TokensRepo {
   revoke(id: number, now: number): Promise<number>;
   /** Revokes every not-yet-revoked token of the user; returns how many. */
   revokeAllForUser(userId: number, now: number): Promise<number>;
+  /** Same, sparing the token `keepId` (the caller's own login); returns how many. */
+  revokeOthersForUser(userId: number, keepId: number, now: number): Promise<number>;
   /** Housekeeping: deletes tokens that expired, or were revoked, before `before`; returns how many. */
   deleteExpired(before: number): Promise<number>;
 }
@@ -121,6 +136,41 @@ export interface RemoteSessionsRepo {
   listAll(): Promise<RemoteSessionRow[]>;
   /** True if a row was deleted. */
   delete(id: string): Promise<boolean>;
+  /**
+   * IDs the owner holds: live ones, and offline ones last seen after `reservedSince` (epoch ms).
+   * Closed IDs and offline ones past their reservation do not count.
+   */
+  countHeld(ownerId: number, reservedSince: number): Promise<number>;
+  /** Housekeeping: deletes offline and closed sessions last seen at or before `before`; how many. */
+  deleteStale(before: number): Promise<number>;
+}
+
+/** A sign-up invite. Only the hash of the code is stored. All times epoch ms. */
+export interface InviteRow {
+  id: number;
+  /** lower-case hex SHA-256 of the code */
+  codeHash: string;
+  /** The admin who made it; null once that account is deleted. */
+  createdBy: number | null;
+  usesLeft: number;
+  expiresAt: number;
+  createdAt: number;
+}
+
+export interface InvitesRepo {
+  /** @throws StorageError if the hash is already stored */
+  create(row: Omit<InviteRow, 'id'>): Promise<InviteRow>;
+  /** The invite with this code hash, spent or expired included. */
+  findByHash(codeHash: string): Promise<InviteRow | undefined>;
+  /**
+   * Takes one use of the invite if it is unexpired at `now` and has uses left, atomically (one
+   * conditional UPDATE). True if a use was taken.
+   */
+  consume(codeHash: string, now: number): Promise<boolean>;
+  /** Invites still usable at `now` (uses left, unexpired), newest first, at most `limit`. */
+  listUsable(now: number, limit: number): Promise<InviteRow[]>;
+  /** Housekeeping: deletes invites that are spent or expired before `before`; returns how many. */
+  deleteUnusable(before: number): Promise<number>;
 }
 
 /** The repositories, as handed to a transaction's callback. */
@@ -129,6 +179,7 @@ export interface StoreRepositories {
   readonly devices: DevicesRepo;
   readonly tokens: TokensRepo;
   readonly remoteSessions: RemoteSessionsRepo;
+  readonly invites: InvitesRepo;
 }
 
 /**

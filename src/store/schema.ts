@@ -52,9 +52,22 @@ export interface RemoteSessionsTable {
   status: 'live' | 'offline' | 'closed';
 }
 
+/** A sign-up invite; only the SHA-256 of its code is stored. */
+export interface InvitesTable {
+  id: Generated<number>;
+  /** lower-case hex SHA-256 of the code */
+  code_hash: string;
+  /** null once the admin who made it is deleted */
+  created_by: number | null;
+  uses_left: number;
+  expires_at: number;
+  created_at: number;
+}
+
 export interface Database {
   users: UsersTable;
   devices: DevicesTable;
   auth_tokens: AuthTokensTable;
   remote_sessions: RemoteSessionsTable;
+  invites: InvitesTable;
 }

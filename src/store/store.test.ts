@@ -116,10 +116,48 @@ describe('users', () => {
     const second = await store.devices.upsert(aliceId, 'key-2', 'fp-2', 'phone', 1_000);
     await store.devices.touch(aliceDevice, 5_000);
     await store.devices.touch(second!.id, 7_000);
-    assert.deepEqual(await store.users.list(), [
+    const both = [
       { id: aliceId, name: 'alice', createdAt: 1_000, lastSeenAt: 7_000 },
       { id: bobId, name: 'bob', createdAt: 1_000, lastSeenAt: null },
-    ]);
+    ];
+    assert.deepEqual(await store.users.listPage(undefined, 10), both);
+    assert.deepEqual(await store.users.summariesByIds([bobId, aliceId, 9_999, bobId]), both);
+    assert.deepEqual((await store.users.idsByNames(['bob', 'nobody', 'bob'])).sort(), [bobId]);
+  });
+
+  it('pages through 1,200 users by name, each page at most the limit', async () => {
+    const store = await open();
+    await store.transaction(async (tx) => {
+      for (let i = 0; i < 1_200; i++)
+        await tx.users.create(`u${String(i).padStart(4, '0')}`, 'h', 1_000);
+    });
+    const seen: string[] = [];
+    let after: string | undefined;
+    for (let pages = 0; pages < 20; pages++) {
+      const page = await store.users.listPage(after, 200);
+      assert.ok(page.length <= 200);
+      seen.push(...page.map((u) => u.name));
+      if (page.length < 200) break;
+      after = page[page.length - 1]!.name;
+    }
+    assert.equal(seen.length, 1_200);
+    assert.deepEqual(seen, [...seen].sort());
+    assert.equal(new Set(seen).size, 1_200);
+    // More ids than one IN (...) chunk.
+    const ids = await store.users.idsByNames(seen);
+    assert.equal(ids.length, 1_200);
+    assert.equal((await store.users.summariesByIds(ids)).length, 1_200);
+  });
+
+  it('changes a password hash and deletes a user', async () => {
+    const store = await open();
+    const alice = await store.users.create('alice', 'h1', 1_000);
+    assert.equal(await store.users.setPasswordHash(alice!.id, 'h2'), true);
+    assert.equal((await store.users.findById(alice!.id))?.passwordHash, 'h2');
+    assert.equal(await store.users.setPasswordHash(9_999, 'h3'), false);
+    assert.equal(await store.users.delete(alice!.id), true);
+    assert.equal(await store.users.delete(alice!.id), false);
+    assert.equal(await store.users.findByName('alice'), undefined);
   });
 
   it('creates 200 users concurrently', async () => {
@@ -322,8 +360,7 @@ describe('remote sessions', () => {
 
 describe('schema', () => {
   it('cascades a user delete to devices, tokens and remote sessions', async () => {
-    const file = freshFile();
-    const store = await open(file);
+    const store = await open();
     const [userId, deviceId] = await userAndDevice(store);
     const base = { userId, deviceId, createdAt: 0, lastUsedAt: 0, expiresAt: 1 };
     await store.tokens.create({ ...base, tokenHash: 'aa' });
@@ -332,16 +369,101 @@ describe('schema', () => {
       0,
     );
 
-    // There is no users.delete yet; delete behind the store's back on a connection that,
-    // like the store's, has foreign keys on.
-    const raw = rawConnection(file);
-    raw.pragma('foreign_keys = ON');
-    raw.prepare('delete from users where id = ?').run(userId);
-    raw.close();
+    const invite = await store.invites.create({
+      codeHash: 'ih',
+      createdBy: userId,
+      usesLeft: 1,
+      expiresAt: 10,
+      createdAt: 0,
+    });
+    assert.equal(await store.users.delete(userId), true);
 
     assert.equal(await store.devices.findById(deviceId), undefined);
+    // An invite outlives its maker.
+    assert.deepEqual(await store.invites.findByHash('ih'), { ...invite, createdBy: null });
     assert.equal(await store.tokens.findByHash('aa'), undefined);
     assert.equal(await store.remoteSessions.find('s1'), undefined);
+  });
+});
+
+describe('devices by key and tokens of others', () => {
+  it('finds a device by public key and revokes every token but one', async () => {
+    const store = await open();
+    const [userId, deviceId] = await userAndDevice(store);
+    assert.equal((await store.devices.findByPublicKey('key-alice'))?.id, deviceId);
+    assert.equal(await store.devices.findByPublicKey('key-nobody'), undefined);
+    const base = { userId, deviceId, createdAt: 0, lastUsedAt: 0, expiresAt: 1 };
+    const keep = await store.tokens.create({ ...base, tokenHash: 't1' });
+    await store.tokens.create({ ...base, tokenHash: 't2' });
+    await store.tokens.create({ ...base, tokenHash: 't3' });
+    assert.equal(await store.tokens.revokeOthersForUser(userId, keep.id, 50), 2);
+    assert.equal((await store.tokens.findByHash('t1'))?.revokedAt, null);
+    assert.equal((await store.tokens.findByHash('t2'))?.revokedAt, 50);
+    assert.equal(await store.tokens.revokeOthersForUser(userId, keep.id, 60), 0);
+  });
+});
+
+describe('invites', () => {
+  it('consumes uses atomically, never past zero or after expiry, and lists usable ones', async () => {
+    const store = await open();
+    const [userId] = await userAndDevice(store);
+    await store.invites.create({
+      codeHash: 'two',
+      createdBy: userId,
+      usesLeft: 2,
+      expiresAt: 1_000,
+      createdAt: 1,
+    });
+    await store.invites.create({
+      codeHash: 'old',
+      createdBy: userId,
+      usesLeft: 5,
+      expiresAt: 100,
+      createdAt: 2,
+    });
+    // Ten racing consumers of a two-use invite: exactly two win.
+    const wins = await Promise.all(
+      Array.from({ length: 10 }, () => store.invites.consume('two', 500)),
+    );
+    assert.equal(wins.filter(Boolean).length, 2);
+    assert.equal((await store.invites.findByHash('two'))?.usesLeft, 0);
+    assert.equal(await store.invites.consume('old', 100), false, 'expired at 100');
+    assert.equal(await store.invites.consume('nope', 0), false);
+    assert.deepEqual(
+      (await store.invites.listUsable(50, 10)).map((i) => i.codeHash),
+      ['old'],
+      'the spent one is not listed',
+    );
+    await assert.rejects(
+      store.invites.create({
+        codeHash: 'old',
+        createdBy: null,
+        usesLeft: 1,
+        expiresAt: 1,
+        createdAt: 1,
+      }),
+      (err: unknown) => err instanceof StorageError,
+    );
+    assert.equal(await store.invites.deleteUnusable(200), 2);
+    assert.equal(await store.invites.findByHash('old'), undefined);
+  });
+
+  it('rolls a consumed use back with the transaction', async () => {
+    const store = await open();
+    await store.invites.create({
+      codeHash: 'one',
+      createdBy: null,
+      usesLeft: 1,
+      expiresAt: 1_000,
+      createdAt: 1,
+    });
+    await assert.rejects(
+      store.transaction(async (tx) => {
+        assert.equal(await tx.invites.consume('one', 10), true);
+        throw new Error('user exists');
+      }),
+    );
+    assert.equal((await store.invites.findByHash('one'))?.usesLeft, 1);
   });
 });
 

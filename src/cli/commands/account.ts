@@ -1,9 +1,11 @@
-// Account commands: signup, login, logout, whoami, users.
+// Account commands: signup, login, logout, whoami, users, passwd, account delete.
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import { keyFingerprint } from '../../crypto/device-key.js';
+import { signLoginProof } from '../../crypto/login-proof.js';
 import { ErrorCode, SwitchboardError } from '../../protocol/errors.js';
-import { USERNAME_RE } from '../../protocol/messages.js';
+import { USERS_PAGE_DEFAULT, USERS_PAGE_MAX } from '../../protocol/limits.js';
+import { USERNAME_RE, type Results } from '../../protocol/messages.js';
 import { connect, connectAuthed, homeOf, serverOf, withSession } from '../client-context.js';
 import {
   CLIENT_OPTIONS,
@@ -61,6 +63,9 @@ async function doLogin(inv: Invocation, user: string, password: string): Promise
   const key = home.deviceKey();
   const client = await connect(inv, home, server);
   try {
+    // The device proof lets a key already registered to the account log in even while
+    // guessing elsewhere has the account throttled.
+    const challenge = client.challenge;
     const result = await client.request('auth.login', {
       user,
       password,
@@ -68,6 +73,7 @@ async function doLogin(inv: Invocation, user: string, password: string): Promise
         publicKey: key.publicKey.toString('base64'),
         name: hostname().slice(0, 64) || 'device',
       },
+      ...(challenge ? { deviceProof: signLoginProof(key, challenge, user) } : {}),
     });
     home.saveLogin({ server, user: result.user, token: result.token, expiresAt: result.expiresAt });
     const ca = str(inv, 'ca');
@@ -84,18 +90,27 @@ async function doLogin(inv: Invocation, user: string, password: string): Promise
 export const signup: Command = {
   name: 'signup',
   summary: 'Create an account on the relay, then log in with it.',
-  usage: '--user NAME [--password-stdin] [--server HOST:PORT]',
+  usage: '--user NAME [--invite CODE] [--password-stdin] [--server HOST:PORT]',
   details:
-    'Passwords need at least 8 characters. They are sent only over the TLS connection and stored\nonly as an Argon2id hash.',
+    'Passwords need at least 8 characters. They are sent only over the TLS connection and stored\nonly as an Argon2id hash. A relay run with `serve --signup invite` needs an invite code from\none of its admins (`switchboard invite create`); one run with `--signup closed` takes no one.',
   positionals: [0, 0],
-  options: { ...PASSWORD_OPTIONS, ...CLIENT_OPTIONS },
+  options: {
+    ...PASSWORD_OPTIONS,
+    invite: {
+      type: 'string',
+      value: 'CODE',
+      description: 'invite code (sbi_...) from an admin of the relay',
+    },
+    ...CLIENT_OPTIONS,
+  },
   async run(inv) {
     const user = userOf(inv);
+    const invite = str(inv, 'invite');
     const password = await passwordOf(inv, true);
     const home = homeOf(inv);
     const client = await connect(inv, home);
     try {
-      await client.request('auth.signup', { user, password });
+      await client.request('auth.signup', { user, password, ...(invite ? { invite } : {}) });
     } finally {
       client.close();
     }
@@ -183,17 +198,47 @@ export const whoami: Command = {
   },
 };
 
+/** Pages `users --all` fetches at most (USERS_PAGE_MAX each): a bound, not a real-world limit. */
+const MAX_USER_PAGES = 10_000;
+
 export const users: Command = {
   name: 'users',
-  summary: 'List the users of the relay and who is online.',
-  usage: '[--json]',
+  summary: 'List the people you deal with and who is online (--all: every user).',
+  usage: '[--all] [--json]',
   details:
-    'A user is online while any of their clients (share, agent, attach, ...) holds a connection.',
+    'Without --all: you, the owners of sessions you may attach to, the users named in your own\n' +
+    `sessions' --allow and --viewers, and who is online; at most ${USERS_PAGE_DEFAULT}. With --all: every user,\n` +
+    'fetched page by page. A user is online while any of their clients (share, agent, attach, ...)\n' +
+    'holds a connection.',
   positionals: [0, 0],
-  options: { ...JSON_OPTION, ...CLIENT_OPTIONS },
+  options: {
+    all: { type: 'boolean', description: 'list every user of the relay, page by page' },
+    ...JSON_OPTION,
+    ...CLIENT_OPTIONS,
+  },
   async run(inv) {
     return withSession(inv, async ({ client }) => {
-      const { users } = await client.request('users.list', {});
+      let users: Results['users.list']['users'];
+      if (bool(inv, 'all')) {
+        users = [];
+        let after: string | undefined;
+        for (let page = 0; page < MAX_USER_PAGES; page++) {
+          const reply = await client.request('users.list', {
+            all: true,
+            limit: USERS_PAGE_MAX,
+            ...(after ? { after } : {}),
+          });
+          users.push(...reply.users);
+          if (reply.next === undefined) break;
+          after = reply.next;
+        }
+      } else {
+        users = (await client.request('users.list', {})).users;
+        if (users.length >= USERS_PAGE_DEFAULT && !bool(inv, 'json'))
+          inv.io.stderr.write(
+            `(the first ${users.length}; \`switchboard users --all\` lists everyone)\n`,
+          );
+      }
       if (bool(inv, 'json')) json(inv.io.stdout, users);
       else
         table(
@@ -208,5 +253,113 @@ export const users: Command = {
         );
       return Exit.OK;
     });
+  },
+};
+
+/** `--password-stdin` for passwd: two lines, the current password then the new one. */
+async function twoPasswordsFromStdin(inv: Invocation): Promise<[string, string]> {
+  const lines = (await readStdinSecret(inv.io)).split(/\r?\n/);
+  const [current, next] = lines;
+  if (lines.length !== 2 || !current || !next)
+    throw new UsageError(
+      'with --password-stdin, pipe two lines: the current password, then the new one',
+    );
+  return [current, next];
+}
+
+export const passwd: Command = {
+  name: 'passwd',
+  summary: "Change your account's password (--logout-others: end your other logins).",
+  usage: '[--logout-others] [--password-stdin]',
+  details:
+    'Asks for the current password, then the new one twice. With --password-stdin, reads two\n' +
+    'lines instead: the current password, then the new one. Your other logins keep working\n' +
+    'unless you pass --logout-others, which revokes them and disconnects them at once.',
+  positionals: [0, 0],
+  options: {
+    'logout-others': {
+      type: 'boolean',
+      description: 'revoke every other login of the account (other devices, other homes)',
+    },
+    'password-stdin': {
+      type: 'boolean',
+      description: 'read the current and the new password from standard input, one per line',
+    },
+    ...CLIENT_OPTIONS,
+  },
+  async run(inv) {
+    let password: string;
+    let newPassword: string;
+    if (bool(inv, 'password-stdin')) {
+      [password, newPassword] = await twoPasswordsFromStdin(inv);
+    } else {
+      if (!interactive(inv.io))
+        throw new UsageError('no terminal to ask for the passwords on; use --password-stdin');
+      password = await readLine(inv.io, 'Current password: ', false);
+      newPassword = await readLine(inv.io, 'New password: ', false);
+      if ((await readLine(inv.io, 'New password again: ', false)) !== newPassword)
+        throw new UsageError('the new passwords did not match');
+    }
+    const revokeOthers = bool(inv, 'logout-others');
+    return withSession(inv, async ({ client }) => {
+      const { revoked } = await client.request('auth.passwd', {
+        password,
+        newPassword,
+        ...(revokeOthers ? { revokeOthers } : {}),
+      });
+      inv.io.stdout.write(
+        revokeOthers
+          ? `Password changed; ${revoked} other login(s) revoked.\n`
+          : 'Password changed. Your other logins still work (--logout-others ends them).\n',
+      );
+      return Exit.OK;
+    });
+  },
+};
+
+export const account: Command = {
+  name: 'account',
+  summary: 'Delete your account (`account delete`): its sessions, devices and logins go with it.',
+  usage: 'delete [--password-stdin] [--yes]',
+  details:
+    'Asks for the password and, on a terminal, for the user name typed out as confirmation\n' +
+    '(--yes skips that; without a terminal --yes is required). Every session, device key and\n' +
+    "login of the account is removed and its connections are closed; the name becomes free.\nThis home's login is forgotten.",
+  positionals: [1, 1],
+  options: {
+    'password-stdin': {
+      type: 'boolean',
+      description: 'read the password from standard input (for scripts)',
+    },
+    yes: { type: 'boolean', description: 'do not ask for the typed confirmation' },
+    ...CLIENT_OPTIONS,
+  },
+  async run(inv) {
+    const action = inv.positionals[0];
+    if (action !== 'delete')
+      throw new UsageError(`unknown action "${action}"; the only one is \`account delete\``);
+    const home = homeOf(inv);
+    const login = home.login();
+    if (!login)
+      throw new SwitchboardError(
+        ErrorCode.NOT_LOGGED_IN,
+        'not logged in; log in as the account to delete first',
+      );
+    if (!bool(inv, 'yes')) {
+      if (!interactive(inv.io))
+        throw new UsageError('no terminal to confirm on; pass --yes to delete without asking');
+      inv.io.stderr.write(
+        `This deletes the account ${login.user} on ${login.server} with its sessions, devices and logins.\n`,
+      );
+      const typed = await readLine(inv.io, `Type the user name (${login.user}) to confirm: `, true);
+      if (typed.trim() !== login.user) throw new UsageError('not confirmed; nothing was deleted');
+    }
+    const password = await passwordOf(inv, false);
+    const deleted = await withSession(inv, async ({ client }) =>
+      client.request('account.delete', { password }),
+    );
+    home.clearLogin();
+    inv.io.stdout.write(`Deleted the account ${deleted.user} on ${login.server}.\n`);
+    return Exit.OK;
   },
 };

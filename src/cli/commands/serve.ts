@@ -3,7 +3,14 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { startRelay } from '../../server/relay.js';
 import { LOG_LEVELS, createLogger, type LogLevel } from '../../server/logger.js';
-import { str, type Command } from '../command.js';
+import { SIGNUP_MODES, type SignupMode } from '../../server/auth-service.js';
+import { USERNAME_RE } from '../../protocol/messages.js';
+import {
+  MAX_CONNECTIONS_PER_ACCOUNT,
+  MAX_CONNECTIONS_PER_ADDRESS,
+  MAX_LIVE_SESSIONS_PER_ACCOUNT,
+} from '../../protocol/limits.js';
+import { list, str, type Command } from '../command.js';
 import { Exit, UsageError } from '../exit-codes.js';
 
 function intOption(
@@ -24,7 +31,7 @@ export const serve: Command = {
   name: 'serve',
   summary: 'Run the relay: one TLS port for the CLI, hosts, browsers and the REST API.',
   usage:
-    '[--host H] [--port P] [--data-dir D] [--max-remotes N] [--tls-cert F --tls-key F] [--log-level L]',
+    '[--host H] [--port P] [--data-dir D] [--max-remotes N] [--tls-cert F --tls-key F] [--signup open|invite|closed] [--admin USER]... [--log-level L]',
   details:
     'On first start it generates an ECDSA P-256 certificate in the data directory and prints its\n' +
     'SHA-256 fingerprint; clients pin it with --fingerprint. Logs are JSON lines on stderr.\n' +
@@ -54,6 +61,47 @@ export const serve: Command = {
       description: 'PEM certificate to use instead of the generated one',
     },
     'tls-key': { type: 'string', value: 'F', description: 'PEM private key for --tls-cert' },
+    'cert-name': {
+      type: 'string',
+      value: 'NAME',
+      multiple: true,
+      description:
+        'DNS name or IP to put in the generated certificate (repeatable; only when it is first made)',
+    },
+    'max-connections-per-address': {
+      type: 'string',
+      value: 'N',
+      description:
+        'TCP connections one source address may hold (default 256; raise it for big NATs)',
+    },
+    'max-connections-per-user': {
+      type: 'string',
+      value: 'N',
+      description: 'live connections one account may hold (default 100)',
+    },
+    'max-sessions-per-user': {
+      type: 'string',
+      value: 'N',
+      description: 'live sessions one account may host (default 50); it may hold twice as many IDs',
+    },
+    'metrics-token': {
+      type: 'string',
+      value: 'TOKEN',
+      description:
+        'open GET /metrics to other machines with this bearer token (env SWITCHBOARD_METRICS_TOKEN); without it, loopback only',
+    },
+    signup: {
+      type: 'string',
+      value: 'MODE',
+      description:
+        'who may create accounts: open (anyone), invite (with a code from an admin) or closed (default open)',
+    },
+    admin: {
+      type: 'string',
+      value: 'USER',
+      multiple: true,
+      description: 'user who may make invite codes (repeatable)',
+    },
     'log-level': {
       type: 'string',
       value: 'L',
@@ -76,13 +124,53 @@ export const serve: Command = {
     if ((certFile === undefined) !== (keyFile === undefined))
       throw new UsageError('--tls-cert and --tls-key go together');
     const host = str(inv, 'host') ?? '0.0.0.0';
+    const perUserConnections = intOption(
+      str(inv, 'max-connections-per-user'),
+      'max-connections-per-user',
+      1,
+      100_000,
+      MAX_CONNECTIONS_PER_ACCOUNT,
+    );
+    const perUserSessions = intOption(
+      str(inv, 'max-sessions-per-user'),
+      'max-sessions-per-user',
+      1,
+      1_000_000,
+      MAX_LIVE_SESSIONS_PER_ACCOUNT,
+    );
+    const perAddress = intOption(
+      str(inv, 'max-connections-per-address'),
+      'max-connections-per-address',
+      1,
+      1_000_000,
+      MAX_CONNECTIONS_PER_ADDRESS,
+    );
+    const metricsToken = str(inv, 'metrics-token') ?? env['SWITCHBOARD_METRICS_TOKEN'];
+    if (metricsToken !== undefined && metricsToken.length < 16)
+      throw new UsageError('--metrics-token must be at least 16 characters');
+    const signupMode = (str(inv, 'signup') ?? 'open') as SignupMode;
+    if (!SIGNUP_MODES.includes(signupMode))
+      throw new UsageError(`--signup must be one of ${SIGNUP_MODES.join(', ')}`);
+    const admins = list(inv, 'admin');
+    for (const name of admins)
+      if (!USERNAME_RE.test(name)) throw new UsageError(`--admin "${name}" is not a user name`);
     const logger = createLogger(level);
     const relay = await startRelay({
+      signup: signupMode,
+      admins,
       host,
       port,
       dataDir,
       maxRemotes,
       logger,
+      hostnames: list(inv, 'cert-name'),
+      maxConnectionsPerAddress: perAddress,
+      perAccount: {
+        connections: perUserConnections,
+        liveSessions: perUserSessions,
+        registeredSessions: perUserSessions * 2,
+      },
+      ...(metricsToken === undefined ? {} : { metricsToken }),
       ...(certFile && keyFile ? { tlsCertFile: certFile, tlsKeyFile: keyFile } : {}),
     });
     const shown =

@@ -1,0 +1,39 @@
+// The device proof of `auth.login`: the device key signs the connection's hello challenge and the account.
+import { LOGIN_CHALLENGE_BYTES, LOGIN_PROOF_CONTEXT } from '../protocol/limits.js';
+import { SIGNATURE_BYTES, verifySignature, type DeviceKeyPair } from './device-key.js';
+
+/**
+ * The bytes a device signs: "switchboard-login-v1" NUL challenge NUL user. The context string
+ * keeps the signature from meaning anything elsewhere (the E2E handshake signs other things
+ * with the same key); the fresh per-connection challenge keeps it from being replayed; the user
+ * name binds it to one account. The challenge is a fixed 32 bytes and user names contain no NUL,
+ * so the encoding is unambiguous.
+ */
+export function loginProofMessage(challenge: Uint8Array, user: string): Buffer {
+  return Buffer.concat([
+    Buffer.from(`${LOGIN_PROOF_CONTEXT}\0`, 'utf8'),
+    challenge,
+    Buffer.from(`\0${user}`, 'utf8'),
+  ]);
+}
+
+/**
+ * Signs the proof for `auth.login` (base64 of the 64-byte signature).
+ * @example const deviceProof = signLoginProof(key, Buffer.from(hello.challenge, 'base64'), 'alice');
+ */
+export function signLoginProof(key: DeviceKeyPair, challenge: Uint8Array, user: string): string {
+  return key.sign(loginProofMessage(challenge, user)).toString('base64');
+}
+
+/** True if `proof` (base64) is the device's signature over this challenge and user; never throws. */
+export function verifyLoginProof(
+  publicKey: Uint8Array,
+  challenge: Uint8Array,
+  user: string,
+  proof: string,
+): boolean {
+  if (challenge.length !== LOGIN_CHALLENGE_BYTES) return false;
+  const signature = Buffer.from(proof, 'base64');
+  if (signature.length !== SIGNATURE_BYTES) return false;
+  return verifySignature(publicKey, loginProofMessage(challenge, user), signature);
+}
