@@ -111,7 +111,7 @@ async function withRelay<T>(
   const relay = await RelayChild.start(CLI, {
     dataDir,
     fdLimit: FD_LIMIT,
-    extra: ['--log-level', options.logLevel ?? 'warn'],
+    extra: ['--log-level', options.logLevel ?? 'info'],
     ...(options.keep ? { keep: options.keep } : {}),
   });
   try {
@@ -131,10 +131,15 @@ interface CliLogin {
 }
 
 /** `switchboard login` in `home` (a person at the CLI): wall time, outcome. */
-async function cliLogin(home: string, user: string, password: string): Promise<CliLogin> {
+async function cliLogin(
+  home: string,
+  user: string,
+  password: string,
+  extra: string[] = [],
+): Promise<CliLogin> {
   const t0 = performance.now();
   try {
-    const r = await runCli(['login', '--user', user, '--password-stdin'], {
+    const r = await runCli(['login', '--user', user, '--password-stdin', ...extra], {
       home,
       stdin: `${password}\n`,
       timeoutMs: 45_000,
@@ -306,8 +311,8 @@ async function attackHalfOpen(): Promise<AttackResult> {
     const [a, b] = [one, many];
     const healthText = (h: HealthSummary) =>
       h.failures === 0
-        ? `${h.samples} ok, worst ${h.worstMs} ms`
-        : `${h.failures}/${h.samples} failed, worst ok ${h.worstMs} ms`;
+        ? `${h.samples} ok, worst ${h.worstMs} ms, p99 ${h.p99Ms} ms`
+        : `${h.failures} of ${h.samples} failed (${h.firstFailure ?? '?'}); worst ${h.worstMs} ms`;
     const stillHurts: string[] = [];
     for (const [name, r] of [
       ['one address', a],
@@ -679,7 +684,12 @@ async function attackGuessing(): Promise<AttackResult> {
       await sleep(t0 + (k * GUESS_MS) / (OWNER_LOGINS + 1) - performance.now());
       during.push(await cliLogin(owner, 'olive', password));
       if (k === Math.ceil(OWNER_LOGINS / 2))
-        stranger = await cliLogin(makeTempDir('sb-bench-home-'), 'olive', password);
+        stranger = await cliLogin(makeTempDir('sb-bench-home-'), 'olive', password, [
+          '--server',
+          relay.server,
+          '--fingerprint',
+          relay.fingerprint,
+        ]);
     }
     await sleep(t0 + GUESS_MS - performance.now());
     stop = true;
@@ -910,21 +920,140 @@ const STREAM_CHUNK = 64 * 1024; // bytes
 const STREAM_LIMIT_MS = 30_000; // ms
 /** Longest wait for the relay to cut them (its heartbeat alone would take ≤ 30 s). */
 const CUT_WAIT_MS = 40_000; // ms
-const RSS_AFTER_MS = Number(process.env['BENCH_RSS_AFTER_MS'] ?? 10_000); // ms
+const RSS_AFTER_MS = 10_000; // ms
+/** Rounds on the same relay: the second shows whether memory from the first is reused or grows. */
+const STALL_ROUNDS = 2;
 const CUT_MSG = 'cutting a connection that stopped reading';
 const HEARTBEAT_MSG = 'dropping a peer that stopped answering heartbeats';
 
+/** What one round of stalled readers did to the relay. */
+interface StallRound {
+  rssBeforeKiB?: number;
+  rssPeakKiB?: number;
+  rssAfterKiB?: number;
+  streamMs: number;
+  streamedBytes: number;
+  slowPeer: number;
+  /** Seconds from the start of streaming: first and last SLOW_PEER, first and last cut. */
+  slowPeerSec: [number, number] | null;
+  cutSec: [number, number] | null;
+  cuts: number;
+  heartbeatDrops: number;
+  /** k-th cut minus k-th SLOW_PEER, ascending. */
+  cutDelaysMs: number[];
+  authenticatedAfter: number;
+  queuedBytesAfter: number;
+  heapUsedAfter: number;
+  externalAfter: number;
+}
+
+/**
+ * STALLED controllers attach to the host's session and stop reading; the host streams until the
+ * relay has closed every channel with SLOW_PEER; the relay must then cut each reader itself.
+ */
+async function stallRound(
+  relay: RelayChild,
+  host: RelayClient,
+  token: string,
+): Promise<StallRound> {
+  const channels: number[] = [];
+  const slowAt = new Map<number, number>();
+  const onEvent = (e: RelayEvent) => {
+    if (e.type === 'channel.open') channels.push(e.channel);
+    if (e.type === 'channel.closed' && e.code === ErrorCode.SLOW_PEER)
+      slowAt.set(e.channel, Date.now());
+  };
+  host.on('event', onEvent);
+  const controllers: RelayClient[] = [];
+  let keepAlive: NodeJS.Timeout | undefined;
+  const cutsBefore = relay.kept.filter((l) => l.msg === CUT_MSG).length;
+  const heartbeatsBefore = relay.kept.filter((l) => l.msg === HEARTBEAT_MSG).length;
+  try {
+    for (let i = 0; i < STALLED; i++) {
+      const c = await tokenClient(relay, token);
+      controllers.push(c);
+      await c.request('session.attach', { sessionId: 'stall-host', readOnly: true });
+      c.pauseReading();
+    }
+    const attachDeadline = performance.now() + 10_000;
+    while (channels.length < STALLED && performance.now() < attachDeadline) await sleep(20);
+    await sleep(1_000);
+    const rssBefore = rssKiB(relay.pid);
+    const rss = new PeakSampler(() => rssKiB(relay.pid), 100);
+    keepAlive = setInterval(() => {
+      for (const c of controllers) if (!c.closed) c.request('whoami', {}).catch(() => undefined);
+    }, KEEPALIVE_MS);
+    keepAlive.unref();
+
+    // The host streams output to every channel until the relay has given up on each reader.
+    const chunk = randomBytes(STREAM_CHUNK);
+    const t0 = Date.now();
+    let streamed = 0;
+    while (slowAt.size < channels.length && Date.now() - t0 < STREAM_LIMIT_MS) {
+      for (const ch of channels)
+        if (!slowAt.has(ch)) {
+          host.sendData(ch, chunk);
+          streamed += chunk.length;
+        }
+      while (host.bufferedAmount > 1024 * 1024 && Date.now() - t0 < STREAM_LIMIT_MS) await sleep(2);
+      await sleep(0);
+    }
+    const streamMs = Date.now() - t0;
+    // Wait for the relay to cut them (its log says when, on its own clock).
+    const cuts = () => relay.kept.filter((l) => l.msg === CUT_MSG).slice(cutsBefore);
+    const cutDeadline = Date.now() + CUT_WAIT_MS;
+    while (cuts().length < STALLED && Date.now() < cutDeadline) await sleep(50);
+    await sleep(RSS_AFTER_MS);
+    const rssAfter = rssKiB(relay.pid);
+    rss.stop();
+    const m = await scrapeMetrics(relay.port);
+
+    const slowTimes = [...slowAt.values()].sort((a, b) => a - b);
+    const cutTimes = cuts()
+      .map((l) => l.time)
+      .sort((a, b) => a - b);
+    // Pair the k-th SLOW_PEER with the k-th cut: each reader is cut one grace period after its own.
+    const delays = cutTimes
+      .map((t, k) => (slowTimes[k] === undefined ? NaN : t - slowTimes[k]!))
+      .filter((d) => Number.isFinite(d))
+      .sort((a, b) => a - b);
+    const span = (times: number[]): [number, number] | null =>
+      times.length === 0
+        ? null
+        : [round((times[0]! - t0) / 1000), round((times.at(-1)! - t0) / 1000)];
+    return {
+      ...(rssBefore === undefined ? {} : { rssBeforeKiB: rssBefore }),
+      ...(rss.peak === undefined ? {} : { rssPeakKiB: rss.peak }),
+      ...(rssAfter === undefined ? {} : { rssAfterKiB: rssAfter }),
+      streamMs,
+      streamedBytes: streamed,
+      slowPeer: slowAt.size,
+      slowPeerSec: span(slowTimes),
+      cutSec: span(cutTimes),
+      cuts: cutTimes.length,
+      heartbeatDrops: relay.kept.filter((l) => l.msg === HEARTBEAT_MSG).length - heartbeatsBefore,
+      cutDelaysMs: delays,
+      authenticatedAfter: metric(m, 'switchboard_connections', { state: 'authenticated' }),
+      queuedBytesAfter: metric(m, 'switchboard_queued_bytes'),
+      // What the relay's JavaScript still holds, apart from what the allocator keeps from the OS.
+      heapUsedAfter: metric(m, 'nodejs_heap_size_used_bytes'),
+      externalAfter: metric(m, 'nodejs_external_memory_bytes'),
+    };
+  } finally {
+    clearInterval(keepAlive);
+    host.off('event', onEvent);
+    for (const c of controllers) c.terminate();
+  }
+}
+
 async function attackStalledReaders(): Promise<AttackResult> {
   return withRelay({ logLevel: 'info', keep: [CUT_MSG, HEARTBEAT_MSG] }, async (relay) => {
-    const clients: RelayClient[] = [];
-    let keepAlive: NodeJS.Timeout | undefined;
+    const host = await connectClient(
+      relay.server,
+      relay.fingerprint,
+      makeTempDir('sb-bench-home-'),
+    );
     try {
-      const host = await connectClient(
-        relay.server,
-        relay.fingerprint,
-        makeTempDir('sb-bench-home-'),
-      );
-      clients.push(host);
       await host.request('auth.signup', { user: 'hoster', password: 'hoster-password-1' });
       const { token } = await host.request('auth.login', {
         user: 'hoster',
@@ -932,129 +1061,68 @@ async function attackStalledReaders(): Promise<AttackResult> {
         device: newDevice('hoster'),
       });
       await host.request('session.register', registration('stall-host'));
-      const channels: number[] = [];
-      const slowAt = new Map<number, number>();
-      host.on('event', (e: RelayEvent) => {
-        if (e.type === 'channel.open') channels.push(e.channel);
-        if (e.type === 'channel.closed' && e.code === ErrorCode.SLOW_PEER)
-          slowAt.set(e.channel, Date.now());
-      });
-      const controllers: RelayClient[] = [];
-      for (let i = 0; i < STALLED; i++) {
-        const c = await tokenClient(relay, token);
-        clients.push(c);
-        await c.request('session.attach', { sessionId: 'stall-host', readOnly: true });
-        c.pauseReading();
-        controllers.push(c);
+      const rounds: StallRound[] = [];
+      for (let i = 0; i < STALL_ROUNDS; i++) {
+        rounds.push(await stallRound(relay, host, token));
+        say(`  round ${i + 1}: ${JSON.stringify(rounds.at(-1))}`);
       }
-      const attachDeadline = performance.now() + 10_000;
-      while (channels.length < STALLED && performance.now() < attachDeadline) await sleep(20);
-      await sleep(1_000);
-      const rssBefore = rssKiB(relay.pid);
-      const rss = new PeakSampler(() => rssKiB(relay.pid), 100);
-      keepAlive = setInterval(() => {
-        for (const c of controllers) if (!c.closed) c.request('whoami', {}).catch(() => undefined);
-      }, KEEPALIVE_MS);
-      keepAlive.unref();
-
-      // The host streams output to every channel until the relay has given up on each reader.
-      const chunk = randomBytes(STREAM_CHUNK);
-      const t0 = Date.now();
-      let streamed = 0;
-      while (slowAt.size < channels.length && Date.now() - t0 < STREAM_LIMIT_MS) {
-        for (const ch of channels)
-          if (!slowAt.has(ch)) {
-            host.sendData(ch, chunk);
-            streamed += chunk.length;
-          }
-        while (host.bufferedAmount > 1024 * 1024 && Date.now() - t0 < STREAM_LIMIT_MS)
-          await sleep(2);
-        await sleep(0);
-      }
-      const streamMs = Date.now() - t0;
-      // Wait for the relay to cut them (its log says when, on its own clock).
-      const cutDeadline = Date.now() + CUT_WAIT_MS;
-      const cuts = () => relay.kept.filter((l) => l.msg === CUT_MSG);
-      while (cuts().length < STALLED && Date.now() < cutDeadline) await sleep(50);
-      const heartbeats = relay.kept.filter((l) => l.msg === HEARTBEAT_MSG);
-      await sleep(RSS_AFTER_MS);
-      const rssAfter = rssKiB(relay.pid);
-      rss.stop();
-      const m = await scrapeMetrics(relay.port);
-      const authenticated = metric(m, 'switchboard_connections', { state: 'authenticated' });
-      // What the relay's JavaScript still holds, apart from what the allocator keeps from the OS.
-      const heapUsed = metric(m, 'nodejs_heap_size_used_bytes');
-      const external = metric(m, 'nodejs_external_memory_bytes');
-      const queued = metric(m, 'switchboard_queued_bytes');
-
-      const slowTimes = [...slowAt.values()].sort((a, b) => a - b);
-      const cutTimes = cuts()
-        .map((l) => l.time)
-        .sort((a, b) => a - b);
-      // Pair the k-th SLOW_PEER with the k-th cut: each reader is cut one grace period after its own.
-      const delays = cutTimes
-        .map((t, k) => (slowTimes[k] === undefined ? NaN : t - slowTimes[k]!))
-        .filter((d) => Number.isFinite(d))
-        .sort((a, b) => a - b);
-      const rel = (t: number | undefined) =>
-        t === undefined ? '?' : `${round((t - t0) / 1000)} s`;
+      const [r1, r2] = [rounds[0]!, rounds.at(-1)!];
+      const spanText = (s: [number, number] | null) => (s ? `${s[0]}-${s[1]} s` : '-');
       const stillHurts: string[] = [];
-      if (cutTimes.length < STALLED)
+      for (const [k, r] of rounds.entries()) {
+        if (r.cuts < STALLED)
+          stillHurts.push(`round ${k + 1}: only ${r.cuts} of ${STALLED} stalled readers were cut`);
+        if ((r.cutDelaysMs.at(-1) ?? 0) > SLOW_PEER_GRACE_MS + 2_000)
+          stillHurts.push(
+            `round ${k + 1}: a reader was cut ${fmtMs(r.cutDelaysMs.at(-1)!)} after SLOW_PEER`,
+          );
+      }
+      const grew = (r2.rssPeakKiB ?? 0) - (r1.rssPeakKiB ?? 0);
+      if (grew > 64 * 1024)
+        stillHurts.push(`the second round's peak RSS is ${mib(grew)} above the first's`);
+      if ((r1.rssAfterKiB ?? 0) - (r1.rssBeforeKiB ?? 0) > 100 * 1024)
         stillHurts.push(
-          `only ${cutTimes.length} of ${STALLED} stalled readers were cut for not reading`,
+          `relay RSS stays at ${mib(r1.rssAfterKiB)} ${RSS_AFTER_MS / 1000} s after the cut (from ${mib(r1.rssBeforeKiB)}), ` +
+            `though nothing is queued: ${fmtBytes(r1.externalAfter)} of freed buffers wait for a GC and the allocator keeps the pages`,
         );
-      if ((delays.at(-1) ?? 0) > SLOW_PEER_GRACE_MS + 2_000)
-        stillHurts.push(`a reader was cut ${fmtMs(delays.at(-1)!)} after SLOW_PEER`);
-      if (rssAfter !== undefined && rssBefore !== undefined && rssAfter - rssBefore > 100 * 1024)
-        stillHurts.push(`relay RSS ${mib(rssAfter)} 10 s after, from ${mib(rssBefore)}`);
       return {
         n: 6,
-        title: `Stalled readers: ${STALLED} paused controllers on one host, one request each every 5 s`,
+        title: `Stalled readers: ${STALLED} paused controllers on one host, one request each every 5 s (${STALL_ROUNDS} rounds)`,
         figures: [
           {
-            figure: 'relay RSS before / peak / 10 s after the cut',
+            figure: `relay RSS before / peak / ${RSS_AFTER_MS / 1000} s after the cut`,
             before: '193 MB / 435 MB / 435 MB (held)',
-            after: `${mib(rssBefore)} / ${mib(rss.peak)} / ${mib(rssAfter)}`,
+            after: `${mib(r1.rssBeforeKiB)} / ${mib(r1.rssPeakKiB)} / ${mib(r1.rssAfterKiB)}`,
           },
           {
-            figure: 'SLOW_PEER sent / readers cut (slow_reader)',
+            figure: 'SLOW_PEER sent / readers cut (slow_reader), from the start of output',
             before: `${STALLED} / 0 (kept alive by any message)`,
-            after: `${slowAt.size} at ${rel(slowTimes[0])}-${rel(slowTimes.at(-1))} / ${cutTimes.length} at ${rel(cutTimes[0])}-${rel(cutTimes.at(-1))}; ${heartbeats.length} by heartbeat`,
+            after: `${r1.slowPeer} at ${spanText(r1.slowPeerSec)} / ${r1.cuts} at ${spanText(r1.cutSec)}; ${r1.heartbeatDrops} by heartbeat`,
           },
           {
             figure: `cut after SLOW_PEER (grace ${SLOW_PEER_GRACE_MS / 1000} s)`,
             before: 'never',
             after:
-              delays.length === 0
+              r1.cutDelaysMs.length === 0
                 ? '-'
-                : `${fmtMs(delays[0]!)}-${fmtMs(delays.at(-1)!)} (p50 ${fmtMs(percentile(delays, 0.5))})`,
+                : `${fmtMs(r1.cutDelaysMs[0]!)}-${fmtMs(r1.cutDelaysMs.at(-1)!)} (p50 ${fmtMs(percentile(r1.cutDelaysMs, 0.5))})`,
           },
           {
-            figure: 'left 10 s after: connections / queued bytes / JS heap + external',
+            figure: `left ${RSS_AFTER_MS / 1000} s after: connections / queued / JS heap + external`,
             before: '30 / ~8 MiB each / -',
-            after: `${authenticated} (the host) / ${fmtBytes(queued)} / ${fmtBytes(heapUsed)} + ${fmtBytes(external)}`,
+            after: `${r1.authenticatedAfter} (the host) / ${fmtBytes(r1.queuedBytesAfter)} / ${fmtBytes(r1.heapUsedAfter)} + ${fmtBytes(r1.externalAfter)}`,
+          },
+          {
+            figure: 'second round on the same relay: RSS peak / after; cuts',
+            before: '-',
+            after: `${mib(r2.rssPeakKiB)} / ${mib(r2.rssAfterKiB)}; ${r2.cuts} cut ${r2.cutDelaysMs.length ? `${fmtMs(r2.cutDelaysMs[0]!)}-${fmtMs(r2.cutDelaysMs.at(-1)!)}` : '-'} after SLOW_PEER`,
           },
         ],
         stillHurts,
-        data: {
-          rssBeforeKiB: rssBefore,
-          rssPeakKiB: rss.peak,
-          rssAfterKiB: rssAfter,
-          streamMs,
-          streamedBytes: streamed,
-          slowPeer: slowAt.size,
-          cuts: cutTimes.length,
-          heartbeatDrops: heartbeats.length,
-          cutDelaysMs: delays,
-          authenticatedAfter: authenticated,
-          queuedBytesAfter: queued,
-          heapUsedAfter: heapUsed,
-          externalAfter: external,
-        },
+        data: { rounds },
       };
     } finally {
-      clearInterval(keepAlive);
-      for (const c of clients) c.terminate();
+      host.terminate();
     }
   });
 }

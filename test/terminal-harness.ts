@@ -14,6 +14,11 @@ import { startRelay, type Relay, type RelayOptions } from '../src/server/relay.j
 
 /** Cheap Argon2 for tests only: hundreds of logins would otherwise dominate the run time. */
 export const FAST_ARGON2 = { memoryCost: 1024, timeCost: 1, parallelism: 1 };
+/**
+ * The terminal tests sign up dozens of users from 127.0.0.1, past the per-address sign-up burst
+ * of 10; sign-up limits are tested in abuse-accounts.test.ts, not here.
+ */
+const ROOMY_SIGNUPS = { perMinute: 6_000, burst: 1_000 };
 
 export interface TestUser {
   name: string;
@@ -63,7 +68,10 @@ export class Harness {
       host: '127.0.0.1',
       port: this.port,
       dataDir: this.dataDir,
-      auth: { argon2: FAST_ARGON2 },
+      auth: {
+        argon2: FAST_ARGON2,
+        signupRate: { perAddress: ROOMY_SIGNUPS, relay: ROOMY_SIGNUPS },
+      },
       ...this.#relayOptions,
     });
     this.port = this.relay.port;
