@@ -90,6 +90,10 @@ describe('sign-up modes and invites', () => {
     });
     assert.equal(bare.code, 3, bare.stderr);
     assert.match(bare.stderr, /\[INVITE_REQUIRED\]/);
+    // Refused before any password is read: with no password on stdin the answer is the same.
+    const early = await runCli(signupArgs(r, 'newbie'), { home: makeTempDir() });
+    assert.equal(early.code, 3, early.stderr);
+    assert.match(early.stderr, /\[INVITE_REQUIRED\]/);
     assert.match(bare.stderr, /--invite CODE/);
     const forged = await runCli(
       signupArgs(r, 'newbie', '--invite', 'sbi_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA'),

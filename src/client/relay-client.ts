@@ -58,6 +58,7 @@ export class RelayClient extends EventEmitter {
   #heartbeat: NodeJS.Timeout | undefined;
   #alive = true;
   #challenge: Buffer | undefined;
+  #signup: 'open' | 'invite' | 'closed' | undefined;
 
   private constructor(server: string, ws: WebSocket, options: RelayClientOptions) {
     super();
@@ -120,7 +121,13 @@ export class RelayClient extends EventEmitter {
     const hello = await client.request('hello', { version: PROTOCOL_VERSION, client: CLIENT_NAME });
     client.#challenge =
       typeof hello.challenge === 'string' ? Buffer.from(hello.challenge, 'base64') : undefined;
+    client.#signup = hello.signup;
     return client;
+  }
+
+  /** Who may sign up on this relay, as its hello said (undefined from an older relay). */
+  get signupMode(): 'open' | 'invite' | 'closed' | undefined {
+    return this.#signup;
   }
 
   /** The random bytes of this connection's hello reply: what a device signs to log in (login-proof.ts). */

@@ -131,6 +131,8 @@ export interface Results {
     heartbeatMs: number;
     /** 32 random bytes, base64, fresh per connection: what a device signs in `auth.login`. */
     challenge: string;
+    /** Who may sign up: anyone, holders of an invite code, or nobody (`serve --signup`). */
+    signup: 'open' | 'invite' | 'closed';
   };
   'auth.signup': { user: string };
   'auth.passwd': { revoked: number };

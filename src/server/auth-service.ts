@@ -180,6 +180,11 @@ export class AuthService {
     this.#hashes = new HashPool(this.#options.hashPool);
   }
 
+  /** Who may sign up on this relay (`serve --signup`). */
+  get signupMode(): SignupMode {
+    return this.#options.signupMode;
+  }
+
   get idleTimeoutSec(): number {
     return Math.floor(this.#options.tokenIdleMs / 1000);
   }
@@ -462,7 +467,7 @@ export class AuthService {
     if (row.revokedAt !== null) {
       throw new AuthError(
         ErrorCode.TOKEN_REVOKED,
-        'this login was ended (logout); log in again with `switchboard login`',
+        'this login was ended (logout, or a password change); log in again with `switchboard login`',
       );
     }
     if (now >= row.expiresAt || now - row.lastUsedAt >= this.#options.tokenIdleMs) {

@@ -99,7 +99,7 @@ function requireAuth(conn: Connection): Connection & { auth: Authenticated } {
 async function hello(
   conn: Connection,
   req: Params<'hello'>,
-  _s: Services,
+  s: Services,
 ): Promise<Results['hello']> {
   if (req.version !== PROTOCOL_VERSION) {
     throw new AuthError(
@@ -116,6 +116,7 @@ async function hello(
     maxFrameBytes: MAX_FRAME_BYTES,
     heartbeatMs: HEARTBEAT_INTERVAL_MS,
     challenge: conn.challenge.toString('base64'),
+    signup: s.auth.signupMode,
   };
 }
 

@@ -3,7 +3,7 @@ import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import { keyFingerprint } from '../../crypto/device-key.js';
 import { signLoginProof } from '../../crypto/login-proof.js';
-import { ErrorCode, SwitchboardError } from '../../protocol/errors.js';
+import { AuthError, ErrorCode, SwitchboardError } from '../../protocol/errors.js';
 import { USERS_PAGE_DEFAULT, USERS_PAGE_MAX } from '../../protocol/limits.js';
 import { USERNAME_RE, type Results } from '../../protocol/messages.js';
 import { connect, connectAuthed, homeOf, serverOf, withSession } from '../client-context.js';
@@ -57,12 +57,23 @@ async function passwordOf(inv: Invocation, confirmIt: boolean): Promise<string> 
   return password;
 }
 
-async function doLogin(inv: Invocation, user: string, password: string): Promise<number> {
+/**
+ * Logs in. Connects before asking for the password, as ssh does, so that trusting the relay
+ * comes first; a connection the relay closed while the user typed (it gives 60 s to log in) is
+ * opened again.
+ */
+async function doLogin(
+  inv: Invocation,
+  user: string,
+  askPassword: () => Promise<string>,
+): Promise<number> {
   const home = homeOf(inv);
   const server = serverOf(inv, home);
   const key = home.deviceKey();
-  const client = await connect(inv, home, server);
+  let client = await connect(inv, home, server);
   try {
+    const password = await askPassword();
+    if (client.closed) client = await connect(inv, home, server);
     // The device proof lets a key already registered to the account log in even while
     // guessing elsewhere has the account throttled.
     const challenge = client.challenge;
@@ -106,16 +117,29 @@ export const signup: Command = {
   async run(inv) {
     const user = userOf(inv);
     const invite = str(inv, 'invite');
-    const password = await passwordOf(inv, true);
     const home = homeOf(inv);
-    const client = await connect(inv, home);
+    // Connect first, like ssh: the relay's identity is settled, and a relay that takes no
+    // sign-ups (or only invited ones) says so, before anyone types a password.
+    let client = await connect(inv, home);
     try {
+      if (client.signupMode === 'closed')
+        throw new AuthError(
+          ErrorCode.SIGNUP_CLOSED,
+          'this relay takes no new accounts; ask its operator for one',
+        );
+      if (client.signupMode === 'invite' && !invite)
+        throw new AuthError(
+          ErrorCode.INVITE_REQUIRED,
+          'this relay takes new accounts by invitation only: pass --invite CODE (an admin makes one with `switchboard invite create`)',
+        );
+      const password = await passwordOf(inv, true);
+      if (client.closed) client = await connect(inv, home); // the relay gives 60 s to log in
       await client.request('auth.signup', { user, password, ...(invite ? { invite } : {}) });
+      inv.io.stdout.write(`Created account ${user}\n`);
+      return await doLogin(inv, user, () => Promise.resolve(password));
     } finally {
       client.close();
     }
-    inv.io.stdout.write(`Created account ${user}\n`);
-    return doLogin(inv, user, password);
   },
 };
 
@@ -128,7 +152,7 @@ export const login: Command = {
   options: { ...PASSWORD_OPTIONS, ...CLIENT_OPTIONS },
   async run(inv) {
     const user = userOf(inv);
-    return doLogin(inv, user, await passwordOf(inv, false));
+    return doLogin(inv, user, () => passwordOf(inv, false));
   },
 };
 

@@ -31,7 +31,9 @@ export const serve: Command = {
   name: 'serve',
   summary: 'Run the relay: one TLS port for the CLI, hosts, browsers and the REST API.',
   usage:
-    '[--host H] [--port P] [--data-dir D] [--max-remotes N] [--tls-cert F --tls-key F] [--signup open|invite|closed] [--admin USER]... [--log-level L]',
+    '[--host H] [--port P] [--data-dir D] [--max-remotes N] [--tls-cert F --tls-key F] [--cert-name NAME]...\n' +
+    '       [--signup open|invite|closed] [--admin USER]... [--max-connections-per-address N]\n' +
+    '       [--max-connections-per-user N] [--max-sessions-per-user N] [--metrics-token TOKEN] [--log-level L]',
   details:
     'On first start it generates an ECDSA P-256 certificate in the data directory and prints its\n' +
     'SHA-256 fingerprint; clients pin it with --fingerprint. Logs are JSON lines on stderr.\n' +
@@ -88,7 +90,7 @@ export const serve: Command = {
       type: 'string',
       value: 'TOKEN',
       description:
-        'open GET /metrics to other machines with this bearer token (env SWITCHBOARD_METRICS_TOKEN); without it, loopback only',
+        'serve GET /metrics to whoever sends this bearer token, loopback included (env SWITCHBOARD_METRICS_TOKEN); without it, loopback only',
     },
     signup: {
       type: 'string',
