@@ -282,6 +282,63 @@ describe('finding 5: per-account caps and session IDs', () => {
   });
 });
 
+describe('finding 5: caps that hold under concurrency', () => {
+  it('counts session registrations sent all at once against the caps', async () => {
+    const r = await startTestRelay({
+      auth: { argon2: FAST_ARGON2 },
+      maxRemotes: 20,
+      perAccount: { liveSessions: 5, registeredSessions: 8 },
+    });
+    after(() => r.close());
+    const burst = await loggedIn(r, 'burst');
+    after(() => burst.close());
+    // 120 registrations without waiting for any reply: each must see the ones before it.
+    const results = await Promise.allSettled(
+      Array.from({ length: 120 }, (_, i) =>
+        burst.request('session.register', registration(`burst-${i}`)),
+      ),
+    );
+    const accepted = results.filter((x) => x.status === 'fulfilled').length;
+    assert.equal(accepted, 5, `${accepted} registrations accepted`);
+    const metrics = (await httpsGet(r.port, '/metrics')).body;
+    assert.match(metrics, /^switchboard_live_sessions 5$/m);
+  });
+
+  it('does not count a login whose connection closed during the password check', async () => {
+    // A deliberately slow hash (about a second), so the test can close the socket during it.
+    const r = await startTestRelay({
+      perAccount: { connections: 2 },
+      auth: { argon2: { memoryCost: 65_536, timeCost: 12, parallelism: 1 } },
+    });
+    after(() => r.close());
+    const first = await loggedIn(r, 'quitter');
+    first.close();
+    await waitFor(() => r.relay.stats().connections === 0, 5_000, 'the sign-up connection to go');
+    // Two logins abandoned while their (real-cost) password check runs.
+    for (let i = 0; i < 2; i++) {
+      const c = await connectClient(r.server, r.fingerprint, makeTempDir('switchboard-home-'));
+      const pending = c
+        .request('auth.login', { user: 'quitter', password: PASSWORD, device: newDevice() })
+        .catch(() => undefined);
+      await waitFor(() => r.relay.stats().hashes.running > 0, 5_000, 'the password check to start');
+      c.terminate();
+      await pending;
+      await waitFor(
+        () => r.relay.stats().hashes.running === 0 && r.relay.stats().connections === 0,
+        10_000,
+        'the abandoned login to finish',
+      );
+    }
+    const metrics = (await httpsGet(r.port, '/metrics')).body;
+    assert.match(metrics, /^switchboard_users_online 0$/m);
+    // The account's two connection slots are free.
+    const a = await loggedIn(r, 'quitter', false);
+    const b = await loggedIn(r, 'quitter', false);
+    a.close();
+    b.close();
+  });
+});
+
 describe('finding 6: readers that stall', () => {
   it('cuts controllers that stop reading, even if they keep sending, and frees their queues', async () => {
     const r = await startTestRelay({

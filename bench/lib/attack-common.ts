@@ -91,7 +91,9 @@ export async function cliLogin(
 }
 
 /** One timed GET /healthz: status (0 if it failed) and milliseconds. */
-export async function healthOnce(port: number): Promise<{ status: number; ms: number; error?: string }> {
+export async function healthOnce(
+  port: number,
+): Promise<{ status: number; ms: number; error?: string }> {
   const t0 = performance.now();
   try {
     const { status } = await httpsGet(port, '/healthz');
@@ -101,15 +103,18 @@ export async function healthOnce(port: number): Promise<{ status: number; ms: nu
   }
 }
 
-export const describeLogin = (l: CliLogin) => `${l.code === 'OK' ? 'ok' : l.code} in ${fmtMs(l.ms)}`;
-export const fmtMs = (ms: number) => (ms >= 10_000 ? `${round(ms / 1000)} s` : `${Math.round(ms)} ms`);
+export const describeLogin = (l: CliLogin) =>
+  `${l.code === 'OK' ? 'ok' : l.code} in ${fmtMs(l.ms)}`;
+export const fmtMs = (ms: number) =>
+  ms >= 10_000 ? `${round(ms / 1000)} s` : `${Math.round(ms)} ms`;
 export const fmtBytes = (b: number) =>
   b >= 1024 * 1024
     ? `${round(b / 2 ** 20, 2)} MiB`
     : b >= 1024
       ? `${round(b / 1024, 1)} KiB`
       : `${b} B`;
-export const mib = (kib: number | undefined) => (kib === undefined ? 'n/a' : `${round(kib / 1024)} MiB`);
+export const mib = (kib: number | undefined) =>
+  kib === undefined ? 'n/a' : `${round(kib / 1024)} MiB`;
 
 export function bump(counts: Record<string, number>, key: string): void {
   counts[key] = (counts[key] ?? 0) + 1;
@@ -145,4 +150,3 @@ export function markdownTable(headers: string[], rows: string[][]): string {
   const line = (r: string[]) => `| ${r.map((c, i) => c.padEnd(widths[i]!)).join(' | ')} |`;
   return [line(headers), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n');
 }
-

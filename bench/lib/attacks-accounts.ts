@@ -12,6 +12,7 @@ import {
   newDevice,
   runCli,
   savedLogin,
+  type CliResult,
 } from '../../test/helpers.js';
 import {
   bump,
@@ -84,11 +85,27 @@ export async function attackSignupFlood(opts: AttackOptions): Promise<AttackResu
     });
     // The real user logs in through the CLI once a second while the flood runs.
     const logins: CliLogin[] = [];
+    // Halfway, a new person signs up through the CLI from the real user's address.
+    let newcomer: CliResult | undefined;
+    let newcomerMs = 0;
     const loginLoop = (async () => {
       for (let k = 1; k <= opts.floodMs / 1000; k++) {
         const wait = floodStart + k * 1000 - performance.now();
         if (wait > 0) await sleep(wait);
         if (performance.now() - floodStart >= opts.floodMs) break;
+        if (k === Math.floor(opts.floodMs / 2000)) {
+          const t = performance.now();
+          newcomer = await runCli(
+            ['signup', '--user', 'newcomer', '--password-stdin'].concat([
+              '--server',
+              relay.server,
+              '--fingerprint',
+              relay.fingerprint,
+            ]),
+            { home: makeTempDir('sb-bench-home-'), stdin: 'newcomer-password-1\n' },
+          ).catch(() => undefined);
+          newcomerMs = since(t);
+        }
         logins.push(await cliLogin(home, 'alice', password));
         k = Math.max(k, Math.floor((performance.now() - floodStart) / 1000));
       }
@@ -151,6 +168,11 @@ export async function attackSignupFlood(opts: AttackOptions): Promise<AttackResu
     if (idleMs === undefined || idleMs > 10_000)
       stillHurts.push(`relay busy ${idleMs === undefined ? '>120 s' : fmtMs(idleMs)} after`);
     if (usersDefault.code !== 0 || usersAll.code !== 0) stillHurts.push('`users` failed');
+    if (newcomer?.code !== 0)
+      stillHurts.push(
+        "a real newcomer's sign-up is refused while the flood lasts: in open mode the flood spends " +
+          'the relay-wide sign-up budget (1/s) that newcomers share (by design; `--signup invite` is the answer)',
+      );
     return {
       n: 3,
       title: `Sign-up flood: ${FLOODERS} connections (127.0.0.11-20) × ${FLOOD_RATE}/s for ${opts.floodMs / 1000} s, real Argon2`,
@@ -169,6 +191,17 @@ export async function attackSignupFlood(opts: AttackOptions): Promise<AttackResu
             `${settled.length} / ${accepted} / ${throttled.length} THROTTLED ` +
             `(${withRetry} with retryAfterMs, ${fmtMs(retries[0] ?? NaN)}-${fmtMs(retries.at(-1) ?? NaN)})` +
             (Object.keys(codes).length > 2 ? `; all: ${countsText(codes)}` : ''),
+        },
+        {
+          figure: "a new person's CLI sign-up during the flood",
+          before: '-',
+          after:
+            newcomer === undefined
+              ? 'did not finish'
+              : newcomer.code === 0
+                ? `ok in ${fmtMs(newcomerMs)}`
+                : `${/\[([A-Z_]+)\]/.exec(newcomer.stderr)?.[1] ?? `exit ${newcomer.code}`} in ${fmtMs(newcomerMs)}` +
+                  ` (${newcomer.stderr.trim().replace(/^switchboard signup: /, '')})`,
         },
         {
           figure: 'password-hash queue peak (/metrics, 100 ms polls)',
@@ -198,6 +231,11 @@ export async function attackSignupFlood(opts: AttackOptions): Promise<AttackResu
         withRetry,
         hashPeak,
         idleMs,
+        newcomer: newcomer && {
+          code: newcomer.code,
+          stderr: newcomer.stderr.trim(),
+          ms: newcomerMs,
+        },
         users: { accounts: listed, replyDefault, pages, biggestPage, defaultCount, allCount },
       },
     };

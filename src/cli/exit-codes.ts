@@ -57,6 +57,7 @@ export function exitCodeFor(err: unknown): number {
     case ErrorCode.SESSION_TAKEN:
     case ErrorCode.SESSION_LIMIT:
     case ErrorCode.CONNECTION_LIMIT:
+    case ErrorCode.DEVICE_LIMIT:
     case ErrorCode.INVALID_SESSION_ID:
     case ErrorCode.PEER_KEY_CHANGED:
     case ErrorCode.PEER_KEY_UNKNOWN:

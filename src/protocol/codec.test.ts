@@ -86,6 +86,7 @@ describe('requests', () => {
   it('refuses a "__proto__" key at any depth, keeping the request id', () => {
     for (const text of [
       '{"type":"whoami","id":7,"__proto__":null}',
+      '{"type":"whoami","id":7,"__proto\\u005f_":null}',
       '{"type":"auth.login","id":7,"user":"al","password":"p","device":{"__proto__":{},"publicKey":"","name":"d"}}',
     ]) {
       const d = decodeRequest(text);

@@ -97,8 +97,8 @@ export function decodeRequest(text: Buffer | string, maxBytes = MAX_FRAME_BYTES)
     return fail(ErrorCode.INVALID_MESSAGE, 'a request needs a string "type" and an integer "id"');
   }
   const { type, id } = envelope.data;
-  // Cheap test first: only a frame that spells the key somewhere is walked.
-  if (text.includes('__proto__') && hasProtoKey(parsed.value))
+  // Every request is walked: the key can be spelled with escapes ("__proto\u005f_").
+  if (hasProtoKey(parsed.value))
     return fail(ErrorCode.INVALID_MESSAGE, 'the key "__proto__" is not allowed in a message', id);
   if (!isRequestType(type))
     return fail(ErrorCode.UNKNOWN_TYPE, `unknown message type "${type}"`, id);

@@ -13,6 +13,7 @@ export const ErrorCode = {
   UNKNOWN_CHANNEL: 'UNKNOWN_CHANNEL',
   TOO_MANY_CHANNELS: 'TOO_MANY_CHANNELS',
   CONNECTION_LIMIT: 'CONNECTION_LIMIT',
+  DEVICE_LIMIT: 'DEVICE_LIMIT',
   // auth
   AUTH_REQUIRED: 'AUTH_REQUIRED',
   BAD_CREDENTIALS: 'BAD_CREDENTIALS',
@@ -53,6 +54,10 @@ export const ErrorCode = {
   // server
   SHUTTING_DOWN: 'SHUTTING_DOWN',
   STORAGE: 'STORAGE',
+  /** A write collided with a row that exists (a unique key): the operation cannot succeed as is. */
+  CONFLICT: 'CONFLICT',
+  /** A transaction lost to a concurrent one (serialization failure, deadlock, busy): retry it. */
+  RETRYABLE: 'RETRYABLE',
   INTERNAL: 'INTERNAL',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];

@@ -48,6 +48,10 @@ export const MAX_CONNECTIONS = 10_000;
 export const RESERVED_DESCRIPTORS = 64;
 /** Live WebSocket connections one account may hold (every CLI, share, agent and attach). */
 export const MAX_CONNECTIONS_PER_ACCOUNT = 100;
+/** Device keys one account may have registered (each login from a new key registers one). */
+export const MAX_DEVICES_PER_ACCOUNT = 100;
+/** Most sessions one `sessions.list` reply carries (the client's frame limit must never be reached). */
+export const SESSIONS_LIST_MAX = 1000;
 /** Live remote sessions one account may host at once. */
 export const MAX_LIVE_SESSIONS_PER_ACCOUNT = 50;
 /** Session IDs one account may hold registered (live or offline, not closed). */

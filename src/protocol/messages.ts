@@ -151,7 +151,8 @@ export interface Results {
   'keys.get': { user: string; devices: PeerInfo[] };
   'session.register': { sessionId: string };
   'session.unregister': { removed: boolean };
-  'sessions.list': { sessions: SessionSummary[] };
+  /** `truncated`: there were more than SESSIONS_LIST_MAX; the first ones by age are listed. */
+  'sessions.list': { sessions: SessionSummary[]; truncated?: boolean };
   'session.attach': {
     channel: number;
     sessionId: string;

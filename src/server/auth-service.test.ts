@@ -249,3 +249,59 @@ describe('sign-up limits', () => {
     );
   });
 });
+
+describe('AuthService: a password change races a login', () => {
+  it('gives no token to a login that checked the old password before the change landed', async () => {
+    const store = await openSqliteStore({ file: join(dir, `db-${++files}.sqlite`) });
+    stores.push(store);
+    // The login is held just after its password check, at its first write (a transaction, or
+    // a device upsert), while the change runs to the end: the interleaving the race needs.
+    let armed = false;
+    let release: (() => void) | undefined;
+    let reached: () => void = () => undefined;
+    const atWrite = new Promise<void>((resolve) => (reached = resolve));
+    const hold = async (): Promise<void> => {
+      if (!armed) return;
+      armed = false;
+      reached();
+      await new Promise<void>((resume) => (release = resume));
+    };
+    const devices = new Proxy(store.devices, {
+      get(target, prop) {
+        if (prop === 'upsert')
+          return async (...args: Parameters<Store['devices']['upsert']>) => {
+            await hold();
+            return target.upsert(...args);
+          };
+        const value: unknown = Reflect.get(target, prop);
+        return typeof value === 'function' ? (value as () => unknown).bind(target) : value;
+      },
+    });
+    const gated: Store = {
+      ...store,
+      devices,
+      async transaction(fn) {
+        await hold();
+        return store.transaction(fn);
+      },
+    };
+    const auth = new AuthService(gated, Date.now, FAST);
+    const home = { address: '192.0.2.60' };
+    await auth.signup('owner', 'old password 1', home);
+    const owner = await auth.login('owner', 'old password 1', deviceOf(generateDeviceKey()), home);
+    const ownerAuth = await auth.authenticate(owner.token);
+
+    armed = true;
+    const stolen = auth.login('owner', 'old password 1', deviceOf(generateDeviceKey()), {
+      address: '203.0.113.9',
+    });
+    await atWrite;
+    await auth.changePassword(ownerAuth, 'old password 1', 'new password 2', true, home);
+    release!();
+    const outcome = await stolen.then(
+      (r) => codeOf(auth.authenticate(r.token)),
+      (err: SwitchboardError) => err.code,
+    );
+    assert.notEqual(outcome, 'OK', 'the old password must not yield a working token');
+  });
+});

@@ -9,6 +9,8 @@ import { HashPool, type HashPoolOptions, type HashPoolStats } from './hash-pool.
 import { KeyedGate } from './keyed-gate.js';
 import { RateLimiter, type RatePolicy } from './rate-limit.js';
 import { FailureThrottle, type ThrottlePolicy } from './throttle.js';
+import { addressKey } from './address-key.js';
+import { MAX_DEVICES_PER_ACCOUNT } from '../protocol/limits.js';
 
 /** A refusal that passes: how long to wait travels as `retryAfterMs` (clients show it). */
 function throttled(message: string, waitMs: number): AuthError {
@@ -279,19 +281,20 @@ export class AuthService {
         'this relay takes new accounts by invitation only: pass --invite CODE (an admin makes one with `switchboard invite create`)',
       );
     const now = this.#now();
-    const addressKey = `i:${ctx.address}`;
-    const addressWait = this.#signupsPerAddress.waitMs(addressKey, now);
+    const perAddress = `i:${addressKey(ctx.address)}`;
+    const addressWait = this.#signupsPerAddress.waitMs(perAddress, now);
     if (addressWait > 0) throw throttled('too many sign-ups from your address', addressWait);
-    const relayWait = this.#signupsRelay.waitMs('relay', now);
-    if (relayWait > 0) throw throttled('this relay takes few sign-ups at a time', relayWait);
-    this.#signupsPerAddress.take(addressKey, now);
-    this.#signupsRelay.take('relay', now);
-
+    this.#signupsPerAddress.take(perAddress, now);
+    // The invite is checked before the relay-wide bucket is touched: guessing codes costs the
+    // guesser's own address bucket, never the sign-ups of invited people.
     const inviteHash = mode === 'invite' && ctx.invite ? sha256Hex(ctx.invite) : undefined;
     if (inviteHash !== undefined) {
       const invite = await this.#store.invites.findByHash(inviteHash);
       if (!invite || invite.usesLeft <= 0 || invite.expiresAt <= now) throw inviteInvalid();
     }
+    const relayWait = this.#signupsRelay.waitMs('relay', now);
+    if (relayWait > 0) throw throttled('this relay takes few sign-ups at a time', relayWait);
+    this.#signupsRelay.take('relay', now);
     // A taken name costs no hash.
     if (await this.#store.users.findByName(name)) throw userExists(name);
     const passwordHash = await this.#hashes.run(
@@ -323,20 +326,23 @@ export class AuthService {
     const publicKey = parsePublicKey(device.publicKey); // throws on a malformed key before any work
     const provenKey = await this.#provenDevice(name, publicKey, device.publicKey, ctx);
     let user: UserRow;
+    const address = `i:${addressKey(ctx.address)}`;
     if (provenKey !== undefined) {
-      const outcome = await this.#deviceGate.run(provenKey, () =>
-        this.#verify(name, password, [[this.#perDevice, provenKey]], ctx),
-      );
-      if (!outcome) throw throttled('too many logins from this device at once', 1_000);
+      // Still a few at a time per address: an account with many devices must not fill the
+      // relay's hash queue from one place.
+      const outcome = await this.#addressGate.run(address, async () => {
+        const perDevice = await this.#deviceGate.run(provenKey, () =>
+          this.#verify(name, password, [[this.#perDevice, provenKey]], ctx),
+        );
+        if (!perDevice) throw throttled('too many logins from this device at once', 1_000);
+        return perDevice.value;
+      });
+      if (!outcome) throw throttled('too many logins from your address at once', 1_000);
       user = outcome.value;
       // The account-wide record is left alone: a guesser elsewhere must not get a fresh start.
       this.#perDevice.reset(provenKey);
     } else {
-      const keys = {
-        account: `a:${name}`,
-        address: `i:${ctx.address}`,
-        pair: `p:${name}|${ctx.address}`,
-      };
+      const keys = { account: `a:${name}`, address, pair: `p:${name}|${address}` };
       const records = [
         [this.#perAccount, keys.account],
         [this.#perAddress, keys.address],
@@ -358,28 +364,49 @@ export class AuthService {
     }
     const now = this.#now();
     const fingerprint = keyFingerprint(publicKey);
-    const deviceRow = await this.#store.devices.upsert(
-      user.id,
-      device.publicKey,
-      fingerprint,
-      device.name,
-      now,
-    );
-    if (!deviceRow) {
-      throw new AuthError(
-        ErrorCode.BAD_CREDENTIALS,
-        'this device key is registered to another account; use a separate SWITCHBOARD_HOME per user',
-      );
-    }
     const token = TOKEN_PREFIX + randomBytes(32).toString('base64url');
     const expiresAt = now + this.#options.tokenMaxAgeMs;
-    await this.#store.tokens.create({
-      userId: user.id,
-      deviceId: deviceRow.id,
-      tokenHash: sha256Hex(token),
-      createdAt: now,
-      lastUsedAt: now,
-      expiresAt,
+    const verified = user;
+    // One transaction, checked against the hash just verified: a password change or an account
+    // deletion that lands while this login was hashing wins, and no token outlives it.
+    const deviceRow = await this.#store.transaction(async (tx) => {
+      const current = await tx.users.findById(verified.id);
+      if (!current || current.passwordHash !== verified.passwordHash)
+        throw new AuthError(
+          ErrorCode.BAD_CREDENTIALS,
+          'the password changed (or the account was deleted) while logging in; log in again',
+        );
+      const existing = await tx.devices.findByPublicKey(device.publicKey);
+      if (
+        !existing &&
+        (await tx.devices.listForUser(verified.id)).length >= MAX_DEVICES_PER_ACCOUNT
+      )
+        throw new AuthError(
+          ErrorCode.DEVICE_LIMIT,
+          `this account has ${MAX_DEVICES_PER_ACCOUNT} devices, its limit; log in from one of them`,
+        );
+      const row = await tx.devices.upsert(
+        verified.id,
+        device.publicKey,
+        fingerprint,
+        device.name,
+        now,
+      );
+      if (!row) {
+        throw new AuthError(
+          ErrorCode.BAD_CREDENTIALS,
+          'this device key is registered to another account; use a separate SWITCHBOARD_HOME per user',
+        );
+      }
+      await tx.tokens.create({
+        userId: verified.id,
+        deviceId: row.id,
+        tokenHash: sha256Hex(token),
+        createdAt: now,
+        lastUsedAt: now,
+        expiresAt,
+      });
+      return row;
     });
     return { user, device: deviceRow, token, expiresAt };
   }
@@ -427,11 +454,12 @@ export class AuthService {
       () => this.#hash(newPassword),
       ctx.isCancelled,
     );
-    if (!(await this.#store.users.setPasswordHash(user.id, passwordHash)))
-      throw new AuthError(ErrorCode.TOKEN_INVALID, 'the account for this login is gone');
-    return revokeOthers
-      ? this.#store.tokens.revokeOthersForUser(user.id, auth.tokenId, this.#now())
-      : 0;
+    // The new hash and the revocations commit together: no other login sees one without the other.
+    return this.#store.transaction(async (tx) => {
+      if (!(await tx.users.setPasswordHash(user.id, passwordHash)))
+        throw new AuthError(ErrorCode.TOKEN_INVALID, 'the account for this login is gone');
+      return revokeOthers ? tx.tokens.revokeOthersForUser(user.id, auth.tokenId, this.#now()) : 0;
+    });
   }
 
   /**

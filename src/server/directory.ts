@@ -4,6 +4,7 @@ import { MAX_QUEUED_BYTES } from '../protocol/limits.js';
 import type { PeerInfo } from '../protocol/messages.js';
 import type { DeviceRow, RemoteSessionRow } from '../store/repositories.js';
 import type { Connection, Route } from './connection.js';
+import { KeyedGate } from './keyed-gate.js';
 
 export interface LiveSession {
   row: RemoteSessionRow;
@@ -34,12 +35,16 @@ export class Directory {
   readonly #sessions = new Map<string, LiveSession>();
   /** Channel payload bytes forwarded since start (read by /metrics). */
   bytesRelayed = 0;
+  /** session.register runs one at a time per account (a few may wait), see handlers.ts. */
+  readonly registrations = new KeyedGate(1, 16);
+  /** Registrations between their first check and their end, across all accounts. */
+  pendingRegistrations = 0;
 
   // --- presence -------------------------------------------------------------------------------
 
   addOnline(conn: Connection): void {
     const userId = conn.auth?.user.id;
-    if (userId === undefined) return;
+    if (userId === undefined || conn.closed) return;
     let set = this.#online.get(userId);
     if (!set) this.#online.set(userId, (set = new Set()));
     set.add(conn);

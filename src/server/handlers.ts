@@ -1,11 +1,12 @@
 // Request handlers: one function per request type, dispatched by an exhaustive switch.
 import { randomBytes } from 'node:crypto';
-import { AuthError, ErrorCode, SessionError } from '../protocol/errors.js';
+import { AuthError, ErrorCode, ProtocolError, SessionError } from '../protocol/errors.js';
 import {
   HEARTBEAT_INTERVAL_MS,
   LOGIN_CHALLENGE_BYTES,
   MAX_FRAME_BYTES,
   PROTOCOL_VERSION,
+  SESSIONS_LIST_MAX,
   USERS_PAGE_DEFAULT,
 } from '../protocol/limits.js';
 import type { Params, Request, Results, SessionSummary } from '../protocol/messages.js';
@@ -148,6 +149,10 @@ function setAuth(conn: Connection, auth: Authenticated, s: Services): void {
       `your account already holds ${limit} connections to this relay, its limit; close some (detach, stop agents) and try again`,
     );
   }
+  // A login whose connection closed while its password was being checked must not count as
+  // online: the close handler has already run, so nothing would ever remove it.
+  if (conn.closed)
+    throw new AuthError(ErrorCode.CONNECTION_CLOSED, 'the connection closed during login');
   s.directory.removeOnline(conn);
   conn.auth = auth;
   conn.touchedAt = s.now();
@@ -372,7 +377,32 @@ async function keysGet(
   return { user: user.name, devices: devices.map((d) => devicePeerInfo(user.name, d)) };
 }
 
+/**
+ * Registrations of one account run one at a time, and each holds a relay-wide slot from its
+ * first check to its end: requests sent together cannot all pass the caps on the same counts.
+ */
 async function sessionRegister(
+  conn: Connection & { auth: Authenticated },
+  req: Params<'session.register'>,
+  s: Services,
+): Promise<Results['session.register']> {
+  const outcome = await s.directory.registrations.run(String(conn.auth.user.id), async () => {
+    s.directory.pendingRegistrations += 1;
+    try {
+      return await registerOne(conn, req, s);
+    } finally {
+      s.directory.pendingRegistrations -= 1;
+    }
+  });
+  if (!outcome)
+    throw new ProtocolError(
+      ErrorCode.RATE_LIMITED,
+      'too many session registrations at once for your account; wait for the replies',
+    );
+  return outcome.value;
+}
+
+async function registerOne(
   conn: Connection & { auth: Authenticated },
   req: Params<'session.register'>,
   s: Services,
@@ -399,7 +429,8 @@ async function sessionRegister(
       ErrorCode.SESSION_LIMIT,
       `your account already hosts ${s.perAccount.liveSessions} live sessions, its limit; stop one first`,
     );
-  } else if (s.directory.liveCount >= s.maxRemotes) {
+  } else if (s.directory.liveCount + s.directory.pendingRegistrations - 1 >= s.maxRemotes) {
+    // pendingRegistrations counts this one: the others are registrations still in flight.
     throw new SessionError(
       ErrorCode.SESSION_LIMIT,
       `this relay is at its limit of ${s.maxRemotes} live remote sessions; try again later`,
@@ -455,6 +486,14 @@ async function sessionRegister(
       reason: 'registered again from a new connection',
     });
   }
+  if (conn.closed) {
+    // The host left while this was being stored: nothing may be routed to a dead connection.
+    await s.store.remoteSessions.setStatus(sessionId, 'offline', s.now());
+    throw new SessionError(
+      ErrorCode.CONNECTION_CLOSED,
+      'the connection closed during registration',
+    );
+  }
   s.directory.setLive({ row, instance: req.instance, host: conn, controllers: new Set() });
   s.log.info(
     { session: sessionId, owner: owner.name, kind: req.kind, conn: conn.id },
@@ -501,6 +540,8 @@ async function sessionsList(
     if (row.status === 'closed') continue;
     const access = relayAccess(row, me.id, me.name);
     if (access === 'none' || access === 'ask') continue;
+    // A bounded reply, whoever names this user in their --allow lists (see SESSIONS_LIST_MAX).
+    if (sessions.length >= SESSIONS_LIST_MAX) return { sessions, truncated: true };
     let owner = owners.get(row.ownerId);
     if (owner === undefined) {
       owner = (await s.store.users.findById(row.ownerId))?.name ?? '?';

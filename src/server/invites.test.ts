@@ -41,6 +41,7 @@ describe('invites', () => {
     // Accounts made before invite mode (as an operator would, or directly).
     admin = (await store.users.create('root', 'h', t))!;
     member = (await store.users.create('member', 'h', t))!;
+    assert.deepEqual(await invites.start(), []);
   });
   after(async () => {
     await store.close();
@@ -54,6 +55,17 @@ describe('invites', () => {
     assert.equal(await codeOf(invites.create(member)), ErrorCode.NOT_ALLOWED);
     assert.equal(await codeOf(invites.list(member)), ErrorCode.NOT_ALLOWED);
     assert.throws(() => new InviteService(store, clock, { admins: ['Not A Name'] }), RangeError);
+  });
+
+  it('binds admin names to accounts at start: a name taken again later is no admin', async () => {
+    const service = new InviteService(store, clock, { admins: ['root', 'ghost'] });
+    assert.deepEqual(await service.start(), ['ghost']);
+    assert.ok(service.isAdmin(admin));
+    // "ghost" signs up after the start: the name alone gives nothing.
+    const ghost = (await store.users.create('ghost', 'h', t))!;
+    assert.equal(service.isAdmin(ghost), false);
+    // An account that is deleted and signed up again under the admin's name is a new account.
+    assert.equal(service.isAdmin({ ...admin, id: admin.id + 1000 }), false);
   });
 
   it('spends a code after its uses, and stores only its hash', async () => {

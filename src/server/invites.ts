@@ -24,6 +24,11 @@ export class InviteService {
   readonly #store: Store;
   readonly #now: () => number;
   readonly #admins: ReadonlySet<string>;
+  /**
+   * The accounts the admin names had when the relay started. By id, not name: a name is free
+   * again after `account delete`, and whoever signs up with it next must not become an admin.
+   */
+  readonly #adminIds = new Set<number>();
 
   constructor(store: Store, now: () => number, options: InviteOptions) {
     for (const name of options.admins) {
@@ -34,8 +39,22 @@ export class InviteService {
     this.#admins = new Set(options.admins);
   }
 
+  /**
+   * Binds each admin name to the account that holds it now; call once at start. Returns the
+   * names no account holds (they get no rights: sign them up, then restart the relay).
+   */
+  async start(): Promise<string[]> {
+    const missing: string[] = [];
+    for (const name of this.#admins) {
+      const user = await this.#store.users.findByName(name);
+      if (user) this.#adminIds.add(user.id);
+      else missing.push(name);
+    }
+    return missing;
+  }
+
   isAdmin(user: UserRow): boolean {
-    return this.#admins.has(user.name);
+    return this.#adminIds.has(user.id);
   }
 
   #requireAdmin(user: UserRow): void {

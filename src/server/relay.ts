@@ -42,6 +42,7 @@ import { handleHttp } from './http-api.js';
 import { InviteService } from './invites.js';
 import { silentLogger, type Logger } from './logger.js';
 import { RelayMetrics } from './metrics.js';
+import { addressKey } from './address-key.js';
 
 /** How often a live connection refreshes its login's idle timer (a long-running agent never idles out). */
 const TOKEN_TOUCH_INTERVAL_MS = 3600_000; // ms
@@ -217,10 +218,16 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
     queuedBytes,
     pendingHashes: () => auth.pendingHashes ?? 0,
   });
+  const invites = new InviteService(store, now, { admins: options.admins ?? [] });
+  for (const name of await invites.start())
+    log.warn(
+      { admin: name },
+      'no account has this --admin name, so it gets no admin rights; sign it up, then restart',
+    );
   const services: Services = {
     store,
     auth,
-    invites: new InviteService(store, now, { admins: options.admins ?? [] }),
+    invites,
     directory,
     now,
     log,
@@ -258,7 +265,7 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
   const maxPerAddress = options.maxConnectionsPerAddress ?? MAX_CONNECTIONS_PER_ADDRESS;
   let refusedLogged = 0;
   server.on('connection', (socket: Socket) => {
-    const address = addressOf(socket);
+    const address = addressKey(addressOf(socket));
     const held = socketsByAddress.get(address) ?? 0;
     const reason = shuttingDown
       ? 'shutting_down'

@@ -483,7 +483,11 @@ export const sessions: Command = {
   options: { ...JSON_OPTION, ...CLIENT_OPTIONS },
   async run(inv) {
     return withSession(inv, async ({ client }) => {
-      const { sessions } = await client.request('sessions.list', {});
+      const { sessions, truncated } = await client.request('sessions.list', {});
+      if (truncated)
+        inv.io.stderr.write(
+          `switchboard sessions: the relay lists only the first ${sessions.length} sessions you may attach to\n`,
+        );
       if (bool(inv, 'json')) json(inv.io.stdout, sessions);
       else
         table(
