@@ -161,6 +161,27 @@ describe('finding 1: half-open TLS connections', () => {
     assert.match(metrics, /^switchboard_connections_refused_total\{reason="address_full"\} 1$/m);
   });
 
+  it('at its connection cap, evicts the oldest handshake for a new client', async () => {
+    const r = await startTestRelay({
+      maxConnections: 20,
+      maxConnectionsPerAddress: 1000,
+      handshakeEvictionAgeMs: 0,
+    });
+    after(() => r.close());
+    const held = await halfOpen(r.port, 20);
+    after(() => held.forEach((s) => s.destroy()));
+    await waitFor(() => r.relay.stats().sockets === 20, 5_000, 'the relay to be full');
+    const firstGone = new Promise((res) => held[0]!.once('close', res));
+    // A real client still gets in: the oldest half-open connection makes room.
+    assert.equal((await httpsGet(r.port, '/healthz')).status, 200);
+    await within(firstGone, 5_000, 'the oldest handshake to be evicted');
+    const metrics = (await httpsGet(r.port, '/metrics')).body;
+    assert.match(
+      metrics,
+      /^switchboard_connections_dropped_total\{reason="evicted_handshake"\} [1-9]/m,
+    );
+  });
+
   it('`serve` stops on SIGTERM while holding half-open connections, and says so', async () => {
     const serve = await startServeProcess(makeTempDir('switchboard-data-'));
     const sockets = await halfOpen(serve.port, 30);

@@ -93,7 +93,7 @@ export async function attackSignupFlood(opts: AttackOptions): Promise<AttackResu
         const wait = floodStart + k * 1000 - performance.now();
         if (wait > 0) await sleep(wait);
         if (performance.now() - floodStart >= opts.floodMs) break;
-        if (k === Math.floor(opts.floodMs / 2000)) {
+        if (newcomer === undefined && k >= Math.floor(opts.floodMs / 2000)) {
           const t = performance.now();
           newcomer = await runCli(
             ['signup', '--user', 'newcomer', '--password-stdin'].concat([
@@ -103,7 +103,11 @@ export async function attackSignupFlood(opts: AttackOptions): Promise<AttackResu
               relay.fingerprint,
             ]),
             { home: makeTempDir('sb-bench-home-'), stdin: 'newcomer-password-1\n' },
-          ).catch(() => undefined);
+          ).catch((err: Error) => ({
+            code: null,
+            stdout: '',
+            stderr: err.message.split('\n')[0]!,
+          }));
           newcomerMs = since(t);
         }
         logins.push(await cliLogin(home, 'alice', password));
@@ -197,7 +201,7 @@ export async function attackSignupFlood(opts: AttackOptions): Promise<AttackResu
           before: '-',
           after:
             newcomer === undefined
-              ? 'did not finish'
+              ? 'not tried'
               : newcomer.code === 0
                 ? `ok in ${fmtMs(newcomerMs)}`
                 : `${/\[([A-Z_]+)\]/.exec(newcomer.stderr)?.[1] ?? `exit ${newcomer.code}`} in ${fmtMs(newcomerMs)}` +

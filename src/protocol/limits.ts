@@ -44,6 +44,12 @@ export const CLOSE_TIMEOUT_MS = 2_000; // ms
 export const MAX_CONNECTIONS_PER_ADDRESS = 256;
 /** TCP connections the relay holds at once (lowered to fit the process's descriptor limit). */
 export const MAX_CONNECTIONS = 10_000;
+/**
+ * When the relay is at MAX_CONNECTIONS, a new connection evicts the oldest one still in its TLS
+ * handshake if that one has been at it this long: half-open floods cannot keep real clients
+ * out, and a real handshake (milliseconds) is never the one evicted.
+ */
+export const HANDSHAKE_EVICTION_AGE_MS = 1_000; // ms
 /** Descriptors kept free for the database, logs and the certificate when sizing MAX_CONNECTIONS. */
 export const RESERVED_DESCRIPTORS = 64;
 /** Live WebSocket connections one account may hold (every CLI, share, agent and attach). */

@@ -10,6 +10,7 @@ import { decodeData, decodeRequest } from '../protocol/codec.js';
 import { ErrorCode, ProtocolError, SwitchboardError } from '../protocol/errors.js';
 import {
   CLOSE_TIMEOUT_MS,
+  HANDSHAKE_EVICTION_AGE_MS,
   HANDSHAKE_TIMEOUT_MS,
   HARD_MAX_FRAME_BYTES,
   HEARTBEAT_INTERVAL_MS,
@@ -25,7 +26,8 @@ import {
   SESSION_RESERVE_MS,
   WS_PATH,
 } from '../protocol/limits.js';
-import { openSqliteStore } from '../store/sqlite.js';
+import { openStore } from '../store/open-store.js';
+import { isPostgresUrl, redactDatabaseUrl } from '../store/database-url.js';
 import type { Store } from '../store/repositories.js';
 import { AuthService, type AuthOptions, type SignupMode } from './auth-service.js';
 import {
@@ -54,6 +56,11 @@ export interface RelayOptions {
   port?: number;
   /** Directory for the database and the generated certificate (created 0700). */
   dataDir: string;
+  /**
+   * The database: a `postgres://` or `postgresql://` URL, or a SQLite file path. Default
+   * `switchboard.db` in `dataDir`. A URL may carry a password: it is never logged.
+   */
+  database?: string;
   /** Use this certificate and key instead of the generated one. Both or neither. */
   tlsCertFile?: string;
   tlsKeyFile?: string;
@@ -77,6 +84,8 @@ export interface RelayOptions {
   maxConnectionsPerAddress?: number;
   /** TCP connections in all; lowered to fit the descriptor limit. Default 10 000. */
   maxConnections?: number;
+  /** Age from which a handshaking connection may be evicted when full. Default 1 s. */
+  handshakeEvictionAgeMs?: number;
   /** Per-account caps: connections, live sessions, registered (not closed) sessions. */
   perAccount?: Partial<PerAccountLimits>;
   /** An offline session's ID is released to others after this long. Default 72 h. */
@@ -165,17 +174,31 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
           hostnames: options.hostnames ?? [],
         });
 
-  const dbFile = join(options.dataDir, 'switchboard.db');
-  // The database holds password hashes: created 0600 (SQLite gives its -wal/-shm files the same mode).
-  if (existsSync(dbFile)) chmodSync(dbFile, 0o600);
-  else writeFileSync(dbFile, '', { mode: 0o600 });
+  const database = options.database ?? join(options.dataDir, 'switchboard.db');
+  const postgres = isPostgresUrl(database);
+  // The database holds password hashes: a SQLite file is created 0600 (SQLite gives its
+  // -wal/-shm files the same mode).
+  if (!postgres && database !== ':memory:') {
+    try {
+      if (existsSync(database)) chmodSync(database, 0o600);
+      else writeFileSync(database, '', { mode: 0o600 });
+    } catch (err) {
+      throw new SwitchboardError(ErrorCode.STORAGE, `cannot create database file ${database}`, {
+        cause: err,
+      });
+    }
+  }
   if ((statSync(options.dataDir).mode & 0o077) !== 0) {
     log.warn(
       { dataDir: options.dataDir },
       'the data directory is accessible to other users; chmod 700 it',
     );
   }
-  const store: Store = await openSqliteStore({ file: dbFile });
+  const store: Store = await openStore({ database });
+  log.info(
+    { dialect: store.dialect, database: postgres ? redactDatabaseUrl(database) : database },
+    'database open',
+  );
   const offline = await store.remoteSessions.markAllOffline(now());
   if (offline > 0)
     log.info(
@@ -263,16 +286,29 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
     ),
   );
   const maxPerAddress = options.maxConnectionsPerAddress ?? MAX_CONNECTIONS_PER_ADDRESS;
+  const evictionAgeMs = options.handshakeEvictionAgeMs ?? HANDSHAKE_EVICTION_AGE_MS;
+  /** Sockets still in their TLS handshake, oldest first, with when they came (monotonic ms). */
+  const handshaking = new Map<Socket, number>();
+  /** At the cap, makes room by evicting the oldest handshake if it is old enough; true if it did. */
+  function evictOldestHandshake(): boolean {
+    const oldest = handshaking.entries().next().value;
+    if (!oldest || performance.now() - oldest[1] < evictionAgeMs) return false;
+    handshaking.delete(oldest[0]);
+    oldest[0].destroy();
+    metrics.connectionsDropped.inc({ reason: 'evicted_handshake' });
+    return true;
+  }
   let refusedLogged = 0;
   server.on('connection', (socket: Socket) => {
     const address = addressKey(addressOf(socket));
     const held = socketsByAddress.get(address) ?? 0;
+    // The address's own cap first: a full address never evicts anyone else's handshake.
     const reason = shuttingDown
       ? 'shutting_down'
-      : sockets.size >= maxConnections
-        ? 'relay_full'
-        : held >= maxPerAddress
-          ? 'address_full'
+      : held >= maxPerAddress
+        ? 'address_full'
+        : sockets.size >= maxConnections && !evictOldestHandshake()
+          ? 'relay_full'
           : undefined;
     if (reason) {
       metrics.connectionsRefused.inc({ reason });
@@ -285,9 +321,11 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
       return;
     }
     sockets.add(socket);
+    handshaking.set(socket, performance.now());
     socketsByAddress.set(address, held + 1);
     socket.once('close', () => {
       sockets.delete(socket);
+      handshaking.delete(socket);
       const left = (socketsByAddress.get(address) ?? 1) - 1;
       if (left > 0) socketsByAddress.set(address, left);
       else socketsByAddress.delete(address);
@@ -300,6 +338,12 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
       isShuttingDown: () => shuttingDown,
       ...(options.metricsToken === undefined ? {} : { metricsToken: options.metricsToken }),
     });
+  });
+  server.on('secureConnection', (tlsSocket: TLSSocket) => {
+    // The TLS socket wraps the raw one the caps track (its `_parent`, which Node does not
+    // document: without it nothing is evicted, which is the behaviour before eviction existed).
+    const raw = (tlsSocket as TLSSocket & { _parent?: Socket })._parent;
+    if (raw) handshaking.delete(raw);
   });
   server.on('tlsClientError', (err: Error & { code?: string }, socket) => {
     metrics.handshakeFailures.inc({

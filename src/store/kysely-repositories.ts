@@ -1,19 +1,24 @@
-// The repositories over any Kysely<Database>; dialect-neutral SQL so a PostgreSQL store can reuse it.
+// The repositories over any Kysely<Database>: dialect-neutral SQL that runs on SQLite and PostgreSQL.
 import type { Kysely, Selectable } from 'kysely';
-import type {
-  DeviceRow,
-  DevicesRepo,
-  InviteRow,
-  InvitesRepo,
-  RemoteSessionRow,
-  RemoteSessionsRepo,
-  Store,
-  StoreRepositories,
-  TokenRow,
-  TokensRepo,
-  UserRow,
-  UsersRepo,
-  UserSummary,
+import { ErrorCode, StorageError } from '../protocol/errors.js';
+import { dialectOf } from './migrations.js';
+import {
+  ISOLATION_LEVELS,
+  MAX_TRANSACTION_RETRIES,
+  type DeviceRow,
+  type DevicesRepo,
+  type InviteRow,
+  type InvitesRepo,
+  type RemoteSessionRow,
+  type RemoteSessionsRepo,
+  type Store,
+  type StoreRepositories,
+  type TokenRow,
+  type TokensRepo,
+  type TransactionOptions,
+  type UserRow,
+  type UsersRepo,
+  type UserSummary,
 } from './repositories.js';
 import type {
   AuthTokensTable,
@@ -29,6 +34,11 @@ import { guard, toStorageError } from './storage-error.js';
 // rather than by catching constraint errors: it is atomic under concurrency on both, and
 // needs no parsing of driver-specific error codes. RETURNING needs SQLite >= 3.35.
 
+/** Pause before the first retry of a transaction; it doubles per retry. */
+const RETRY_BASE_MS = 5; // ms
+/** Longest pause between two tries of a transaction. */
+const RETRY_MAX_MS = 100; // ms
+
 /**
  * Wraps a migrated database in a Store. The Store owns `db`: `close()` destroys it.
  *
@@ -36,26 +46,67 @@ import { guard, toStorageError } from './storage-error.js';
  * const store = createKyselyStore(new Kysely<Database>({ dialect }));
  */
 export function createKyselyStore(db: Kysely<Database>): Store {
+  const dialect = dialectOf(db as Kysely<unknown>);
   let closing: Promise<void> | undefined;
+
+  /** One try: errors from `fn` pass through untouched; begin/commit failures become StorageError. */
+  async function once<T>(
+    fn: (store: StoreRepositories) => Promise<T>,
+    isolation: TransactionOptions['isolation'],
+  ): Promise<T> {
+    let fnFailed = false;
+    // SQLite has one connection and one writer: every transaction is serializable already,
+    // and its driver has no isolation levels to set.
+    const builder =
+      dialect === 'postgres' && isolation !== undefined
+        ? db.transaction().setIsolationLevel(isolation)
+        : db.transaction();
+    try {
+      return await builder.execute(async (trx) => {
+        try {
+          return await fn(createRepositories(trx));
+        } catch (err) {
+          fnFailed = true;
+          throw err;
+        }
+      });
+    } catch (err) {
+      if (fnFailed) throw err;
+      throw toStorageError('transaction', err);
+    }
+  }
+
   return Object.freeze({
     ...createRepositories(db),
-    async transaction<T>(fn: (store: StoreRepositories) => Promise<T>): Promise<T> {
-      // Errors from `fn` are the caller's and pass through untouched; only failures of
-      // begin/commit/rollback themselves become StorageError.
-      let fnFailed = false;
-      try {
-        return await db.transaction().execute(async (trx) => {
-          try {
-            return await fn(createRepositories(trx));
-          } catch (err) {
-            fnFailed = true;
-            throw err;
-          }
-        });
-      } catch (err) {
-        if (fnFailed) throw err;
-        throw toStorageError('transaction', err);
+    dialect,
+    async transaction<T>(
+      fn: (store: StoreRepositories) => Promise<T>,
+      options: TransactionOptions = {},
+    ): Promise<T> {
+      const { isolation, retries = 0 } = options;
+      if (isolation !== undefined && !ISOLATION_LEVELS.includes(isolation))
+        throw new TypeError(`transaction: isolation must be one of ${ISOLATION_LEVELS.join(', ')}`);
+      if (!Number.isInteger(retries) || retries < 0 || retries > MAX_TRANSACTION_RETRIES)
+        throw new TypeError(
+          `transaction: retries must be a whole number from 0 to ${MAX_TRANSACTION_RETRIES}`,
+        );
+      let lastError: unknown;
+      for (let attempt = 0; attempt <= retries; attempt++) {
+        if (attempt > 0) {
+          // Jittered so two transactions that collided do not collide again in lockstep.
+          const pause = Math.min(RETRY_MAX_MS, RETRY_BASE_MS * 2 ** (attempt - 1));
+          await new Promise((resolve) =>
+            setTimeout(resolve, pause / 2 + Math.random() * (pause / 2)),
+          );
+        }
+        try {
+          return await once(fn, isolation);
+        } catch (err) {
+          if (!(err instanceof StorageError && err.code === ErrorCode.RETRYABLE)) throw err;
+          lastError = err;
+        }
       }
+      throw lastError;
     },
     close(): Promise<void> {
       closing ??= guard('close', () => db.destroy());

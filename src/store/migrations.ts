@@ -1,18 +1,52 @@
-// Versioned schema migrations, defined in code so they compile into dist and run at every open.
-import { Migrator, sql } from 'kysely';
-import type { Kysely, Migration, MigrationProvider } from 'kysely';
+// Versioned schema migrations for SQLite and PostgreSQL, defined in code so they compile into dist.
+import { Migrator, PostgresAdapter, sql } from 'kysely';
+import type {
+  ColumnDataType,
+  ColumnDefinitionBuilder,
+  Expression,
+  Kysely,
+  Migration,
+  MigrationProvider,
+} from 'kysely';
 import { ErrorCode, StorageError } from '../protocol/errors.js';
+import type { SqlDialect } from './repositories.js';
+
+/** Which dialect `db` speaks, from its Kysely adapter. */
+export function dialectOf(db: Kysely<unknown>): SqlDialect {
+  return db.getExecutor().adapter instanceof PostgresAdapter ? 'postgres' : 'sqlite';
+}
+
+/**
+ * The generated integer key. SQLite: `integer primary key autoincrement`, so a deleted row's id
+ * is never handed out again. PostgreSQL has no AUTOINCREMENT; an identity column draws from a
+ * sequence, which never hands out a value twice either.
+ */
+function id(db: Kysely<unknown>) {
+  const postgres = dialectOf(db) === 'postgres';
+  return (c: ColumnDefinitionBuilder): ColumnDefinitionBuilder =>
+    postgres ? c.primaryKey().generatedByDefaultAsIdentity() : c.primaryKey().autoIncrement();
+}
+
+/**
+ * Text compared byte by byte. SQLite's default (BINARY) already is; a PostgreSQL database's
+ * default collation follows its locale, where `a-c` sorts after `ab`, so paging by name would
+ * order differently from SQLite and from JavaScript. `"C"` makes it the same everywhere.
+ */
+function bytewiseText(db: Kysely<unknown>): ColumnDataType | Expression<unknown> {
+  return dialectOf(db) === 'postgres' ? sql`text collate "C"` : 'text';
+}
 
 // Migrations see the schema as it was when they were written, not today's `Database`, so
 // they take an untyped Kysely. Names sort lexically: keep the zero-padded prefix.
-// Never edit a migration that has shipped; add a new one.
+// Never change what a migration that has shipped does on a dialect it shipped for; add a new
+// one. store.test.ts pins the SQLite DDL of 0001 and 0002 byte for byte.
 export const migrations: Readonly<Record<string, Migration>> = Object.freeze({
   '0001_initial': {
     async up(db: Kysely<unknown>): Promise<void> {
       await db.schema
         .createTable('users')
-        .addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement())
-        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('id', 'integer', id(db))
+        .addColumn('name', bytewiseText(db), (c) => c.notNull())
         .addColumn('password_hash', 'text', (c) => c.notNull())
         .addColumn('created_at', 'bigint', (c) => c.notNull())
         .execute();
@@ -27,7 +61,7 @@ export const migrations: Readonly<Record<string, Migration>> = Object.freeze({
       // something (a log line, a live connection) may still refer to it.
       await db.schema
         .createTable('devices')
-        .addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement())
+        .addColumn('id', 'integer', id(db))
         .addColumn('user_id', 'integer', (c) =>
           c.notNull().references('users.id').onDelete('cascade'),
         )
@@ -47,7 +81,7 @@ export const migrations: Readonly<Record<string, Migration>> = Object.freeze({
 
       await db.schema
         .createTable('auth_tokens')
-        .addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement())
+        .addColumn('id', 'integer', id(db))
         .addColumn('user_id', 'integer', (c) =>
           c.notNull().references('users.id').onDelete('cascade'),
         )
@@ -74,7 +108,7 @@ export const migrations: Readonly<Record<string, Migration>> = Object.freeze({
 
       await db.schema
         .createTable('remote_sessions')
-        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('id', bytewiseText(db), (c) => c.primaryKey())
         .addColumn('owner_id', 'integer', (c) =>
           c.notNull().references('users.id').onDelete('cascade'),
         )
@@ -108,7 +142,7 @@ export const migrations: Readonly<Record<string, Migration>> = Object.freeze({
       // Only the SHA-256 of a code is stored; an invite outlives the admin who made it.
       await db.schema
         .createTable('invites')
-        .addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement())
+        .addColumn('id', 'integer', id(db))
         .addColumn('code_hash', 'text', (c) => c.notNull())
         .addColumn('created_by', 'integer', (c) => c.references('users.id').onDelete('set null'))
         .addColumn('uses_left', 'integer', (c) => c.notNull())
@@ -142,6 +176,7 @@ const provider: MigrationProvider = {
  *   Switchboard (it records migrations this build does not know)
  */
 export async function migrateToLatest<DB>(db: Kysely<DB>): Promise<string[]> {
+  // On PostgreSQL the Migrator holds an advisory lock, so relays starting together take turns.
   const migrator = new Migrator({ db, provider });
   const { error, results = [] } = await migrator.migrateToLatest();
   if (error !== undefined) {

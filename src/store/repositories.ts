@@ -84,7 +84,10 @@ export interface TokenRow {
 }
 
 export interface TokensRepo {
-  /** @throws StorageError if the user or device does not exist or the hash is already stored */
+  /**
+   * @throws StorageError CONFLICT if the hash is already stored; STORAGE if the user or device
+   *   does not exist
+   */
   create(row: Omit<TokenRow, 'id' | 'revokedAt'>): Promise<TokenRow>;
   findByHash(tokenHash: string): Promise<TokenRow | undefined>;
   /** Sets lastUsedAt to `now`. */
@@ -158,7 +161,7 @@ export interface InviteRow {
 }
 
 export interface InvitesRepo {
-  /** @throws StorageError if the hash is already stored */
+  /** @throws StorageError CONFLICT if the hash is already stored */
   create(row: Omit<InviteRow, 'id'>): Promise<InviteRow>;
   /** The invite with this code hash, spent or expired included. */
   findByHash(codeHash: string): Promise<InviteRow | undefined>;
@@ -182,25 +185,61 @@ export interface StoreRepositories {
   readonly invites: InvitesRepo;
 }
 
+/** The SQL dialects a Store runs on. */
+export type SqlDialect = 'sqlite' | 'postgres';
+
+/** The isolation levels a transaction may ask for (PostgreSQL's names). */
+export const ISOLATION_LEVELS = ['read committed', 'repeatable read', 'serializable'] as const;
+export type IsolationLevel = (typeof ISOLATION_LEVELS)[number];
+
+/** Most retries `transaction()` accepts: a transaction that keeps losing has a deeper problem. */
+export const MAX_TRANSACTION_RETRIES = 10;
+
+export interface TransactionOptions {
+  /**
+   * PostgreSQL: the transaction's isolation level; default the server's (normally
+   * 'read committed'). SQLite: ignored, every transaction is serializable there (one
+   * connection, one writer at a time).
+   */
+  isolation?: IsolationLevel;
+  /**
+   * How many times to run `fn` again after a RETRYABLE failure (serialization failure,
+   * deadlock, SQLITE_BUSY), after a short random pause (up to 5 ms, doubling per retry, never
+   * over 100 ms). 0 … {@link MAX_TRANSACTION_RETRIES}; default 0. `fn` must be safe to run again.
+   */
+  retries?: number;
+}
+
 /**
  * All persistent state. Every method throws StorageError on a database failure (never a raw
- * driver error); conflicts callers must handle are return values, as documented per method.
+ * driver error), coded so callers can act on it: CONFLICT for a unique key already taken,
+ * RETRYABLE for a transaction that lost to a concurrent one, STORAGE for anything else.
+ * Conflicts callers must handle routinely are return values instead, as documented per
+ * method (users.create, devices.upsert, remoteSessions.register), on every dialect.
  */
 export interface Store extends StoreRepositories {
+  /** Which database this store runs on. */
+  readonly dialect: SqlDialect;
   /**
    * Runs `fn` atomically with repositories bound to one transaction: committed if `fn`
-   * resolves, rolled back (and its error rethrown unchanged) if it rejects. Use only the
-   * repositories passed in: on SQLite the outer store waits for the transaction to end, so
-   * calling it from inside `fn` deadlocks. Keep `fn` short; it holds the write lock.
+   * resolves, rolled back (and its error rethrown unchanged) if it rejects. A RETRYABLE
+   * StorageError, from `fn`'s queries or from the commit, reruns `fn` up to
+   * `options.retries` times; after that it is thrown. Use only the repositories passed in: on
+   * SQLite the outer store waits for the transaction to end, so calling it from inside `fn`
+   * deadlocks. Keep `fn` short; it holds the write lock.
    *
+   * @throws TypeError for an unknown isolation level or retries outside 0 … 10
    * @example
    * await store.transaction(async (tx) => {
    *   const user = await tx.users.create(name, hash, now);
    *   if (!user) throw new AuthError(ErrorCode.USER_EXISTS, 'user exists');
    *   await tx.devices.upsert(user.id, key, fingerprint, deviceName, now);
-   * });
+   * }, { isolation: 'serializable', retries: 3 });
    */
-  transaction<T>(fn: (store: StoreRepositories) => Promise<T>): Promise<T>;
+  transaction<T>(
+    fn: (store: StoreRepositories) => Promise<T>,
+    options?: TransactionOptions,
+  ): Promise<T>;
   /** Closes the database; idempotent. */
   close(): Promise<void>;
 }

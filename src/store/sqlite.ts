@@ -13,6 +13,11 @@ const BUSY_TIMEOUT_MS = 5_000; // ms
 export interface SqliteStoreOptions {
   /** Database file, created if missing (its directory must exist), or ':memory:'. */
   readonly file: string;
+  /**
+   * How long a statement waits for another process's lock before it fails RETRYABLE, in ms
+   * (0 … 60 000). Default 5 000.
+   */
+  readonly busyTimeoutMs?: number;
 }
 
 /**
@@ -29,11 +34,16 @@ export async function openSqliteStore(options: SqliteStoreOptions): Promise<Stor
   if (typeof options?.file !== 'string' || options.file === '') {
     throw new TypeError('openSqliteStore: options.file must be a non-empty path or ":memory:"');
   }
+  const busyTimeoutMs = options.busyTimeoutMs ?? BUSY_TIMEOUT_MS;
+  if (!Number.isInteger(busyTimeoutMs) || busyTimeoutMs < 0 || busyTimeoutMs > 60_000)
+    throw new TypeError(
+      'openSqliteStore: options.busyTimeoutMs must be a whole number from 0 to 60000',
+    );
   let sqlite: BetterSqlite3.Database | undefined;
   try {
     sqlite = new BetterSqlite3(options.file);
     // busy_timeout first so the switch to WAL waits out another process instead of failing.
-    sqlite.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
+    sqlite.pragma(`busy_timeout = ${busyTimeoutMs}`);
     // WAL lets readers run during a write; NORMAL is durable against application crashes
     // and only risks the last commits on power loss, which is safe (never corrupt) in WAL.
     // ':memory:' stays in 'memory' mode, which is fine.

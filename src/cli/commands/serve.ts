@@ -2,6 +2,7 @@
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { startRelay } from '../../server/relay.js';
+import { redactDatabaseUrl } from '../../store/database-url.js';
 import { LOG_LEVELS, createLogger, type LogLevel } from '../../server/logger.js';
 import { SIGNUP_MODES, type SignupMode } from '../../server/auth-service.js';
 import { USERNAME_RE } from '../../protocol/messages.js';
@@ -31,8 +32,8 @@ export const serve: Command = {
   name: 'serve',
   summary: 'Run the relay: one TLS port for the CLI, hosts, browsers and the REST API.',
   usage:
-    '[--host H] [--port P] [--data-dir D] [--max-remotes N] [--tls-cert F --tls-key F] [--cert-name NAME]...\n' +
-    '       [--signup open|invite|closed] [--admin USER]... [--max-connections-per-address N]\n' +
+    '[--host H] [--port P] [--data-dir D] [--database URL] [--max-remotes N] [--tls-cert F --tls-key F]\n' +
+    '       [--cert-name NAME]... [--signup open|invite|closed] [--admin USER]... [--max-connections-per-address N]\n' +
     '       [--max-connections-per-user N] [--max-sessions-per-user N] [--metrics-token TOKEN] [--log-level L]',
   details:
     'On first start it generates an ECDSA P-256 certificate in the data directory and prints its\n' +
@@ -51,6 +52,12 @@ export const serve: Command = {
       value: 'D',
       description:
         'database and certificate directory (default $SWITCHBOARD_DATA or ~/.local/share/switchboard)',
+    },
+    database: {
+      type: 'string',
+      value: 'URL',
+      description:
+        'postgres://USER@HOST/DB to use PostgreSQL, or a SQLite file (env SWITCHBOARD_DATABASE; default switchboard.db in the data directory)',
     },
     'max-remotes': {
       type: 'string',
@@ -121,6 +128,8 @@ export const serve: Command = {
       str(inv, 'data-dir') ??
       env['SWITCHBOARD_DATA'] ??
       join(homedir(), '.local', 'share', 'switchboard');
+    const database = str(inv, 'database') ?? env['SWITCHBOARD_DATABASE'];
+    if (database === '') throw new UsageError('--database must not be empty');
     const certFile = str(inv, 'tls-cert');
     const keyFile = str(inv, 'tls-key');
     if ((certFile === undefined) !== (keyFile === undefined))
@@ -163,6 +172,7 @@ export const serve: Command = {
       host,
       port,
       dataDir,
+      ...(database === undefined ? {} : { database }),
       maxRemotes,
       logger,
       hostnames: list(inv, 'cert-name'),
@@ -178,7 +188,7 @@ export const serve: Command = {
     const shown =
       host === '0.0.0.0' || host === '::' ? 'localhost' : host.includes(':') ? `[${host}]` : host;
     stdout.write(
-      `Switchboard relay listening on ${host}:${relay.port} (data in ${dataDir})\n` +
+      `Switchboard relay listening on ${host}:${relay.port} (data in ${dataDir}${database === undefined ? '' : `, database ${redactDatabaseUrl(database)}`})\n` +
         `TLS certificate SHA-256 fingerprint:\n  ${relay.certificate.fingerprint}\n` +
         `Clients trust this relay with:\n` +
         `  switchboard login --server ${shown}:${relay.port} --fingerprint ${relay.certificate.fingerprint} --user NAME\n` +
