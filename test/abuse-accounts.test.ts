@@ -1,7 +1,6 @@
 // Attacks on accounts (issue 6, findings 3 and 4): a sign-up flood must not starve logins or
 // break `users`; guessing from many addresses must not lock the owner's own device out.
 import assert from 'node:assert/strict';
-import { request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import type { RelayClient } from '../src/client/relay-client.js';
@@ -13,6 +12,7 @@ import { openSqliteStore } from '../src/store/sqlite.js';
 import {
   FAST_ARGON2,
   connectClient,
+  httpsGet,
   makeTempDir,
   makeUser,
   newDevice,
@@ -239,7 +239,7 @@ describe('finding 3: `users` with more accounts than one page', () => {
   it('pages GET /v1/users too', async () => {
     const token = savedLogin(home).token;
     const get = (path: string) =>
-      httpsGetWithToken(r.port, path, token).then((res) => ({
+      httpsGet(r.port, path, { authorization: `Bearer ${token}` }).then((res) => ({
         ...res,
         json: JSON.parse(res.body),
       }));
@@ -254,35 +254,6 @@ describe('finding 3: `users` with more accounts than one page', () => {
     assert.equal((await get('/v1/users?limit=100000')).status, 400);
   });
 });
-
-/** GET with a bearer token, certificate not checked (loopback test relay). */
-function httpsGetWithToken(
-  port: number,
-  path: string,
-  token: string,
-): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = httpsRequest(
-      {
-        host: '127.0.0.1',
-        port,
-        path,
-        method: 'GET',
-        rejectUnauthorized: false,
-        agent: false,
-        headers: { authorization: `Bearer ${token}` },
-      },
-      (res) => {
-        let body = '';
-        res.setEncoding('utf8').on('data', (s: string) => (body += s));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-      },
-    );
-    req.setTimeout(10_000, () => req.destroy(new Error(`GET ${path} timed out`)));
-    req.on('error', reject);
-    req.end();
-  });
-}
 
 describe('finding 4: guessing from many addresses', () => {
   it("throttles the account, yet the owner's registered device logs in at once; an unregistered one does not", async () => {

@@ -10,7 +10,7 @@ import { after, describe, it } from 'node:test';
 import type { RelayClient } from '../src/client/relay-client.js';
 import { ErrorCode, SwitchboardError } from '../src/protocol/errors.js';
 import { MAX_PROTOCOL_ERRORS, MAX_QUEUED_BYTES } from '../src/protocol/limits.js';
-import type { Params, RelayEvent } from '../src/protocol/messages.js';
+import type { RelayEvent } from '../src/protocol/messages.js';
 import {
   FAST_ARGON2,
   RawWs,
@@ -18,6 +18,7 @@ import {
   httpsGet,
   makeTempDir,
   newDevice,
+  registration,
   removeTempDirs,
   startServeProcess,
   startTestRelay,
@@ -43,17 +44,6 @@ async function loggedIn(r: TestRelay, user: string, signup = true): Promise<Rela
   if (signup) await c.request('auth.signup', { user, password: PASSWORD });
   await c.request('auth.login', { user, password: PASSWORD, device: newDevice() });
   return c;
-}
-
-function registration(sessionId: string): Params<'session.register'> {
-  return {
-    sessionId,
-    kind: 'agent',
-    instance: randomBytes(16).toString('hex'),
-    hostName: 'test-host',
-    allow: [],
-    viewers: [],
-  };
 }
 
 async function refusal(p: Promise<unknown>): Promise<SwitchboardError> {

@@ -1,5 +1,6 @@
 // Shared integration-test helpers: a real relay on port 0, the real CLI binary, raw sockets for abuse.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
@@ -12,6 +13,7 @@ import { KnownServers } from '../src/client/known-servers.js';
 import { RelayClient } from '../src/client/relay-client.js';
 import { generateDeviceKey } from '../src/crypto/device-key.js';
 import { WS_PATH } from '../src/protocol/limits.js';
+import type { Params } from '../src/protocol/messages.js';
 import { startRelay, type Relay, type RelayOptions } from '../src/server/relay.js';
 
 /** The project root (holds bin/switchboard), found from this file whether compiled or not. */
@@ -284,6 +286,21 @@ export function connectClient(
     server,
     trust: { knownServers: new KnownServers(join(home, 'known_servers.json')), fingerprint },
   });
+}
+
+/** A `session.register` for an agent with a fresh instance, nobody allowed but its owner. */
+export function registration(
+  sessionId: string,
+  hostName = 'test-host',
+): Params<'session.register'> {
+  return {
+    sessionId,
+    kind: 'agent',
+    instance: randomBytes(16).toString('hex'),
+    hostName,
+    allow: [],
+    viewers: [],
+  };
 }
 
 /** A fresh device identity in the shape `auth.login` takes. */

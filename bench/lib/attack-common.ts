@@ -1,12 +1,18 @@
 // What every replayed attack shares: its options and report shape, a fresh relay, a timed CLI login, formatting.
-import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { RelayClient } from '../../src/client/relay-client.js';
 import type { Params } from '../../src/protocol/messages.js';
-import { CLI, connectClient, httpsGet, makeTempDir, runCli } from '../../test/helpers.js';
+import {
+  CLI,
+  connectClient,
+  httpsGet,
+  makeTempDir,
+  registration as testRegistration,
+  runCli,
+} from '../../test/helpers.js';
 import { RelayChild, since } from './attack-rig.js';
 import { round } from './stats.js';
 
@@ -126,15 +132,9 @@ export const countsText = (counts: Record<string, number>) =>
     .map(([k, v]) => `${v} ${k}`)
     .join(', ');
 
+/** A `session.register` for a bench agent (see test/helpers.ts). */
 export function registration(sessionId: string): Params<'session.register'> {
-  return {
-    sessionId,
-    kind: 'agent',
-    instance: randomBytes(16).toString('hex'),
-    hostName: 'bench-host',
-    allow: [],
-    viewers: [],
-  };
+  return testRegistration(sessionId, 'bench-host');
 }
 
 /** A RelayClient logged in with `token` (the CLI's own path for every command after login). */

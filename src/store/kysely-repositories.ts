@@ -1,7 +1,7 @@
 // The repositories over any Kysely<Database>: dialect-neutral SQL that runs on SQLite and PostgreSQL.
 import type { Kysely, Selectable } from 'kysely';
 import { ErrorCode, StorageError } from '../protocol/errors.js';
-import { dialectOf } from './migrations.js';
+import { dialectOf, migrateToLatest } from './migrations.js';
 import {
   ISOLATION_LEVELS,
   MAX_TRANSACTION_RETRIES,
@@ -45,6 +45,20 @@ const RETRY_MAX_MS = 100; // ms
  * @example
  * const store = createKyselyStore(new Kysely<Database>({ dialect }));
  */
+/**
+ * Brings the database's schema up to date and wraps it as a Store; on a failed migration the
+ * connection is closed and a StorageError thrown. Both dialects open through here.
+ */
+export async function openMigratedStore(db: Kysely<Database>): Promise<Store> {
+  try {
+    await migrateToLatest(db);
+  } catch (err) {
+    await db.destroy().catch(() => undefined);
+    throw toStorageError('migrate', err);
+  }
+  return createKyselyStore(db);
+}
+
 export function createKyselyStore(db: Kysely<Database>): Store {
   const dialect = dialectOf(db as Kysely<unknown>);
   let closing: Promise<void> | undefined;

@@ -1,12 +1,10 @@
 // Opens the PostgreSQL store: a pg pool whose int8 values read as numbers, migrations, then the repositories.
 import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
-import { createKyselyStore } from './kysely-repositories.js';
-import { migrateToLatest } from './migrations.js';
+import { openMigratedStore } from './kysely-repositories.js';
 import type { Store } from './repositories.js';
 import type { Database } from './schema.js';
 import { isPostgresUrl } from './database-url.js';
-import { toStorageError } from './storage-error.js';
 
 /** Connections the pool may hold open at once. */
 const DEFAULT_MAX_CONNECTIONS = 10;
@@ -100,11 +98,5 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
   pool.on('error', () => undefined);
 
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
-  try {
-    await migrateToLatest(db);
-  } catch (err) {
-    await db.destroy().catch(() => undefined);
-    throw toStorageError('migrate', err);
-  }
-  return createKyselyStore(db);
+  return openMigratedStore(db);
 }

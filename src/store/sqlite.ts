@@ -1,8 +1,7 @@
 // Opens the SQLite store: one better-sqlite3 connection, WAL, pragmas, migrations, then the repositories.
 import BetterSqlite3 from 'better-sqlite3';
 import { Kysely, SqliteDialect } from 'kysely';
-import { createKyselyStore } from './kysely-repositories.js';
-import { migrateToLatest } from './migrations.js';
+import { openMigratedStore } from './kysely-repositories.js';
 import type { Store } from './repositories.js';
 import type { Database } from './schema.js';
 import { toStorageError } from './storage-error.js';
@@ -57,11 +56,5 @@ export async function openSqliteStore(options: SqliteStoreOptions): Promise<Stor
   }
 
   const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
-  try {
-    await migrateToLatest(db);
-  } catch (err) {
-    await db.destroy().catch(() => undefined);
-    throw toStorageError('migrate', err);
-  }
-  return createKyselyStore(db);
+  return openMigratedStore(db);
 }
