@@ -157,7 +157,7 @@ describe('the CLI in a real terminal', () => {
     assert.match(p.out, /not allowed on session "cli-box"/);
   });
 
-  it('share: the host sees who asks, approves, and both type into the same shell', async () => {
+  it("share: the host sees who asks, approves, both type into the same shell, and the guest gets the shell's exit code", async () => {
     const shareHome = await cliUser(h, 'dana');
     const host = new PtyProcess(['share', '--session', 'cli-share', '--shell', '/bin/bash'], {
       SWITCHBOARD_HOME: shareHome,
@@ -176,8 +176,9 @@ describe('the CLI in a real terminal', () => {
     await host.waitText('from-guest-42');
     host.write('echo "from-host-$((3*7))"\r');
     await guest.waitText('from-host-21');
-    host.write('exit 0\r');
-    assert.equal(await host.waitExit(), 0);
-    assert.equal(await guest.waitExit(), 0);
+    host.write('exit 7\r');
+    assert.equal(await host.waitExit(), 7);
+    assert.equal(await guest.waitExit(), 7);
+    assert.match(guest.out, /the remote shell exited with 7/);
   });
 });

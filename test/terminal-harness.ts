@@ -7,9 +7,20 @@ import { KnownPeers } from '../src/client/known-peers.js';
 import { KnownServers } from '../src/client/known-servers.js';
 import { RelayClient } from '../src/client/relay-client.js';
 import { generateDeviceKey, type DeviceKeyPair } from '../src/crypto/device-key.js';
+import { ControllerHandshake } from '../src/crypto/handshake.js';
+import type { SecureChannel } from '../src/crypto/secure-channel.js';
 import { HostSession, type HostSessionOptions } from '../src/host/host-session.js';
 import { spawnPty } from '../src/host/pty.js';
 import { TerminalStream } from '../src/host/terminal-stream.js';
+import {
+  TERMINAL_PROTOCOL_VERSION,
+  decodeTerminal,
+  e2ePrologue,
+  encodeTerminal,
+  type Hello,
+  type TerminalMessage,
+  type Welcome,
+} from '../src/protocol/terminal.js';
 import { startRelay, type Relay, type RelayOptions } from '../src/server/relay.js';
 
 /** Cheap Argon2 for tests only: hundreds of logins would otherwise dominate the run time. */
@@ -199,11 +210,68 @@ export class Harness {
     return ctl;
   }
 
+  /**
+   * A controller built from the protocol primitives (relay client, handshake, sealed records) with
+   * none of AttachSession's own rules: it sends whatever the test tells it to, whatever the
+   * welcome said. For testing the host's checks, not the client's.
+   */
+  async rawController(
+    user: TestUser,
+    sessionId: string,
+    hello: Partial<Hello> = {},
+  ): Promise<RawController> {
+    const client = await user.connect();
+    this.defer(() => client.close());
+    const reply = await client.request('session.attach', { sessionId, readOnly: false });
+    const handshake = new ControllerHandshake({
+      key: user.key,
+      prologue: e2ePrologue(sessionId, reply.host.user, user.name),
+    });
+    let secure: SecureChannel | undefined;
+    const received: TerminalMessage[] = [];
+    let resolveWelcome!: (w: Welcome) => void;
+    let resolveClosed!: (c: { code: string; reason: string }) => void;
+    const welcome = new Promise<Welcome>((r) => (resolveWelcome = r));
+    const closed = new Promise<{ code: string; reason: string }>((r) => (resolveClosed = r));
+    const send = (msg: TerminalMessage) =>
+      client.sendData(reply.channel, secure!.seal(encodeTerminal(msg)));
+    client.bindChannel(reply.channel, {
+      onData: (payload) => {
+        if (!secure) {
+          handshake.receive(payload);
+          const { message, result } = handshake.finish();
+          client.sendData(reply.channel, message);
+          secure = result.channel;
+          send({
+            type: 'hello',
+            hello: { v: TERMINAL_PROTOCOL_VERSION, cols: 80, rows: 24, readOnly: false, ...hello },
+          });
+          return;
+        }
+        const msg = decodeTerminal(secure.open(payload));
+        received.push(msg);
+        if (msg.type === 'welcome') resolveWelcome(msg.welcome);
+      },
+      onClose: (code, reason) => resolveClosed({ code, reason }),
+    });
+    client.sendData(reply.channel, handshake.start());
+    return { welcome, closed, received, send };
+  }
+
   async close(): Promise<void> {
     for (const fn of this.#closers.reverse()) await Promise.resolve(fn()).catch(() => undefined);
     await this.relay?.close();
     rmSync(this.dir, { recursive: true, force: true });
   }
+}
+
+/** What {@link Harness.rawController} gives a test: the welcome, the channel's close, raw sends. */
+export interface RawController {
+  welcome: Promise<Welcome>;
+  /** Resolves when the channel closes (e.g. after a `bye`: the host answers with "detached"). */
+  closed: Promise<{ code: string; reason: string }>;
+  received: TerminalMessage[];
+  send(msg: TerminalMessage): void;
 }
 
 /** A controller that records everything it receives and lets a test wait for text in it. */

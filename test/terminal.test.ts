@@ -36,8 +36,8 @@ describe('remote terminal', () => {
     assert.deepEqual(unhandled, [], 'no unhandled rejections');
   });
 
-  it("carries a command's output to the controller, and the shell's exit code back", async () => {
-    await h.agent(alice, 'out-1', { allow: ['bob'] });
+  it("carries a command's output to the controller, and the shell's exit code back; the host then forgets the shell", async () => {
+    const host = await h.agent(alice, 'out-1', { allow: ['bob'] });
     const ctl = h.controller(bob, 'out-1');
     const info = await ctl.start();
     assert.equal(info.host.user, 'alice');
@@ -47,6 +47,8 @@ describe('remote terminal', () => {
     ctl.type('exit 7\r');
     const end = await ctl.waitEnd();
     assert.deepEqual(end.exit, { code: 7 });
+    // Forgotten as the exit was sent, so before the controller could have seen it.
+    assert.deepEqual(host.controllers(), []);
   });
 
   it('passes a resize through to the remote (tput cols)', async () => {
@@ -151,21 +153,31 @@ describe('remote terminal', () => {
     assert.match(asked[0]!.fingerprint, /^SHA256:[A-Za-z0-9+/]{43}$/);
   });
 
-  it("ignores a read-only controller's keystrokes", async () => {
+  it("ignores a read-only controller's keystrokes and sizes, even from a controller that sends them anyway", async () => {
     await h.share(alice, 'share-ro', { allow: ['bob'], viewers: ['carol'] });
     const rw = h.controller(bob, 'share-ro');
-    const ro = h.controller(carol, 'share-ro');
     await rw.start();
-    const info = await ro.start();
-    assert.equal(info.welcome.readOnly, true);
+    // AttachSession drops a viewer's input itself; this controller ignores the welcome, so only
+    // the host's own checks stand between it and the shell.
+    const viewer = await h.rawController(carol, 'share-ro', { cols: 123, rows: 37 });
+    assert.equal((await viewer.welcome).readOnly, true);
     const roMark = marker('from-viewer');
+    viewer.send({ type: 'input', offset: 0, data: Buffer.from(`echo ${roMark}\r`) });
+    viewer.send({ type: 'resize', cols: 111, rows: 33 });
+    viewer.send({ type: 'bye', reason: 'detached' });
+    // The host answers the bye after handling everything sent before it, in order.
+    assert.equal((await viewer.closed).reason, 'detached');
+    assert.deepEqual(
+      viewer.received.filter((m) => m.type === 'ack'),
+      [],
+      'the host acknowledged input from a viewer',
+    );
+    // Anything the viewer's input wrote to the shell came before this, so it would show first.
     const rwMark = marker('from-writer');
-    ro.type(`echo ${roMark}\r`);
-    rw.type(`echo ${rwMark}\r`);
-    // Both see the writer's command; if the viewer's input had reached the shell it would show first.
-    await rw.waitForText(`${rwMark}\r\n`);
-    await ro.waitForText(`${rwMark}\r\n`);
+    rw.type(`echo "${rwMark} C=$(tput cols) R=$(tput lines)"\r`);
+    await rw.waitForText(new RegExp(`${rwMark} C=\\d+ R=\\d+\r\n`));
     assert.ok(!rw.text.includes(roMark), 'viewer input reached the shell');
+    assert.ok(rw.text.includes(`${rwMark} C=80 R=24\r\n`), 'a viewer resized the terminal');
   });
 
   it('shows a late joiner the current screen, not a blank one', async () => {
@@ -213,21 +225,34 @@ describe('remote terminal', () => {
       if (numbers[i] !== String(i + 1)) assert.fail(`line ${i + 1} is ${numbers[i]}`);
   });
 
-  it('brings a controller that falls behind back to the current screen, without slowing the others', async () => {
+  it('brings a controller that falls behind back to the current screen, while the others get every byte without waiting for it', async () => {
     await h.share(alice, 'slow-1', { allow: ['bob', 'carol'] });
     const fast = h.controller(bob, 'slow-1');
     const slow = h.controller(carol, 'slow-1');
     await fast.start();
     await slow.start();
+    let fastRepaints = 0;
+    fast.session.on('snapshot', () => fastRepaints++);
     const resume = slow.session.simulateStall();
     const m = marker('FLOOD');
+    const count = 1_000_000;
     // ~6.9 MB of output: past the 4 MiB replay buffer while the slow controller reads nothing.
-    fast.type(`seq 1 1000000; echo ${m}-$((40+2))\r`);
+    const before = fast.outputChunks.length;
+    fast.type(`seq 1 ${count}; echo ${m}-$((40+2))\r`);
     await fast.waitForText(`${m}-42`, 60_000);
     assert.ok(
       !slow.text.includes(`${m}-42`),
-      'the stalled controller had not received the end yet',
+      'the fast controller got to the end while the stalled one had not',
     );
+    const text = Buffer.concat(fast.outputChunks.slice(before)).toString('latin1');
+    const numbers = text
+      .slice(text.indexOf('1\r\n2\r\n'), text.indexOf(`${m}-42`))
+      .split('\r\n')
+      .filter(Boolean);
+    assert.equal(fastRepaints, 0, 'the fast controller was repainted, not streamed');
+    assert.equal(numbers.length, count, 'the fast controller got every line exactly once');
+    for (let i = 0; i < count; i++)
+      if (numbers[i] !== String(i + 1)) assert.fail(`line ${i + 1} is ${numbers[i]}`);
     resume();
     await slow.waitForText(`${m}-42`, 30_000);
     const bytes = (c: typeof fast) => c.outputChunks.reduce((n, b) => n + b.length, 0);

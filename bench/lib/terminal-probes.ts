@@ -2,11 +2,23 @@
 import { createHash } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { NOTICE_PREFIX } from '../../src/cli/terminal-io.js';
 import type { Payload } from './payload.js';
 import { settlesWithin, type RemoteTerminal } from './remote-terminal.js';
 
-/** A shell prompt (dash: "# " for root, "$ " otherwise) at the end of the output so far. */
-export const PROMPT_RE = /[#$] $/;
+/**
+ * A shell prompt (dash: "# " for root, "$ " otherwise) at the end of the output so far, or followed
+ * only by the client's own status lines: `switchboard attach` prints its banner after the first
+ * repaint, so a prompt that arrives inside that repaint is never the last thing on the screen.
+ */
+export const PROMPT_RE = new RegExp(
+  `[#$] (?:\\r\\n${escapeRegExp(NOTICE_PREFIX)}[^\\r\\n]*\\r\\n)*$`,
+);
+
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
 /** Wait for a remote shell to end after `exit` or ^C before it is closed by force. */
 const END_TIMEOUT_MS = 5_000; // ms
 /** Ends a marker string; typed as `$((6*7))`, so the echoed command line never matches it. */

@@ -38,7 +38,6 @@ export function exitCodeFor(err: unknown): number {
     case ErrorCode.NOT_LOGGED_IN:
     case ErrorCode.USER_EXISTS:
     case ErrorCode.WEAK_PASSWORD:
-    case ErrorCode.INVALID_USERNAME:
     case ErrorCode.SIGNUP_CLOSED:
     case ErrorCode.INVITE_REQUIRED:
     case ErrorCode.INVITE_INVALID:
@@ -58,9 +57,7 @@ export function exitCodeFor(err: unknown): number {
     case ErrorCode.SESSION_LIMIT:
     case ErrorCode.CONNECTION_LIMIT:
     case ErrorCode.DEVICE_LIMIT:
-    case ErrorCode.INVALID_SESSION_ID:
     case ErrorCode.PEER_KEY_CHANGED:
-    case ErrorCode.PEER_KEY_UNKNOWN:
     case ErrorCode.HANDSHAKE_FAILED:
     case ErrorCode.UNKNOWN_USER:
       return Exit.REFUSED;

@@ -1,6 +1,9 @@
 // The local terminal while sharing or attached: raw mode, size, and restoring it afterwards.
 import type { Io } from './command.js';
 
+/** How a status line of the CLI's own starts (bold "[switchboard]"), after a line break. */
+export const NOTICE_PREFIX = '\x1b[1m[switchboard]\x1b[0m ';
+
 export class LocalTerminal {
   readonly #io: Io;
   #raw = false;
@@ -35,7 +38,7 @@ export class LocalTerminal {
   /** A status line, on its own line, that never goes to the remote side. */
   notice(text: string): void {
     const lines = text.split('\n').join('\r\n');
-    this.#io.stderr.write(`\r\n\x1b[1m[switchboard]\x1b[0m ${lines}\r\n`);
+    this.#io.stderr.write(`\r\n${NOTICE_PREFIX}${lines}\r\n`);
   }
 
   onResize(listener: (cols: number, rows: number) => void): () => void {

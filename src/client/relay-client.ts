@@ -20,6 +20,8 @@ import type {
 import { connectTrusted, parseServerAddress, type TrustOptions } from './tls-connect.js';
 
 export const CLIENT_NAME = 'switchboard-cli/0.1.0';
+/** A deliberate bound: how long close() waits for the relay's close frame before cutting the socket. */
+const CLOSE_HANDSHAKE_TIMEOUT_MS = 1_000; // ms
 
 export interface RelayClientOptions {
   /** "HOST:PORT" */
@@ -200,7 +202,7 @@ export class RelayClient extends EventEmitter {
     if (this.#closed) return;
     this.#ws.close(1000, 'client closed');
     // If the close handshake does not complete, cut it.
-    setTimeout(() => this.#ws.terminate(), 1_000).unref();
+    setTimeout(() => this.#ws.terminate(), CLOSE_HANDSHAKE_TIMEOUT_MS).unref();
   }
 
   /** Stops reading from the socket: TCP backpressure reaches the relay, which drops channels it cannot deliver. */

@@ -8,18 +8,13 @@ import {
 } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
 import { CryptoError, ErrorCode } from '../protocol/errors.js';
+import { isWeakEd25519Key } from './provider.js';
 import { publicKeyFromRaw, randomPrivateKey, rawPublicKey } from './raw-keys.js';
 
 /** Size of a raw Ed25519 public key. */
 export const PUBLIC_KEY_BYTES = 32; // bytes
 /** Size of an Ed25519 signature. */
 export const SIGNATURE_BYTES = 64; // bytes
-
-// Curve25519's field prime, and the y-coordinates of the 8 points of order dividing 8: the
-// identity (1), order 2 (p-1), order 4 (0) and order 8 (Y8 and p-Y8, each with both signs of x).
-const FIELD_P = 2n ** 255n - 19n;
-const ORDER8_Y = 0x05fc536d880238b13933c6d305acdfd5f098eff289f4c345b027b2c28f95e826n;
-const SMALL_ORDER_Y = new Set([0n, 1n, FIELD_P - 1n, ORDER8_Y, FIELD_P - ORDER8_Y]);
 
 // Exactly the 44-character padded standard base64 of 32 bytes: 43 significant chars and one '='.
 const PUBLIC_KEY_BASE64_RE = /^[A-Za-z0-9+/]{43}=$/;
@@ -99,7 +94,7 @@ export function verifySignature(
 ): boolean {
   try {
     if (publicKey.length !== PUBLIC_KEY_BYTES || signature.length !== SIGNATURE_BYTES) return false;
-    if (isWeakPublicKey(publicKey)) return false;
+    if (isWeakEd25519Key(publicKey)) return false;
     return cryptoVerify(null, data, publicKeyObject(publicKey), signature);
   } catch {
     return false;
@@ -143,7 +138,7 @@ export function parsePublicKey(base64: string): Buffer {
     );
   }
   try {
-    if (isWeakPublicKey(raw)) throw new RangeError('small-order or non-canonical point');
+    if (isWeakEd25519Key(raw)) throw new RangeError('small-order or non-canonical point');
     publicKeyObject(raw);
   } catch (err) {
     throw new CryptoError(
@@ -155,17 +150,6 @@ export function parsePublicKey(base64: string): Buffer {
     );
   }
   return raw;
-}
-
-/**
- * True for keys no honest device has: a small-order point, for which OpenSSL accepts signatures
- * nobody made (under the all-zero key an all-zero signature verifies for one message in four), or a
- * non-canonical spelling (y >= p) that would give one key two fingerprints.
- */
-function isWeakPublicKey(raw: Uint8Array): boolean {
-  // Little-endian y with the top bit (the sign of x) cleared.
-  const y = BigInt(`0x${Buffer.from(raw).reverse().toString('hex')}`) & ((1n << 255n) - 1n);
-  return y >= FIELD_P || SMALL_ORDER_Y.has(y);
 }
 
 /** Raw 32-byte Ed25519 public key -> KeyObject (see raw-keys.ts for why not JWK). */

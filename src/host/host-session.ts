@@ -198,11 +198,13 @@ export class HostSession extends EventEmitter {
     if (!stream) {
       const pty = this.#o.spawnShell!(hello.cols, hello.rows);
       stream = new TerminalStream({ pty, cols: hello.cols, rows: hello.rows, lossless: true });
+      // The shell ended: forget it once its controller has the exit, or at once if none is
+      // connected (a resume cannot continue an ended shell).
+      stream.on('exitSent', (sentTo: Attachment) => {
+        if (sentTo === att) this.forget(att.id);
+      });
       stream.once('exit', () => {
-        // The shell ended: once its controller has the exit, forget it.
-        setTimeout(() => {
-          if (att.exitSent || !att.sink) this.forget(att.id);
-        }, 1_000).unref();
+        if (!att.sink) this.forget(att.id);
       });
     }
     const placed = { att, stream };

@@ -10,6 +10,10 @@ export interface Pty {
   resume(): void;
   kill(signal?: string): void;
   onData(listener: (data: Buffer) => void): void;
+  /**
+   * Called once the program has exited and its last output has been delivered to onData (node-pty
+   * reports the exit only after the PTY's read side has closed), so nothing follows it.
+   */
   onExit(listener: (exit: { exitCode: number; signal?: number }) => void): void;
 }
 

@@ -52,7 +52,10 @@ export interface TerminalStreamOptions {
   replayBytes?: number;
 }
 
-/** Events: 'output' (Buffer, for the local terminal), 'exit' ({code, signal}). */
+/**
+ * Events: 'output' (Buffer, for the local terminal), 'exit' ({code, signal}), 'exitSent'
+ * (Attachment: its controller has been sent the exit, after all the output before it).
+ */
 export class TerminalStream extends EventEmitter {
   readonly pty: Pty;
   readonly #ring: OutputRing;
@@ -78,13 +81,11 @@ export class TerminalStream extends EventEmitter {
       this.emit('output', data);
       for (const a of this.attachments) this.pump(a);
     });
+    // The Pty reports the exit only after its last output (see Pty.onExit).
     this.pty.onExit(({ exitCode, signal }) => {
-      // node-pty can report the exit before the last output is read: let pending reads land first.
-      setTimeout(() => {
-        this.exit = signal ? { code: exitCode, signal } : { code: exitCode };
-        for (const a of this.attachments) this.pump(a);
-        this.emit('exit', this.exit);
-      }, 50);
+      this.exit = signal ? { code: exitCode, signal } : { code: exitCode };
+      for (const a of this.attachments) this.pump(a);
+      this.emit('exit', this.exit);
     });
   }
 
@@ -117,12 +118,44 @@ export class TerminalStream extends EventEmitter {
     att.sink = undefined;
     att.detachedAt = now;
     this.#updatePause();
+    this.emit('delivery');
   }
 
   remove(att: Attachment): void {
     this.attachments.delete(att);
     att.sink = undefined;
     this.#updatePause();
+    this.emit('delivery');
+  }
+
+  /** True once the program has exited and every connected controller has been sent the exit. */
+  get exitDelivered(): boolean {
+    if (!this.exit) return false;
+    for (const a of this.attachments) if (a.sink && !a.exitSent) return false;
+    return true;
+  }
+
+  /**
+   * Resolves when {@link exitDelivered} holds, or after `timeoutMs` (a controller that stopped
+   * reading cannot hold the caller forever); true if it was delivered.
+   */
+  whenExitDelivered(timeoutMs: number): Promise<boolean> {
+    return new Promise((resolve) => {
+      const check = () => {
+        if (!this.exitDelivered) return;
+        done(true);
+      };
+      const timer = setTimeout(() => done(false), timeoutMs);
+      const done = (delivered: boolean) => {
+        clearTimeout(timer);
+        this.off('delivery', check);
+        this.off('exit', check);
+        resolve(delivered);
+      };
+      this.on('delivery', check);
+      this.on('exit', check);
+      check();
+    });
   }
 
   #sendSnapshot(att: Attachment): boolean {
@@ -156,6 +189,10 @@ export class TerminalStream extends EventEmitter {
     if (this.exit && !att.exitSent && att.sent === this.#ring.end) {
       att.exitSent = true;
       sink.send({ type: 'exit', ...this.exit });
+      this.#updatePause();
+      this.emit('exitSent', att);
+      this.emit('delivery');
+      return;
     }
     this.#updatePause();
   }

@@ -39,7 +39,7 @@ describe('data frames', () => {
 });
 
 describe('requests', () => {
-  it('accepts a valid request and keeps only known fields', () => {
+  it('accepts a valid request as sent, and refuses one with a field it does not know', () => {
     const d = decodeRequest('{"type":"session.attach","id":9,"sessionId":"abc-1","readOnly":true}');
     assert.ok(d.ok);
     assert.deepEqual(d.value, {
@@ -48,6 +48,12 @@ describe('requests', () => {
       sessionId: 'abc-1',
       readOnly: true,
     });
+    const extra = decodeRequest(
+      '{"type":"session.attach","id":10,"sessionId":"abc-1","readOnly":true,"admin":true}',
+    );
+    assert.ok(!extra.ok);
+    assert.equal(extra.error.code, ErrorCode.INVALID_MESSAGE);
+    assert.equal(extra.id, 10);
   });
 
   it('answers each kind of bad input with its own code, and the id when it has one', () => {

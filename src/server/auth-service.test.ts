@@ -10,6 +10,7 @@ import { generateDeviceKey, type DeviceKeyPair } from '../crypto/device-key.js';
 import { signLoginProof } from '../crypto/login-proof.js';
 import type { SwitchboardError } from '../protocol/errors.js';
 import { ErrorCode } from '../protocol/errors.js';
+import { MAX_DEVICES_PER_ACCOUNT } from '../protocol/limits.js';
 import { openSqliteStore } from '../store/sqlite.js';
 import type { Store } from '../store/repositories.js';
 import { AuthService, type AuthOptions } from './auth-service.js';
@@ -50,7 +51,8 @@ describe('AuthService', () => {
   const device = deviceOf(generateDeviceKey());
 
   before(async () => {
-    ({ auth } = await service(Date.now));
+    // A clock that stands still: a throttle delay cannot run out while the guesses are made.
+    ({ auth } = await service(() => 4_000_000));
     await auth.signup('victim', 'correct horse battery', { address: '192.0.2.50' });
   });
 
@@ -89,6 +91,17 @@ describe('AuthService', () => {
       ),
     );
     assert.equal(new Set(results.map((r) => r.token)).size, 20);
+  });
+
+  it("refuses a new device past the account's limit with DEVICE_LIMIT, not a known one", async () => {
+    await auth.signup('gadgets', 'a long enough password', { address: '192.0.2.52' });
+    const login = (key: DeviceKeyPair) =>
+      auth.login('gadgets', 'a long enough password', deviceOf(key), { address: '192.0.2.52' });
+    const first = generateDeviceKey();
+    await login(first);
+    for (let i = 1; i < MAX_DEVICES_PER_ACCOUNT; i++) await login(generateDeviceKey());
+    assert.equal(await codeOf(login(generateDeviceKey())), ErrorCode.DEVICE_LIMIT);
+    assert.equal(await codeOf(login(first)), 'OK', 'a registered device still logs in');
   });
 });
 
@@ -228,12 +241,12 @@ describe('sign-up limits', () => {
   });
 
   it('refuses in closed mode, and without a valid code in invite mode', async () => {
-    const { auth: closed } = await service(Date.now, { signupMode: 'closed' });
+    const { auth: closed } = await service(() => 4_000_000, { signupMode: 'closed' });
     assert.equal(
       await codeOf(closed.signup('anyone', 'long enough pw', { address: '192.0.2.2' })),
       ErrorCode.SIGNUP_CLOSED,
     );
-    const { auth: invite } = await service(Date.now, { signupMode: 'invite' });
+    const { auth: invite } = await service(() => 4_000_000, { signupMode: 'invite' });
     assert.equal(
       await codeOf(invite.signup('anyone', 'long enough pw', { address: '192.0.2.2' })),
       ErrorCode.INVITE_REQUIRED,

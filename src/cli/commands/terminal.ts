@@ -5,7 +5,7 @@ import { AttachSession } from '../../client/attach-session.js';
 import { Backoff } from '../../client/backoff.js';
 import { KnownPeers } from '../../client/known-peers.js';
 import { keyFingerprint } from '../../crypto/device-key.js';
-import { HostSession } from '../../host/host-session.js';
+import { APPROVAL_TIMEOUT_MS, HostSession } from '../../host/host-session.js';
 import { spawnPty } from '../../host/pty.js';
 import { TerminalStream } from '../../host/terminal-stream.js';
 import { ErrorCode, SwitchboardError } from '../../protocol/errors.js';
@@ -28,6 +28,12 @@ import { ago, json, table } from '../output.js';
 import { LocalTerminal } from '../terminal-io.js';
 
 const RESUME_FILE = 'attachments.json';
+/**
+ * share: how long, after the shell exits, controllers get to receive the exit before the host
+ * stops anyway. A deliberate bound, not synchronisation: a controller whose output window is full
+ * and that acknowledges nothing would otherwise keep the sharer's terminal from returning.
+ */
+const SHARE_EXIT_DELIVERY_TIMEOUT_MS = 2_000; // ms
 
 function usersOption(inv: Invocation, name: string): string[] {
   const users = list(inv, name);
@@ -145,6 +151,7 @@ export const share: Command = {
           const entry = { peer, resolve };
           approvals.push(entry);
           if (approvals.length === 1) ask();
+          // The host session refuses at the same time; this takes the question off the screen.
           setTimeout(() => {
             const i = approvals.indexOf(entry);
             if (i >= 0) {
@@ -152,7 +159,7 @@ export const share: Command = {
               resolve(false);
               if (i === 0) ask();
             }
-          }, 60_000).unref();
+          }, APPROVAL_TIMEOUT_MS).unref();
         }),
     });
     host.on('notice', (text: string) => term.notice(text));
@@ -188,8 +195,9 @@ export const share: Command = {
       });
       stream.on('output', (data: Buffer) => inv.io.stdout.write(data));
       stream.on('exit', (exit: { code: number }) => {
-        // Give connected controllers a moment to receive the tail of the output and the exit.
-        setTimeout(() => void finish(exit.code), 300);
+        // Stop once every connected controller has been sent the tail of the output and the exit
+        // (host.stop() then unregisters behind it, in order), or after a bound if one stalls.
+        void stream.whenExitDelivered(SHARE_EXIT_DELIVERY_TIMEOUT_MS).then(() => finish(exit.code));
       });
       term.onResize((c, r) => stream.resize(c, r));
       inv.io.stdin.on('data', (chunk: Buffer) => {
@@ -334,7 +342,6 @@ const TRANSIENT = new Set<string>([
   ErrorCode.CONNECT_FAILED,
   ErrorCode.CONNECTION_CLOSED,
   ErrorCode.TIMEOUT,
-  ErrorCode.SHUTTING_DOWN,
 ]);
 
 /** Retries `fn` with backoff while the relay is unreachable; any other failure is thrown. */
