@@ -1,4 +1,5 @@
 // The PTY edge: the small interface the host needs, and its node-pty implementation.
+import { readSync } from 'node:fs';
 import { createRequire } from 'node:module';
 
 export interface Pty {
@@ -12,7 +13,9 @@ export interface Pty {
   onData(listener: (data: Buffer) => void): void;
   /**
    * Called once the program has exited and its last output has been delivered to onData (node-pty
-   * reports the exit only after the PTY's read side has closed), so nothing follows it.
+   * reports the exit only after the PTY's read side has closed, and spawnPty drains what libuv left
+   * behind), so nothing follows it. Not yet lossless: if the PTY is paused when the program exits,
+   * node-pty destroys the read side 200 ms later and the output still unread there is lost.
    */
   onExit(listener: (exit: { exitCode: number; signal?: number }) => void): void;
 }
@@ -47,7 +50,38 @@ interface NodePtyModule {
     kill(signal?: string): void;
     onData(listener: (data: string | Buffer) => void): void;
     onExit(listener: (e: { exitCode: number; signal?: number }) => void): void;
+    /** The master's file descriptor (UnixTerminal). */
+    readonly fd: number;
+    /** Forwarded to the master's tty.ReadStream: 'end' is libuv's EOF. */
+    on(event: 'end', listener: () => void): void;
   };
+}
+
+/** Most bytes read from the master after libuv's early EOF: the kernel's PTY buffer is far less. */
+const DRAIN_MAX_BYTES = 1024 * 1024;
+/** Read size while draining (a PTY read returns at most a few KB). */
+const DRAIN_CHUNK_BYTES = 64 * 1024;
+
+/**
+ * Reads what is left in the master after libuv reported EOF too early. libuv (1.46, Node 20) takes
+ * POLLHUP after a partial read as EOF, but a Linux PTY master still holds output when the program
+ * wrote it and exited at once (libuv/libuv#4992, fixed upstream by #4997 and #5165): without this
+ * the last few KB are lost. The fd is still open here (the socket is destroyed after 'end'), and
+ * with the slave closed the kernel returns the buffered data, then EIO.
+ */
+function drain(fd: number, deliver: (data: Buffer) => void): void {
+  for (let total = 0; total < DRAIN_MAX_BYTES;) {
+    const buf = Buffer.allocUnsafe(DRAIN_CHUNK_BYTES);
+    let n: number;
+    try {
+      n = readSync(fd, buf, 0, buf.length, null);
+    } catch {
+      return; // EIO: the slave is closed and nothing is left (EAGAIN: nothing left either).
+    }
+    if (n === 0) return;
+    deliver(buf.subarray(0, n));
+    total += n;
+  }
 }
 
 const require = createRequire(import.meta.url);
@@ -64,6 +98,13 @@ export function spawnPty(options: SpawnOptions): Pty {
     encoding: null,
   });
   let exited = false;
+  const dataListeners: ((data: Buffer) => void)[] = [];
+  const deliver = (data: Buffer) => {
+    for (const listener of dataListeners) listener(data);
+  };
+  p.onData((d) => deliver(typeof d === 'string' ? Buffer.from(d) : d));
+  // 'end' comes after the last 'data' and before 'close', after which node-pty reports the exit.
+  p.on('end', () => drain(p.fd, deliver));
   return {
     pid: p.pid,
     write: (data) => {
@@ -77,7 +118,9 @@ export function spawnPty(options: SpawnOptions): Pty {
     kill: (signal) => {
       if (!exited) p.kill(signal);
     },
-    onData: (listener) => p.onData((d) => listener(typeof d === 'string' ? Buffer.from(d) : d)),
+    onData: (listener) => {
+      dataListeners.push(listener);
+    },
     onExit: (listener) =>
       p.onExit((e) => {
         exited = true;
