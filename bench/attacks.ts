@@ -19,6 +19,7 @@ import { markdownTable, type AttackOptions, type AttackResult } from './lib/atta
 import { attackGuessing, attackSignupFlood, attackSquatting } from './lib/attacks-accounts.js';
 import { attackCondemned, attackHalfOpen, attackStalledReaders } from './lib/attacks-relay.js';
 import { round } from './lib/stats.js';
+import { intFlag } from './lib/flags.js';
 
 const { values: flags } = parseArgs({
   options: {
@@ -39,13 +40,6 @@ if (flags.help) {
       'addresses, 5 session squatting, 6 stalled readers.',
   );
   process.exit(0);
-}
-
-function intFlag(name: string, text: string, min: number, max: number): number {
-  const n = Number(text);
-  if (!Number.isInteger(n) || n < min || n > max)
-    throw new Error(`--${name} must be an integer from ${min} to ${max}`);
-  return n;
 }
 
 const ONLY = flags.only?.split(',').map((s) => intFlag('only', s.trim(), 1, 6));

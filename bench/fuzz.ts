@@ -15,6 +15,7 @@ import { HealthPoller, RssSampler, rssKiB, runFuzz } from '../test/fuzz-driver.j
 import { connectClient, newDevice, startServeProcess } from '../test/helpers.js';
 import { cpuSeconds } from './lib/cpu.js';
 import { round, table } from './lib/stats.js';
+import { intFlag } from './lib/flags.js';
 
 const { values: flags } = parseArgs({
   options: {
@@ -31,13 +32,6 @@ if (flags.help) {
       'The seed defaults to a random one (printed); the same seed sends the same messages.',
   );
   process.exit(0);
-}
-
-function intFlag(name: string, text: string, min: number, max: number): number {
-  const n = Number(text);
-  if (!Number.isInteger(n) || n < min || n > max)
-    throw new Error(`--${name} must be an integer from ${min} to ${max}`);
-  return n;
 }
 
 const MESSAGES = intFlag('messages', flags.messages, 1, 1e9);
