@@ -14,6 +14,7 @@ import { MAX_DEVICES_PER_ACCOUNT } from '../protocol/limits.js';
 import { openSqliteStore } from '../store/sqlite.js';
 import type { Store } from '../store/repositories.js';
 import { AuthService, type AuthOptions } from './auth-service.js';
+import { InviteService } from './invites.js';
 
 const FAST = { argon2: { memoryCost: 1024, timeCost: 1, parallelism: 1 } };
 const dir = mkdtempSync(join(tmpdir(), 'sb-auth-'));
@@ -260,6 +261,31 @@ describe('sign-up limits', () => {
       ),
       ErrorCode.INVITE_INVALID,
     );
+  });
+
+  it('spends the relay-wide sign-up budget only on valid invite codes', async () => {
+    const t = 5_000_000;
+    const { store, auth } = await service(() => t, {
+      signupMode: 'invite',
+      signupRate: { perAddress: { perMinute: 100, burst: 100 }, relay: { perMinute: 1, burst: 2 } },
+    });
+    const admin = (await store.users.create('root', 'h', t))!;
+    const invites = new InviteService(store, () => t, { admins: ['root'] });
+    await invites.start();
+    const { code } = await invites.create(admin, 2, 3600);
+    // Made-up codes from many addresses: each refused, none taking the relay's two sign-ups.
+    for (let i = 0; i < 10; i++) {
+      const guess = auth.signup(`guesser${i}`, 'long enough pw', {
+        address: `198.51.100.${i}`,
+        invite: `sbi_made-up-code-number-${i}`,
+      });
+      assert.equal(await codeOf(guess), ErrorCode.INVITE_INVALID);
+    }
+    for (const name of ['first', 'second'])
+      assert.equal(
+        await codeOf(auth.signup(name, 'long enough pw', { address: '192.0.2.9', invite: code })),
+        'OK',
+      );
   });
 });
 

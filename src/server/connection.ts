@@ -45,6 +45,8 @@ export type CutReason = 'slow_reader' | 'queue_overflow';
 export interface ConnectionOptions {
   /** Time a connection that got SLOW_PEER has to drain below MAX_QUEUED_BYTES. Default 5 s. */
   slowPeerGraceMs?: number;
+  /** Time the peer has to answer the relay's close frame before it is cut. Default 2 s. */
+  closeTimeoutMs?: number;
   /** Told whenever the relay cuts this connection for not reading (metrics). */
   onCut?: (reason: CutReason) => void;
 }
@@ -76,6 +78,7 @@ export class Connection {
   #closeTimer: NodeJS.Timeout | undefined;
   #slowTimer: NodeJS.Timeout | undefined;
   readonly #slowPeerGraceMs: number;
+  readonly #closeTimeoutMs: number;
   readonly #onCut: (reason: CutReason) => void;
 
   /** `log` is the relay's logger; the connection logs through a child tagged with its id. */
@@ -88,6 +91,7 @@ export class Connection {
   ) {
     this.ws = ws;
     this.#slowPeerGraceMs = options.slowPeerGraceMs ?? SLOW_PEER_GRACE_MS;
+    this.#closeTimeoutMs = options.closeTimeoutMs ?? CLOSE_TIMEOUT_MS;
     this.#onCut = options.onCut ?? (() => undefined);
     this.address = address;
     this.log = log.child({ conn: this.id });
@@ -208,7 +212,7 @@ export class Connection {
     this.closed = true;
     // Close reasons are limited to 123 bytes by RFC 6455.
     this.ws.close(code, Buffer.from(reason).subarray(0, 123).toString());
-    this.#closeTimer = setTimeout(() => this.ws.terminate(), CLOSE_TIMEOUT_MS);
+    this.#closeTimer = setTimeout(() => this.ws.terminate(), this.#closeTimeoutMs);
     this.#closeTimer.unref();
   }
 

@@ -44,7 +44,7 @@ export class Directory {
 
   addOnline(conn: Connection): void {
     const userId = conn.auth?.user.id;
-    if (userId === undefined || conn.closed) return;
+    if (userId === undefined) return;
     let set = this.#online.get(userId);
     if (!set) this.#online.set(userId, (set = new Set()));
     set.add(conn);

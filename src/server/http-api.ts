@@ -24,7 +24,10 @@ function fromLoopback(req: IncomingMessage): boolean {
  * /metrics: without a metrics token, loopback only; with one, the token from anywhere (loopback
  * included: other users of the machine are strangers too). Compared in constant time.
  */
-function metricsAllowed(req: IncomingMessage, ctx: HttpContext): boolean {
+export function metricsAllowed(
+  req: IncomingMessage,
+  ctx: Pick<HttpContext, 'metricsToken'>,
+): boolean {
   if (ctx.metricsToken === undefined) return fromLoopback(req);
   const given = /^Bearer (.{1,256})$/.exec(req.headers.authorization ?? '')?.[1] ?? '';
   const want = createHash('sha256').update(ctx.metricsToken).digest();
