@@ -100,3 +100,85 @@ export function isAllZero(bytes: Uint8Array): boolean {
   for (const byte of bytes) acc |= byte;
   return acc === 0;
 }
+
+/**
+ * The bare operations an implementation supplies; {@link checkedProvider} adds the rules both
+ * share (input sizes, weak-key and signature-length refusals, the all-zero X25519 result, a
+ * short GCM input), so the two implementations cannot drift apart on them.
+ */
+export interface CryptoPrimitives {
+  randomBytes(length: number): Uint8Array;
+  sha256(parts: Uint8Array[]): Uint8Array;
+  hmacSha256(key: Uint8Array, data: Uint8Array): Uint8Array;
+  hkdfSha256(ikm: Uint8Array, salt: Uint8Array, info: Uint8Array, length: number): Uint8Array;
+  ed25519PublicKey(seed: Uint8Array): Uint8Array;
+  ed25519Sign(seed: Uint8Array, message: Uint8Array): Uint8Array;
+  /** May throw on malformed input; the checked provider turns that into false. */
+  ed25519Verify(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean;
+  x25519PublicKey(privateKey: Uint8Array): Uint8Array;
+  x25519(privateKey: Uint8Array, peerPublicKey: Uint8Array): Uint8Array;
+  aes256GcmSeal(
+    key: Uint8Array,
+    nonce: Uint8Array,
+    plaintext: Uint8Array,
+    aad: Uint8Array,
+  ): Uint8Array;
+  aes256GcmOpen(
+    key: Uint8Array,
+    nonce: Uint8Array,
+    sealed: Uint8Array,
+    aad: Uint8Array,
+  ): Uint8Array;
+}
+
+const EMPTY = new Uint8Array(0);
+
+/** A CryptoProvider from bare primitives, with the checks every implementation must make. */
+export function checkedProvider(name: string, p: CryptoPrimitives): CryptoProvider {
+  return Object.freeze({
+    name,
+    randomBytes: (length: number) => p.randomBytes(length),
+    sha256: (...parts: Uint8Array[]) => p.sha256(parts),
+    hmacSha256: (key: Uint8Array, data: Uint8Array) => p.hmacSha256(key, data),
+    hkdfSha256: (ikm: Uint8Array, salt: Uint8Array, info: Uint8Array, length: number) =>
+      p.hkdfSha256(ikm, salt, info, length),
+    ed25519PublicKey(seed: Uint8Array): Uint8Array {
+      expectBytes(seed, KEY_BYTES, 'an Ed25519 seed');
+      return p.ed25519PublicKey(seed);
+    },
+    ed25519Sign(seed: Uint8Array, message: Uint8Array): Uint8Array {
+      expectBytes(seed, KEY_BYTES, 'an Ed25519 seed');
+      return p.ed25519Sign(seed, message);
+    },
+    ed25519Verify(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean {
+      try {
+        if (signature.length !== SIGNATURE_BYTES || isWeakEd25519Key(publicKey)) return false;
+        return p.ed25519Verify(publicKey, message, signature);
+      } catch {
+        return false;
+      }
+    },
+    x25519PublicKey(privateKey: Uint8Array): Uint8Array {
+      expectBytes(privateKey, KEY_BYTES, 'an X25519 private key');
+      return p.x25519PublicKey(privateKey);
+    },
+    x25519(privateKey: Uint8Array, peerPublicKey: Uint8Array): Uint8Array {
+      expectBytes(privateKey, KEY_BYTES, 'an X25519 private key');
+      expectBytes(peerPublicKey, KEY_BYTES, 'an X25519 public key');
+      const shared = p.x25519(privateKey, peerPublicKey);
+      if (isAllZero(shared)) throw new RangeError('X25519 with a low-order point');
+      return shared;
+    },
+    aes256GcmSeal(key: Uint8Array, nonce: Uint8Array, plaintext: Uint8Array, aad = EMPTY) {
+      expectBytes(key, KEY_BYTES, 'an AES-256 key');
+      expectBytes(nonce, GCM_NONCE_BYTES, 'a GCM nonce');
+      return p.aes256GcmSeal(key, nonce, plaintext, aad);
+    },
+    aes256GcmOpen(key: Uint8Array, nonce: Uint8Array, sealed: Uint8Array, aad = EMPTY) {
+      expectBytes(key, KEY_BYTES, 'an AES-256 key');
+      expectBytes(nonce, GCM_NONCE_BYTES, 'a GCM nonce');
+      if (sealed.length < GCM_TAG_BYTES) throw new RangeError('GCM input shorter than its tag');
+      return p.aes256GcmOpen(key, nonce, sealed, aad);
+    },
+  });
+}
