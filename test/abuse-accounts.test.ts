@@ -3,45 +3,24 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import type { RelayClient } from '../src/client/relay-client.js';
 import { ErrorCode, SwitchboardError } from '../src/protocol/errors.js';
 import { MAX_FRAME_BYTES, USERS_PAGE_DEFAULT, USERS_PAGE_MAX } from '../src/protocol/limits.js';
 import { DEFAULT_HASH_POOL_OPTIONS } from '../src/server/hash-pool.js';
 import { openSqliteStore } from '../src/store/sqlite.js';
 import {
   FAST_ARGON2,
-  connectClient,
   httpsGet,
   makeTempDir,
   makeUser,
   newDevice,
-  removeTempDirs,
+  Opened,
   runCli,
   savedLogin,
-  startTestRelay,
   type TestRelay,
 } from './helpers.js';
 
-const relays = new Set<TestRelay>();
-const clients = new Set<RelayClient>();
-
-async function relayFor(opts: Parameters<typeof startTestRelay>[0] = {}): Promise<TestRelay> {
-  const r = await startTestRelay(opts);
-  relays.add(r);
-  return r;
-}
-
-async function client(r: TestRelay, home = makeTempDir('switchboard-home-')) {
-  const c = await connectClient(r.server, r.fingerprint, home);
-  clients.add(c);
-  return c;
-}
-
-after(async () => {
-  for (const c of clients) c.terminate();
-  await Promise.all([...relays].map((r) => r.close()));
-  removeTempDirs();
-});
+const opened = new Opened();
+after(() => opened.close());
 
 /** Settles to the error code, or 'OK'; keeps the error for inspection. */
 async function outcome(p: Promise<unknown>): Promise<{ code: string; error?: SwitchboardError }> {
@@ -59,11 +38,11 @@ describe('finding 3: a sign-up flood', () => {
     // Each flooding connection comes from its own address, as a botnet's would; the real user's
     // connections from 127.0.0.1. The real Argon2 cost: the flood is about hashing.
     const floodAddresses: string[] = [];
-    const r = await relayFor({
+    const r = await opened.relay({
       addressOf: (req) => floodAddresses.shift() ?? req.socket.remoteAddress ?? '?',
     });
     const PASSWORD = 'alice-correct-horse';
-    const setup = await client(r);
+    const setup = await opened.client(r);
     await setup.request('auth.signup', { user: 'alice', password: PASSWORD });
     setup.close();
 
@@ -72,7 +51,7 @@ describe('finding 3: a sign-up flood', () => {
     const PER_SECOND = 45; // under the per-connection control rate of 50/s
     for (let i = 0; i < FLOODERS; i++) floodAddresses.push(`198.51.100.${i + 1}`);
     const flooders = [];
-    for (let i = 0; i < FLOODERS; i++) flooders.push(await client(r));
+    for (let i = 0; i < FLOODERS; i++) flooders.push(await opened.client(r));
 
     const results: Array<Promise<{ code: string; error?: SwitchboardError }>> = [];
     let flooding = true;
@@ -105,7 +84,7 @@ describe('finding 3: a sign-up flood', () => {
         await new Promise((r) => setTimeout(r, 20));
       for (let i = 0; flooding && i < 20; i++) {
         const began = Date.now();
-        const c = await client(r);
+        const c = await opened.client(r);
         const login = await c.request('auth.login', {
           user: 'alice',
           password: PASSWORD,
@@ -176,7 +155,7 @@ describe('finding 3: `users` with more accounts than one page', () => {
         await tx.users.create(`member${String(i).padStart(4, '0')}`, 'not-a-hash', 1_000);
     });
     await store.close();
-    r = await relayFor({ dataDir, auth: { argon2: FAST_ARGON2 } });
+    r = await opened.relay({ dataDir, auth: { argon2: FAST_ARGON2 } });
     home = await makeUser(r, 'pager', 'pager-password-1');
 
     const mine = await runCli(['users', '--json'], { home });
@@ -197,7 +176,7 @@ describe('finding 3: `users` with more accounts than one page', () => {
     // owner2 lets pager into a session; pager names member0007 in one of hers. Both offline.
     const owner2 = await makeUser(r, 'owner2', 'owner2-password-1');
     const register = async (home: string, sessionId: string, names: object) => {
-      const c = await client(r, home);
+      const c = await opened.client(r, home);
       await c.request('auth.token', { token: savedLogin(home).token });
       await c.request('session.register', {
         sessionId,
@@ -220,7 +199,7 @@ describe('finding 3: `users` with more accounts than one page', () => {
   });
 
   it('answers one page per request, far below the frame limit', async () => {
-    const c = await client(r, home);
+    const c = await opened.client(r, home);
     await c.request('auth.token', { token: savedLogin(home).token });
     const page = await c.request('users.list', { all: true, limit: USERS_PAGE_MAX });
     assert.equal(page.users.length, USERS_PAGE_MAX);
@@ -260,7 +239,7 @@ describe('finding 4: guessing from many addresses', () => {
     // The relay's clock stands still, so no throttle delay can lapse at the test's pace; the
     // default policies are the ones under test.
     const clock = Date.now();
-    const r = await relayFor({
+    const r = await opened.relay({
       addressOf: () => address,
       now: () => clock,
       auth: { argon2: FAST_ARGON2 },
@@ -272,7 +251,7 @@ describe('finding 4: guessing from many addresses', () => {
     const codes: string[] = [];
     for (let i = 0; i < 30; i++) {
       address = `198.51.100.${i + 1}`;
-      const c = await client(r);
+      const c = await opened.client(r);
       const { code } = await outcome(
         c.request('auth.login', { user: 'olive', password: `guess-${i}`, device: newDevice() }),
       );
@@ -312,10 +291,10 @@ describe('finding 4: guessing from many addresses', () => {
   });
 
   it('gives every connection its own 32-byte challenge and refuses a forged proof', async () => {
-    const r = await relayFor({ auth: { argon2: FAST_ARGON2 } });
+    const r = await opened.relay({ auth: { argon2: FAST_ARGON2 } });
     await makeUser(r, 'percy', 'percy-password-1');
-    const a = await client(r);
-    const b = await client(r);
+    const a = await opened.client(r);
+    const b = await opened.client(r);
     assert.equal(a.challenge?.length, 32);
     assert.notDeepEqual(a.challenge, b.challenge);
     const { code } = await outcome(

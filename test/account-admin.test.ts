@@ -4,40 +4,24 @@ import assert from 'node:assert/strict';
 import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import type { RelayClient } from '../src/client/relay-client.js';
 import { createLogger } from '../src/server/logger.js';
 import {
   FAST_ARGON2,
-  connectClient,
   loginUser,
   makeTempDir,
   makeUser,
-  removeTempDirs,
+  Opened,
   runCli,
   savedLogin,
-  startTestRelay,
   type TestRelay,
 } from './helpers.js';
 
-const relays = new Set<TestRelay>();
-const clients = new Set<RelayClient>();
-
-after(async () => {
-  for (const c of clients) c.terminate();
-  await Promise.all([...relays].map((r) => r.close()));
-  removeTempDirs();
-});
-
-async function relayFor(opts: Parameters<typeof startTestRelay>[0] = {}): Promise<TestRelay> {
-  const r = await startTestRelay({ auth: { argon2: FAST_ARGON2 }, ...opts });
-  relays.add(r);
-  return r;
-}
+const opened = new Opened({ auth: { argon2: FAST_ARGON2 } });
+after(() => opened.close());
 
 /** A live connection logged in with the token saved in `home`, and a promise of its close. */
 async function liveConnection(r: TestRelay, home: string) {
-  const c = await connectClient(r.server, r.fingerprint, home);
-  clients.add(c);
+  const c = await opened.client(r, home);
   await c.request('auth.token', { token: savedLogin(home).token });
   const closed = new Promise<void>((resolve) => c.once('close', () => resolve()));
   return { c, closed };
@@ -77,7 +61,7 @@ describe('sign-up modes and invites', () => {
 
   before(async () => {
     // The operator makes the admin's account while sign-up is open, then restarts invite-only.
-    r = await relayFor();
+    r = await opened.relay();
     root = await makeUser(r, 'root', 'root-password-1');
     member = await makeUser(r, 'member', 'member-password-1');
     await r.restart({ signup: 'invite', admins: ['root'] });
@@ -191,7 +175,7 @@ describe('sign-up modes and invites', () => {
 
 describe('switchboard passwd', () => {
   it('changes the password; --logout-others revokes the other homes and closes their connections', async () => {
-    const r = await relayFor();
+    const r = await opened.relay();
     const here = await makeUser(r, 'pat', 'pat-password-old');
     const there = await loginUser(r, 'pat', 'pat-password-old');
 
@@ -245,7 +229,7 @@ describe('switchboard passwd', () => {
 
 describe('switchboard account delete', () => {
   it('removes the account with its sessions, devices and logins, and closes its connections', async () => {
-    const r = await relayFor();
+    const r = await opened.relay();
     const here = await makeUser(r, 'dora', 'dora-password-1');
     const there = await loginUser(r, 'dora', 'dora-password-1');
     const friend = await makeUser(r, 'fred', 'fred-password-1');
@@ -313,7 +297,7 @@ describe('no secrets in the logs', () => {
     const file = join(makeTempDir('switchboard-log-'), 'relay.log');
     const fd = openSync(file, 'w');
     try {
-      const r = await relayFor({ logger: createLogger('trace', fd) });
+      const r = await opened.relay({ logger: createLogger('trace', fd) });
       const root = await makeUser(r, 'root', 'root-password-1');
       await r.restart({ signup: 'invite', admins: ['root'] });
       const made = await runCli(['invite', 'create'], { home: root });

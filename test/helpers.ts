@@ -103,6 +103,50 @@ export async function startTestRelay(opts: Partial<RelayOptions> = {}): Promise<
   };
 }
 
+/**
+ * The relays and clients one test file opens, so that its after() hook can close them all even
+ * when a test failed half-way.
+ *
+ * @example const opened = new Opened(); after(() => opened.close()); const r = await opened.relay();
+ */
+export class Opened {
+  readonly #relays = new Set<TestRelay>();
+  readonly #clients = new Set<RelayClient>();
+  readonly #defaults: Partial<RelayOptions>;
+
+  /** `defaults` go to every relay this file starts (a test's own options override them). */
+  constructor(defaults: Partial<RelayOptions> = {}) {
+    this.#defaults = defaults;
+  }
+
+  async relay(opts: Partial<RelayOptions> = {}): Promise<TestRelay> {
+    const r = await startTestRelay({ ...this.#defaults, ...opts });
+    this.#relays.add(r);
+    return r;
+  }
+
+  /** A connected client (hello done, not logged in), pinning `target`'s certificate in `home`. */
+  async client(
+    target: RelayAddress,
+    home = makeTempDir('switchboard-home-'),
+  ): Promise<RelayClient> {
+    return this.track(await connectClient(target.server, target.fingerprint, home));
+  }
+
+  /** Closes `c` with the others in close(). */
+  track(c: RelayClient): RelayClient {
+    this.#clients.add(c);
+    return c;
+  }
+
+  /** Terminates every client, closes every relay and removes the temporary directories. */
+  async close(): Promise<void> {
+    for (const c of this.#clients) c.terminate();
+    await Promise.all([...this.#relays].map((r) => r.close()));
+    removeTempDirs();
+  }
+}
+
 // --- CLI ----------------------------------------------------------------------------------------
 
 export interface CliResult {

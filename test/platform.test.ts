@@ -20,19 +20,17 @@ import { createLogger } from '../src/server/logger.js';
 import { CERT_FILE_NAME, KEY_FILE_NAME } from '../src/server/certificate.js';
 import {
   FAST_ARGON2,
-  RawWs,
-  connectClient,
   httpsGet,
   loginUser,
   makeTempDir,
   makeUser,
   newDevice,
+  Opened,
   openRawTls,
-  removeTempDirs,
+  RawWs,
   runCli,
   savedLogin,
   startServeProcess,
-  startTestRelay,
   waitFor,
   type TestRelay,
 } from './helpers.js';
@@ -44,25 +42,10 @@ process.on('unhandledRejection', (reason) => {
 });
 
 /** Every relay and client a test opens, closed in after() even if the test failed half-way. */
-const relays = new Set<TestRelay>();
-const clients = new Set<RelayClient>();
-
-async function relayFor(opts: Parameters<typeof startTestRelay>[0] = {}): Promise<TestRelay> {
-  const r = await startTestRelay(opts);
-  relays.add(r);
-  return r;
-}
-
-async function client(r: { server: string; fingerprint: string }, home: string) {
-  const c = await connectClient(r.server, r.fingerprint, home);
-  clients.add(c);
-  return c;
-}
+const opened = new Opened();
 
 after(async () => {
-  for (const c of clients) c.terminate();
-  await Promise.all([...relays].map((r) => r.close()));
-  removeTempDirs();
+  await opened.close();
   assert.deepEqual(unhandled, [], 'unhandled promise rejections during the tests');
 });
 
@@ -95,7 +78,7 @@ describe('1-2. accounts through the CLI', () => {
     // Default Argon2 cost: these few logins are the real thing. The relay's clock stands still,
     // so a throttle delay cannot lapse while the test is still guessing.
     const clock = Date.now();
-    r = await relayFor({ now: () => clock });
+    r = await opened.relay({ now: () => clock });
   });
 
   it('1. signup → login → whoami → users, with one user online and one offline', async () => {
@@ -116,7 +99,7 @@ describe('1-2. accounts through the CLI', () => {
 
     const bob = await makeUser(r, 'bob', PW.bob);
     await makeUser(r, 'carol', PW.carol); // logged in, but holds no connection
-    const bobLive = await client(r, bob);
+    const bobLive = await opened.client(r, bob);
     await bobLive.request('auth.token', { token: savedLogin(bob).token });
 
     const listed = await runCli(['users', '--all', '--json'], { home: alice });
@@ -163,7 +146,7 @@ describe('1-2. accounts through the CLI', () => {
 
     // The throttle, driven directly: its own user so the CLI failures above do not count.
     const home = makeTempDir('switchboard-home-');
-    const c = await client(r, home);
+    const c = await opened.client(r, home);
     await c.request('auth.signup', { user: 'dave', password: PW.dave });
     const device = newDevice();
     for (let i = 1; i <= 4; i++) {
@@ -185,8 +168,8 @@ describe('1-2. accounts through the CLI', () => {
 
 describe('one user per connection', () => {
   it('refuses a second login as another user without issuing that user a token', async () => {
-    const r = await relayFor({ auth: { argon2: FAST_ARGON2 } }); // hash cost is not under test
-    const c = await client(r, makeTempDir('switchboard-home-'));
+    const r = await opened.relay({ auth: { argon2: FAST_ARGON2 } }); // hash cost is not under test
+    const c = await opened.client(r, makeTempDir('switchboard-home-'));
     await c.request('auth.signup', { user: 'alice', password: PW.alice });
     await c.request('auth.signup', { user: 'bob', password: PW.bob });
     await c.request('auth.login', { user: 'alice', password: PW.alice, device: newDevice() });
@@ -216,7 +199,7 @@ describe('3. token expiry, revocation and logout --all', () => {
   it('an idle token expires: whoami exits 3 with TOKEN_EXPIRED and says to log in again', async () => {
     let clock = Date.now();
     const tokenIdleMs = 60_000;
-    const r = await relayFor({ now: () => clock, auth: { tokenIdleMs } });
+    const r = await opened.relay({ now: () => clock, auth: { tokenIdleMs } });
     const home = await makeUser(r, 'alice', PW.alice);
     const ok = await runCli(['whoami'], { home });
     assert.equal(ok.code, 0, ok.stderr);
@@ -229,14 +212,14 @@ describe('3. token expiry, revocation and logout --all', () => {
   });
 
   it('a logged-out token is TOKEN_REVOKED; logout --all ends the logins of every home', async () => {
-    const r = await relayFor();
+    const r = await opened.relay();
     const home = await makeUser(r, 'bob', PW.bob);
     const { token } = savedLogin(home);
     const out = await runCli(['logout'], { home });
     assert.equal(out.code, 0, out.stderr);
     assert.match(out.stdout, /^Logged out\.$/m);
     assert.equal(existsSync(join(home, 'login.json')), false);
-    const c = await client(r, home);
+    const c = await opened.client(r, home);
     await rejectsWith(c.request('auth.token', { token }), ErrorCode.TOKEN_REVOKED);
     c.close();
 
@@ -258,7 +241,7 @@ describe('3. token expiry, revocation and logout --all', () => {
 describe('4. trusting the relay certificate', () => {
   let r: TestRelay;
   before(async () => {
-    r = await relayFor();
+    r = await opened.relay();
   });
 
   it('refuses an unpinned relay without --fingerprint (exit 4, names --fingerprint)', async () => {
@@ -293,7 +276,7 @@ describe('4. trusting the relay certificate', () => {
     assert.equal(who.code, 0, who.stderr);
     assert.equal((JSON.parse(who.stdout) as { user: string }).user, 'carol');
     // A CA that did not sign the relay's certificate is refused, not silently pinned around.
-    const other = await relayFor();
+    const other = await opened.relay();
     const bad = await runCli(['whoami', '--ca', join(other.dataDir, CERT_FILE_NAME)], { home });
     assert.equal(bad.code, 4, bad.stderr);
     assert.match(bad.stderr, /did not verify against --ca/);
@@ -341,7 +324,7 @@ function plaintext(port: number, text: string): Promise<string> {
 
 describe('5. plaintext on the TLS port', () => {
   it('closes plaintext HTTP and a plaintext WebSocket upgrade, and stays healthy', async () => {
-    const r = await relayFor();
+    const r = await opened.relay();
     const http = await plaintext(r.port, 'GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n');
     assert.doesNotMatch(http, /HTTP\/1\.1/, 'no HTTP answer over plaintext');
     const upgrade = await plaintext(
@@ -359,7 +342,7 @@ describe('5. plaintext on the TLS port', () => {
 describe('6. malformed and abusive frames on a raw WebSocket', () => {
   let r: TestRelay;
   before(async () => {
-    r = await relayFor();
+    r = await opened.relay();
   });
 
   it('answers each bad frame with the right error code and keeps the connection usable', async () => {
@@ -452,7 +435,7 @@ async function readServerFrame(socket: NodeJS.ReadableStream, buffered: Buffer):
 describe('7. connections that die mid-stream', () => {
   let r: TestRelay;
   before(async () => {
-    r = await relayFor();
+    r = await opened.relay();
   });
 
   it('survives a socket cut in the middle of a frame', async () => {
@@ -504,9 +487,9 @@ describe('7. connections that die mid-stream', () => {
 
   it('marks a user offline when their connection drops without a close', async () => {
     const bob = await makeUser(r, 'bob', PW.bob);
-    const watcher = await client(r, makeTempDir('switchboard-home-'));
+    const watcher = await opened.client(r, makeTempDir('switchboard-home-'));
     await watcher.request('auth.login', { user: 'alice', password: PW.alice, device: newDevice() });
-    const c = await client(r, bob);
+    const c = await opened.client(r, bob);
     await c.request('auth.token', { token: savedLogin(bob).token });
     assert.equal((await usersOnline(watcher)).get('bob'), true);
     c.terminate();
@@ -526,11 +509,11 @@ describe('8. many clients at once', () => {
     // logins with the real settings.
     // 20 sign-ups from one address are past its burst of 10 (abuse-accounts.test.ts tests that).
     const signupRate = { perMinute: 60, burst: 60 };
-    const r = await relayFor({
+    const r = await opened.relay({
       auth: { argon2: FAST_ARGON2, signupRate: { perAddress: signupRate, relay: signupRate } },
     });
     const home = makeTempDir('switchboard-home-');
-    const setup = await client(r, home);
+    const setup = await opened.client(r, home);
     const names = Array.from({ length: 20 }, (_, i) => `user${i}`);
     for (const user of names)
       await setup.request('auth.signup', { user, password: `pw-${user}-x` });
@@ -541,7 +524,7 @@ describe('8. many clients at once', () => {
     const results = await Promise.allSettled(
       Array.from({ length: N }, async (_, i) => {
         const user = names[i % names.length]!;
-        const c = await client(r, home);
+        const c = await opened.client(r, home);
         const login = await c.request('auth.login', {
           user,
           password: `pw-${user}-x`,
@@ -579,7 +562,7 @@ describe('8. many clients at once', () => {
 
 describe('9. restart', () => {
   it('keeps users, tokens and the certificate across a restart on the same data dir', async () => {
-    const r = await relayFor();
+    const r = await opened.relay();
     const home = await makeUser(r, 'alice', PW.alice);
     const fingerprint = r.fingerprint;
     await r.restart();
@@ -622,7 +605,7 @@ describe('11. SIGTERM to `switchboard serve`', () => {
     const dataDir = makeTempDir('switchboard-serve-');
     const home = makeTempDir('switchboard-home-');
     const first = await startServeProcess(dataDir);
-    const c = await client(first, home);
+    const c = await opened.client(first, home);
     await c.request('auth.signup', { user: 'alice', password: PW.alice });
     const { token } = await c.request('auth.login', {
       user: 'alice',
@@ -644,7 +627,7 @@ describe('11. SIGTERM to `switchboard serve`', () => {
     const second = await startServeProcess(dataDir);
     try {
       assert.equal(second.fingerprint, first.fingerprint);
-      const c2 = await client(second, home);
+      const c2 = await opened.client(second, home);
       const me = await c2.request('auth.token', { token });
       assert.equal(me.user, 'alice');
       c2.close();
@@ -667,7 +650,7 @@ describe('12. no secrets in the logs', () => {
     const file = join(dir, 'relay.log');
     const fd = openSync(file, 'w');
     try {
-      const r = await relayFor({ logger: createLogger('trace', fd) });
+      const r = await opened.relay({ logger: createLogger('trace', fd) });
       const home = await makeUser(r, 'alice', PW.alice);
       const wrong = 'a-wrong-password-123';
       const bad = await runCli(['login', '--user', 'alice', '--password-stdin'], {

@@ -5,25 +5,20 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
-import type { RelayClient } from '../src/client/relay-client.js';
 import { ErrorCode, SwitchboardError } from '../src/protocol/errors.js';
 import {
   FAST_ARGON2,
-  connectClient,
   makeTempDir,
   makeUser,
   newDevice,
-  removeTempDirs,
+  Opened,
   startServeProcess,
-  startTestRelay,
   type ServeProcess,
-  type TestRelay,
 } from './helpers.js';
 import { startTestPostgres, type TestPostgres } from './postgres.js';
 
 let pgServer: TestPostgres | undefined;
-const relays = new Set<TestRelay>();
-const clients = new Set<RelayClient>();
+const opened = new Opened({ auth: { argon2: FAST_ARGON2 } });
 let serve: ServeProcess | undefined;
 
 before(async () => {
@@ -31,14 +26,12 @@ before(async () => {
 });
 
 after(async () => {
-  for (const c of clients) c.terminate();
-  await Promise.all([...relays].map((r) => r.close()));
+  await opened.close();
   if (serve && serve.child.exitCode === null) {
     serve.child.kill('SIGKILL');
     await serve.exited;
   }
   await pgServer?.stop();
-  removeTempDirs();
 });
 
 /** Runs one query on its own connection. */
@@ -55,10 +48,8 @@ async function query<R extends pg.QueryResultRow>(url: string, text: string): Pr
 describe('the relay on PostgreSQL', () => {
   it('signs up, logs in, answers whoami and registers a session, all stored in PostgreSQL', async () => {
     const url = await pgServer!.createDatabase();
-    const r = await startTestRelay({ database: url, auth: { argon2: FAST_ARGON2 } });
-    relays.add(r);
-    const c = await connectClient(r.server, r.fingerprint, makeTempDir('switchboard-home-'));
-    clients.add(c);
+    const r = await opened.relay({ database: url });
+    const c = await opened.client(r);
 
     await c.request('auth.signup', { user: 'alice', password: 'alice-correct-horse' });
     await assert.rejects(
@@ -92,10 +83,8 @@ describe('the relay on PostgreSQL', () => {
     ]);
 
     c.terminate();
-    clients.delete(c);
     await r.restart();
-    const again = await connectClient(r.server, r.fingerprint, makeTempDir('switchboard-home-'));
-    clients.add(again);
+    const again = await opened.client(r);
     await again.request('auth.login', {
       user: 'alice',
       password: 'alice-correct-horse',
