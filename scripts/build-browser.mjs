@@ -1,6 +1,42 @@
-// Bundles the browser build of src/crypto/ (noble provider, prekeys, vectors) into dist/browser/ as one ES module.
-// platform 'browser' makes any node:* import a build error, so Node-only code cannot slip in.
+// Bundles the browser build (src/crypto/browser.ts: noble provider, handshake, records, prekeys, vectors, terminal codecs) into dist/browser/ as one ES module.
+//
+// Two plugins: `default-provider.ts` (node:crypto) is swapped for `default-provider.browser.ts`
+// (@noble), and any Node built-in that is still reached fails the build, naming the importer, so
+// Node-only code cannot slip into what the browser runs (platform 'browser' refuses them too,
+// with a vaguer message).
 import { build } from 'esbuild';
+import { builtinModules } from 'node:module';
+import { dirname, resolve } from 'node:path';
+
+const NODE_BUILTINS = new Set(builtinModules);
+
+/** @type {import('esbuild').Plugin} */
+const browserDefaults = {
+  name: 'browser-defaults',
+  setup(b) {
+    b.onResolve({ filter: /\/default-provider\.js$/ }, (args) => ({
+      path: resolve(dirname(args.importer), 'default-provider.browser.ts'),
+    }));
+  },
+};
+
+/** @type {import('esbuild').Plugin} */
+const noNodeBuiltins = {
+  name: 'no-node-builtins',
+  setup(b) {
+    b.onResolve({ filter: /^[^./]/ }, (args) => {
+      const name = args.path.startsWith('node:') ? args.path.slice(5) : args.path;
+      if (!args.path.startsWith('node:') && !NODE_BUILTINS.has(name.split('/')[0])) return;
+      return {
+        errors: [
+          {
+            text: `"${args.path}" is a Node built-in; the browser build cannot use it (imported by ${args.importer})`,
+          },
+        ],
+      };
+    });
+  },
+};
 
 await build({
   entryPoints: ['src/crypto/browser.ts'],
@@ -11,4 +47,5 @@ await build({
   target: 'es2022',
   sourcemap: true,
   logLevel: 'warning',
+  plugins: [browserDefaults, noNodeBuiltins],
 });

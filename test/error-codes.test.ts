@@ -9,6 +9,7 @@ import { KnownServers } from '../src/client/known-servers.js';
 import { ErrorCode, SwitchboardError } from '../src/protocol/errors.js';
 import {
   CONTROL_BURST,
+  FANOUT_MAX_TARGETS,
   MAX_CHANNELS_PER_CONNECTION,
   MAX_PENDING_REQUESTS,
   PROTOCOL_VERSION,
@@ -254,8 +255,35 @@ describe('session errors', () => {
     await register(host, 'kate-many');
     const attach = () =>
       codeOf(owner.c.request('session.attach', { sessionId: 'kate-many', readOnly: false }));
-    for (let i = 0; i < MAX_CHANNELS_PER_CONNECTION; i++) assert.equal(await attach(), 'OK');
+    // Filled by fan-outs (one request each for FANOUT_MAX_TARGETS channels), then one more.
+    const targets = Array.from({ length: FANOUT_MAX_TARGETS }, () => ({
+      kind: 'session' as const,
+      sessionId: 'kate-many',
+    }));
+    let opened = 0;
+    while (opened < MAX_CHANNELS_PER_CONNECTION) {
+      const { results } = await owner.c.request('channel.fanout', { service: 'terminal', targets });
+      assert.ok(results.every((r) => !('error' in r)));
+      opened += results.length;
+    }
+    assert.equal(opened, MAX_CHANNELS_PER_CONNECTION);
     assert.equal(await attach(), ErrorCode.TOO_MANY_CHANNELS);
+  });
+
+  it('SERVICE_UNAVAILABLE: a channel to a service the host did not list', async () => {
+    const owner = await user('kim');
+    const host = await owner.login();
+    await register(host, 'kim-terminal');
+    const open = (service: string) =>
+      codeOf(
+        owner.c.request('channel.open', {
+          service,
+          target: { kind: 'session', sessionId: 'kim-terminal' },
+        }),
+      );
+    // register() lists no services: an older host, which serves the terminal only.
+    assert.equal(await open('terminal'), 'OK');
+    assert.equal(await open('ping'), ErrorCode.SERVICE_UNAVAILABLE);
   });
 
   it('PEER_GONE and CHANNEL_CLOSED: a controller is told why its channel closed', async () => {

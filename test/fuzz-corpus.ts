@@ -508,17 +508,22 @@ function mutatedParams(
       defineKey(params, rng.pick(HOSTILE_KEYS), wrongType(rng));
       break;
     default:
-      // docs/protocol.md: unknown keys are rejected; `__proto__` is one, whatever JSON.parse makes of it.
+      // docs/protocol.md: unknown keys are dropped, but `__proto__` is refused wherever it is.
       defineKey(params, '__proto__', rng.chance(0.5) ? { isAdmin: true } : null);
   }
   return { params, how };
 }
 
-/** Whether the relay's schema accepts `params` for `type` (decides the expectation, never the bytes). */
+/**
+ * Whether the relay's schema accepts `params` for `type` (decides the expectation, never the
+ * bytes). Unknown keys are dropped, so an `extra-key` mutation of valid parameters is accepted
+ * (docs/protocol.md, "Unknown fields"): the `mutated` family skips those, and `addValidRequest`
+ * sends some valid requests with an extra key, which must be answered as without it.
+ */
 function schemaAccepts(type: string, params: Record<string, unknown>): boolean {
   if (!isRequestType(type)) return false;
   if (Object.prototype.hasOwnProperty.call(params, '__proto__')) return false;
-  return RequestParams[type].strict().safeParse(params).success;
+  return RequestParams[type].safeParse(params).success;
 }
 
 // --- frames ----------------------------------------------------------------------------------------
@@ -612,6 +617,9 @@ class ScriptBuilder {
 /** The state a script's requests are judged in. */
 type State = 'anonymous' | 'greeted' | 'authenticated';
 
+/** Share of valid requests sent with one unknown key added. */
+const EXTRA_KEY_SHARE = 0.1;
+
 /** A request the schema accepts, with what the relay must answer in `state`; undefined if none fits. */
 function addValidRequest(b: ScriptBuilder, state: State): void {
   const { rng, ctx } = b;
@@ -639,6 +647,11 @@ function addValidRequest(b: ScriptBuilder, state: State): void {
   } else if (type === 'session.register' && params['sessionId'] === undefined) {
     // A relay-generated ID is a new row each time: only in some scripts.
     if (b.rng.int(GENERATED_SESSION_EVERY) !== 0) params['sessionId'] = rng.pick(SESSION_POOL);
+  }
+  if (rng.chance(EXTRA_KEY_SHARE)) {
+    // A neighbouring version's field: dropped by the relay, the answer the same as without it.
+    defineKey(params, rng.pick(HOSTILE_KEYS), wrongType(rng));
+    kind += '+extra-key';
   }
   if (!schemaAccepts(type, params)) return;
   b.request(kind, { type, id: b.newId(), ...params }, true, expect);
@@ -813,7 +826,7 @@ function addProtocolError(
       if (what === 0) text = head + 'x'.repeat(Math.max(0, target - head.length - 2)) + '"}';
       else if (what === 1) text = '9'.repeat(target);
       else if (what === 2)
-        // Many unknown keys: the schema error must still fit in a reply.
+        // Many unknown keys (dropped) around a wrong known one: still refused, the error still fits.
         text = keysObject(b, target);
       else text = head + '\\u0000'.repeat(Math.floor((target - head.length - 2) / 6)) + '"}';
       b.text(family, text, false);
@@ -834,9 +847,9 @@ function addProtocolError(
   }
 }
 
-/** `{"type":"whoami","id":N,"k0":0,"k1":0,…}` of about `target` bytes. */
+/** `{"type":"users.list","id":N,"limit":"x","k0":0,"k1":0,…}` of about `target` bytes. */
 function keysObject(b: ScriptBuilder, target: number): string {
-  const parts = [`{"type":"whoami","id":${b.newId()}`];
+  const parts = [`{"type":"users.list","id":${b.newId()},"limit":"x"`];
   let size = parts[0]!.length + 1;
   for (let i = 0; size < target - 16; i++) {
     const part = `,"k${i}":0`;

@@ -5,17 +5,15 @@ import { join } from 'node:path';
 import { AttachSession, type AttachOptions } from '../src/client/attach-session.js';
 import { KnownPeers } from '../src/client/known-peers.js';
 import { KnownServers } from '../src/client/known-servers.js';
+import { openService } from '../src/client/open-channel.js';
 import { RelayClient } from '../src/client/relay-client.js';
 import { generateDeviceKey, type DeviceKeyPair } from '../src/crypto/device-key.js';
-import { ControllerHandshake } from '../src/crypto/handshake.js';
-import type { SecureChannel } from '../src/crypto/secure-channel.js';
 import { HostSession, type HostSessionOptions } from '../src/host/host-session.js';
 import { spawnPty } from '../src/host/pty.js';
 import { TerminalStream } from '../src/host/terminal-stream.js';
 import {
   TERMINAL_PROTOCOL_VERSION,
   decodeTerminal,
-  e2ePrologue,
   encodeTerminal,
   type Hello,
   type TerminalMessage,
@@ -222,39 +220,32 @@ export class Harness {
   ): Promise<RawController> {
     const client = await user.connect();
     this.defer(() => client.close());
-    const reply = await client.request('session.attach', { sessionId, readOnly: false });
-    const handshake = new ControllerHandshake({
+    const { channel } = await openService(client, {
+      service: 'terminal',
+      sessionId,
+      user: user.name,
       key: user.key,
-      prologue: e2ePrologue(sessionId, reply.host.user, user.name),
+      server: this.server,
+      knownPeers: user.knownPeers,
     });
-    let secure: SecureChannel | undefined;
     const received: TerminalMessage[] = [];
     let resolveWelcome!: (w: Welcome) => void;
     let resolveClosed!: (c: { code: string; reason: string }) => void;
     const welcome = new Promise<Welcome>((r) => (resolveWelcome = r));
     const closed = new Promise<{ code: string; reason: string }>((r) => (resolveClosed = r));
-    const send = (msg: TerminalMessage) =>
-      client.sendData(reply.channel, secure!.seal(encodeTerminal(msg)));
-    client.bindChannel(reply.channel, {
-      onData: (payload) => {
-        if (!secure) {
-          handshake.receive(payload);
-          const { message, result } = handshake.finish();
-          client.sendData(reply.channel, message);
-          secure = result.channel;
-          send({
-            type: 'hello',
-            hello: { v: TERMINAL_PROTOCOL_VERSION, cols: 80, rows: 24, readOnly: false, ...hello },
-          });
-          return;
-        }
-        const msg = decodeTerminal(secure.open(payload));
+    const send = (msg: TerminalMessage) => channel.send(encodeTerminal(msg));
+    channel.setHandlers({
+      onMessage: (payload) => {
+        const msg = decodeTerminal(payload);
         received.push(msg);
         if (msg.type === 'welcome') resolveWelcome(msg.welcome);
       },
       onClose: (code, reason) => resolveClosed({ code, reason }),
     });
-    client.sendData(reply.channel, handshake.start());
+    send({
+      type: 'hello',
+      hello: { v: TERMINAL_PROTOCOL_VERSION, cols: 80, rows: 24, readOnly: false, ...hello },
+    });
     return { welcome, closed, received, send };
   }
 

@@ -4,6 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { channelPrologue } from '../src/channel/e2e.js';
 import { generateDeviceKey } from '../src/crypto/device-key.js';
 import { HostHandshake } from '../src/crypto/handshake.js';
 import { ErrorCode } from '../src/protocol/errors.js';
@@ -404,7 +405,7 @@ describe('a relay that tampers with keys', () => {
         if (payload[0] === 0x01 && payload.length === 33) {
           const hs = new HostHandshake({
             key: mallory,
-            prologue: Buffer.from('switchboard-e2e-v1\0pinned\0alice\0bob'),
+            prologue: channelPrologue('terminal', 'pinned', 'alice', 'bob'),
           });
           const msg2 = hs.respond(payload);
           reply(Buffer.concat([frame.subarray(0, 4), msg2]));
@@ -484,7 +485,7 @@ describe('what the relay keeps', () => {
       closeSync(fd);
     }
     const log = readFileSync(logFile, 'utf8');
-    assert.ok(log.includes('"msg":"attach"'), 'the trace log did record the session');
+    assert.ok(log.includes('"msg":"channel open"'), 'the trace log did record the session');
     assert.ok(!/TOP-SECRET-MARKER/i.test(log), 'marker found in the relay log');
     // The data dir is removed by close(); the database is checked in its own test below.
   });

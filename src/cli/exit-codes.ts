@@ -51,6 +51,7 @@ export function exitCodeFor(err: unknown): number {
       return Exit.TRUST;
     case ErrorCode.NOT_ALLOWED:
     case ErrorCode.DENIED:
+    case ErrorCode.SERVICE_UNAVAILABLE:
     case ErrorCode.SESSION_NOT_FOUND:
     case ErrorCode.SESSION_OFFLINE:
     case ErrorCode.SESSION_TAKEN:

@@ -4,6 +4,7 @@ import { helpText, parseInvocation, type Command, type Io } from './command.js';
 import { account, login, logout, passwd, signup, users, whoami } from './commands/account.js';
 import { invite } from './commands/invite.js';
 import { keys, trust } from './commands/keys.js';
+import { ping } from './commands/ping.js';
 import { serve } from './commands/serve.js';
 import { agent, attach, sessions, share } from './commands/terminal.js';
 import { Exit, UsageError, exitCodeFor } from './exit-codes.js';
@@ -24,6 +25,7 @@ const COMMANDS: Command[] = [
   agent,
   attach,
   sessions,
+  ping,
   keys,
   trust,
 ];

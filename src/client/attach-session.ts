@@ -1,8 +1,7 @@
 // The controller side of a remote terminal: attach, E2E handshake, resume after drops, flow control.
 import { EventEmitter } from 'node:events';
+import type { SecureDuplex } from '../channel/e2e.js';
 import type { DeviceKeyPair } from '../crypto/device-key.js';
-import { ControllerHandshake } from '../crypto/handshake.js';
-import type { SecureChannel } from '../crypto/secure-channel.js';
 import {
   CryptoError,
   ErrorCode,
@@ -10,7 +9,7 @@ import {
   SwitchboardError,
   isErrorCode,
 } from '../protocol/errors.js';
-import type { Results } from '../protocol/messages.js';
+import type { ChannelOpened, PeerInfo } from '../protocol/messages.js';
 import {
   ACK_DELAY_MS,
   ACK_EVERY_BYTES,
@@ -18,13 +17,13 @@ import {
   MAX_CHUNK_BYTES,
   TERMINAL_PROTOCOL_VERSION,
   decodeTerminal,
-  e2ePrologue,
   encodeTerminal,
   type TerminalMessage,
   type Welcome,
 } from '../protocol/terminal.js';
 import { Backoff } from './backoff.js';
 import type { KnownPeers } from './known-peers.js';
+import { openService } from './open-channel.js';
 import type { RelayClient } from './relay-client.js';
 
 /** How long a controller keeps trying to get back to a session before giving up. */
@@ -48,7 +47,7 @@ export interface AttachOptions {
 }
 
 export interface AttachedInfo {
-  host: Results['session.attach']['host'];
+  host: PeerInfo;
   hostName: string;
   kind: 'share' | 'agent';
   welcome: Welcome;
@@ -83,8 +82,8 @@ interface Unacked {
 export class AttachSession extends EventEmitter {
   readonly #o: AttachOptions;
   #client: RelayClient | undefined;
-  #channel = 0;
-  #secure: SecureChannel | undefined;
+  /** The E2E channel to the host's terminal service, while attached. */
+  #channel: SecureDuplex | undefined;
   #attachment: string | undefined;
   /** Next output offset expected, and the last one acknowledged. */
   #expected = 0;
@@ -142,74 +141,40 @@ export class AttachSession extends EventEmitter {
       if (this.#client === client)
         this.#lost(new SessionError(ErrorCode.CONNECTION_CLOSED, 'connection to the relay lost'));
     });
-    let reply: Results['session.attach'];
+    let channel: SecureDuplex;
+    let opened: ChannelOpened;
     try {
-      reply = await client.request('session.attach', {
+      ({ channel, opened } = await openService(client, {
+        service: 'terminal',
         sessionId: this.#o.sessionId,
         readOnly: this.#o.readOnly,
-      });
+        user: this.#o.user,
+        key: this.#o.key,
+        server: this.#o.server,
+        knownPeers: this.#o.knownPeers,
+      }));
     } catch (err) {
       client.close();
+      // Closed by the host (or by the relay because the host ended the session): final.
+      if (err instanceof SwitchboardError && err.code === ErrorCode.CHANNEL_CLOSED)
+        return this.#fail(err);
       return this.#lost(err);
     }
-    this.#channel = reply.channel;
-    if (reply.sessionId !== this.#o.sessionId) {
-      client.close();
-      return this.#fail(
-        new CryptoError(
-          ErrorCode.HANDSHAKE_FAILED,
-          `the relay joined us to session "${reply.sessionId}", not "${this.#o.sessionId}"`,
-        ),
-      );
-    }
-    const handshake = new ControllerHandshake({
-      key: this.#o.key,
-      prologue: e2ePrologue(this.#o.sessionId, reply.host.user, this.#o.user),
-    });
-    let step: 'msg2' | 'welcome' | 'running' = 'msg2';
-    let handshakeHash = '';
-    client.bindChannel(reply.channel, {
-      onData: (payload) => {
+    if (this.#client !== client) return void channel.close('gave up');
+    this.#channel = channel;
+    let step: 'welcome' | 'running' = 'welcome';
+    channel.setHandlers({
+      onMessage: (payload) => {
         try {
-          if (step === 'msg2') {
-            const { peerPublicKey } = handshake.receive(payload);
-            const proven = peerPublicKey.toString('base64');
-            if (proven !== reply.host.publicKey) {
-              throw new CryptoError(
-                ErrorCode.HANDSHAKE_FAILED,
-                'the host proved a different key than the relay announced: the relay may be tampering',
-              );
-            }
-            this.#o.knownPeers.verify(this.#o.server, reply.host.user, proven);
-            const { message, result } = handshake.finish();
-            client.sendData(reply.channel, message);
-            this.#secure = result.channel;
-            handshakeHash = result.handshakeHash.toString('hex');
-            step = 'welcome';
-            this.#send({
-              type: 'hello',
-              hello: {
-                v: TERMINAL_PROTOCOL_VERSION,
-                cols: this.#cols,
-                rows: this.#rows,
-                readOnly: this.#o.readOnly,
-                ...(this.#o.term ? { term: this.#o.term } : {}),
-                ...(this.#attachment
-                  ? { resume: { attachment: this.#attachment, offset: this.#expected } }
-                  : {}),
-              },
-            });
-            return;
-          }
-          const msg = decodeTerminal(this.#secure!.open(payload));
+          const msg = decodeTerminal(payload);
           if (step === 'welcome' && msg.type === 'welcome') {
             step = 'running';
             this.#onWelcome(msg.welcome, {
-              host: reply.host,
-              hostName: reply.hostName,
-              kind: reply.kind,
+              host: opened.host,
+              hostName: opened.hostName,
+              kind: opened.kind,
               welcome: msg.welcome,
-              handshakeHash,
+              handshakeHash: channel.handshakeHash,
             });
             return;
           }
@@ -218,12 +183,12 @@ export class AttachSession extends EventEmitter {
           this.#fail(
             err instanceof SwitchboardError
               ? err
-              : new CryptoError(ErrorCode.HANDSHAKE_FAILED, String(err)),
+              : new CryptoError(ErrorCode.INVALID_MESSAGE, String(err)),
           );
         }
       },
       onClose: (code, reason) => {
-        if (this.#client !== client) return;
+        if (this.#channel !== channel) return;
         // Closed by the host (or by the relay because the host ended the session): final.
         if (code === ErrorCode.CHANNEL_CLOSED || FATAL.has(code)) {
           return this.#fail(new SessionError(code as ErrorCode, reason));
@@ -232,7 +197,19 @@ export class AttachSession extends EventEmitter {
         this.#lost(new SessionError(code as ErrorCode, reason));
       },
     });
-    client.sendData(reply.channel, handshake.start());
+    this.#send({
+      type: 'hello',
+      hello: {
+        v: TERMINAL_PROTOCOL_VERSION,
+        cols: this.#cols,
+        rows: this.#rows,
+        readOnly: this.#o.readOnly,
+        ...(this.#o.term ? { term: this.#o.term } : {}),
+        ...(this.#attachment
+          ? { resume: { attachment: this.#attachment, offset: this.#expected } }
+          : {}),
+      },
+    });
   }
 
   #onWelcome(welcome: Welcome, info: AttachedInfo): void {
@@ -340,8 +317,8 @@ export class AttachSession extends EventEmitter {
   }
 
   #send(msg: TerminalMessage): void {
-    if (!this.#secure || !this.#client || this.#client.closed) return;
-    this.#client.sendData(this.#channel, this.#secure.seal(encodeTerminal(msg)));
+    if (!this.#channel || !this.#client || this.#client.closed) return;
+    this.#channel.send(encodeTerminal(msg));
   }
 
   /**
@@ -375,7 +352,7 @@ export class AttachSession extends EventEmitter {
     const client = this.#client;
     this.#client = undefined;
     // The relay answers the close after forwarding the bye, so the host has seen it before we go.
-    if (client) await client.closeChannel(this.#channel, 'detached');
+    if (client) await this.#channel?.close('detached');
     client?.close();
     this.#end({ detached: true });
   }
@@ -405,7 +382,7 @@ export class AttachSession extends EventEmitter {
       return this.#fail(error);
     const client = this.#client;
     this.#client = undefined;
-    this.#secure = undefined;
+    this.#channel = undefined;
     this.#running = false;
     client?.close();
     this.#lostSince ??= Date.now();
@@ -441,8 +418,9 @@ export class AttachSession extends EventEmitter {
     const client = this.#client;
     this.#client = undefined;
     if (!result.detached) {
+      const channel = this.#channel;
       if (client)
-        void client.closeChannel(this.#channel, 'controller done').finally(() => client.close());
+        void (channel?.close('controller done') ?? Promise.resolve()).finally(() => client.close());
     }
     this.emit('end', result);
   }

@@ -4,11 +4,13 @@ import { WebSocket, type RawData } from 'ws';
 import { decodeData, decodeServerMessage, encodeControl, encodeData } from '../protocol/codec.js';
 import { ConnectError, ErrorCode, RemoteError, isErrorCode } from '../protocol/errors.js';
 import {
+  CAPABILITIES,
   HARD_MAX_FRAME_BYTES,
   MAX_PENDING_REQUESTS,
   PROTOCOL_VERSION,
   REQUEST_TIMEOUT_MS,
   WS_PATH,
+  type Capability,
 } from '../protocol/limits.js';
 import type {
   ErrorMessage,
@@ -61,6 +63,7 @@ export class RelayClient extends EventEmitter {
   #alive = true;
   #challenge: Buffer | undefined;
   #signup: 'open' | 'invite' | 'closed' | undefined;
+  #capabilities: ReadonlySet<Capability> = new Set();
 
   private constructor(server: string, ws: WebSocket, options: RelayClientOptions) {
     super();
@@ -120,11 +123,28 @@ export class RelayClient extends EventEmitter {
       );
     });
     const client = new RelayClient(address.label, ws, options);
-    const hello = await client.request('hello', { version: PROTOCOL_VERSION, client: CLIENT_NAME });
+    const offer = { version: PROTOCOL_VERSION, client: CLIENT_NAME };
+    // A relay from before negotiation refuses the unknown `capabilities` key: greet it without.
+    const hello = await client
+      .request('hello', { ...offer, capabilities: [...CAPABILITIES] })
+      .catch((err: unknown) => {
+        if (!(err instanceof RemoteError && err.code === ErrorCode.INVALID_MESSAGE)) throw err;
+        return client.request('hello', offer);
+      });
+    // Only names this client offered count, whatever the relay answered.
+    const agreed: unknown = hello.capabilities;
+    client.#capabilities = new Set(
+      CAPABILITIES.filter((c) => Array.isArray(agreed) && agreed.includes(c)),
+    );
     client.#challenge =
       typeof hello.challenge === 'string' ? Buffer.from(hello.challenge, 'base64') : undefined;
     client.#signup = hello.signup;
     return client;
+  }
+
+  /** The capabilities both sides support, as the relay's hello answered (none from an older relay). */
+  get capabilities(): ReadonlySet<Capability> {
+    return this.#capabilities;
   }
 
   /** Who may sign up on this relay, as its hello said (undefined from an older relay). */

@@ -23,6 +23,11 @@ import {
 } from './handshake.js';
 import type { HandshakeResult } from './handshake.js';
 import { SecureChannel } from './secure-channel.js';
+import { toHex } from './bytes.js';
+import { nobleCryptoProvider } from './noble-provider.js';
+import { nodeCryptoProvider } from './node-provider.js';
+import { seedSigner } from './prekeys.js';
+import type { CryptoProvider } from './provider.js';
 
 const PROLOGUE = Buffer.from('switchboard-e2e-v1\0session-42');
 
@@ -37,7 +42,16 @@ function handshakeFailed(pattern?: RegExp) {
     (pattern === undefined || pattern.test(err.message));
 }
 
-function flip(message: Buffer, index: number, mask = 0x01): Buffer {
+/** Byte-for-byte equality whatever the classes (Buffer, Uint8Array). */
+function same(actual: Uint8Array, expected: Uint8Array, message?: string): void {
+  assert.equal(toHex(actual), toHex(expected), message);
+}
+
+function differ(a: Uint8Array, b: Uint8Array): void {
+  assert.notEqual(toHex(a), toHex(b));
+}
+
+function flip(message: Uint8Array, index: number, mask = 0x01): Buffer {
   const copy = Buffer.from(message);
   copy[index] = (copy[index] ?? 0) ^ mask;
   return copy;
@@ -46,12 +60,12 @@ function flip(message: Buffer, index: number, mask = 0x01): Buffer {
 interface Run {
   controller: ControllerHandshake;
   host: HostHandshake;
-  msg1: Buffer;
-  msg2: Buffer;
-  msg3: Buffer;
+  msg1: Uint8Array;
+  msg2: Uint8Array;
+  msg3: Uint8Array;
   controllerResult: HandshakeResult;
   hostResult: HandshakeResult;
-  hostSawKey: Buffer;
+  hostSawKey: Uint8Array;
 }
 
 function runHandshake(
@@ -81,33 +95,33 @@ const ref = {
     const der = createPublicKey(privateKey).export({ type: 'spki', format: 'der' });
     return { privateKey, raw: Buffer.from(der.subarray(der.length - 32)) };
   },
-  dh(privateKey: KeyObject, peer: Buffer): Buffer {
+  dh(privateKey: KeyObject, peer: Uint8Array): Buffer {
     const spki = Buffer.concat([Buffer.from('302a300506032b656e032100', 'hex'), peer]);
     return diffieHellman({
       privateKey,
       publicKey: createPublicKey({ key: spki, format: 'der', type: 'spki' }),
     });
   },
-  sha256(...parts: (Buffer | string)[]): Buffer {
+  sha256(...parts: (Uint8Array | string)[]): Buffer {
     const hash = createHash('sha256');
     for (const part of parts) hash.update(part);
     return hash.digest();
   },
-  h1(prologue: Buffer, ec: Buffer, eh: Buffer): Buffer {
+  h1(prologue: Uint8Array, ec: Uint8Array, eh: Uint8Array): Buffer {
     const length = Buffer.alloc(4);
     length.writeUInt32BE(prologue.length);
     return ref.sha256('sb-hs1', length, prologue, ec, eh);
   },
   /** [c2h, h2c] */
-  keys(dh: Buffer, salt: Buffer, info: string): [Buffer, Buffer] {
+  keys(dh: Uint8Array, salt: Uint8Array, info: string): [Buffer, Buffer] {
     const okm = Buffer.from(hkdfSync('sha256', dh, salt, info, 64));
     return [okm.subarray(0, 32), okm.subarray(32)];
   },
-  seal(key: Buffer, plaintext: Buffer): Buffer {
+  seal(key: Uint8Array, plaintext: Uint8Array): Buffer {
     const cipher = createCipheriv('aes-256-gcm', key, Buffer.alloc(12));
     return Buffer.concat([cipher.update(plaintext), cipher.final(), cipher.getAuthTag()]);
   },
-  open(key: Buffer, sealed: Buffer): Buffer {
+  open(key: Uint8Array, sealed: Uint8Array): Buffer {
     const decipher = createDecipheriv('aes-256-gcm', key, Buffer.alloc(12));
     decipher.setAuthTag(sealed.subarray(sealed.length - 16));
     return Buffer.concat([
@@ -118,7 +132,7 @@ const ref = {
 };
 
 /** A host written from the spec: answers msg1, checks msg3, returns what it derived. */
-function refHost(key: DeviceKeyPair, prologue: Buffer, msg1: Buffer) {
+function refHost(key: DeviceKeyPair, prologue: Uint8Array, msg1: Uint8Array) {
   const ec = msg1.subarray(1);
   const e = ref.ephemeral();
   const dh = ref.dh(e.privateKey, ec);
@@ -133,7 +147,7 @@ function refHost(key: DeviceKeyPair, prologue: Buffer, msg1: Buffer) {
   const h2 = ref.sha256(h1, key.publicKey);
   return {
     msg2,
-    finish(msg3: Buffer) {
+    finish(msg3: Uint8Array) {
       assert.equal(msg3[0], 3);
       const payload = ref.open(kC2h, msg3.subarray(1));
       const peer = payload.subarray(0, 32);
@@ -151,11 +165,11 @@ function refHost(key: DeviceKeyPair, prologue: Buffer, msg1: Buffer) {
 }
 
 /** A controller written from the spec. */
-function refController(key: DeviceKeyPair, prologue: Buffer) {
+function refController(key: DeviceKeyPair, prologue: Uint8Array) {
   const e = ref.ephemeral();
   return {
     msg1: Buffer.concat([Buffer.of(1), e.raw]),
-    receive(msg2: Buffer) {
+    receive(msg2: Uint8Array) {
       const eh = msg2.subarray(1, 33);
       const dh = ref.dh(e.privateKey, eh);
       const h1 = ref.h1(prologue, e.raw, eh);
@@ -184,17 +198,17 @@ function refController(key: DeviceKeyPair, prologue: Buffer) {
 describe('handshake', () => {
   it('authenticates both sides and keys a channel in both directions', () => {
     const run = runHandshake();
-    assert.deepEqual(run.hostSawKey, hostKey.publicKey);
-    assert.deepEqual(run.controllerResult.peerPublicKey, hostKey.publicKey);
-    assert.deepEqual(run.hostResult.peerPublicKey, controllerKey.publicKey);
+    same(run.hostSawKey, hostKey.publicKey);
+    same(run.controllerResult.peerPublicKey, hostKey.publicKey);
+    same(run.hostResult.peerPublicKey, controllerKey.publicKey);
     assert.equal(run.controllerResult.handshakeHash.length, 32);
-    assert.deepEqual(run.controllerResult.handshakeHash, run.hostResult.handshakeHash);
+    same(run.controllerResult.handshakeHash, run.hostResult.handshakeHash);
 
     const c = run.controllerResult.channel;
     const h = run.hostResult.channel;
     for (let i = 0; i < 3; i++) {
-      assert.deepEqual(h.open(c.seal(Buffer.from(`keys ${i}`))), Buffer.from(`keys ${i}`));
-      assert.deepEqual(c.open(h.seal(Buffer.from(`screen ${i}`))), Buffer.from(`screen ${i}`));
+      same(h.open(c.seal(Buffer.from(`keys ${i}`))), Buffer.from(`keys ${i}`));
+      same(c.open(h.seal(Buffer.from(`screen ${i}`))), Buffer.from(`screen ${i}`));
     }
   });
 
@@ -213,39 +227,33 @@ describe('handshake', () => {
     assert.equal(handshakeStep(Buffer.from('{"type":"hello"}')), undefined);
     // The identities never travel in the clear: neither static key appears in any message.
     for (const message of [run.msg1, run.msg2, run.msg3]) {
-      assert.equal(message.indexOf(hostKey.publicKey), -1);
-      assert.equal(message.indexOf(controllerKey.publicKey), -1);
+      assert.equal(Buffer.from(message).indexOf(hostKey.publicKey), -1);
+      assert.equal(Buffer.from(message).indexOf(controllerKey.publicKey), -1);
     }
   });
 
   it('follows the documented wire format (real controller, reference host)', () => {
     const controller = new ControllerHandshake({ key: controllerKey, prologue: PROLOGUE });
     const host = refHost(hostKey, PROLOGUE, controller.start());
-    assert.deepEqual(controller.receive(host.msg2).peerPublicKey, hostKey.publicKey);
+    same(controller.receive(host.msg2).peerPublicKey, hostKey.publicKey);
     const { message, result } = controller.finish();
     const done = host.finish(message);
-    assert.deepEqual(done.peer, controllerKey.publicKey);
-    assert.deepEqual(result.handshakeHash, done.h3);
-    assert.deepEqual(done.channel.open(result.channel.seal(Buffer.from('up'))), Buffer.from('up'));
-    assert.deepEqual(
-      result.channel.open(done.channel.seal(Buffer.from('down'))),
-      Buffer.from('down'),
-    );
+    same(done.peer, controllerKey.publicKey);
+    same(result.handshakeHash, done.h3);
+    same(done.channel.open(result.channel.seal(Buffer.from('up'))), Buffer.from('up'));
+    same(result.channel.open(done.channel.seal(Buffer.from('down'))), Buffer.from('down'));
   });
 
   it('follows the documented wire format (reference controller, real host)', () => {
     const controller = refController(controllerKey, PROLOGUE);
     const host = new HostHandshake({ key: hostKey, prologue: PROLOGUE });
     const done = controller.receive(host.respond(controller.msg1));
-    assert.deepEqual(done.peer, hostKey.publicKey);
+    same(done.peer, hostKey.publicKey);
     const result = host.receive(done.msg3);
-    assert.deepEqual(result.peerPublicKey, controllerKey.publicKey);
-    assert.deepEqual(result.handshakeHash, done.h3);
-    assert.deepEqual(result.channel.open(done.channel.seal(Buffer.from('up'))), Buffer.from('up'));
-    assert.deepEqual(
-      done.channel.open(result.channel.seal(Buffer.from('down'))),
-      Buffer.from('down'),
-    );
+    same(result.peerPublicKey, controllerKey.publicKey);
+    same(result.handshakeHash, done.h3);
+    same(result.channel.open(done.channel.seal(Buffer.from('up'))), Buffer.from('up'));
+    same(done.channel.open(result.channel.seal(Buffer.from('down'))), Buffer.from('down'));
   });
 
   it('fails when the two sides use different prologues', () => {
@@ -265,18 +273,15 @@ describe('handshake', () => {
   it('derives fresh keys for every handshake between the same devices', () => {
     const first = runHandshake();
     const second = runHandshake();
-    assert.notDeepEqual(first.msg1, second.msg1);
-    assert.notDeepEqual(first.msg2, second.msg2);
-    assert.notDeepEqual(
-      first.controllerResult.handshakeHash,
-      second.controllerResult.handshakeHash,
-    );
+    differ(first.msg1, second.msg1);
+    differ(first.msg2, second.msg2);
+    differ(first.controllerResult.handshakeHash, second.controllerResult.handshakeHash);
     const plaintext = Buffer.from('same bytes, same position');
     const recordA = first.controllerResult.channel.seal(plaintext);
     const recordB = second.controllerResult.channel.seal(plaintext);
-    assert.notDeepEqual(recordA, recordB);
+    differ(recordA, recordB);
     assert.throws(() => second.hostResult.channel.open(recordA), CryptoError);
-    assert.deepEqual(first.hostResult.channel.open(recordA), plaintext);
+    same(first.hostResult.channel.open(recordA), plaintext);
   });
 
   it('rejects a relay that swaps the ephemeral key in msg2', () => {
@@ -339,8 +344,8 @@ describe('handshake', () => {
     const host = new HostHandshake({ key: hostKey, prologue: PROLOGUE });
     const { msg3 } = mallory.receive(host.respond(mallory.msg1));
     const result = host.receive(msg3);
-    assert.deepEqual(result.peerPublicKey, malloryKey.publicKey);
-    assert.notDeepEqual(result.peerPublicKey, controllerKey.publicKey);
+    same(result.peerPublicKey, malloryKey.publicKey);
+    differ(result.peerPublicKey, controllerKey.publicKey);
   });
 
   it('rejects a msg3 made by a third key in another handshake', () => {
@@ -424,7 +429,7 @@ describe('handshake', () => {
 
   it('rejects truncated, extended, empty and mistyped messages', () => {
     const run = runHandshake();
-    const badFor = (message: Buffer) => [
+    const badFor = (message: Uint8Array) => [
       Buffer.alloc(0),
       message.subarray(0, 1),
       message.subarray(0, message.length - 1),
@@ -516,5 +521,105 @@ describe('handshake', () => {
       RangeError,
     );
     new HostHandshake({ key: hostKey, prologue: Buffer.alloc(MAX_PROLOGUE_BYTES) });
+  });
+});
+
+describe('handshake across providers (node:crypto and @noble)', () => {
+  const PROVIDERS: CryptoProvider[] = [nodeCryptoProvider, nobleCryptoProvider];
+  /** A device key as the browser holds one: a raw seed behind seedSigner. */
+  const seedKey = (p: CryptoProvider) => seedSigner(p, p.randomBytes(32));
+
+  for (const controllerProvider of PROVIDERS) {
+    for (const hostProvider of PROVIDERS) {
+      it(`${controllerProvider.name} controller with ${hostProvider.name} host: keys, hash and records agree`, () => {
+        const cKey = seedKey(controllerProvider);
+        const hKey = seedKey(hostProvider);
+        const controller = new ControllerHandshake({
+          key: cKey,
+          prologue: PROLOGUE,
+          provider: controllerProvider,
+        });
+        const host = new HostHandshake({ key: hKey, prologue: PROLOGUE, provider: hostProvider });
+        const msg2 = host.respond(controller.start());
+        same(controller.receive(msg2).peerPublicKey, hKey.publicKey);
+        const { message, result: c } = controller.finish();
+        const h = host.receive(message);
+        same(h.peerPublicKey, cKey.publicKey);
+        same(c.handshakeHash, h.handshakeHash);
+        for (const result of [c, h]) {
+          // Plain Uint8Array whatever the provider, so callers cannot come to rely on Buffer.
+          assert.equal(Object.getPrototypeOf(result.peerPublicKey), Uint8Array.prototype);
+          assert.equal(Object.getPrototypeOf(result.handshakeHash), Uint8Array.prototype);
+        }
+        for (let i = 0; i < 3; i++) {
+          same(h.channel.open(c.channel.seal(Buffer.from(`keys ${i}`))), Buffer.from(`keys ${i}`));
+          same(c.channel.open(h.channel.seal(Buffer.from(`out ${i}`))), Buffer.from(`out ${i}`));
+        }
+        assert.deepEqual(
+          [c.channel.nextSendSeq, c.channel.nextReceiveSeq, h.channel.nextSendSeq],
+          [3, 3, 3],
+        );
+      });
+    }
+  }
+
+  it('a noble controller follows the documented wire format (reference host)', () => {
+    const controller = new ControllerHandshake({
+      key: controllerKey,
+      prologue: PROLOGUE,
+      provider: nobleCryptoProvider,
+    });
+    const host = refHost(hostKey, PROLOGUE, controller.start());
+    same(controller.receive(host.msg2).peerPublicKey, hostKey.publicKey);
+    const { message, result } = controller.finish();
+    const done = host.finish(message);
+    same(done.peer, controllerKey.publicKey);
+    same(result.handshakeHash, done.h3);
+  });
+
+  it('a noble host follows the documented wire format (reference controller)', () => {
+    const controller = refController(controllerKey, PROLOGUE);
+    const host = new HostHandshake({
+      key: hostKey,
+      prologue: PROLOGUE,
+      provider: nobleCryptoProvider,
+    });
+    const done = controller.receive(host.respond(controller.msg1));
+    same(done.peer, hostKey.publicKey);
+    const result = host.receive(done.msg3);
+    same(result.peerPublicKey, controllerKey.publicKey);
+    same(result.handshakeHash, done.h3);
+  });
+
+  it('a noble host refuses a forged controller signature and a low-order ephemeral', () => {
+    const host = new HostHandshake({
+      key: hostKey,
+      prologue: PROLOGUE,
+      provider: nobleCryptoProvider,
+    });
+    assert.throws(
+      () => host.respond(Buffer.concat([Buffer.of(1), Buffer.alloc(32)])),
+      handshakeFailed(),
+    );
+    const controller = new ControllerHandshake({ key: controllerKey, prologue: PROLOGUE });
+    const host2 = new HostHandshake({
+      key: hostKey,
+      prologue: PROLOGUE,
+      provider: nobleCryptoProvider,
+    });
+    controller.receive(host2.respond(controller.start()));
+    assert.throws(() => host2.receive(flip(controller.finish().message, 60)), handshakeFailed());
+  });
+
+  it('refuses an option that is not a CryptoProvider', () => {
+    assert.throws(
+      () =>
+        new HostHandshake({
+          key: hostKey,
+          prologue: PROLOGUE,
+          provider: {} as CryptoProvider,
+        }),
+      TypeError,
+    );
   });
 });

@@ -21,49 +21,54 @@
 // under keys only the two DH parties hold, so a relay cannot swap in its own identity; each
 // signature covers both ephemerals, so neither side can be impersonated; fresh ephemerals per
 // handshake give forward secrecy.
-import { createCipheriv, createDecipheriv, createHash, diffieHellman, hkdfSync } from 'node:crypto';
-import type { KeyObject } from 'node:crypto';
+//
+// Every primitive comes from a CryptoProvider (default: node:crypto in Node, @noble in the browser
+// build), so this file runs unchanged in both; inputs and outputs are plain Uint8Array.
 import { CryptoError, ErrorCode } from '../protocol/errors.js';
-import type { DeviceKeyPair } from './device-key.js';
-import { PUBLIC_KEY_BYTES, SIGNATURE_BYTES, verifySignature } from './device-key.js';
-import { publicKeyFromRaw, randomPrivateKey, rawPublicKey } from './raw-keys.js';
+import { concatBytes, u32be, utf8 } from './bytes.js';
+import { defaultCryptoProvider } from './default-provider.js';
+import type { DeviceSigner } from './prekeys.js';
+import { KEY_BYTES as RAW_KEY_BYTES, SIGNATURE_BYTES, type CryptoProvider } from './provider.js';
 import { KEY_BYTES, SecureChannel, TAG_BYTES } from './secure-channel.js';
 
 /** Longest prologue accepted; it is hashed once, the bound only catches misuse. */
 export const MAX_PROLOGUE_BYTES = 64 * 1024; // bytes
 
-const EPHEMERAL_BYTES = 32; // bytes, raw X25519 public key
+const PUBLIC_KEY_BYTES = RAW_KEY_BYTES; // bytes, raw Ed25519 public key
+const EPHEMERAL_BYTES = RAW_KEY_BYTES; // bytes, raw X25519 public key
 const PAYLOAD_BYTES = PUBLIC_KEY_BYTES + SIGNATURE_BYTES; // bytes, static key || signature
 const MSG1_BYTES = 1 + EPHEMERAL_BYTES;
 const MSG2_BYTES = 1 + EPHEMERAL_BYTES + PAYLOAD_BYTES + TAG_BYTES;
 const MSG3_BYTES = 1 + PAYLOAD_BYTES + TAG_BYTES;
 const MESSAGE_BYTES = { 1: MSG1_BYTES, 2: MSG2_BYTES, 3: MSG3_BYTES } as const;
 
-const LABEL_H1 = Buffer.from('sb-hs1');
-const LABEL_HOST_SIG = Buffer.from('sb-host-sig');
-const LABEL_CTL_SIG = Buffer.from('sb-ctl-sig');
-const INFO_HANDSHAKE = Buffer.from('sb handshake');
-const INFO_TRAFFIC = Buffer.from('sb traffic');
+const LABEL_H1 = utf8('sb-hs1');
+const LABEL_HOST_SIG = utf8('sb-host-sig');
+const LABEL_CTL_SIG = utf8('sb-ctl-sig');
+const INFO_HANDSHAKE = utf8('sb handshake');
+const INFO_TRAFFIC = utf8('sb traffic');
 
 type ControllerState = 'new' | 'started' | 'received' | 'done' | 'failed';
 type HostState = 'new' | 'responded' | 'done' | 'failed';
 
 /** What a completed handshake proves and provides. */
 export interface HandshakeResult {
-  /** The peer's raw Ed25519 key, proven by its signature over this handshake. */
-  readonly peerPublicKey: Buffer;
-  /** Already keyed for this role's directions. */
+  /** The peer's raw Ed25519 key (32 bytes, a copy), proven by its signature over this handshake. */
+  readonly peerPublicKey: Uint8Array;
+  /** Already keyed for this role's directions, on the handshake's provider. */
   readonly channel: SecureChannel;
-  /** h3: equal on both sides, so users can compare it out of band. */
-  readonly handshakeHash: Buffer;
+  /** h3 (32 bytes): equal on both sides, so users can compare it out of band. */
+  readonly handshakeHash: Uint8Array;
 }
 
 /** Options shared by both roles. */
 export interface HandshakeOptions {
-  /** This device's long-term identity. */
-  key: DeviceKeyPair;
+  /** This device's long-term identity: a DeviceKeyPair in Node, a seedSigner in the browser. */
+  key: DeviceSigner;
   /** Context both sides must agree on (protocol name, session id, ...); a mismatch fails the handshake. */
   prologue: Uint8Array;
+  /** The primitives, for the handshake and its channel. Default: node:crypto in Node, @noble in the browser build. */
+  provider?: CryptoProvider;
 }
 
 /**
@@ -76,22 +81,23 @@ export interface HandshakeOptions {
  * send(message);
  */
 export class ControllerHandshake {
-  readonly #key: DeviceKeyPair;
-  readonly #prologue: Buffer;
+  readonly #key: DeviceSigner;
+  readonly #prologue: Uint8Array;
+  readonly #p: CryptoProvider;
   #state: ControllerState = 'new';
   #ephemeral: Ephemeral | undefined;
-  #pending: (Pending & { peer: Buffer }) | undefined;
+  #pending: (Pending & { peer: Uint8Array }) | undefined;
 
   constructor(options: HandshakeOptions) {
-    [this.#key, this.#prologue] = validateOptions(options);
+    [this.#key, this.#prologue, this.#p] = validateOptions(options);
   }
 
   /** Returns msg1. */
-  start(): Buffer {
+  start(): Uint8Array {
     return this.#step('new', 'start()', () => {
-      this.#ephemeral = newEphemeral();
+      this.#ephemeral = newEphemeral(this.#p);
       this.#state = 'started';
-      return Buffer.concat([Buffer.of(1), this.#ephemeral.publicKey]);
+      return concatBytes(Uint8Array.of(1), this.#ephemeral.publicKey);
     });
   }
 
@@ -99,47 +105,56 @@ export class ControllerHandshake {
    * Processes msg2. Returns the host's proven public key so the caller can check it against
    * pins BEFORE revealing its own identity; then call finish().
    */
-  receive(msg2: Uint8Array): { peerPublicKey: Buffer } {
+  receive(msg2: Uint8Array): { peerPublicKey: Uint8Array } {
     return this.#step('started', 'receive()', () => {
+      const p = this.#p;
       const ephemeral = this.#ephemeral as Ephemeral;
       const message = expectMessage(msg2, 2);
       const hostEphemeral = message.subarray(1, 1 + EPHEMERAL_BYTES);
-      const dh = x25519(ephemeral.privateKey, hostEphemeral);
-      const h1 = transcriptStart(this.#prologue, ephemeral.publicKey, hostEphemeral);
-      const [keyC2h, keyH2c] = split(hkdf(dh, h1, INFO_HANDSHAKE, 2 * KEY_BYTES));
-      const payload = openPayload(keyH2c, message.subarray(1 + EPHEMERAL_BYTES), 'msg2');
+      const dh = x25519(p, ephemeral.privateKey, hostEphemeral);
+      wipe(ephemeral.privateKey);
+      this.#ephemeral = undefined;
+      const h1 = transcriptStart(p, this.#prologue, ephemeral.publicKey, hostEphemeral);
+      const [keyC2h, keyH2c] = split(p.hkdfSha256(dh, h1, INFO_HANDSHAKE, 2 * KEY_BYTES));
+      const payload = openPayload(p, keyH2c, message.subarray(1 + EPHEMERAL_BYTES), 'msg2');
       wipe(keyH2c);
       const [hostKey, hostSig] = split(payload, PUBLIC_KEY_BYTES);
-      if (!verifySignature(hostKey, Buffer.concat([LABEL_HOST_SIG, h1]), hostSig)) {
+      if (!p.ed25519Verify(hostKey, concatBytes(LABEL_HOST_SIG, h1), hostSig)) {
         throw fail('the host signature does not verify');
       }
-      this.#ephemeral = undefined;
-      this.#pending = { dh, keyC2h, h2: sha256(h1, hostKey), peer: hostKey };
+      this.#pending = { dh, keyC2h, h2: p.sha256(h1, hostKey), peer: hostKey };
       this.#state = 'received';
-      return { peerPublicKey: Buffer.from(hostKey) };
+      return { peerPublicKey: Uint8Array.from(hostKey) };
     });
   }
 
   /** Signs the transcript and returns msg3 together with the keyed channel. */
-  finish(): { message: Buffer; result: HandshakeResult } {
+  finish(): { message: Uint8Array; result: HandshakeResult } {
     return this.#step('received', 'finish()', () => {
-      const { dh, h2, keyC2h, peer } = this.#pending as Pending & { peer: Buffer };
+      const p = this.#p;
+      const { dh, h2, keyC2h, peer } = this.#pending as Pending & { peer: Uint8Array };
       const ownKey = this.#key.publicKey;
-      const signature = this.#key.sign(Buffer.concat([LABEL_CTL_SIG, h2]));
-      const message = Buffer.concat([Buffer.of(3), sealPayload(keyC2h, ownKey, signature)]);
-      const h3 = sha256(h2, ownKey);
-      const [c2h, h2c] = split(hkdf(dh, h3, INFO_TRAFFIC, 2 * KEY_BYTES));
-      const channel = new SecureChannel(c2h, h2c);
+      const signature = this.#key.sign(concatBytes(LABEL_CTL_SIG, h2));
+      const message = concatBytes(Uint8Array.of(3), sealPayload(p, keyC2h, ownKey, signature));
+      const h3 = p.sha256(h2, ownKey);
+      const [c2h, h2c] = split(p.hkdfSha256(dh, h3, INFO_TRAFFIC, 2 * KEY_BYTES));
+      const channel = new SecureChannel(c2h, h2c, { provider: p });
       wipe(dh, keyC2h, c2h, h2c);
       this.#pending = undefined;
       this.#state = 'done';
-      return { message, result: { peerPublicKey: Buffer.from(peer), channel, handshakeHash: h3 } };
+      const result = {
+        peerPublicKey: Uint8Array.from(peer),
+        channel,
+        handshakeHash: Uint8Array.from(h3),
+      };
+      return { message, result };
     });
   }
 
   #step<T>(expected: ControllerState, call: string, body: () => T): T {
     return runStep(this.#state, expected, call, body, () => {
       this.#state = 'failed';
+      wipe(this.#ephemeral?.privateKey);
       this.#ephemeral = undefined;
       wipe(this.#pending?.dh, this.#pending?.keyC2h);
       this.#pending = undefined;
@@ -155,49 +170,61 @@ export class ControllerHandshake {
  * const { peerPublicKey, channel } = hs.receive(msg3); // then check peerPublicKey against pins
  */
 export class HostHandshake {
-  readonly #key: DeviceKeyPair;
-  readonly #prologue: Buffer;
+  readonly #key: DeviceSigner;
+  readonly #prologue: Uint8Array;
+  readonly #p: CryptoProvider;
   #state: HostState = 'new';
   #pending: Pending | undefined;
 
   constructor(options: HandshakeOptions) {
-    [this.#key, this.#prologue] = validateOptions(options);
+    [this.#key, this.#prologue, this.#p] = validateOptions(options);
   }
 
   /** Processes msg1 and returns msg2. */
-  respond(msg1: Uint8Array): Buffer {
+  respond(msg1: Uint8Array): Uint8Array {
     return this.#step('new', 'respond()', () => {
+      const p = this.#p;
       const controllerEphemeral = expectMessage(msg1, 1).subarray(1);
-      const ephemeral = newEphemeral();
-      const dh = x25519(ephemeral.privateKey, controllerEphemeral);
-      const h1 = transcriptStart(this.#prologue, controllerEphemeral, ephemeral.publicKey);
-      const [keyC2h, keyH2c] = split(hkdf(dh, h1, INFO_HANDSHAKE, 2 * KEY_BYTES));
+      const ephemeral = newEphemeral(p);
+      let dh: Uint8Array;
+      try {
+        dh = x25519(p, ephemeral.privateKey, controllerEphemeral);
+      } finally {
+        wipe(ephemeral.privateKey);
+      }
+      const h1 = transcriptStart(p, this.#prologue, controllerEphemeral, ephemeral.publicKey);
+      const [keyC2h, keyH2c] = split(p.hkdfSha256(dh, h1, INFO_HANDSHAKE, 2 * KEY_BYTES));
       const ownKey = this.#key.publicKey;
-      const signature = this.#key.sign(Buffer.concat([LABEL_HOST_SIG, h1]));
-      const sealed = sealPayload(keyH2c, ownKey, signature);
+      const signature = this.#key.sign(concatBytes(LABEL_HOST_SIG, h1));
+      const sealed = sealPayload(p, keyH2c, ownKey, signature);
       wipe(keyH2c);
-      this.#pending = { dh, keyC2h, h2: sha256(h1, ownKey) };
+      this.#pending = { dh, keyC2h, h2: p.sha256(h1, ownKey) };
       this.#state = 'responded';
-      return Buffer.concat([Buffer.of(2), ephemeral.publicKey, sealed]);
+      return concatBytes(Uint8Array.of(2), ephemeral.publicKey, sealed);
     });
   }
 
   /** Processes msg3; returns the controller's proven key and the keyed channel. */
   receive(msg3: Uint8Array): HandshakeResult {
     return this.#step('responded', 'receive()', () => {
+      const p = this.#p;
       const { dh, h2, keyC2h } = this.#pending as Pending;
-      const payload = openPayload(keyC2h, expectMessage(msg3, 3).subarray(1), 'msg3');
+      const payload = openPayload(p, keyC2h, expectMessage(msg3, 3).subarray(1), 'msg3');
       const [controllerKey, controllerSig] = split(payload, PUBLIC_KEY_BYTES);
-      if (!verifySignature(controllerKey, Buffer.concat([LABEL_CTL_SIG, h2]), controllerSig)) {
+      if (!p.ed25519Verify(controllerKey, concatBytes(LABEL_CTL_SIG, h2), controllerSig)) {
         throw fail('the controller signature does not verify');
       }
-      const h3 = sha256(h2, controllerKey);
-      const [c2h, h2c] = split(hkdf(dh, h3, INFO_TRAFFIC, 2 * KEY_BYTES));
-      const channel = new SecureChannel(h2c, c2h);
+      const h3 = p.sha256(h2, controllerKey);
+      const [c2h, h2c] = split(p.hkdfSha256(dh, h3, INFO_TRAFFIC, 2 * KEY_BYTES));
+      const channel = new SecureChannel(h2c, c2h, { provider: p });
       wipe(dh, keyC2h, c2h, h2c);
       this.#pending = undefined;
       this.#state = 'done';
-      return { peerPublicKey: Buffer.from(controllerKey), channel, handshakeHash: h3 };
+      return {
+        peerPublicKey: Uint8Array.from(controllerKey),
+        channel,
+        handshakeHash: Uint8Array.from(h3),
+      };
     });
   }
 
@@ -222,20 +249,24 @@ export function handshakeStep(message: Uint8Array): 1 | 2 | 3 | undefined {
 
 /** Secrets kept between two steps: the DH output, the c2h handshake key and h2. */
 interface Pending {
-  dh: Buffer;
-  keyC2h: Buffer;
-  h2: Buffer;
+  dh: Uint8Array;
+  keyC2h: Uint8Array;
+  h2: Uint8Array;
 }
 
 interface Ephemeral {
-  privateKey: KeyObject;
-  publicKey: Buffer;
+  privateKey: Uint8Array;
+  publicKey: Uint8Array;
 }
 
-function validateOptions(options: HandshakeOptions): [DeviceKeyPair, Buffer] {
-  const { key, prologue } = (options ?? {}) as Partial<HandshakeOptions>;
+function validateOptions(options: HandshakeOptions): [DeviceSigner, Uint8Array, CryptoProvider] {
+  const {
+    key,
+    prologue,
+    provider = defaultCryptoProvider,
+  } = (options ?? {}) as Partial<HandshakeOptions>;
   if (!key || typeof key.sign !== 'function' || key.publicKey?.length !== PUBLIC_KEY_BYTES) {
-    throw new TypeError('handshake option `key` must be a DeviceKeyPair');
+    throw new TypeError('handshake option `key` must be a DeviceSigner (a DeviceKeyPair)');
   }
   if (!(prologue instanceof Uint8Array)) {
     throw new TypeError('handshake option `prologue` must be a Uint8Array');
@@ -243,8 +274,11 @@ function validateOptions(options: HandshakeOptions): [DeviceKeyPair, Buffer] {
   if (prologue.length > MAX_PROLOGUE_BYTES) {
     throw new RangeError(`handshake prologue is at most ${MAX_PROLOGUE_BYTES} bytes`);
   }
+  if (typeof provider?.x25519 !== 'function') {
+    throw new TypeError('handshake option `provider` must be a CryptoProvider');
+  }
   // Copied so a caller reusing its buffer cannot change what this handshake binds to.
-  return [key, Buffer.from(prologue)];
+  return [key, Uint8Array.from(prologue), provider];
 }
 
 /** Runs one step: refuses a call out of order, and on any failure marks the handshake dead. */
@@ -275,7 +309,7 @@ function fail(message: string): CryptoError {
   return new CryptoError(ErrorCode.HANDSHAKE_FAILED, message);
 }
 
-function expectMessage(message: Uint8Array, step: 1 | 2 | 3): Buffer {
+function expectMessage(message: Uint8Array, step: 1 | 2 | 3): Uint8Array {
   if (!(message instanceof Uint8Array) || message.length === 0) {
     throw fail(`expected handshake message ${step}, got nothing`);
   }
@@ -287,65 +321,62 @@ function expectMessage(message: Uint8Array, step: 1 | 2 | 3): Buffer {
       `handshake message ${step} must be ${MESSAGE_BYTES[step]} bytes, got ${message.length}`,
     );
   }
-  return Buffer.from(message.buffer, message.byteOffset, message.length);
+  return message;
 }
 
-function newEphemeral(): Ephemeral {
-  const privateKey = randomPrivateKey('x25519');
-  return { privateKey, publicKey: rawPublicKey(privateKey) };
+function newEphemeral(p: CryptoProvider): Ephemeral {
+  const privateKey = p.randomBytes(EPHEMERAL_BYTES);
+  return { privateKey, publicKey: p.x25519PublicKey(privateKey) };
 }
 
-function x25519(privateKey: KeyObject, peerRaw: Buffer): Buffer {
-  let peer: KeyObject;
-  let shared: Buffer;
+function x25519(p: CryptoProvider, privateKey: Uint8Array, peer: Uint8Array): Uint8Array {
   try {
-    peer = publicKeyFromRaw('x25519', peerRaw);
-    shared = diffieHellman({ privateKey, publicKey: peer });
+    // The provider refuses an all-zero result: a low-order peer point yields zero whatever our
+    // key is, and such a "secret" is known to anyone.
+    return p.x25519(privateKey, peer);
   } catch (err) {
-    throw new CryptoError(ErrorCode.HANDSHAKE_FAILED, 'the peer ephemeral key is not usable', {
-      cause: err,
-    });
+    throw new CryptoError(
+      ErrorCode.HANDSHAKE_FAILED,
+      'the peer ephemeral key is not usable (a low-order point or malformed)',
+      { cause: err },
+    );
   }
-  // A low-order peer point yields zero whatever our key is; such a "secret" is known to anyone.
-  if (shared.every((byte) => byte === 0)) throw fail('the peer ephemeral key is a low-order point');
-  return shared;
 }
 
-function transcriptStart(prologue: Buffer, controllerEph: Buffer, hostEph: Buffer): Buffer {
-  const length = Buffer.alloc(4);
-  length.writeUInt32BE(prologue.length);
-  return sha256(LABEL_H1, length, prologue, controllerEph, hostEph);
-}
-
-function sha256(...parts: Uint8Array[]): Buffer {
-  const hash = createHash('sha256');
-  for (const part of parts) hash.update(part);
-  return hash.digest();
-}
-
-function hkdf(ikm: Buffer, salt: Buffer, info: Buffer, length: number): Buffer {
-  return Buffer.from(hkdfSync('sha256', ikm, salt, info, length));
+function transcriptStart(
+  p: CryptoProvider,
+  prologue: Uint8Array,
+  controllerEph: Uint8Array,
+  hostEph: Uint8Array,
+): Uint8Array {
+  return p.sha256(LABEL_H1, u32be(prologue.length), prologue, controllerEph, hostEph);
 }
 
 /** Splits at `at` (default: the middle) into two views of the same memory. */
-function split(buffer: Buffer, at = buffer.length / 2): [Buffer, Buffer] {
-  return [buffer.subarray(0, at), buffer.subarray(at)];
+function split(bytes: Uint8Array, at = bytes.length / 2): [Uint8Array, Uint8Array] {
+  return [bytes.subarray(0, at), bytes.subarray(at)];
 }
 
 // Each handshake key seals exactly one payload, so a fixed zero nonce never repeats under a key.
-const ZERO_NONCE = Buffer.alloc(12);
+const ZERO_NONCE = new Uint8Array(12);
 
-function sealPayload(key: Buffer, staticKey: Buffer, signature: Buffer): Buffer {
-  const cipher = createCipheriv('aes-256-gcm', key, ZERO_NONCE, { authTagLength: TAG_BYTES });
-  const body = Buffer.concat([cipher.update(staticKey), cipher.update(signature), cipher.final()]);
-  return Buffer.concat([body, cipher.getAuthTag()]);
+function sealPayload(
+  p: CryptoProvider,
+  key: Uint8Array,
+  staticKey: Uint8Array,
+  signature: Uint8Array,
+): Uint8Array {
+  return p.aes256GcmSeal(key, ZERO_NONCE, concatBytes(staticKey, signature));
 }
 
-function openPayload(key: Buffer, sealed: Buffer, name: string): Buffer {
+function openPayload(
+  p: CryptoProvider,
+  key: Uint8Array,
+  sealed: Uint8Array,
+  name: string,
+): Uint8Array {
   try {
-    const decipher = createDecipheriv('aes-256-gcm', key, ZERO_NONCE, { authTagLength: TAG_BYTES });
-    decipher.setAuthTag(sealed.subarray(PAYLOAD_BYTES));
-    return Buffer.concat([decipher.update(sealed.subarray(0, PAYLOAD_BYTES)), decipher.final()]);
+    return p.aes256GcmOpen(key, ZERO_NONCE, sealed);
   } catch (err) {
     throw new CryptoError(
       ErrorCode.HANDSHAKE_FAILED,
@@ -356,6 +387,6 @@ function openPayload(key: Buffer, sealed: Buffer, name: string): Buffer {
 }
 
 /** Best-effort: overwrite key material we no longer need (the GC may still hold copies). */
-function wipe(...buffers: (Buffer | undefined)[]): void {
+function wipe(...buffers: (Uint8Array | undefined)[]): void {
   for (const buffer of buffers) buffer?.fill(0);
 }

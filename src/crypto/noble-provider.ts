@@ -47,5 +47,12 @@ export const nobleCryptoProvider: CryptoProvider = checkedProvider('noble', {
     }
   },
   aes256GcmSeal: (key, nonce, plaintext, aad) => gcm(key, nonce, aad).encrypt(plaintext),
+  aes256GcmSealWithHeader(key, nonce, header, plaintext) {
+    const sealed = gcm(key, nonce, header).encrypt(plaintext);
+    const out = new Uint8Array(header.length + sealed.length);
+    out.set(header);
+    out.set(sealed, header.length);
+    return out;
+  },
   aes256GcmOpen: (key, nonce, sealed, aad) => gcm(key, nonce, aad).decrypt(sealed),
 });

@@ -39,13 +39,10 @@ export const nodeCryptoProvider: CryptoProvider = checkedProvider('node', {
       privateKey: privateKeyFromRaw('x25519', privateKey),
       publicKey: publicKeyFromRaw('x25519', peerPublicKey),
     }),
-  aes256GcmSeal(key, nonce, plaintext, aad) {
-    const cipher = createCipheriv('aes-256-gcm', key, nonce, { authTagLength: GCM_TAG_BYTES });
-    cipher.setAAD(aad);
-    const body = cipher.update(plaintext);
-    const final = cipher.final();
-    return Buffer.concat([body, final, cipher.getAuthTag()]);
-  },
+  aes256GcmSeal: (key, nonce, plaintext, aad) => seal(key, nonce, aad, plaintext, undefined),
+  // The header goes into the one Buffer.concat that joins OpenSSL's output pieces anyway.
+  aes256GcmSealWithHeader: (key, nonce, header, plaintext) =>
+    seal(key, nonce, header, plaintext, header),
   aes256GcmOpen(key, nonce, sealed, aad) {
     const split = sealed.length - GCM_TAG_BYTES;
     const decipher = createDecipheriv('aes-256-gcm', key, nonce, { authTagLength: GCM_TAG_BYTES });
@@ -56,3 +53,19 @@ export const nodeCryptoProvider: CryptoProvider = checkedProvider('node', {
     return Buffer.concat([body, decipher.final()]);
   },
 });
+
+/** AES-256-GCM: [prefix ||] ciphertext || tag, joined in one copy. */
+function seal(
+  key: Uint8Array,
+  nonce: Uint8Array,
+  aad: Uint8Array,
+  plaintext: Uint8Array,
+  prefix: Uint8Array | undefined,
+): Buffer {
+  const cipher = createCipheriv('aes-256-gcm', key, nonce, { authTagLength: GCM_TAG_BYTES });
+  cipher.setAAD(aad);
+  const body = cipher.update(plaintext);
+  const final = cipher.final();
+  const tag = cipher.getAuthTag();
+  return Buffer.concat(prefix ? [prefix, body, final, tag] : [body, final, tag]);
+}

@@ -16,6 +16,7 @@ const permissive: CryptoPrimitives = {
   x25519PublicKey: () => zeros(32),
   x25519: () => zeros(32),
   aes256GcmSeal: (_k, _n, plaintext) => plaintext,
+  aes256GcmSealWithHeader: (_k, _n, _header, plaintext) => plaintext,
   aes256GcmOpen: (_k, _n, sealed) => sealed,
 };
 const provider = checkedProvider('permissive', permissive);
@@ -37,6 +38,14 @@ describe('checkedProvider', () => {
     assert.throws(() => provider.ed25519Sign(zeros(31), zeros(1)), /32 bytes/);
     assert.throws(() => provider.x25519(key, zeros(31)), /32 bytes/);
     assert.throws(() => provider.aes256GcmSeal(key, zeros(11), zeros(1)), /12 bytes/);
+    assert.throws(
+      () => provider.aes256GcmSealWithHeader(key, zeros(13), zeros(8), zeros(1)),
+      /12 bytes/,
+    );
+    assert.throws(
+      () => provider.aes256GcmSealWithHeader(zeros(16), zeros(12), zeros(8), zeros(1)),
+      /32 bytes/,
+    );
     assert.throws(() => provider.aes256GcmOpen(key, zeros(12), zeros(15)), /shorter than its tag/);
   });
 });

@@ -5,8 +5,9 @@
 // Both are checked against the same known-answer vectors (test-vectors.ts) under Node and in
 // Chromium. The interface is synchronous on purpose: both implementations are synchronous, and
 // WebCrypto (which is not) would force every caller, the handshake included, to become async.
-// The terminal's record layer (secure-channel.ts) keeps calling node:crypto directly, with its
-// cipher contexts built once per channel, so this interface adds nothing to the hot path.
+// The handshake and the record layer (handshake.ts, secure-channel.ts) go through it too; the
+// record layer's seal is one call (aes256GcmSealWithHeader) that writes the record in one piece,
+// so the interface adds no copy to the hot path.
 
 /** Raw X25519 keys, Ed25519 seeds and public keys, AES-256 keys, SHA-256 digests. */
 export const KEY_BYTES = 32; // bytes
@@ -56,6 +57,16 @@ export interface CryptoProvider {
     nonce: Uint8Array,
     plaintext: Uint8Array,
     aad?: Uint8Array,
+  ): Uint8Array;
+  /**
+   * AES-256-GCM with `header` as the associated data, returned as header || ciphertext || tag in
+   * one fresh array: a record layer's framing with a single copy of the plaintext's ciphertext.
+   */
+  aes256GcmSealWithHeader(
+    key: Uint8Array,
+    nonce: Uint8Array,
+    header: Uint8Array,
+    plaintext: Uint8Array,
   ): Uint8Array;
   /** AES-256-GCM decryption of ciphertext || tag; throws on a bad tag, releasing no plaintext. */
   aes256GcmOpen(
@@ -123,6 +134,12 @@ export interface CryptoPrimitives {
     plaintext: Uint8Array,
     aad: Uint8Array,
   ): Uint8Array;
+  aes256GcmSealWithHeader(
+    key: Uint8Array,
+    nonce: Uint8Array,
+    header: Uint8Array,
+    plaintext: Uint8Array,
+  ): Uint8Array;
   aes256GcmOpen(
     key: Uint8Array,
     nonce: Uint8Array,
@@ -173,6 +190,16 @@ export function checkedProvider(name: string, p: CryptoPrimitives): CryptoProvid
       expectBytes(key, KEY_BYTES, 'an AES-256 key');
       expectBytes(nonce, GCM_NONCE_BYTES, 'a GCM nonce');
       return p.aes256GcmSeal(key, nonce, plaintext, aad);
+    },
+    aes256GcmSealWithHeader(
+      key: Uint8Array,
+      nonce: Uint8Array,
+      header: Uint8Array,
+      plaintext: Uint8Array,
+    ) {
+      expectBytes(key, KEY_BYTES, 'an AES-256 key');
+      expectBytes(nonce, GCM_NONCE_BYTES, 'a GCM nonce');
+      return p.aes256GcmSealWithHeader(key, nonce, header, plaintext);
     },
     aes256GcmOpen(key: Uint8Array, nonce: Uint8Array, sealed: Uint8Array, aad = EMPTY) {
       expectBytes(key, KEY_BYTES, 'an AES-256 key');

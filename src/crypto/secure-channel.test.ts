@@ -1,145 +1,263 @@
-// Unit tests for the AEAD record layer: round trips, tampering, replay, reordering, poisoning, limits.
+// Unit tests for the AEAD record layer: wire format, round trips, forgery, replay, reordering, loss, limits; on both providers.
 import { createCipheriv, randomBytes } from 'node:crypto';
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { CryptoError, ErrorCode } from '../protocol/errors.js';
-import { MAX_RECORD_PLAINTEXT, SecureChannel, TAG_BYTES } from './secure-channel.js';
+import { toHex, utf8 } from './bytes.js';
+import { nobleCryptoProvider } from './noble-provider.js';
+import { nodeCryptoProvider } from './node-provider.js';
+import type { CryptoProvider } from './provider.js';
+import {
+  MAX_RECORDS,
+  MAX_RECORD_PLAINTEXT,
+  RECORD_OVERHEAD,
+  SEQ_BYTES,
+  SecureChannel,
+  TAG_BYTES,
+} from './secure-channel.js';
 
-function pair(): [SecureChannel, SecureChannel] {
-  const a2b = randomBytes(32);
-  const b2a = randomBytes(32);
-  return [new SecureChannel(a2b, b2a), new SecureChannel(b2a, a2b)];
+const withCode = (code: ErrorCode, pattern?: RegExp) => (err: unknown) =>
+  err instanceof CryptoError &&
+  err.code === code &&
+  (pattern === undefined || pattern.test(err.message));
+const forged = withCode(ErrorCode.DECRYPT_FAILED);
+const replayed = withCode(ErrorCode.RECORD_REPLAYED);
+const skipped = withCode(ErrorCode.RECORD_SKIPPED);
+
+/** Byte-for-byte equality whatever the classes (a Buffer from node, a Uint8Array from noble). */
+function same(actual: Uint8Array, expected: Uint8Array | string, message?: string): void {
+  assert.equal(
+    toHex(actual),
+    toHex(typeof expected === 'string' ? utf8(expected) : expected),
+    message,
+  );
 }
 
-const decryptFailed = (err: unknown) =>
-  err instanceof CryptoError && err.code === ErrorCode.DECRYPT_FAILED;
+/** The record a spec-following sender seals for `seq`, written from node:crypto alone. */
+function referenceRecord(key: Uint8Array, seq: bigint, plaintext: Uint8Array): Buffer {
+  const header = Buffer.alloc(SEQ_BYTES);
+  header.writeBigUInt64BE(seq);
+  const nonce = Buffer.concat([Buffer.alloc(4), header]);
+  const cipher = createCipheriv('aes-256-gcm', key, nonce);
+  cipher.setAAD(header);
+  return Buffer.concat([header, cipher.update(plaintext), cipher.final(), cipher.getAuthTag()]);
+}
 
-describe('SecureChannel', () => {
-  it('round-trips records in both directions', () => {
-    const [a, b] = pair();
-    for (let i = 0; i < 5; i++) {
-      const fromA = Buffer.from(`a says ${i}`);
-      const fromB = randomBytes(i * 100);
-      const record = a.seal(fromA);
-      assert.equal(record.length, fromA.length + TAG_BYTES);
-      assert.deepEqual(b.open(record), fromA);
-      assert.deepEqual(a.open(b.seal(fromB)), fromB);
-    }
-    const big = randomBytes(MAX_RECORD_PLAINTEXT);
-    assert.deepEqual(b.open(a.seal(big)), big);
-    assert.deepEqual(b.open(a.seal(new Uint8Array(0))), Buffer.alloc(0));
-  });
+for (const provider of [nodeCryptoProvider, nobleCryptoProvider]) {
+  const pair = (
+    options: { maxRecords?: number; receiver?: CryptoProvider } = {},
+  ): [SecureChannel, SecureChannel] => {
+    const a2b = randomBytes(32);
+    const b2a = randomBytes(32);
+    return [
+      new SecureChannel(a2b, b2a, { provider, maxRecords: options.maxRecords }),
+      new SecureChannel(b2a, a2b, { provider: options.receiver ?? provider }),
+    ];
+  };
 
-  it('uses the documented wire format: AES-256-GCM, nonce = 4 zero bytes || u64be counter', () => {
-    const sendKey = randomBytes(32);
-    const channel = new SecureChannel(sendKey, randomBytes(32));
-    const records = [0, 1, 2].map((i) => channel.seal(Buffer.from(`record ${i}`)));
-    records.forEach((record, i) => {
-      const iv = Buffer.alloc(12);
-      iv.writeBigUInt64BE(BigInt(i), 4);
-      const cipher = createCipheriv('aes-256-gcm', sendKey, iv);
-      const expected = Buffer.concat([
-        cipher.update(`record ${i}`),
-        cipher.final(),
-        cipher.getAuthTag(),
-      ]);
-      assert.deepEqual(record, expected);
+  describe(`SecureChannel (${provider.name} provider)`, () => {
+    it('round-trips records in both directions and counts them', () => {
+      const [a, b] = pair();
+      for (let i = 0; i < 5; i++) {
+        const fromA = utf8(`a says ${i}`);
+        const fromB = randomBytes(i * 100);
+        const record = a.seal(fromA);
+        assert.equal(record.length, fromA.length + RECORD_OVERHEAD);
+        same(b.open(record), fromA);
+        same(a.open(b.seal(fromB)), fromB);
+        assert.deepEqual(
+          [a.nextSendSeq, a.nextReceiveSeq, b.nextSendSeq, b.nextReceiveSeq],
+          [i + 1, i + 1, i + 1, i + 1],
+        );
+      }
+      const big = randomBytes(MAX_RECORD_PLAINTEXT);
+      same(b.open(a.seal(big)), big);
+      same(b.open(a.seal(new Uint8Array(0))), new Uint8Array(0));
+    });
+
+    it('uses the documented wire format: u64be seq || GCM(nonce = 0^4 || seq, aad = seq)', () => {
+      const sendKey = randomBytes(32);
+      const channel = new SecureChannel(sendKey, randomBytes(32), { provider });
+      for (let i = 0; i < 3; i++) {
+        const plaintext = utf8(`record ${i}`);
+        same(
+          channel.seal(plaintext),
+          referenceRecord(sendKey, BigInt(i), plaintext),
+          `record ${i}`,
+        );
+      }
+    });
+
+    it('does not encrypt the same plaintext the same way twice', () => {
+      const [a] = pair();
+      assert.notEqual(toHex(a.seal(utf8('same'))), toHex(a.seal(utf8('same'))));
+    });
+
+    it('refuses a record with any bit flipped, header included, as forged', () => {
+      const plaintext = utf8('rm -rf /tmp/scratch\n');
+      for (let i = 0; i < plaintext.length + RECORD_OVERHEAD; i++) {
+        const [a, b] = pair();
+        const record = a.seal(plaintext);
+        record[i] = (record[i] as number) ^ (i < SEQ_BYTES ? 0x80 >> (i % 8) : 0x01);
+        assert.throws(() => b.open(record), forged, `byte ${i}`);
+      }
+    });
+
+    it('refuses a genuine record relabelled with another sequence number as forged', () => {
+      const [a, b] = pair();
+      const first = a.seal(utf8('first'));
+      const second = a.seal(utf8('second'));
+      // Record 1 claiming to be the expected record 0: the number is authenticated.
+      const relabelled = Uint8Array.from(second);
+      relabelled[SEQ_BYTES - 1] = 0;
+      assert.throws(() => b.open(relabelled), forged);
+      assert.throws(() => b.open(first), forged, 'poisoned');
+
+      const [c, d] = pair();
+      const early = Uint8Array.from(c.seal(utf8('zero')));
+      early[SEQ_BYTES - 1] = 1; // record 0 claiming to be record 1: not a loss, a forgery
+      assert.throws(() => d.open(early), forged);
+    });
+
+    it('refuses a number past the record limit unopened, even under a valid tag', () => {
+      const a2b = randomBytes(32);
+      const b = new SecureChannel(randomBytes(32), a2b, { provider });
+      const beyond = referenceRecord(a2b, BigInt(MAX_RECORDS), utf8('from the future'));
+      assert.throws(() => b.open(beyond), withCode(ErrorCode.DECRYPT_FAILED, /record limit/));
+    });
+
+    it('refuses truncated, extended and empty records', () => {
+      const [a, b] = pair();
+      const record = a.seal(utf8('hello'));
+      assert.throws(() => b.open(record.subarray(0, record.length - 1)), forged);
+      const [c, d] = pair();
+      assert.throws(() => d.open(Buffer.concat([c.seal(utf8('x')), Buffer.of(0)])), forged);
+      for (const length of [
+        0,
+        SEQ_BYTES,
+        RECORD_OVERHEAD - 1,
+        MAX_RECORD_PLAINTEXT + RECORD_OVERHEAD + 1,
+      ]) {
+        const [, f] = pair();
+        assert.throws(() => f.open(new Uint8Array(length)), forged, `length ${length}`);
+      }
+    });
+
+    it('refuses a replayed record as RECORD_REPLAYED and stays usable', () => {
+      const [a, b] = pair();
+      const record = a.seal(utf8('once'));
+      same(b.open(record), 'once');
+      assert.throws(
+        () => b.open(record),
+        withCode(ErrorCode.RECORD_REPLAYED, /record 0 .*expected 1/),
+      );
+      assert.equal(b.nextReceiveSeq, 1);
+      same(b.open(a.seal(utf8('twice?'))), 'twice?');
+    });
+
+    it('refuses reordered records: an early one as RECORD_SKIPPED, a late one as RECORD_REPLAYED', () => {
+      const [a, b] = pair();
+      const records = ['r0', 'r1', 'r2'].map((text) => a.seal(utf8(text)));
+      same(b.open(records[0]!), 'r0');
+      assert.throws(() => b.open(records[2]!), skipped, 'r2 before r1');
+      same(b.open(records[1]!), 'r1');
+      same(b.open(records[2]!), 'r2');
+      assert.throws(() => b.open(records[1]!), replayed, 'r1 after r2');
+      assert.equal(b.nextReceiveSeq, 3);
+    });
+
+    it('refuses the record after a gap as RECORD_SKIPPED, saying how many were lost', () => {
+      const [a, b] = pair();
+      a.seal(utf8('lost 0'));
+      a.seal(utf8('lost 1'));
+      const next = a.seal(utf8('next'));
+      assert.throws(() => b.open(next), withCode(ErrorCode.RECORD_SKIPPED, /2 lost/));
+      assert.equal(b.nextReceiveSeq, 0);
+    });
+
+    it('refuses a record reflected back to its sender', () => {
+      const [a] = pair();
+      assert.throws(() => a.open(a.seal(utf8('echo'))), forged);
+    });
+
+    it('stays poisoned after a forged record, even for records that would have been valid', () => {
+      const [a, b] = pair();
+      const good = a.seal(utf8('good'));
+      const tampered = Uint8Array.from(good);
+      tampered[SEQ_BYTES] = (tampered[SEQ_BYTES] as number) ^ 0x80;
+      assert.throws(() => b.open(tampered), forged);
+      assert.throws(
+        () => b.open(good),
+        withCode(ErrorCode.DECRYPT_FAILED, /closed after a forged/),
+      );
+      assert.throws(() => b.open(a.seal(utf8('later'))), forged);
+    });
+
+    it('refuses to seal at the record limit, every time after, and never reuses a number', () => {
+      const [a, b] = pair({ maxRecords: 3 });
+      const seen = new Set<string>();
+      for (let i = 0; i < 3; i++) {
+        const record = a.seal(utf8(`r${i}`));
+        seen.add(toHex(record.subarray(0, SEQ_BYTES)));
+        same(b.open(record), `r${i}`);
+      }
+      assert.equal(seen.size, 3);
+      for (let i = 0; i < 3; i++) {
+        assert.throws(
+          () => a.seal(utf8('one more')),
+          withCode(ErrorCode.HANDSHAKE_FAILED, /record limit/),
+        );
+      }
+      assert.equal(a.nextSendSeq, 3);
+    });
+
+    it('refuses oversized plaintext without consuming a number', () => {
+      const [a, b] = pair();
+      assert.throws(() => a.seal(new Uint8Array(MAX_RECORD_PLAINTEXT + 1)), RangeError);
+      assert.equal(a.nextSendSeq, 0);
+      same(b.open(a.seal(utf8('still in step'))), 'still in step');
+    });
+
+    it('validates its keys and options', () => {
+      const key = randomBytes(32);
+      assert.throws(() => new SecureChannel(randomBytes(16), key, { provider }), RangeError);
+      assert.throws(() => new SecureChannel(key, randomBytes(31), { provider }), RangeError);
+      assert.throws(() => new SecureChannel(key, Uint8Array.from(key), { provider }), RangeError);
+      for (const maxRecords of [0, 1.5, MAX_RECORDS + 1, Number.NaN]) {
+        assert.throws(() => new SecureChannel(key, randomBytes(32), { maxRecords }), RangeError);
+      }
+      new SecureChannel(key, randomBytes(32), { maxRecords: MAX_RECORDS });
+    });
+
+    it('keeps working after the caller wipes its key buffers', () => {
+      const a2b = randomBytes(32);
+      const b2a = randomBytes(32);
+      const a = new SecureChannel(a2b, b2a, { provider });
+      const b = new SecureChannel(Buffer.from(b2a), Buffer.from(a2b), { provider });
+      a2b.fill(0);
+      b2a.fill(1);
+      same(b.open(a.seal(utf8('ok'))), 'ok');
     });
   });
+}
 
-  it('does not encrypt the same plaintext the same way twice', () => {
-    const [a] = pair();
-    assert.notDeepEqual(a.seal(Buffer.from('same')), a.seal(Buffer.from('same')));
-  });
-
-  it('rejects a record with any byte flipped', () => {
-    const plaintext = Buffer.from('rm -rf /tmp/scratch\n');
-    const length = plaintext.length + TAG_BYTES;
-    for (let i = 0; i < length; i++) {
-      const [a, b] = pair();
-      const record = a.seal(plaintext);
-      record[i] = (record[i] ?? 0) ^ 0x01;
-      assert.throws(() => b.open(record), decryptFailed, `byte ${i}`);
+describe('SecureChannel across providers', () => {
+  it('node seals what noble opens, and the reverse', () => {
+    const a2b = randomBytes(32);
+    const b2a = randomBytes(32);
+    const node = new SecureChannel(a2b, b2a, { provider: nodeCryptoProvider });
+    const noble = new SecureChannel(b2a, a2b, { provider: nobleCryptoProvider });
+    for (let i = 0; i < 3; i++) {
+      same(noble.open(node.seal(utf8(`down ${i}`))), `down ${i}`);
+      same(node.open(noble.seal(utf8(`up ${i}`))), `up ${i}`);
     }
   });
 
-  it('rejects truncated, extended and empty records', () => {
-    const [a, b] = pair();
-    const record = a.seal(Buffer.from('hello'));
-    assert.throws(() => b.open(record.subarray(0, record.length - 1)), decryptFailed);
-    const [c, d] = pair();
-    assert.throws(
-      () => d.open(Buffer.concat([c.seal(Buffer.from('x')), Buffer.of(0)])),
-      decryptFailed,
-    );
-    const [, f] = pair();
-    assert.throws(() => f.open(Buffer.alloc(0)), decryptFailed);
-    const [, h] = pair();
-    assert.throws(() => h.open(Buffer.alloc(TAG_BYTES - 1)), decryptFailed);
-    const [, j] = pair();
-    assert.throws(() => j.open(Buffer.alloc(MAX_RECORD_PLAINTEXT + TAG_BYTES + 1)), decryptFailed);
-  });
-
-  it('rejects a replayed record', () => {
-    const [a, b] = pair();
-    const record = a.seal(Buffer.from('once'));
-    assert.deepEqual(b.open(record), Buffer.from('once'));
-    assert.throws(() => b.open(record), decryptFailed);
-  });
-
-  it('rejects reordered and dropped records', () => {
+  it('defaults to node:crypto in Node', () => {
     const a2b = randomBytes(32);
     const b2a = randomBytes(32);
-    const a = new SecureChannel(a2b, b2a);
-    const first = a.seal(Buffer.from('first'));
-    const second = a.seal(Buffer.from('second'));
-    // The same two records open in order on one receiver and fail swapped on another.
-    const inOrder = new SecureChannel(b2a, a2b);
-    assert.deepEqual(inOrder.open(first), Buffer.from('first'));
-    assert.deepEqual(inOrder.open(second), Buffer.from('second'));
-    const swapped = new SecureChannel(b2a, a2b);
-    assert.throws(() => swapped.open(second), decryptFailed);
-
-    const [c, d] = pair();
-    c.seal(Buffer.from('dropped'));
-    assert.throws(() => d.open(c.seal(Buffer.from('next'))), decryptFailed);
-  });
-
-  it('rejects a record reflected back to its sender', () => {
-    const [a] = pair();
-    assert.throws(() => a.open(a.seal(Buffer.from('echo'))), decryptFailed);
-  });
-
-  it('stays poisoned after a failure, even for records that would have been valid', () => {
-    const [a, b] = pair();
-    const good = a.seal(Buffer.from('good'));
-    const tampered = Buffer.from(good);
-    tampered[0] = (tampered[0] ?? 0) ^ 0x80;
-    assert.throws(() => b.open(tampered), decryptFailed);
-    assert.throws(() => b.open(good), decryptFailed);
-    assert.throws(() => b.open(a.seal(Buffer.from('later'))), decryptFailed);
-  });
-
-  it('refuses oversized plaintext without consuming a counter', () => {
-    const [a, b] = pair();
-    assert.throws(() => a.seal(Buffer.alloc(MAX_RECORD_PLAINTEXT + 1)), RangeError);
-    assert.deepEqual(b.open(a.seal(Buffer.from('still in step'))), Buffer.from('still in step'));
-  });
-
-  it('validates its keys', () => {
-    const key = randomBytes(32);
-    assert.throws(() => new SecureChannel(randomBytes(16), key), RangeError);
-    assert.throws(() => new SecureChannel(key, randomBytes(31)), RangeError);
-    assert.throws(() => new SecureChannel(key, Buffer.from(key)), RangeError);
-  });
-
-  it('keeps working after the caller wipes its key buffers', () => {
-    const a2b = randomBytes(32);
-    const b2a = randomBytes(32);
-    const a = new SecureChannel(a2b, b2a);
-    const b = new SecureChannel(Buffer.from(b2a), Buffer.from(a2b));
-    a2b.fill(0);
-    b2a.fill(1);
-    assert.deepEqual(b.open(a.seal(Buffer.from('ok'))), Buffer.from('ok'));
+    const record = new SecureChannel(a2b, b2a).seal(utf8('default'));
+    assert.ok(Buffer.isBuffer(record), 'node:crypto returns Buffers');
+    assert.equal(TAG_BYTES, 16);
   });
 });

@@ -166,3 +166,19 @@ export const SWITCHBOARD_VECTOR = {
   },
   secret: 'b0267e4bc01e5d5f3cd23dc611fff34250543e7a7c9f2d65c8268e4801a2c786',
 } as const;
+
+/**
+ * The E2E record layer (secure-channel.ts, docs/protocol.md "Record layer"): records 0 and 1
+ * sealed under a fixed key, computed once from the documented format with node:crypto directly
+ * (u64be seq || AES-256-GCM(nonce = 0^4 || seq, aad = seq)).
+ */
+export const RECORD_VECTOR = {
+  name: 'switchboard record v1',
+  sendKey: '77'.repeat(32),
+  receiveKey: '88'.repeat(32),
+  plaintexts: ['6c730a', ''], // "ls\n", then an empty record
+  records: [
+    '0000000000000000707ebdc250a448e757b1daafd9fe8a340a6bbd',
+    '0000000000000001d2abccb03a48acb50b494a27fb1f6c41',
+  ],
+} as const;

@@ -10,11 +10,13 @@ import {
   verifyBundle,
 } from './prekeys.js';
 import type { CryptoProvider } from './provider.js';
+import { SecureChannel } from './secure-channel.js';
 import {
   AES_GCM_VECTORS,
   ED25519_VECTORS,
   HKDF_VECTOR,
   HMAC_VECTOR,
+  RECORD_VECTOR,
   SHA256_VECTOR,
   SWITCHBOARD_VECTOR,
   X25519_DH_VECTOR,
@@ -22,7 +24,7 @@ import {
 } from './test-vectors.js';
 
 /** How many checks checkVectors runs; tests assert it, so a vector cannot be dropped silently. */
-export const VECTOR_CHECK_COUNT = 45;
+export const VECTOR_CHECK_COUNT = 48;
 
 /** One check's outcome; `detail` says what differed. */
 export interface VectorResult {
@@ -187,6 +189,29 @@ export function checkVectors(provider: CryptoProvider): VectorResult[] {
         : 'tampered record opened';
     });
   }
+  check('GCM test case 16: sealed with its AAD as a header in front', () => {
+    const v = AES_GCM_VECTORS[3];
+    const record = provider.aes256GcmSealWithHeader(
+      fromHex(v.key),
+      fromHex(v.nonce),
+      fromHex(v.aad),
+      fromHex(v.plaintext),
+    );
+    return same('header || sealed', record, `${v.aad}${v.sealed}`);
+  });
+  check(`${RECORD_VECTOR.name}: sealed`, () => {
+    const r = RECORD_VECTOR;
+    const channel = new SecureChannel(fromHex(r.sendKey), fromHex(r.receiveKey), { provider });
+    const got = r.plaintexts.map((p) => toHex(channel.seal(fromHex(p))));
+    return got.join() === r.records.join() ? true : `records: got ${got.join()}`;
+  });
+  check(`${RECORD_VECTOR.name}: opened in order, a replay refused`, () => {
+    const r = RECORD_VECTOR;
+    const peer = new SecureChannel(fromHex(r.receiveKey), fromHex(r.sendKey), { provider });
+    const opened = r.records.map((record) => toHex(peer.open(fromHex(record))));
+    if (opened.join() !== r.plaintexts.join()) return `plaintexts: got ${opened.join()}`;
+    return throws(() => peer.open(fromHex(r.records[0]))) ? true : 'a replayed record opened';
+  });
   check('AES-GCM: wrong AAD refused', () => {
     const v = AES_GCM_VECTORS[3];
     return throws(() =>

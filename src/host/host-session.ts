@@ -1,36 +1,28 @@
 // The host side of a remote session: registration, reconnection, and one E2E peer per channel.
 import { EventEmitter } from 'node:events';
 import { randomBytes } from 'node:crypto';
+import { acceptE2E, channelPrologue } from '../channel/e2e.js';
 import type { KnownPeers } from '../client/known-peers.js';
+import { RelayChannel } from '../client/relay-channel.js';
 import type { RelayClient } from '../client/relay-client.js';
 import type { DeviceKeyPair } from '../crypto/device-key.js';
 import { keyFingerprint } from '../crypto/device-key.js';
-import { HostHandshake } from '../crypto/handshake.js';
-import type { SecureChannel } from '../crypto/secure-channel.js';
-import { CryptoError, ErrorCode, SwitchboardError } from '../protocol/errors.js';
+import { ErrorCode, SwitchboardError } from '../protocol/errors.js';
 import type { EventOf, PeerInfo, RelayEvent } from '../protocol/messages.js';
-import {
-  MAX_CHUNK_BYTES,
-  TERMINAL_PROTOCOL_VERSION,
-  decodeTerminal,
-  e2ePrologue,
-  encodeTerminal,
-  type Hello,
-  type TerminalMessage,
-} from '../protocol/terminal.js';
+import type { Hello } from '../protocol/terminal.js';
 import { decideAccess, type AccessPolicy } from './access.js';
+import { pingService } from './services/ping.js';
+import type { HostService } from './services/service.js';
+import { terminalService, type TerminalPeer } from './services/terminal.js';
 import { Attachment, TerminalStream } from './terminal-stream.js';
+import { PEER_SETUP_TIMEOUT_MS } from './timeouts.js';
 import type { Pty } from './pty.js';
 import { Backoff } from '../client/backoff.js';
 
-/** How long the host waits for the person at the terminal to approve an attach (share). */
-export const APPROVAL_TIMEOUT_MS = 60_000; // ms
 /** How long a disconnected controller's place (and, on agent, its shell) is kept for a resume. */
 export const DETACHED_TTL_MS = 10 * 60_000; // ms
 /** A connected controller that acknowledges nothing for this long is dropped as too slow. */
 export const SLOW_CONTROLLER_TIMEOUT_MS = 60_000; // ms
-/** Time a channel has to finish the E2E handshake and hello. */
-export const PEER_SETUP_TIMEOUT_MS = 15_000; // ms
 
 export interface HostSessionOptions {
   kind: 'share' | 'agent';
@@ -53,7 +45,15 @@ export interface HostSessionOptions {
   /** Default SLOW_CONTROLLER_TIMEOUT_MS. */
   slowControllerTimeoutMs?: number;
   now?: () => number;
+  /**
+   * Services served on channels into this session, by name. Default: the terminal and ping.
+   * A service is a module (`services/*.ts`); the relay routes any name the host lists here.
+   */
+  services?: readonly HostService[];
 }
+
+/** What a host serves unless told otherwise. */
+export const DEFAULT_SERVICES: readonly HostService[] = [terminalService, pingService];
 
 export interface ControllerInfo {
   attachment: string;
@@ -63,7 +63,7 @@ export interface ControllerInfo {
   connected: boolean;
 }
 
-interface Placed {
+export interface Placed {
   att: Attachment;
   stream: TerminalStream;
 }
@@ -76,7 +76,8 @@ export class HostSession extends EventEmitter {
   readonly #o: HostSessionOptions;
   readonly #instance = randomBytes(16).toString('base64url');
   readonly #placed = new Map<string, Placed>();
-  readonly #peers = new Set<HostPeer>();
+  readonly #peers = new Set<TerminalPeer>();
+  readonly #services: ReadonlyMap<string, HostService>;
   #client: RelayClient | undefined;
   #sessionId: string | undefined;
   #stopped = false;
@@ -85,6 +86,7 @@ export class HostSession extends EventEmitter {
   constructor(options: HostSessionOptions) {
     super();
     this.#o = options;
+    this.#services = new Map((options.services ?? DEFAULT_SERVICES).map((svc) => [svc.name, svc]));
     if (options.kind === 'share' && !options.stream) throw new TypeError('share needs a stream');
     if (options.kind === 'agent' && !options.spawnShell)
       throw new TypeError('agent needs spawnShell');
@@ -119,6 +121,7 @@ export class HostSession extends EventEmitter {
         hostName: this.#o.hostName,
         allow: [...this.#o.policy.allow],
         viewers: [...this.#o.policy.viewers],
+        services: [...this.#services.keys()],
       });
       this.#sessionId = sessionId;
     } catch (err) {
@@ -155,17 +158,58 @@ export class HostSession extends EventEmitter {
     }
   }
 
+  /** A channel into the session: the E2E handshake, then the service it names takes it over. */
   #onChannelOpen(client: RelayClient, event: EventOf<'channel.open'>): void {
+    const transport = new RelayChannel(client, event.channel);
     if (event.sessionId !== this.#sessionId) {
-      void client.closeChannel(event.channel, 'not this session');
+      void transport.close('not this session');
       return;
     }
-    const peer = new HostPeer(this, client, event);
+    const service = this.#services.get(event.service);
+    if (!service) {
+      void transport.close(
+        `this host does not serve "${event.service}"`,
+        ErrorCode.SERVICE_UNAVAILABLE,
+      );
+      return;
+    }
+    const o = this.#o;
+    const peer = event.peer;
+    acceptE2E(transport, {
+      key: o.key,
+      prologue: channelPrologue(event.service, event.sessionId, o.policy.owner, peer.user),
+      expected: peer,
+      verifyPin: (user, publicKey) => o.knownPeers.verify(o.server, user, publicKey),
+      timeoutMs: PEER_SETUP_TIMEOUT_MS,
+    }).then(
+      (channel) => {
+        if (this.#stopped) return void channel.close('the session ended');
+        service.serve({
+          host: this,
+          channel,
+          peer,
+          readOnly: event.readOnly,
+          access: decideAccess(o.policy, peer.user, event.readOnly),
+        });
+      },
+      (err: unknown) => {
+        // Closed before the handshake finished (the controller gave up): nothing to report.
+        if (err instanceof SwitchboardError && transport.closed && !isHandshakeError(err)) return;
+        const message = err instanceof SwitchboardError ? err.message : 'internal error';
+        this.notice(`refused ${peer.user} (${peer.fingerprint}): ${message.split('\n')[0]}`);
+        if (err instanceof SwitchboardError && err.code === ErrorCode.PEER_KEY_CHANGED)
+          this.notice(message);
+      },
+    );
+  }
+
+  /** The terminal service's peers, so `drop` can reach them. */
+  addTerminal(peer: TerminalPeer): void {
     this.#peers.add(peer);
     peer.once('closed', () => this.#peers.delete(peer));
   }
 
-  // --- used by HostPeer --------------------------------------------------------------------------
+  // --- used by the services --------------------------------------------------------------------------
 
   get options(): HostSessionOptions {
     return this.#o;
@@ -293,6 +337,10 @@ export class HostSession extends EventEmitter {
   }
 }
 
+function isHandshakeError(err: SwitchboardError): boolean {
+  return err.code === ErrorCode.HANDSHAKE_FAILED || err.code === ErrorCode.PEER_KEY_CHANGED;
+}
+
 function isFatal(code: string): boolean {
   return (
     code === ErrorCode.TOKEN_EXPIRED ||
@@ -302,238 +350,4 @@ function isFatal(code: string): boolean {
     code === ErrorCode.CERT_CHANGED ||
     code === ErrorCode.TRUST_REQUIRED
   );
-}
-
-/** One controller's channel at the host: handshake, access decision, then the terminal protocol. */
-class HostPeer extends EventEmitter {
-  readonly #host: HostSession;
-  readonly #client: RelayClient;
-  readonly #channel: number;
-  readonly #peer: PeerInfo;
-  readonly #requestedReadOnly: boolean;
-  readonly #handshake: HostHandshake;
-  #secure: SecureChannel | undefined;
-  #step: 'msg1' | 'msg3' | 'hello' | 'deciding' | 'running' | 'closed' = 'msg1';
-  #placed: Placed | undefined;
-  #setupTimer: NodeJS.Timeout;
-
-  constructor(host: HostSession, client: RelayClient, event: EventOf<'channel.open'>) {
-    super();
-    this.#host = host;
-    this.#client = client;
-    this.#channel = event.channel;
-    this.#peer = event.peer;
-    this.#requestedReadOnly = event.readOnly;
-    const o = host.options;
-    this.#handshake = new HostHandshake({
-      key: o.key,
-      prologue: e2ePrologue(event.sessionId, o.policy.owner, event.peer.user),
-    });
-    client.bindChannel(event.channel, {
-      onData: (payload) => this.#onData(payload),
-      onClose: (code, reason) => this.#onClosed(code, reason),
-    });
-    this.#setupTimer = setTimeout(() => {
-      if (this.#step !== 'running' && this.#step !== 'deciding')
-        this.refuse(ErrorCode.CHANNEL_CLOSED, 'the end-to-end handshake took too long');
-    }, PEER_SETUP_TIMEOUT_MS);
-    this.#setupTimer.unref();
-  }
-
-  get attachment(): string | undefined {
-    return this.#placed?.att.id;
-  }
-
-  #send(msg: TerminalMessage): void {
-    if (!this.#secure || this.#step === 'closed') return;
-    this.#client.sendData(this.#channel, this.#secure.seal(encodeTerminal(msg)));
-  }
-
-  /**
-   * Closes the channel with a code and a reason the controller will show: inside the E2E channel
-   * when there is one (the relay cannot forge that), and in the relay's close either way.
-   */
-  refuse(code: ErrorCode, reason: string): void {
-    if (this.#step === 'closed') return;
-    if (this.#secure) this.#send({ type: 'bye', reason, code });
-    this.#finish();
-    void this.#client.closeChannel(this.#channel, reason, code);
-  }
-
-  #finish(): void {
-    if (this.#step === 'closed') return;
-    this.#step = 'closed';
-    clearTimeout(this.#setupTimer);
-    if (this.#placed) this.#placed.stream.disconnect(this.#placed.att, this.#host.now);
-    this.emit('closed');
-  }
-
-  #onClosed(_code: string, _reason: string): void {
-    const placed = this.#placed;
-    this.#finish();
-    if (placed?.stream.exit) {
-      this.#host.notice(`${placed.att.user}'s shell exited with ${placed.stream.exit.code}`);
-    } else if (placed) {
-      this.#host.notice(`${placed.att.user} disconnected (may resume)`);
-    }
-  }
-
-  #onData(payload: Buffer): void {
-    try {
-      switch (this.#step) {
-        case 'msg1':
-          this.#client.sendData(this.#channel, this.#handshake.respond(payload));
-          this.#step = 'msg3';
-          return;
-        case 'msg3': {
-          const result = this.#handshake.receive(payload);
-          const proven = result.peerPublicKey.toString('base64');
-          if (proven !== this.#peer.publicKey) {
-            throw new CryptoError(
-              ErrorCode.HANDSHAKE_FAILED,
-              'the key the controller proved differs from the one the relay announced',
-            );
-          }
-          this.#host.options.knownPeers.verify(this.#host.options.server, this.#peer.user, proven);
-          this.#secure = result.channel;
-          this.#step = 'hello';
-          return;
-        }
-        case 'hello':
-        case 'running':
-        case 'deciding': {
-          const msg = decodeTerminal(this.#secure!.open(payload));
-          if (this.#step === 'hello') {
-            if (msg.type !== 'hello')
-              throw new CryptoError(ErrorCode.HANDSHAKE_FAILED, 'expected hello');
-            void this.#admit(msg.hello);
-            return;
-          }
-          if (this.#step === 'running') this.#onMessage(msg);
-          return;
-        }
-        case 'closed':
-          return;
-      }
-    } catch (err) {
-      const message = err instanceof SwitchboardError ? err.message : 'internal error';
-      this.#host.notice(
-        `refused ${this.#peer.user} (${this.#peer.fingerprint}): ${message.split('\n')[0]}`,
-      );
-      if (err instanceof SwitchboardError && err.code === ErrorCode.PEER_KEY_CHANGED)
-        this.#host.notice(message);
-      if (err instanceof SwitchboardError) this.refuse(err.code, message);
-      else this.refuse(ErrorCode.CHANNEL_CLOSED, 'internal error');
-    }
-  }
-
-  async #admit(hello: Hello): Promise<void> {
-    const o = this.#host.options;
-    if (hello.v !== TERMINAL_PROTOCOL_VERSION)
-      return this.refuse(
-        ErrorCode.CHANNEL_CLOSED,
-        `terminal protocol ${hello.v} is not supported (want ${TERMINAL_PROTOCOL_VERSION})`,
-      );
-    this.#step = 'deciding';
-    const resumed = hello.resume ? this.#host.placed(hello.resume.attachment) : undefined;
-    let readOnly: boolean;
-    if (resumed && resumed.att.publicKey === this.#peer.publicKey) {
-      readOnly = resumed.att.readOnly;
-    } else {
-      const decision = decideAccess(
-        o.policy,
-        this.#peer.user,
-        this.#requestedReadOnly || hello.readOnly,
-      );
-      if (decision === 'deny') {
-        this.#host.notice(
-          `refused ${this.#peer.user} (${this.#peer.fingerprint}): not allowed on this ${o.kind}`,
-        );
-        return this.refuse(
-          ErrorCode.NOT_ALLOWED,
-          `${this.#peer.user} is not allowed on this session`,
-        );
-      }
-      if (decision === 'ask') {
-        this.#send({ type: 'notice', text: 'waiting for the host to approve…' });
-        const approved = await Promise.race([
-          o.approve ? o.approve(this.#peer).catch(() => false) : Promise.resolve(false),
-          new Promise<boolean>((r) => setTimeout(() => r(false), APPROVAL_TIMEOUT_MS).unref()),
-        ]);
-        if (this.#step !== 'deciding') return;
-        if (!approved) {
-          this.#host.notice(`denied ${this.#peer.user}`);
-          return this.refuse(ErrorCode.DENIED, 'the host did not approve');
-        }
-        readOnly = this.#requestedReadOnly || hello.readOnly;
-      } else {
-        readOnly = decision === 'ro';
-      }
-    }
-    const placedResult = this.#host.place(hello, this.#peer.user, this.#peer.publicKey, readOnly);
-    if (!placedResult) return this.refuse(ErrorCode.CHANNEL_CLOSED, 'cannot place this attachment');
-    const { placed, resumed: didResume } = placedResult;
-    this.#placed = placed;
-    clearTimeout(this.#setupTimer);
-    this.#step = 'running';
-    this.#send({
-      type: 'welcome',
-      welcome: {
-        attachment: placed.att.id,
-        readOnly: placed.att.readOnly,
-        resumed: didResume,
-        inputOffset: placed.att.inputOffset,
-        kind: o.kind,
-      },
-    });
-    if (!placed.att.readOnly && (o.kind === 'agent' || !didResume))
-      placed.stream.resize(hello.cols, hello.rows);
-    const sink = {
-      send: (msg: TerminalMessage) => {
-        if (msg.type === 'snapshot' && msg.data.length > MAX_CHUNK_BYTES) {
-          for (let i = 0; i < msg.data.length; i += MAX_CHUNK_BYTES) {
-            this.#send({
-              type: 'snapshot',
-              offset: msg.offset,
-              data: msg.data.subarray(i, i + MAX_CHUNK_BYTES),
-            });
-          }
-          return;
-        }
-        this.#send(msg);
-      },
-    };
-    placed.stream.connect(placed.att, sink, didResume ? hello.resume?.offset : undefined);
-    this.#host.notice(
-      `${this.#peer.user} (${this.#peer.fingerprint}) ${didResume ? 'resumed' : 'attached'} ${placed.att.readOnly ? 'read-only' : 'read-write'}`,
-    );
-  }
-
-  #onMessage(msg: TerminalMessage): void {
-    const placed = this.#placed!;
-    switch (msg.type) {
-      case 'input':
-        placed.stream.input(placed.att, msg.offset, msg.data);
-        if (!placed.att.readOnly) this.#send({ type: 'ack', offset: placed.att.inputOffset });
-        return;
-      case 'ack':
-        placed.stream.ack(placed.att, msg.offset);
-        return;
-      case 'resize':
-        if (!placed.att.readOnly) placed.stream.resize(msg.cols, msg.rows);
-        return;
-      case 'bye': {
-        const { att } = placed;
-        this.#host.notice(`${att.user} detached`);
-        // share: the controller is gone for good; agent: its shell stays for a later attach.
-        if (this.#host.options.kind === 'share') this.#host.forget(att.id);
-        this.#finish();
-        void this.#client.closeChannel(this.#channel, 'detached');
-        return;
-      }
-      default:
-        // hello/welcome/output/snapshot/exit/notice are not for the host: ignore quietly.
-        return;
-    }
-  }
 }

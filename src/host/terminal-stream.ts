@@ -205,12 +205,13 @@ export class TerminalStream extends EventEmitter {
   }
 
   /** Writes a controller's input once, whatever it resends after a reconnect. */
-  input(att: Attachment, offset: number, data: Buffer): void {
+  input(att: Attachment, offset: number, data: Uint8Array): void {
     if (att.readOnly) return;
     const end = offset + data.length;
     if (end <= att.inputOffset) return;
     const skip = Math.max(0, att.inputOffset - offset);
-    this.pty.write(data.subarray(skip));
+    // A Buffer view of the decoded record for the PTY edge (no copy).
+    this.pty.write(Buffer.from(data.buffer, data.byteOffset + skip, data.length - skip));
     att.inputOffset = end;
   }
 

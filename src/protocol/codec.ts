@@ -16,10 +16,13 @@ export const DATA_HEADER_BYTES = 4;
 
 export type Decoded<T> = { ok: true; value: T } | { ok: false; error: ProtocolError; id?: number };
 
-/** A binary frame: opaque payload for one logical channel. */
-export interface DataFrame {
+/**
+ * A binary frame: opaque payload for one logical channel. The payload is a view of the frame and
+ * of the same class (a Buffer frame in Node gives a Buffer payload).
+ */
+export interface DataFrame<P extends Uint8Array = Uint8Array> {
   channel: number;
-  payload: Buffer;
+  payload: P;
 }
 
 /** Encodes a control message as the text of a WebSocket text frame. */
@@ -29,17 +32,25 @@ export function encodeControl(message: object): string {
 
 /**
  * Encodes channel data: `[u32 channel][payload]`.
- * @example encodeData(3, Buffer.from('hi')) // <00 00 00 03 68 69>
+ * The payload is copied once, into the frame; nothing else is allocated.
+ * @example encodeData(3, new TextEncoder().encode('hi')) // <00 00 00 03 68 69>
  */
-export function encodeData(channel: number, payload: Uint8Array): Buffer {
-  const frame = Buffer.allocUnsafe(DATA_HEADER_BYTES + payload.length);
-  frame.writeUInt32BE(channel, 0);
+export function encodeData(channel: number, payload: Uint8Array): Uint8Array {
+  if (channel >>> 0 !== channel) throw new RangeError(`channel ${channel} is not a u32`);
+  const frame = new Uint8Array(DATA_HEADER_BYTES + payload.length);
+  frame[0] = channel >>> 24;
+  frame[1] = channel >>> 16;
+  frame[2] = channel >>> 8;
+  frame[3] = channel;
   frame.set(payload, DATA_HEADER_BYTES);
   return frame;
 }
 
 /** Decodes a binary frame; the payload is a view into `frame`, not a copy. */
-export function decodeData(frame: Buffer, maxBytes = MAX_FRAME_BYTES): Decoded<DataFrame> {
+export function decodeData<F extends Uint8Array>(
+  frame: F,
+  maxBytes = MAX_FRAME_BYTES,
+): Decoded<DataFrame<F>> {
   if (frame.length > maxBytes)
     return fail(
       ErrorCode.FRAME_TOO_LARGE,
@@ -47,14 +58,40 @@ export function decodeData(frame: Buffer, maxBytes = MAX_FRAME_BYTES): Decoded<D
     );
   if (frame.length < DATA_HEADER_BYTES)
     return fail(ErrorCode.BAD_FRAME, 'binary frame shorter than its 4-byte channel header');
-  const channel = frame.readUInt32BE(0);
+  const channel =
+    (((frame[0] as number) << 24) |
+      ((frame[1] as number) << 16) |
+      ((frame[2] as number) << 8) |
+      (frame[3] as number)) >>>
+    0;
   if (channel === 0) return fail(ErrorCode.UNKNOWN_CHANNEL, 'channel 0 is reserved');
-  return { ok: true, value: { channel, payload: frame.subarray(DATA_HEADER_BYTES) } };
+  // subarray keeps the frame's class (TypedArray species), so a Buffer frame gives a Buffer.
+  const payload = frame.subarray(DATA_HEADER_BYTES) as F;
+  return { ok: true, value: { channel, payload } };
+}
+
+// ignoreBOM keeps a leading U+FEFF in the text (as Buffer#toString does), so JSON.parse refuses
+// it: by default TextDecoder would drop it and accept a frame the relay has always refused.
+const utf8Decoder = new TextDecoder('utf-8', { ignoreBOM: true });
+
+/** Bytes `text` takes in UTF-8, counted without encoding it (a lone surrogate counts 3, as U+FFFD). */
+function utf8Length(text: string): number {
+  let bytes = text.length;
+  for (let i = 0; i < text.length; i += 1) {
+    const unit = text.charCodeAt(i);
+    if (unit < 0x80) continue;
+    if (unit < 0x800) bytes += 1;
+    else if (unit >= 0xd800 && unit <= 0xdbff && (text.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
+      bytes += 2; // a surrogate pair: 2 units, 4 bytes
+      i += 1;
+    } else bytes += 2;
+  }
+  return bytes;
 }
 
 /** Parses JSON text into an object, or a BAD_FRAME error. */
-function parseJson(text: Buffer | string, maxBytes: number): Decoded<Record<string, unknown>> {
-  const size = typeof text === 'string' ? Buffer.byteLength(text) : text.length;
+function parseJson(text: Uint8Array | string, maxBytes: number): Decoded<Record<string, unknown>> {
+  const size = typeof text === 'string' ? utf8Length(text) : text.length;
   if (size > maxBytes)
     return fail(
       ErrorCode.FRAME_TOO_LARGE,
@@ -62,7 +99,7 @@ function parseJson(text: Buffer | string, maxBytes: number): Decoded<Record<stri
     );
   let value: unknown;
   try {
-    value = JSON.parse(typeof text === 'string' ? text : text.toString('utf8'));
+    value = JSON.parse(typeof text === 'string' ? text : utf8Decoder.decode(text));
   } catch {
     return fail(ErrorCode.BAD_FRAME, 'frame is not valid JSON');
   }
@@ -89,7 +126,10 @@ function hasProtoKey(value: unknown): boolean {
 }
 
 /** Decodes and validates a client request (relay side). */
-export function decodeRequest(text: Buffer | string, maxBytes = MAX_FRAME_BYTES): Decoded<Request> {
+export function decodeRequest(
+  text: Uint8Array | string,
+  maxBytes = MAX_FRAME_BYTES,
+): Decoded<Request> {
   const parsed = parseJson(text, maxBytes);
   if (!parsed.ok) return parsed;
   const envelope = RequestEnvelope.safeParse(parsed.value);
@@ -103,22 +143,41 @@ export function decodeRequest(text: Buffer | string, maxBytes = MAX_FRAME_BYTES)
   if (!isRequestType(type))
     return fail(ErrorCode.UNKNOWN_TYPE, `unknown message type "${type}"`, id);
   const { type: _t, id: _i, ...rest } = envelope.data;
-  const params = RequestParams[type].strict().safeParse(rest);
+  // Unknown keys are dropped, never acted on: a newer client's optional fields must not break it.
+  const params = RequestParams[type].strip().safeParse(rest);
   if (!params.success)
     return fail(ErrorCode.INVALID_MESSAGE, `invalid "${type}": ${describe(params.error)}`, id);
   return { ok: true, value: { type, id, ...params.data } as Request };
 }
 
-/** Decodes and validates a relay message (client side). */
+/**
+ * A relay message of a type this client does not know (an event from a newer relay): decoding
+ * drops it, and a client must too (it is not an error; `error` only says what it was).
+ */
+export interface IgnoredMessage {
+  ok: false;
+  ignored: true;
+  type: string;
+  error: ProtocolError;
+}
+
+/**
+ * Decodes and validates a relay message (client side). Unknown fields are dropped; an unknown
+ * type comes back as an `IgnoredMessage`.
+ */
 export function decodeServerMessage(
-  text: Buffer | string,
+  text: Uint8Array | string,
   maxBytes = MAX_FRAME_BYTES * 4,
-): Decoded<ServerMessage> {
+): Decoded<ServerMessage> | IgnoredMessage {
   const parsed = parseJson(text, maxBytes);
   if (!parsed.ok) return parsed;
   const type = parsed.value['type'];
-  if (typeof type !== 'string' || !(type === 'reply' || type === 'error' || type in EventSchemas)) {
-    return fail(ErrorCode.UNKNOWN_TYPE, `unknown message type "${String(type)}"`);
+  if (typeof type !== 'string')
+    return fail(ErrorCode.INVALID_MESSAGE, 'a relay message needs a string "type"');
+  if (!(type === 'reply' || type === 'error' || Object.hasOwn(EventSchemas, type))) {
+    // A newer relay's event: nothing to act on, and no reason to doubt the connection.
+    const error = new ProtocolError(ErrorCode.UNKNOWN_TYPE, `unknown message type "${type}"`);
+    return { ok: false, ignored: true, type: type.slice(0, 64), error };
   }
   const result = ServerEnvelope.safeParse(parsed.value);
   if (!result.success)

@@ -9,6 +9,8 @@ export const ErrorCode = {
   FRAME_TOO_LARGE: 'FRAME_TOO_LARGE',
   VERSION_MISMATCH: 'VERSION_MISMATCH',
   HELLO_REQUIRED: 'HELLO_REQUIRED',
+  /** A request that acts on a WebSocket connection (hello, login, hosting, channels) sent over REST. */
+  WEBSOCKET_REQUIRED: 'WEBSOCKET_REQUIRED',
   RATE_LIMITED: 'RATE_LIMITED',
   UNKNOWN_CHANNEL: 'UNKNOWN_CHANNEL',
   TOO_MANY_CHANNELS: 'TOO_MANY_CHANNELS',
@@ -37,10 +39,16 @@ export const ErrorCode = {
   PEER_GONE: 'PEER_GONE',
   CHANNEL_CLOSED: 'CHANNEL_CLOSED',
   SLOW_PEER: 'SLOW_PEER',
+  /** The target does not serve the service a channel asked for. */
+  SERVICE_UNAVAILABLE: 'SERVICE_UNAVAILABLE',
   // end-to-end
   HANDSHAKE_FAILED: 'HANDSHAKE_FAILED',
   PEER_KEY_CHANGED: 'PEER_KEY_CHANGED',
   DECRYPT_FAILED: 'DECRYPT_FAILED',
+  /** A genuine E2E record whose sequence number was already accepted (replayed or reordered). */
+  RECORD_REPLAYED: 'RECORD_REPLAYED',
+  /** A genuine E2E record ahead of the next expected number: records in between were lost. */
+  RECORD_SKIPPED: 'RECORD_SKIPPED',
   // client-side connection and trust
   TRUST_REQUIRED: 'TRUST_REQUIRED',
   CERT_CHANGED: 'CERT_CHANGED',

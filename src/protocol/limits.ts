@@ -3,8 +3,30 @@
 /** The WebSocket endpoint on the relay's port. */
 export const WS_PATH = '/v1/ws';
 
-/** Wire protocol version; a client must send it in `hello`. */
+/**
+ * Wire protocol (major) version: what the relay answers in `hello`, and the newest a client may
+ * send. A change that an older peer cannot ignore bumps it; anything else is a capability.
+ */
 export const PROTOCOL_VERSION = 1;
+/** The oldest protocol version the relay still speaks; `hello` refuses older ones. */
+export const MIN_PROTOCOL_VERSION = 1;
+/**
+ * Optional features negotiated in `hello` (docs/protocol.md, "Capabilities"): a client offers
+ * the ones it supports, the relay answers with those it supports too, in this order. Names it
+ * does not know are ignored, so neighbouring versions still meet.
+ */
+export const CAPABILITIES = [
+  /** `hello` carries `challenge`; `auth.login` takes `deviceProof`. */
+  'device-proof',
+  /** Sign-up modes (`hello.signup`), `invite.create`, `invite.list`, `auth.signup.invite`. */
+  'invites',
+  /** `users.list` with `all`, `after`, `limit` and `next`. */
+  'users-paging',
+] as const;
+export type Capability = (typeof CAPABILITIES)[number];
+/** Most capability names one `hello` may carry, and the longest name. */
+export const MAX_CAPABILITIES = 64;
+export const MAX_CAPABILITY_CHARS = 32; // characters
 
 /** Largest WebSocket message the relay will accept and answer with an error. */
 export const MAX_FRAME_BYTES = 256 * 1024; // bytes
@@ -24,8 +46,20 @@ export const ERROR_WINDOW_MS = 60_000; // ms
 /** Control messages per second (sustained) and burst, per connection. */
 export const CONTROL_RATE_PER_SEC = 50;
 export const CONTROL_BURST = 200;
-/** Logical channels one connection may hold open at once. */
-export const MAX_CHANNELS_PER_CONNECTION = 64;
+/**
+ * Logical channels one connection may hold open at once. Sized for fan-out: an operator's
+ * command on a fleet holds one channel per agent (the relay keeps a few hundred bytes each).
+ */
+export const MAX_CHANNELS_PER_CONNECTION = 1024;
+/** Targets one `channel.fanout` may name. */
+export const FANOUT_MAX_TARGETS = 256;
+/**
+ * Targets one control-rate token pays for in `channel.fanout` (the request itself costs one):
+ * 256 targets cost 1 + 32 tokens, so one connection opens at most ~400 channels a second.
+ */
+export const FANOUT_TARGETS_PER_TOKEN = 8;
+/** Services one remote session may offer. */
+export const MAX_SERVICES_PER_SESSION = 16;
 /** Bytes queued toward one connection before the relay drops the channel feeding it. */
 export const MAX_QUEUED_BYTES = 8 * 1024 * 1024; // bytes
 /**
@@ -64,6 +98,14 @@ export const MAX_LIVE_SESSIONS_PER_ACCOUNT = 50;
 export const MAX_REGISTERED_SESSIONS_PER_ACCOUNT = 100;
 /** An offline session's ID stays reserved for its owner this long, then anyone may take it. */
 export const SESSION_RESERVE_MS = 72 * 3600_000; // ms
+/**
+ * A live session is held by one relay process under a lease: the relay renews the leases of the
+ * sessions it hosts every SESSION_LEASE_RENEW_MS, in one UPDATE, and a session whose lease is
+ * SESSION_LEASE_MS old without a renewal reads as offline everywhere (its relay crashed or lost
+ * the database). Three renewals fit in a lease, so one slow or failed renewal loses nothing.
+ */
+export const SESSION_LEASE_MS = 30_000; // ms
+export const SESSION_LEASE_RENEW_MS = 10_000; // ms
 /** Requests a client may have in flight; further ones fail fast. */
 export const MAX_PENDING_REQUESTS = 256;
 /** Default time a client waits for a reply. */

@@ -1,10 +1,15 @@
 // The one message-types module: every control message on the wire, as zod schemas and TS types.
 import { z } from 'zod';
 import {
+  FANOUT_MAX_TARGETS,
   INVITE_MAX_LIFETIME_SEC,
+  MAX_SERVICES_PER_SESSION,
   INVITE_MAX_USES,
   INVITE_PREFIX,
+  MAX_CAPABILITIES,
+  MAX_CAPABILITY_CHARS,
   USERS_PAGE_MAX,
+  type Capability,
 } from './limits.js';
 
 /** Account names: lowercase, start with a letter, 2–32 chars. */
@@ -24,6 +29,15 @@ const b64 = z
   .max(4096)
   .regex(/^[A-Za-z0-9+/_-]*={0,2}$/);
 const channel = z.number().int().min(1).max(0xffffffff);
+/** A service name: what a channel carries (`terminal`, `ping`; later `exec`, `chat`, ...). */
+export const SERVICE_RE = /^[a-z][a-z0-9-]{1,31}$/;
+const service = z.string().regex(SERVICE_RE, 'service names are 2-32 chars: a-z, 0-9 and -');
+/**
+ * Where a channel goes. Only remote sessions take channels today; users and devices become
+ * targets with the services that need them (chat, pay), without changing this envelope.
+ */
+export const ChannelTarget = z.object({ kind: z.literal('session'), sessionId });
+export type ChannelTarget = z.infer<typeof ChannelTarget>;
 const requestId = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
 const userList = z.array(username).max(256);
 /** An invite code as `invite.create` returns it: the prefix, then base64url. */
@@ -35,9 +49,25 @@ const inviteCode = z
 /** A device's public key as registered with the relay: raw 32-byte Ed25519 key, base64. */
 export const DeviceInfo = z.object({ publicKey: b64, name: z.string().min(1).max(64) });
 
-/** Parameters of each request type; the relay answers each with `reply` or `error`. */
+/** A capability name: lowercase words joined by dashes. Names a side does not know are ignored. */
+const capabilityName = z
+  .string()
+  .regex(new RegExp(`^[a-z][a-z0-9-]{0,${MAX_CAPABILITY_CHARS - 1}}$`), 'not a capability name');
+
+/**
+ * Parameters of each request type; the relay answers each with `reply` or `error`. Keys a
+ * schema does not name are dropped on decoding (a newer peer's optional fields), never acted on.
+ */
 export const RequestParams = {
-  hello: z.object({ version: z.number().int(), client: z.string().max(128) }),
+  hello: z.object({
+    /** The protocol version the client speaks (limits.ts PROTOCOL_VERSION). */
+    version: z.number().int(),
+    client: z.string().max(128),
+    /** Capabilities the client supports (limits.ts CAPABILITIES); absent from older clients. */
+    capabilities: z.array(capabilityName).max(MAX_CAPABILITIES).optional(),
+  }),
+  /** What anyone may know about the relay (also GET /v1/info). */
+  info: z.object({}),
   'auth.signup': z.object({ user: username, password, invite: inviteCode.optional() }),
   'auth.login': z.object({
     user: username,
@@ -77,10 +107,26 @@ export const RequestParams = {
     hostName: z.string().min(1).max(255),
     allow: userList,
     viewers: userList,
+    /** The services this host serves on channels into the session. Absent: `terminal` only. */
+    services: z.array(service).min(1).max(MAX_SERVICES_PER_SESSION).optional(),
   }),
   'session.unregister': z.object({ sessionId }),
   'sessions.list': z.object({}),
+  /** Before services: `channel.open` of the terminal at a session, kept for older clients. */
   'session.attach': z.object({ sessionId, readOnly: z.boolean() }),
+  /** Opens a channel to a service at a target: the relay routes, the target's host serves. */
+  'channel.open': z.object({
+    service,
+    target: ChannelTarget,
+    /** Ask for less than one's access allows (a terminal watched, not typed into). */
+    readOnly: z.boolean().optional(),
+  }),
+  /** One `channel.open` to many targets (an operator's command on a fleet), each answered apart. */
+  'channel.fanout': z.object({
+    service,
+    targets: z.array(ChannelTarget).min(1).max(FANOUT_MAX_TARGETS),
+    readOnly: z.boolean().optional(),
+  }),
   'channel.close': z.object({
     channel,
     reason: z.string().max(256).optional(),
@@ -122,10 +168,26 @@ export interface InviteSummary {
   createdAt: string;
 }
 
+/** An open channel as its opener sees it: its number, and who serves it at the other end. */
+export interface ChannelOpened {
+  channel: number;
+  service: string;
+  /** The target as opened (sessions: the session ID the relay routed to). */
+  target: ChannelTarget;
+  /** The session's kind and host name (session targets). */
+  kind: 'share' | 'agent';
+  hostName: string;
+  /** The device at the other end: the E2E handshake must prove this key. */
+  host: PeerInfo;
+}
+
 /** What the relay answers to each request type. */
 export interface Results {
   hello: {
+    /** The relay's own protocol version. */
     version: number;
+    /** The capabilities both sides support: the client's offer that the relay supports too. */
+    capabilities: Capability[];
     server: string;
     maxFrameBytes: number;
     heartbeatMs: number;
@@ -134,6 +196,7 @@ export interface Results {
     /** Who may sign up: anyone, holders of an invite code, or nobody (`serve --signup`). */
     signup: 'open' | 'invite' | 'closed';
   };
+  info: { server: string; protocol: number; fingerprint: string };
   'auth.signup': { user: string };
   'auth.passwd': { revoked: number };
   'account.delete': { user: string };
@@ -160,6 +223,11 @@ export interface Results {
     hostName: string;
     host: PeerInfo;
   };
+  'channel.open': ChannelOpened;
+  /** One entry per target, in the order asked: the channel, or why it could not open. */
+  'channel.fanout': {
+    results: Array<ChannelOpened | { error: { code: string; message: string } }>;
+  };
   'channel.close': { closed: boolean };
 }
 
@@ -170,6 +238,8 @@ export type Request<T extends RequestType = RequestType> = { type: T; id: number
 export const EventSchemas = {
   'channel.open': z.object({
     channel,
+    /** Absent from relays older than services: `terminal`. */
+    service: service.default('terminal'),
     sessionId,
     readOnly: z.boolean(),
     peer: z.object({

@@ -69,33 +69,64 @@ export type Welcome = z.infer<typeof WelcomeSchema>;
 export type TerminalMessage =
   | { type: 'hello'; hello: Hello }
   | { type: 'welcome'; welcome: Welcome }
-  | { type: 'output'; offset: number; data: Buffer }
-  | { type: 'snapshot'; offset: number; data: Buffer }
-  | { type: 'input'; offset: number; data: Buffer }
+  | { type: 'output'; offset: number; data: Uint8Array }
+  | { type: 'snapshot'; offset: number; data: Uint8Array }
+  | { type: 'input'; offset: number; data: Uint8Array }
   | { type: 'ack'; offset: number }
   | { type: 'resize'; cols: number; rows: number }
   | { type: 'exit'; code: number; signal?: number }
   | { type: 'notice'; text: string }
   | { type: 'bye'; reason: string; code?: string };
 
-function withJson(type: number, value: unknown): Buffer {
-  const body = Buffer.from(JSON.stringify(value));
-  const out = Buffer.allocUnsafe(1 + body.length);
+const encoder = new TextEncoder();
+// ignoreBOM keeps a leading U+FEFF, so a body starting with one is not JSON (as with Buffer#toString).
+const decoder = new TextDecoder('utf-8', { ignoreBOM: true });
+
+/** Type byte and u64 offset in front of output, snapshot and input data. */
+const OFFSET_HEADER_BYTES = 9; // bytes
+const TWO_32 = 2 ** 32;
+
+function withJson(type: number, value: unknown): Uint8Array {
+  const body = encoder.encode(JSON.stringify(value));
+  const out = new Uint8Array(1 + body.length);
   out[0] = type;
-  body.copy(out, 1);
+  out.set(body, 1);
   return out;
 }
 
-function withOffset(type: number, offset: number, data?: Uint8Array): Buffer {
-  const out = Buffer.allocUnsafe(9 + (data?.length ?? 0));
+/** `[type][u64be offset][data]`: the data is copied once, into the message. */
+function withOffset(type: number, offset: number, data?: Uint8Array): Uint8Array {
+  if (!Number.isSafeInteger(offset) || offset < 0) {
+    throw new RangeError(`offset ${offset} is not a non-negative safe integer`);
+  }
+  const out = new Uint8Array(OFFSET_HEADER_BYTES + (data?.length ?? 0));
   out[0] = type;
-  out.writeBigUInt64BE(BigInt(offset), 1);
-  if (data) out.set(data, 9);
+  // Two u32 halves by hand: no DataView or BigInt allocated per message.
+  writeU32(out, 1, Math.floor(offset / TWO_32));
+  writeU32(out, 5, offset >>> 0);
+  if (data) out.set(data, OFFSET_HEADER_BYTES);
   return out;
+}
+
+function writeU32(out: Uint8Array, at: number, value: number): void {
+  out[at] = value >>> 24;
+  out[at + 1] = value >>> 16;
+  out[at + 2] = value >>> 8;
+  out[at + 3] = value;
+}
+
+function readU32(buf: Uint8Array, at: number): number {
+  return (
+    (((buf[at] as number) << 24) |
+      ((buf[at + 1] as number) << 16) |
+      ((buf[at + 2] as number) << 8) |
+      (buf[at + 3] as number)) >>>
+    0
+  );
 }
 
 /** Encodes one terminal message (the plaintext of one E2E record). */
-export function encodeTerminal(msg: TerminalMessage): Buffer {
+export function encodeTerminal(msg: TerminalMessage): Uint8Array {
   switch (msg.type) {
     case 'hello':
       return withJson(TerminalType.HELLO, msg.hello);
@@ -110,11 +141,11 @@ export function encodeTerminal(msg: TerminalMessage): Buffer {
     case 'ack':
       return withOffset(TerminalType.ACK, msg.offset);
     case 'resize': {
-      const out = Buffer.allocUnsafe(5);
-      out[0] = TerminalType.RESIZE;
-      out.writeUInt16BE(msg.cols, 1);
-      out.writeUInt16BE(msg.rows, 3);
-      return out;
+      const { cols, rows } = msg;
+      if (cols >>> 0 !== cols || rows >>> 0 !== rows || cols > 0xffff || rows > 0xffff) {
+        throw new RangeError(`resize ${cols}x${rows} does not fit two u16`);
+      }
+      return Uint8Array.of(TerminalType.RESIZE, cols >>> 8, cols & 0xff, rows >>> 8, rows & 0xff);
     }
     case 'exit':
       return withJson(
@@ -140,10 +171,10 @@ function bad(why: string): CryptoError {
   return new CryptoError(ErrorCode.INVALID_MESSAGE, `bad terminal message: ${why}`);
 }
 
-function json<T>(body: Buffer, schema: z.ZodType<T>): T {
+function json<T>(body: Uint8Array, schema: z.ZodType<T>): T {
   let value: unknown;
   try {
-    value = JSON.parse(body.toString('utf8'));
+    value = JSON.parse(decoder.decode(body));
   } catch {
     throw bad('not JSON');
   }
@@ -152,15 +183,21 @@ function json<T>(body: Buffer, schema: z.ZodType<T>): T {
   return parsed.data;
 }
 
-function offsetOf(buf: Buffer): number {
-  if (buf.length < 9) throw bad('too short');
-  const big = buf.readBigUInt64BE(1);
-  if (big > BigInt(Number.MAX_SAFE_INTEGER)) throw bad('offset out of range');
-  return Number(big);
+/** Largest high half of a u64 offset that keeps it a safe integer (2^53 - 1). */
+const MAX_SAFE_HIGH = 2 ** 21 - 1;
+
+function offsetOf(buf: Uint8Array): number {
+  if (buf.length < OFFSET_HEADER_BYTES) throw bad('too short');
+  const high = readU32(buf, 1);
+  if (high > MAX_SAFE_HIGH) throw bad('offset out of range');
+  return high * TWO_32 + readU32(buf, 5);
 }
 
-/** Decodes one terminal message; throws CryptoError(INVALID_MESSAGE) on anything malformed. */
-export function decodeTerminal(buf: Buffer): TerminalMessage {
+/**
+ * Decodes one terminal message; throws CryptoError(INVALID_MESSAGE) on anything malformed.
+ * Output, snapshot and input data are views into `buf`, not copies.
+ */
+export function decodeTerminal(buf: Uint8Array): TerminalMessage {
   if (buf.length < 1) throw bad('empty');
   const body = buf.subarray(1);
   switch (buf[0]) {
@@ -169,18 +206,18 @@ export function decodeTerminal(buf: Buffer): TerminalMessage {
     case TerminalType.WELCOME:
       return { type: 'welcome', welcome: json(body, WelcomeSchema) };
     case TerminalType.OUTPUT:
-      return { type: 'output', offset: offsetOf(buf), data: buf.subarray(9) };
+      return { type: 'output', offset: offsetOf(buf), data: buf.subarray(OFFSET_HEADER_BYTES) };
     case TerminalType.SNAPSHOT:
-      return { type: 'snapshot', offset: offsetOf(buf), data: buf.subarray(9) };
+      return { type: 'snapshot', offset: offsetOf(buf), data: buf.subarray(OFFSET_HEADER_BYTES) };
     case TerminalType.INPUT:
-      return { type: 'input', offset: offsetOf(buf), data: buf.subarray(9) };
+      return { type: 'input', offset: offsetOf(buf), data: buf.subarray(OFFSET_HEADER_BYTES) };
     case TerminalType.ACK:
-      if (buf.length !== 9) throw bad('ack length');
+      if (buf.length !== OFFSET_HEADER_BYTES) throw bad('ack length');
       return { type: 'ack', offset: offsetOf(buf) };
     case TerminalType.RESIZE: {
       if (buf.length !== 5) throw bad('resize length');
-      const cols = buf.readUInt16BE(1);
-      const rows = buf.readUInt16BE(3);
+      const cols = ((buf[1] as number) << 8) | (buf[2] as number);
+      const rows = ((buf[3] as number) << 8) | (buf[4] as number);
       if (cols < 1 || rows < 1 || cols > 1000 || rows > 1000) throw bad('resize out of range');
       return { type: 'resize', cols, rows };
     }
@@ -201,9 +238,4 @@ export function decodeTerminal(buf: Buffer): TerminalMessage {
     default:
       throw bad(`unknown type 0x${(buf[0] ?? 0).toString(16)}`);
   }
-}
-
-/** The handshake prologue both ends compute on their own; a relay lying about names breaks it. */
-export function e2ePrologue(sessionId: string, hostUser: string, controllerUser: string): Buffer {
-  return Buffer.from(`switchboard-e2e-v1\0${sessionId}\0${hostUser}\0${controllerUser}`);
 }

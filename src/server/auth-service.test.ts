@@ -15,6 +15,7 @@ import { openSqliteStore } from '../store/sqlite.js';
 import type { Store } from '../store/repositories.js';
 import { AuthService, type AuthOptions } from './auth-service.js';
 import { InviteService } from './invites.js';
+import { InProcessLimiterStore } from './limiter-store.js';
 
 const FAST = { argon2: { memoryCost: 1024, timeCost: 1, parallelism: 1 } };
 const dir = mkdtempSync(join(tmpdir(), 'sb-auth-'));
@@ -286,6 +287,40 @@ describe('sign-up limits', () => {
         await codeOf(auth.signup(name, 'long enough pw', { address: '192.0.2.9', invite: code })),
         'OK',
       );
+  });
+});
+
+describe('limiter state behind LimiterStore', () => {
+  it('shares login throttles and the sign-up budget between services given one store', async () => {
+    const t = 6_000_000;
+    const limiters = new InProcessLimiterStore();
+    const options = {
+      limiters,
+      signupRate: { perAddress: { perMinute: 100, burst: 100 }, relay: { perMinute: 1, burst: 2 } },
+    };
+    // Two relays, each with its own database, sharing their limits as through Redis.
+    const a = await service(() => t, options);
+    const b = await service(() => t, options);
+    const alone = await service(() => t);
+    for (const { auth } of [a, b, alone])
+      await auth.signup('victim', 'correct horse battery', { address: '192.0.2.1' });
+    assert.equal(
+      await codeOf(b.auth.signup('other', 'long enough pw', { address: '192.0.2.2' })),
+      ErrorCode.THROTTLED,
+      'the sign-ups on a and b spent the shared relay-wide budget of 2',
+    );
+
+    const device = deviceOf(generateDeviceKey());
+    const from = { address: '198.51.100.20' };
+    // perPair: 3 free failures, the 4th imposes a delay.
+    for (let i = 0; i < 4; i++)
+      assert.equal(
+        await codeOf(a.auth.login('victim', `guess-${i}`, device, from)),
+        ErrorCode.BAD_CREDENTIALS,
+      );
+    const right = () => 'correct horse battery';
+    assert.equal(await codeOf(b.auth.login('victim', right(), device, from)), ErrorCode.THROTTLED);
+    assert.equal(await codeOf(alone.auth.login('victim', right(), device, from)), 'OK');
   });
 });
 

@@ -7,8 +7,14 @@ import { verifyLoginProof } from '../crypto/login-proof.js';
 import type { DeviceRow, Store, UserRow } from '../store/repositories.js';
 import { HashPool, type HashPoolOptions, type HashPoolStats } from './hash-pool.js';
 import { KeyedGate } from './keyed-gate.js';
-import { RateLimiter, type RatePolicy } from './rate-limit.js';
-import { FailureThrottle, type ThrottlePolicy } from './throttle.js';
+import {
+  InProcessLimiterStore,
+  type LimiterStore,
+  type RateBuckets,
+  type ThrottleRecords,
+} from './limiter-store.js';
+import type { RatePolicy } from './rate-limit.js';
+import type { ThrottlePolicy } from './throttle.js';
 import { addressKey } from './address-key.js';
 import { MAX_DEVICES_PER_ACCOUNT } from '../protocol/limits.js';
 
@@ -43,6 +49,12 @@ export interface AuthOptions {
   signupRate: { perAddress: RatePolicy; relay: RatePolicy };
   /** The bounded queue every Argon2 hash and verify goes through. */
   hashPool: HashPoolOptions;
+  /**
+   * Where the throttles and sign-up rates keep their state. Default: a new
+   * InProcessLimiterStore per AuthService (this relay alone); relays that share one store
+   * share their limits.
+   */
+  limiters?: LimiterStore;
 }
 
 export const DEFAULT_AUTH_OPTIONS: AuthOptions = Object.freeze({
@@ -150,12 +162,12 @@ export class AuthService {
   readonly #store: Store;
   readonly #options: AuthOptions;
   readonly #now: () => number;
-  readonly #perAccount: FailureThrottle;
-  readonly #perAddress: FailureThrottle;
-  readonly #perPair: FailureThrottle;
-  readonly #perDevice: FailureThrottle;
-  readonly #signupsPerAddress: RateLimiter;
-  readonly #signupsRelay: RateLimiter;
+  readonly #perAccount: ThrottleRecords;
+  readonly #perAddress: ThrottleRecords;
+  readonly #perPair: ThrottleRecords;
+  readonly #perDevice: ThrottleRecords;
+  readonly #signupsPerAddress: RateBuckets;
+  readonly #signupsRelay: RateBuckets;
   readonly #hashes: HashPool;
   /** One password check at a time per account; a few per address (Argon2 is CPU-bound anyway). */
   readonly #accountGate = new KeyedGate(1, 64);
@@ -171,14 +183,17 @@ export class AuthService {
     this.#options = Object.freeze({ ...DEFAULT_AUTH_OPTIONS, ...options });
     if (!SIGNUP_MODES.includes(this.#options.signupMode))
       throw new RangeError(`AuthService: signupMode must be one of ${SIGNUP_MODES.join(', ')}`);
-    this.#perAccount = new FailureThrottle(this.#options.throttle.perAccount);
-    this.#perAddress = new FailureThrottle(this.#options.throttle.perAddress);
-    this.#perPair = new FailureThrottle(this.#options.throttle.perPair);
-    this.#perDevice = new FailureThrottle(
-      this.#options.throttle.perDevice ?? DEFAULT_AUTH_OPTIONS.throttle.perDevice,
+    const limiters = this.#options.limiters ?? new InProcessLimiterStore();
+    const { throttle, signupRate } = this.#options;
+    this.#perAccount = limiters.throttle('login.account', throttle.perAccount);
+    this.#perAddress = limiters.throttle('login.address', throttle.perAddress);
+    this.#perPair = limiters.throttle('login.pair', throttle.perPair);
+    this.#perDevice = limiters.throttle(
+      'login.device',
+      throttle.perDevice ?? DEFAULT_AUTH_OPTIONS.throttle.perDevice,
     );
-    this.#signupsPerAddress = new RateLimiter(this.#options.signupRate.perAddress);
-    this.#signupsRelay = new RateLimiter(this.#options.signupRate.relay);
+    this.#signupsPerAddress = limiters.rate('signup.address', signupRate.perAddress);
+    this.#signupsRelay = limiters.rate('signup.relay', signupRate.relay);
     this.#hashes = new HashPool(this.#options.hashPool);
   }
 
@@ -209,11 +224,12 @@ export class AuthService {
   async #verify(
     name: string,
     password: string,
-    records: ReadonlyArray<readonly [FailureThrottle, string]>,
+    records: ReadonlyArray<readonly [ThrottleRecords, string]>,
     ctx: RequestContext,
   ): Promise<UserRow> {
     const now = this.#now();
-    const wait = Math.max(0, ...records.map(([throttle, key]) => throttle.waitMs(key, now)));
+    const waits = await Promise.all(records.map(([throttle, key]) => throttle.waitMs(key, now)));
+    const wait = Math.max(0, ...waits);
     if (wait > 0) throw throttled('too many failed logins', wait);
     const user = await this.#store.users.findByName(name);
     if (!user) this.#dummyHash ??= this.#hash(randomBytes(16).toString('hex'));
@@ -225,7 +241,7 @@ export class AuthService {
     );
     if (!user || !ok) {
       const later = this.#now();
-      for (const [throttle, key] of records) throttle.fail(key, later);
+      await Promise.all(records.map(([throttle, key]) => throttle.fail(key, later)));
       throw new AuthError(ErrorCode.BAD_CREDENTIALS, 'wrong user name or password');
     }
     return user;
@@ -241,7 +257,7 @@ export class AuthService {
     const user = outcome.value;
     if (user.id !== auth.user.id)
       throw new AuthError(ErrorCode.TOKEN_INVALID, 'the account for this login is gone');
-    this.#perDevice.reset(key);
+    await this.#perDevice.reset(key);
     return user;
   }
 
@@ -282,9 +298,8 @@ export class AuthService {
       );
     const now = this.#now();
     const perAddress = `i:${addressKey(ctx.address)}`;
-    const addressWait = this.#signupsPerAddress.waitMs(perAddress, now);
+    const addressWait = await this.#signupsPerAddress.take(perAddress, now);
     if (addressWait > 0) throw throttled('too many sign-ups from your address', addressWait);
-    this.#signupsPerAddress.take(perAddress, now);
     // The invite is checked before the relay-wide bucket is touched: guessing codes costs the
     // guesser's own address bucket, never the sign-ups of invited people.
     const inviteHash = mode === 'invite' && ctx.invite ? sha256Hex(ctx.invite) : undefined;
@@ -292,9 +307,8 @@ export class AuthService {
       const invite = await this.#store.invites.findByHash(inviteHash);
       if (!invite || invite.usesLeft <= 0 || invite.expiresAt <= now) throw inviteInvalid();
     }
-    const relayWait = this.#signupsRelay.waitMs('relay', now);
+    const relayWait = await this.#signupsRelay.take('relay', now);
     if (relayWait > 0) throw throttled('this relay takes few sign-ups at a time', relayWait);
-    this.#signupsRelay.take('relay', now);
     // A taken name costs no hash.
     if (await this.#store.users.findByName(name)) throw userExists(name);
     const passwordHash = await this.#hashes.run(
@@ -340,7 +354,7 @@ export class AuthService {
       if (!outcome) throw throttled('too many logins from your address at once', 1_000);
       user = outcome.value;
       // The account-wide record is left alone: a guesser elsewhere must not get a fresh start.
-      this.#perDevice.reset(provenKey);
+      await this.#perDevice.reset(provenKey);
     } else {
       const keys = { account: `a:${name}`, address, pair: `p:${name}|${address}` };
       const records = [
@@ -359,8 +373,7 @@ export class AuthService {
       });
       if (!outcome) throw throttled('too many logins from your address at once', 1_000);
       user = outcome.value;
-      this.#perPair.reset(keys.pair);
-      this.#perAccount.reset(keys.account);
+      await Promise.all([this.#perPair.reset(keys.pair), this.#perAccount.reset(keys.account)]);
     }
     const now = this.#now();
     const fingerprint = keyFingerprint(publicKey);

@@ -15,6 +15,7 @@ import {
 } from '../protocol/limits.js';
 import type { RelayEvent } from '../protocol/messages.js';
 import type { Authenticated } from './auth-service.js';
+import type { Caller } from './caller.js';
 import type { Logger } from './logger.js';
 
 /** One end of a routed channel, as seen from the connection that owns it. */
@@ -24,6 +25,8 @@ export interface Route {
   peer: Connection;
   peerChannel: number;
   sessionId: string;
+  /** What the channel carries (`terminal`, `ping`...): metadata the relay may log. */
+  service: string;
   role: 'host' | 'controller';
   /** Bytes this end sent into the channel (metadata the relay may log; never content). */
   bytesIn: number;
@@ -53,7 +56,7 @@ export interface ConnectionOptions {
 
 let nextConnectionId = 1;
 
-export class Connection {
+export class Connection implements Caller {
   readonly id = nextConnectionId++;
   readonly ws: WebSocket;
   readonly address: string;
@@ -111,13 +114,18 @@ export class Connection {
 
   /** Token bucket over control messages; false means over the rate. */
   takeToken(now: number): boolean {
+    return this.takeTokens(now, 1);
+  }
+
+  /** Takes `n` tokens at once (a request that costs more than one message), or none. */
+  takeTokens(now: number, n: number): boolean {
     this.#tokens = Math.min(
       CONTROL_BURST,
       this.#tokens + ((now - this.#tokensAt) / 1000) * CONTROL_RATE_PER_SEC,
     );
     this.#tokensAt = now;
-    if (this.#tokens < 1) return false;
-    this.#tokens -= 1;
+    if (this.#tokens < n) return false;
+    this.#tokens -= n;
     return true;
   }
 

@@ -10,7 +10,9 @@ export interface LiveSession {
   row: RemoteSessionRow;
   instance: string;
   host: Connection;
-  /** Routes on the host's connection, one per attached controller. */
+  /** The services its host serves (`session.register`'s `services`): what channels may ask for. */
+  services: ReadonlySet<string>;
+  /** Routes on the host's connection, one per open channel into the session. */
   controllers: Set<Route>;
 }
 
@@ -113,8 +115,8 @@ export class Directory {
 
   // --- channels -------------------------------------------------------------------------------
 
-  /** Opens a channel between a controller and the session's host; returns the controller's end. */
-  openChannel(controller: Connection, live: LiveSession, now: number): Route {
+  /** Opens a channel to a service at the session's host; returns the opener's end. */
+  openChannel(controller: Connection, live: LiveSession, service: string, now: number): Route {
     const cId = controller.allocateChannel();
     const hId = live.host.allocateChannel();
     if (cId === undefined || hId === undefined) {
@@ -129,6 +131,7 @@ export class Directory {
       peer: live.host,
       peerChannel: hId,
       sessionId: live.row.id,
+      service,
       role: 'controller',
       bytesIn: 0,
       openedAt: now,
@@ -139,6 +142,7 @@ export class Directory {
       peer: controller,
       peerChannel: cId,
       sessionId: live.row.id,
+      service,
       role: 'host',
       bytesIn: 0,
       openedAt: now,

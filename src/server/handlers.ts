@@ -1,20 +1,36 @@
-// Request handlers: one function per request type, dispatched by an exhaustive switch.
+// The handler table: one typed entry per request type, with its middleware, for every door (WebSocket and REST).
 import { randomBytes } from 'node:crypto';
 import { AuthError, ErrorCode, ProtocolError, SessionError } from '../protocol/errors.js';
 import {
   HEARTBEAT_INTERVAL_MS,
   LOGIN_CHALLENGE_BYTES,
   MAX_FRAME_BYTES,
+  MIN_PROTOCOL_VERSION,
   PROTOCOL_VERSION,
+  CAPABILITIES,
   SESSIONS_LIST_MAX,
   USERS_PAGE_DEFAULT,
 } from '../protocol/limits.js';
-import type { Params, Request, Results, SessionSummary } from '../protocol/messages.js';
+import type {
+  Params,
+  Request,
+  RequestType,
+  Results,
+  SessionSummary,
+} from '../protocol/messages.js';
 import { generateSessionId } from '../protocol/session-id.js';
-import type { RemoteSessionRow, Store, UserSummary } from '../store/repositories.js';
+import type { Store, UserSummary } from '../store/repositories.js';
 import type { AuthService, Authenticated } from './auth-service.js';
-import { CloseCode, type Connection } from './connection.js';
-import { devicePeerInfo, peerInfoOf, type Directory } from './directory.js';
+import type { Caller, UserCaller } from './caller.js';
+import { CloseCode, Connection } from './connection.js';
+import {
+  channelClose,
+  channelFanout,
+  channelOpen,
+  relayAccess,
+  sessionAttach,
+} from './channels.js';
+import { devicePeerInfo, type Directory } from './directory.js';
 import type { InviteService } from './invites.js';
 import type { Logger } from './logger.js';
 import type { RelayMetrics } from './metrics.js';
@@ -38,81 +54,146 @@ export interface Services {
   /** An offline session's ID stays reserved to its owner this long (ms). */
   sessionReserveMs: number;
   metrics: RelayMetrics;
+  /** SHA-256 fingerprint of the relay's certificate (what `info` tells anyone). */
+  fingerprint: string;
 }
 
-/** Runs one validated request. Throws SwitchboardErrors; the caller turns them into error replies. */
-export async function handle(conn: Connection, req: Request, s: Services): Promise<unknown> {
-  const type = req.type;
-  if (type !== 'hello' && !conn.helloDone) {
-    throw new AuthError(ErrorCode.HELLO_REQUIRED, 'send "hello" with the protocol version first');
-  }
-  switch (type) {
-    case 'hello':
-      return hello(conn, req as Request<'hello'>, s);
-    case 'auth.signup':
-      return signup(conn, req as Request<'auth.signup'>, s);
-    case 'auth.login':
-      return login(conn, req as Request<'auth.login'>, s);
-    case 'auth.token':
-      return tokenAuth(conn, req as Request<'auth.token'>, s);
-    case 'auth.logout':
-      return logout(requireAuth(conn), req as Request<'auth.logout'>, s);
-    case 'auth.passwd':
-      return passwd(requireAuth(conn), req as Request<'auth.passwd'>, s);
-    case 'account.delete':
-      return accountDelete(requireAuth(conn), req as Request<'account.delete'>, s);
-    case 'invite.create':
-      return inviteCreate(requireAuth(conn), req as Request<'invite.create'>, s);
-    case 'invite.list':
-      return inviteList(requireAuth(conn), req as Request<'invite.list'>, s);
-    case 'whoami':
-      return whoami(requireAuth(conn), req as Request<'whoami'>, s);
-    case 'users.list':
-      return usersList(requireAuth(conn), req as Request<'users.list'>, s);
-    case 'keys.get':
-      return keysGet(requireAuth(conn), req as Request<'keys.get'>, s);
-    case 'session.register':
-      return sessionRegister(requireAuth(conn), req as Request<'session.register'>, s);
-    case 'session.unregister':
-      return sessionUnregister(requireAuth(conn), req as Request<'session.unregister'>, s);
-    case 'sessions.list':
-      return sessionsList(requireAuth(conn), req as Request<'sessions.list'>, s);
-    case 'session.attach':
-      return sessionAttach(requireAuth(conn), req as Request<'session.attach'>, s);
-    case 'channel.close':
-      return channelClose(requireAuth(conn), req as Request<'channel.close'>, s);
-    default: {
-      const unreachable: never = type;
-      throw new SessionError(
-        ErrorCode.UNKNOWN_TYPE,
-        `unknown message type "${String(unreachable)}"`,
+/** A request type's function: who asks, its validated parameters, the relay's services. */
+export type Handler<T extends RequestType, C extends Caller = Caller> = (
+  caller: C,
+  params: Params<T>,
+  s: Services,
+) => Promise<Results[T]>;
+
+/**
+ * Middleware an entry declares. `auth`: 'none' (only `hello`: allowed before `hello`), 'hello'
+ * (after `hello`; HELLO_REQUIRED before it) or 'user' (logged in too; AUTH_REQUIRED otherwise).
+ * A REST request has no hello and always counts as past it. `door`: 'any', or 'websocket' for
+ * requests that act on the connection itself (its hello, its login, the sessions it hosts, its
+ * channels): REST refuses those with WEBSOCKET_REQUIRED.
+ */
+export type AuthLevel = 'none' | 'hello' | 'user';
+
+export interface Entry<T extends RequestType> {
+  readonly auth: AuthLevel;
+  readonly door: 'any' | 'websocket';
+  /** The handler behind its middleware. */
+  readonly run: Handler<T>;
+}
+
+/** The table: every request type has exactly one entry (the compiler checks it is complete). */
+export type HandlerTable = { readonly [T in RequestType]: Entry<T> };
+
+/**
+ * `cost`: control tokens a request takes beyond the one its frame took (a request that does
+ * the work of many), from the caller's bucket; RATE_LIMITED, and nothing run, when it is short.
+ */
+type EntrySpec<T extends RequestType> = { cost?: (params: Params<T>) => number } & (
+  | { auth: 'none' | 'hello'; door: 'any'; handler: Handler<T> }
+  | { auth: 'user'; door: 'any'; handler: Handler<T, UserCaller> }
+  | { auth: 'none' | 'hello'; door: 'websocket'; handler: Handler<T, Connection> }
+  | { auth: 'user'; door: 'websocket'; handler: Handler<T, UserCaller<Connection>> }
+);
+
+/** Wraps a handler in the middleware its spec declares: door, hello, login, then rate. */
+function entry<T extends RequestType>(spec: EntrySpec<T>): Entry<T> {
+  const run: Handler<T> = async (caller, params, s) => {
+    if (spec.door === 'websocket' && !(caller instanceof Connection)) {
+      throw new ProtocolError(
+        ErrorCode.WEBSOCKET_REQUIRED,
+        'this request acts on a WebSocket connection; send it over wss://HOST:PORT/v1/ws',
       );
     }
-  }
+    if (spec.auth !== 'none' && !caller.helloDone) {
+      throw new AuthError(ErrorCode.HELLO_REQUIRED, 'send "hello" with the protocol version first');
+    }
+    if (spec.auth === 'user' && !caller.auth) {
+      throw new AuthError(
+        ErrorCode.AUTH_REQUIRED,
+        caller instanceof Connection
+          ? 'log in first: `switchboard login --user NAME`'
+          : 'send "Authorization: Bearer <token>" (the token is in $SWITCHBOARD_HOME/login.json after login)',
+      );
+    }
+    const cost = spec.cost?.(params) ?? 0;
+    if (cost > 0 && caller.takeTokens && !caller.takeTokens(s.now(), cost)) {
+      throw new ProtocolError(ErrorCode.RATE_LIMITED, 'too many control messages; slow down');
+    }
+    // The checks above are what the spec's caller type promises; one narrowing, for every entry.
+    return (spec.handler as Handler<T, never>)(caller as never, params, s);
+  };
+  return { auth: spec.auth, door: spec.door, run };
 }
 
-function requireAuth(conn: Connection): Connection & { auth: Authenticated } {
-  if (!conn.auth)
-    throw new AuthError(ErrorCode.AUTH_REQUIRED, 'log in first: `switchboard login --user NAME`');
-  return conn as Connection & { auth: Authenticated };
+/** Every request type, its middleware and its handler. */
+const HANDLERS: HandlerTable = {
+  hello: entry({ auth: 'none', door: 'websocket', handler: hello }),
+  info: entry({ auth: 'hello', door: 'any', handler: info }),
+  'auth.signup': entry({ auth: 'hello', door: 'any', handler: signup }),
+  'auth.login': entry({ auth: 'hello', door: 'websocket', handler: login }),
+  'auth.token': entry({ auth: 'hello', door: 'websocket', handler: tokenAuth }),
+  'auth.logout': entry({ auth: 'user', door: 'any', handler: logout }),
+  'auth.passwd': entry({ auth: 'user', door: 'any', handler: passwd }),
+  'account.delete': entry({ auth: 'user', door: 'any', handler: accountDelete }),
+  'invite.create': entry({ auth: 'user', door: 'any', handler: inviteCreate }),
+  'invite.list': entry({ auth: 'user', door: 'any', handler: inviteList }),
+  whoami: entry({ auth: 'user', door: 'any', handler: whoami }),
+  'users.list': entry({ auth: 'user', door: 'any', handler: usersList }),
+  'keys.get': entry({ auth: 'user', door: 'any', handler: keysGet }),
+  'session.register': entry({ auth: 'user', door: 'websocket', handler: sessionRegister }),
+  'session.unregister': entry({ auth: 'user', door: 'any', handler: sessionUnregister }),
+  'sessions.list': entry({ auth: 'user', door: 'any', handler: sessionsList }),
+  'session.attach': entry({ auth: 'user', door: 'websocket', handler: sessionAttach }),
+  'channel.open': entry({ auth: 'user', door: 'websocket', handler: channelOpen }),
+  'channel.fanout': entry({ auth: 'user', door: 'websocket', handler: channelFanout }),
+  'channel.close': entry({ auth: 'user', door: 'websocket', handler: channelClose }),
+};
+
+/** Runs one validated request through its entry's middleware. Throws SwitchboardErrors. */
+export function dispatch<T extends RequestType>(
+  caller: Caller,
+  type: T,
+  params: Params<T>,
+  s: Services,
+): Promise<Results[T]> {
+  const e: Entry<T> = HANDLERS[type];
+  return e.run(caller, params, s);
 }
 
+/** Runs one request decoded from a WebSocket frame (the relay's WebSocket door). */
+export function handle(conn: Connection, req: Request, s: Services): Promise<unknown> {
+  return dispatch(conn, req.type, req, s);
+}
+
+/** The middleware a request type declares (the REST door reads it before authenticating). */
+export function entryOf(type: RequestType): Pick<Entry<RequestType>, 'auth' | 'door'> {
+  const { auth, door } = HANDLERS[type];
+  return { auth, door };
+}
+
+/**
+ * Version and features: any client whose major version the relay speaks is let in, and the
+ * reply names the capabilities both sides support, in the relay's order. A client that sends no
+ * `capabilities` (older than negotiation) gets none.
+ */
 async function hello(
   conn: Connection,
   req: Params<'hello'>,
   s: Services,
 ): Promise<Results['hello']> {
-  if (req.version !== PROTOCOL_VERSION) {
+  if (req.version < MIN_PROTOCOL_VERSION || req.version > PROTOCOL_VERSION) {
     throw new AuthError(
       ErrorCode.VERSION_MISMATCH,
-      `this relay speaks protocol ${PROTOCOL_VERSION}, the client ${req.version}; upgrade the older side`,
+      `this relay speaks protocol ${supportedVersions()}, the client ${req.version}; upgrade the older side`,
     );
   }
+  const offered = new Set(req.capabilities ?? []);
   conn.helloDone = true;
   // Fresh per connection (and per hello): a device proof made for it is worthless elsewhere.
   conn.challenge = randomBytes(LOGIN_CHALLENGE_BYTES);
   return {
     version: PROTOCOL_VERSION,
+    capabilities: CAPABILITIES.filter((c) => offered.has(c)),
     server: SERVER_NAME,
     maxFrameBytes: MAX_FRAME_BYTES,
     heartbeatMs: HEARTBEAT_INTERVAL_MS,
@@ -121,8 +202,19 @@ async function hello(
   };
 }
 
+function supportedVersions(): string {
+  return MIN_PROTOCOL_VERSION === PROTOCOL_VERSION
+    ? String(PROTOCOL_VERSION)
+    : `${MIN_PROTOCOL_VERSION} to ${PROTOCOL_VERSION}`;
+}
+
+/** What anyone may know about the relay (GET /v1/info): no host name, uptime or counts. */
+async function info(_caller: Caller, _req: Params<'info'>, s: Services): Promise<Results['info']> {
+  return { server: SERVER_NAME, protocol: PROTOCOL_VERSION, fingerprint: s.fingerprint };
+}
+
 async function signup(
-  conn: Connection,
+  conn: Caller,
   req: Params<'auth.signup'>,
   s: Services,
 ): Promise<Results['auth.signup']> {
@@ -203,7 +295,7 @@ async function tokenAuth(
 }
 
 async function logout(
-  conn: Connection & { auth: Authenticated },
+  conn: UserCaller,
   req: Params<'auth.logout'>,
   s: Services,
 ): Promise<Results['auth.logout']> {
@@ -220,7 +312,7 @@ async function logout(
 }
 
 async function passwd(
-  conn: Connection & { auth: Authenticated },
+  conn: UserCaller,
   req: Params<'auth.passwd'>,
   s: Services,
 ): Promise<Results['auth.passwd']> {
@@ -244,7 +336,7 @@ async function passwd(
 }
 
 async function accountDelete(
-  conn: Connection & { auth: Authenticated },
+  conn: UserCaller,
   req: Params<'account.delete'>,
   s: Services,
 ): Promise<Results['account.delete']> {
@@ -265,14 +357,14 @@ async function accountDelete(
     if (other !== conn) other.close(CloseCode.POLICY, 'the account was deleted');
   }
   // This connection gets its reply, logged out.
-  s.directory.removeOnline(conn);
-  (conn as Connection).auth = undefined;
+  if (conn instanceof Connection) s.directory.removeOnline(conn);
+  (conn as Caller).auth = undefined;
   s.log.info({ user: user.name, sessions: owned.length, live: ended }, 'account deleted');
   return { user: user.name };
 }
 
 async function inviteCreate(
-  conn: Connection & { auth: Authenticated },
+  conn: UserCaller,
   req: Params<'invite.create'>,
   s: Services,
 ): Promise<Results['invite.create']> {
@@ -286,7 +378,7 @@ async function inviteCreate(
 }
 
 async function inviteList(
-  conn: Connection & { auth: Authenticated },
+  conn: UserCaller,
   _req: Params<'invite.list'>,
   s: Services,
 ): Promise<Results['invite.list']> {
@@ -303,7 +395,7 @@ async function inviteList(
 }
 
 async function whoami(
-  conn: Connection & { auth: Authenticated },
+  conn: UserCaller,
   _req: Params<'whoami'>,
   _s: Services,
 ): Promise<Results['whoami']> {
@@ -322,7 +414,7 @@ async function whoami(
  * own sessions) and then whoever is online, at most `limit` in all.
  */
 async function usersList(
-  conn: Connection & { auth: Authenticated },
+  conn: UserCaller,
   req: Params<'users.list'>,
   s: Services,
 ): Promise<Results['users.list']> {
@@ -367,7 +459,7 @@ async function usersList(
 }
 
 async function keysGet(
-  _conn: Connection,
+  _caller: Caller,
   req: Params<'keys.get'>,
   s: Services,
 ): Promise<Results['keys.get']> {
@@ -382,7 +474,7 @@ async function keysGet(
  * first check to its end: requests sent together cannot all pass the caps on the same counts.
  */
 async function sessionRegister(
-  conn: Connection & { auth: Authenticated },
+  conn: UserCaller<Connection>,
   req: Params<'session.register'>,
   s: Services,
 ): Promise<Results['session.register']> {
@@ -403,13 +495,13 @@ async function sessionRegister(
 }
 
 async function registerOne(
-  conn: Connection & { auth: Authenticated },
+  conn: UserCaller<Connection>,
   req: Params<'session.register'>,
   s: Services,
 ): Promise<Results['session.register']> {
   const now = s.now();
   const owner = conn.auth.user;
-  const sessionId = req.sessionId ?? generateSessionId();
+  const sessionId = req.sessionId ?? generateSessionId(randomBytes);
   const live = s.directory.live(sessionId);
   if (live) {
     if (live.row.ownerId !== owner.id) {
@@ -494,7 +586,14 @@ async function registerOne(
       'the connection closed during registration',
     );
   }
-  s.directory.setLive({ row, instance: req.instance, host: conn, controllers: new Set() });
+  s.directory.setLive({
+    row,
+    instance: req.instance,
+    host: conn,
+    // A host from before services lists none: it serves the terminal.
+    services: new Set(req.services ?? ['terminal']),
+    controllers: new Set(),
+  });
   s.log.info(
     { session: sessionId, owner: owner.name, kind: req.kind, conn: conn.id },
     'session live',
@@ -503,7 +602,7 @@ async function registerOne(
 }
 
 async function sessionUnregister(
-  conn: Connection & { auth: Authenticated },
+  conn: UserCaller,
   req: Params<'session.unregister'>,
   s: Services,
 ): Promise<Results['session.unregister']> {
@@ -515,20 +614,8 @@ async function sessionUnregister(
   return { removed: true };
 }
 
-/** Relay-side access check; the host checks again and its answer is the one that counts. */
-function relayAccess(
-  row: RemoteSessionRow,
-  userId: number,
-  userName: string,
-): 'owner' | 'allow' | 'viewer' | 'ask' | 'none' {
-  if (row.ownerId === userId) return 'owner';
-  if (row.allow.includes(userName)) return 'allow';
-  if (row.viewers.includes(userName)) return 'viewer';
-  return row.kind === 'share' ? 'ask' : 'none';
-}
-
 async function sessionsList(
-  conn: Connection & { auth: Authenticated },
+  conn: UserCaller,
   _req: Params<'sessions.list'>,
   s: Services,
 ): Promise<Results['sessions.list']> {
@@ -559,73 +646,4 @@ async function sessionsList(
     });
   }
   return { sessions };
-}
-
-async function sessionAttach(
-  conn: Connection & { auth: Authenticated },
-  req: Params<'session.attach'>,
-  s: Services,
-): Promise<Results['session.attach']> {
-  const live = s.directory.live(req.sessionId);
-  if (!live) {
-    const row = await s.store.remoteSessions.find(req.sessionId);
-    if (row && row.status !== 'closed') {
-      throw new SessionError(
-        ErrorCode.SESSION_OFFLINE,
-        `session "${req.sessionId}" exists but its host is not connected right now`,
-      );
-    }
-    throw new SessionError(
-      ErrorCode.SESSION_NOT_FOUND,
-      `no session "${req.sessionId}"; \`switchboard sessions\` lists the ones you may attach to`,
-    );
-  }
-  const me = conn.auth.user;
-  const access = relayAccess(live.row, me.id, me.name);
-  if (access === 'none') {
-    throw new SessionError(
-      ErrorCode.NOT_ALLOWED,
-      `you are not allowed on session "${req.sessionId}"; ask its owner to add you with --allow`,
-    );
-  }
-  const readOnly = req.readOnly || access === 'viewer';
-  const hostAuth = live.host.auth;
-  if (!hostAuth) throw new SessionError(ErrorCode.SESSION_OFFLINE, 'the host is not logged in');
-  const route = s.directory.openChannel(conn, live, s.now());
-  live.host.sendEvent({
-    type: 'channel.open',
-    channel: route.peerChannel,
-    sessionId: live.row.id,
-    readOnly,
-    peer: peerInfoOf(conn),
-  });
-  s.log.info({ session: live.row.id, user: me.name, readOnly, channel: route.channel }, 'attach');
-  return {
-    channel: route.channel,
-    sessionId: live.row.id,
-    kind: live.row.kind,
-    hostName: live.row.hostName,
-    host: devicePeerInfo(hostAuth.user.name, hostAuth.device),
-  };
-}
-
-async function channelClose(
-  conn: Connection & { auth: Authenticated },
-  req: Params<'channel.close'>,
-  s: Services,
-): Promise<Results['channel.close']> {
-  const route = conn.channels.get(req.channel);
-  if (!route) return { closed: false };
-  const bytes = {
-    in: route.bytesIn,
-    out: route.peer.channels.get(route.peerChannel)?.bytesIn ?? 0,
-  };
-  s.directory.closeRoute(
-    route,
-    req.code ?? ErrorCode.CHANNEL_CLOSED,
-    req.reason ?? 'closed by the other side',
-    false,
-  );
-  s.log.info({ session: route.sessionId, channel: route.channel, bytes }, 'channel closed');
-  return { closed: true };
 }

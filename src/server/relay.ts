@@ -44,6 +44,7 @@ import { handleHttp } from './http-api.js';
 import { InviteService } from './invites.js';
 import { silentLogger, type Logger } from './logger.js';
 import { RelayMetrics } from './metrics.js';
+import { SessionLeases, type SessionLeaseOptions } from './session-leases.js';
 import { addressKey } from './address-key.js';
 
 /** How often a live connection refreshes its login's idle timer (a long-running agent never idles out). */
@@ -90,6 +91,8 @@ export interface RelayOptions {
   perAccount?: Partial<PerAccountLimits>;
   /** An offline session's ID is released to others after this long. Default 72 h. */
   sessionReserveMs?: number;
+  /** This relay's id and lease timing for the sessions it hosts (see session-leases.ts). */
+  sessionLeases?: SessionLeaseOptions;
   /** Bearer token that opens GET /metrics to non-loopback addresses. */
   metricsToken?: string;
   /** Who may sign up (`serve --signup`). Default 'open'. */
@@ -199,12 +202,10 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
     { dialect: store.dialect, database: postgres ? redactDatabaseUrl(database) : database },
     'database open',
   );
-  const offline = await store.remoteSessions.markAllOffline(now());
-  if (offline > 0)
-    log.info(
-      { sessions: offline },
-      'sessions from the last run wait for their hosts to re-register',
-    );
+  // Other relays may share this database: their live sessions are theirs. Ours are leased
+  // (renewed while hosted, released on stop), and a crashed relay's run out on their own.
+  const leases = new SessionLeases(store, now, log, options.sessionLeases);
+  log.info({ relayId: leases.relayId }, 'session leases');
 
   const directory = new Directory();
   const perAccount: PerAccountLimits = Object.freeze({
@@ -248,7 +249,7 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
       'no account has this --admin name, so it gets no admin rights; sign it up, then restart',
     );
   const services: Services = {
-    store,
+    store: leases.bind(store),
     auth,
     invites,
     directory,
@@ -258,6 +259,7 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
     perAccount,
     sessionReserveMs,
     metrics,
+    fingerprint: certificate.fingerprint,
   };
 
   function queuedBytes(): number {
@@ -497,11 +499,8 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
       conn.log.debug({ code, user: conn.auth?.user.name }, 'disconnected');
       for (const live of gone) {
         conn.log.info({ session: live.row.id }, 'session offline (host disconnected)');
-        if (!shuttingDown) {
-          store.remoteSessions.setStatus(live.row.id, 'offline', now()).catch((err: unknown) => {
-            log.error({ err }, 'could not mark session offline');
-          });
-        }
+        // On shutdown leases.stop() releases them all in one statement.
+        if (!shuttingDown) void leases.release(live.row.id);
       }
     });
   }
@@ -561,6 +560,7 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
     throw err;
   });
   server.on('error', (err) => log.error({ err }, 'server error'));
+  leases.start();
   const port = (server.address() as AddressInfo).port;
   log.info(
     { host, port, fingerprint: certificate.fingerprint, maxConnections, maxPerAddress },
@@ -591,7 +591,8 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
     for (const socket of sockets) socket.destroy();
     server.closeAllConnections();
     await serverClosed;
-    await store.remoteSessions.markAllOffline(now()).catch(() => 0);
+    // Only this relay's leases: another relay sharing the database keeps its sessions live.
+    await leases.stop();
     await store.close();
     log.info({ reason }, 'relay stopped');
   }

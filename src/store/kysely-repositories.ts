@@ -11,6 +11,7 @@ import {
   type InvitesRepo,
   type RemoteSessionRow,
   type RemoteSessionsRepo,
+  type SessionLease,
   type Store,
   type StoreRepositories,
   type TokenRow,
@@ -455,8 +456,9 @@ class KyselyRemoteSessionsRepo implements RemoteSessionsRepo {
   }
 
   register(
-    row: Omit<RemoteSessionRow, 'createdAt' | 'status' | 'lastSeenAt'>,
+    row: Omit<RemoteSessionRow, 'createdAt' | 'status' | 'lastSeenAt' | 'relayId' | 'leaseUntil'>,
     now: number,
+    lease?: SessionLease,
   ): Promise<RemoteSessionRow | undefined> {
     return guard('remoteSessions.register', async () => {
       // As in devices.upsert: an id held by another owner matches no row, so nothing
@@ -473,6 +475,8 @@ class KyselyRemoteSessionsRepo implements RemoteSessionsRepo {
           created_at: now,
           last_seen_at: now,
           status: 'live',
+          relay_id: lease?.relayId ?? null,
+          lease_until: lease?.until ?? null,
         })
         .onConflict((oc) =>
           oc
@@ -484,23 +488,25 @@ class KyselyRemoteSessionsRepo implements RemoteSessionsRepo {
               viewers: eb.ref('excluded.viewers'),
               last_seen_at: eb.ref('excluded.last_seen_at'),
               status: eb.ref('excluded.status'),
+              relay_id: eb.ref('excluded.relay_id'),
+              lease_until: eb.ref('excluded.lease_until'),
             }))
             .whereRef('remote_sessions.owner_id', '=', 'excluded.owner_id'),
         )
         .returningAll()
         .executeTakeFirst();
-      return stored && toRemoteSession(stored);
+      return stored && toRemoteSession(stored, now);
     });
   }
 
-  find(id: string): Promise<RemoteSessionRow | undefined> {
+  find(id: string, now?: number): Promise<RemoteSessionRow | undefined> {
     return guard('remoteSessions.find', async () => {
       const row = await this.#db
         .selectFrom('remote_sessions')
         .selectAll()
         .where('id', '=', id)
         .executeTakeFirst();
-      return row && toRemoteSession(row);
+      return row && toRemoteSession(row, now);
     });
   }
 
@@ -508,24 +514,50 @@ class KyselyRemoteSessionsRepo implements RemoteSessionsRepo {
     return guard('remoteSessions.setStatus', async () => {
       await this.#db
         .updateTable('remote_sessions')
-        .set({ status, last_seen_at: now })
+        .set({ status, last_seen_at: now, relay_id: null, lease_until: null })
         .where('id', '=', id)
         .execute();
     });
   }
 
-  markAllOffline(now: number): Promise<number> {
-    return guard('remoteSessions.markAllOffline', async () => {
+  renewLeases(relayId: string, now: number, until: number): Promise<number> {
+    return guard('remoteSessions.renewLeases', async () => {
       const result = await this.#db
         .updateTable('remote_sessions')
-        .set({ status: 'offline', last_seen_at: now })
+        .set({ lease_until: until, last_seen_at: now })
+        .where('relay_id', '=', relayId)
         .where('status', '=', 'live')
         .executeTakeFirst();
       return Number(result.numUpdatedRows);
     });
   }
 
-  listAll(): Promise<RemoteSessionRow[]> {
+  releaseLease(id: string, relayId: string, now: number): Promise<boolean> {
+    return guard('remoteSessions.releaseLease', async () => {
+      const result = await this.#db
+        .updateTable('remote_sessions')
+        .set({ status: 'offline', last_seen_at: now, relay_id: null, lease_until: null })
+        .where('id', '=', id)
+        .where('relay_id', '=', relayId)
+        .where('status', '=', 'live')
+        .executeTakeFirst();
+      return result.numUpdatedRows > 0n;
+    });
+  }
+
+  releaseLeases(relayId: string, now: number): Promise<number> {
+    return guard('remoteSessions.releaseLeases', async () => {
+      const result = await this.#db
+        .updateTable('remote_sessions')
+        .set({ status: 'offline', last_seen_at: now, relay_id: null, lease_until: null })
+        .where('relay_id', '=', relayId)
+        .where('status', '=', 'live')
+        .executeTakeFirst();
+      return Number(result.numUpdatedRows);
+    });
+  }
+
+  listAll(now?: number): Promise<RemoteSessionRow[]> {
     return guard('remoteSessions.listAll', async () => {
       const rows = await this.#db
         .selectFrom('remote_sessions')
@@ -533,7 +565,7 @@ class KyselyRemoteSessionsRepo implements RemoteSessionsRepo {
         .orderBy('created_at')
         .orderBy('id')
         .execute();
-      return rows.map(toRemoteSession);
+      return rows.map((r) => toRemoteSession(r, now));
     });
   }
 
@@ -547,7 +579,7 @@ class KyselyRemoteSessionsRepo implements RemoteSessionsRepo {
     });
   }
 
-  countHeld(ownerId: number, reservedSince: number): Promise<number> {
+  countHeld(ownerId: number, reservedSince: number, now?: number): Promise<number> {
     return guard('remoteSessions.countHeld', async () => {
       const row = await this.#db
         .selectFrom('remote_sessions')
@@ -555,8 +587,11 @@ class KyselyRemoteSessionsRepo implements RemoteSessionsRepo {
         .where('owner_id', '=', ownerId)
         .where((eb) =>
           eb.or([
-            eb('status', '=', 'live'),
-            eb.and([eb('status', '=', 'offline'), eb('last_seen_at', '>', reservedSince)]),
+            now === undefined
+              ? eb('status', '=', 'live')
+              : eb.and([eb('status', '=', 'live'), eb('lease_until', '>', now)]),
+            // A live row whose lease ran out is offline since it was last seen (renewed).
+            eb.and([eb('status', '!=', 'closed'), eb('last_seen_at', '>', reservedSince)]),
           ]),
         )
         .executeTakeFirstOrThrow();
@@ -568,8 +603,14 @@ class KyselyRemoteSessionsRepo implements RemoteSessionsRepo {
     return guard('remoteSessions.deleteStale', async () => {
       const result = await this.#db
         .deleteFrom('remote_sessions')
-        .where('status', '!=', 'live')
         .where('last_seen_at', '<=', before)
+        .where((eb) =>
+          eb.or([
+            eb('status', '!=', 'live'),
+            eb('lease_until', 'is', null),
+            eb('lease_until', '<=', before),
+          ]),
+        )
         .executeTakeFirst();
       return Number(result.numDeletedRows);
     });
@@ -705,7 +746,10 @@ function toToken(r: Selectable<AuthTokensTable>): TokenRow {
   };
 }
 
-function toRemoteSession(r: Selectable<RemoteSessionsTable>): RemoteSessionRow {
+/** The row as callers see it; with `now`, a live row without an unexpired lease reads 'offline'. */
+function toRemoteSession(r: Selectable<RemoteSessionsTable>, now?: number): RemoteSessionRow {
+  const expired =
+    now !== undefined && r.status === 'live' && (r.lease_until === null || r.lease_until <= now);
   return {
     id: r.id,
     ownerId: r.owner_id,
@@ -715,7 +759,9 @@ function toRemoteSession(r: Selectable<RemoteSessionsTable>): RemoteSessionRow {
     viewers: parseStringArray(r.viewers),
     createdAt: r.created_at,
     lastSeenAt: r.last_seen_at,
-    status: r.status,
+    status: expired ? 'offline' : r.status,
+    relayId: r.relay_id,
+    leaseUntil: r.lease_until,
   };
 }
 

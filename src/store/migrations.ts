@@ -39,7 +39,7 @@ function bytewiseText(db: Kysely<unknown>): ColumnDataType | Expression<unknown>
 // Migrations see the schema as it was when they were written, not today's `Database`, so
 // they take an untyped Kysely. Names sort lexically: keep the zero-padded prefix.
 // Never change what a migration that has shipped does on a dialect it shipped for; add a new
-// one. store.test.ts pins the SQLite DDL of 0001 and 0002 byte for byte.
+// one. store.test.ts pins the SQLite DDL of 0001 and 0002, and what 0003 adds, byte for byte.
 export const migrations: Readonly<Record<string, Migration>> = Object.freeze({
   '0001_initial': {
     async up(db: Kysely<unknown>): Promise<void> {
@@ -159,6 +159,27 @@ export const migrations: Readonly<Record<string, Migration>> = Object.freeze({
     },
     async down(db: Kysely<unknown>): Promise<void> {
       await db.schema.dropTable('invites').execute();
+    },
+  },
+  '0003_session_leases': {
+    async up(db: Kysely<unknown>): Promise<void> {
+      // Which relay process holds a live session, and until when (epoch ms): several relays
+      // may share this database, so none may mark every live session offline when it starts.
+      // Rows live before this migration have no lease, so they read as offline until their
+      // host registers again (what marking them offline at start did).
+      await db.schema.alterTable('remote_sessions').addColumn('relay_id', 'text').execute();
+      await db.schema.alterTable('remote_sessions').addColumn('lease_until', 'bigint').execute();
+      // Renewal and release select by relay.
+      await db.schema
+        .createIndex('remote_sessions_relay_id')
+        .on('remote_sessions')
+        .column('relay_id')
+        .execute();
+    },
+    async down(db: Kysely<unknown>): Promise<void> {
+      await db.schema.dropIndex('remote_sessions_relay_id').execute();
+      await db.schema.alterTable('remote_sessions').dropColumn('lease_until').execute();
+      await db.schema.alterTable('remote_sessions').dropColumn('relay_id').execute();
     },
   },
 });

@@ -102,6 +102,18 @@ export interface TokensRepo {
   deleteExpired(before: number): Promise<number>;
 }
 
+/**
+ * Which relay process holds a live session, and until when. Several relays may share one
+ * database: each renews the leases of the sessions it hosts, and a lease that runs out makes
+ * the session read as offline, so a relay that crashed leaves nothing live behind.
+ */
+export interface SessionLease {
+  /** The holding relay process's random id (see server/session-leases.ts). */
+  relayId: string;
+  /** epoch ms; the session is live before this instant, offline from it on */
+  until: number;
+}
+
 /** A terminal reachable through the relay. All times epoch ms. */
 export interface RemoteSessionRow {
   id: string;
@@ -116,35 +128,68 @@ export interface RemoteSessionRow {
   /** Same corrupt-value rule as `allow`. */
   viewers: string[];
   createdAt: number;
-  /** When the host was last known to be connected (set by register, setStatus, markAllOffline). */
+  /**
+   * When the host was last known to be connected: set by register, setStatus, the lease
+   * methods, and by every lease renewal (so a session whose lease ran out was last seen at
+   * its last renewal).
+   */
   lastSeenAt: number;
+  /**
+   * 'live' only while the row holds an unexpired lease: read with a `now` (find, listAll), a
+   * live row whose lease ran out at or before `now`, or that has none, reads 'offline'.
+   * Read without a `now`, the status is as stored.
+   */
   status: 'live' | 'offline' | 'closed';
+  /** The relay holding the session while live (kept after its lease runs out); null once released or closed. */
+  relayId: string | null;
+  /** End of that lease (epoch ms); null once released or closed. */
+  leaseUntil: number | null;
 }
 
 export interface RemoteSessionsRepo {
   /**
-   * Inserts the session as live or, if the id exists for the same owner, makes it live with
-   * the new fields (createdAt kept). `undefined` if the id belongs to another owner.
+   * Inserts the session as live under `lease` or, if the id exists for the same owner, makes
+   * it live under `lease` with the new fields (createdAt kept), taking it from whichever relay
+   * held it. `undefined` if the id belongs to another owner. Without a lease the row is stored
+   * live but held by no relay, so it reads as offline: a relay always passes one.
    */
   register(
-    row: Omit<RemoteSessionRow, 'createdAt' | 'status' | 'lastSeenAt'>,
+    row: Omit<RemoteSessionRow, 'createdAt' | 'status' | 'lastSeenAt' | 'relayId' | 'leaseUntil'>,
     now: number,
+    lease?: SessionLease,
   ): Promise<RemoteSessionRow | undefined>;
-  find(id: string): Promise<RemoteSessionRow | undefined>;
-  /** Sets the status and lastSeenAt = now; a missing id is a no-op. */
+  /** The session, its status read at `now` (see RemoteSessionRow.status). */
+  find(id: string, now?: number): Promise<RemoteSessionRow | undefined>;
+  /**
+   * Sets the status and lastSeenAt = now and drops any lease, whoever held it; a missing id is a
+   * no-op. For 'offline' on a host's disconnect use releaseLease, which spares another relay's
+   * newer registration; 'live' needs a lease, so only register makes a session live.
+   */
   setStatus(id: string, status: RemoteSessionRow['status'], now: number): Promise<void>;
-  /** At relay start every 'live' row becomes 'offline' (its host must re-register); returns how many. */
-  markAllOffline(now: number): Promise<number>;
-  /** Ordered by createdAt, then id. */
-  listAll(): Promise<RemoteSessionRow[]>;
+  /**
+   * Extends every live lease `relayId` holds to `until` and sets their lastSeenAt = now, in one
+   * UPDATE, expired ones included (no other relay has taken them); returns how many.
+   */
+  renewLeases(relayId: string, now: number, until: number): Promise<number>;
+  /** Makes the session offline if `relayId` holds it (lastSeenAt = now); true if it did. */
+  releaseLease(id: string, relayId: string, now: number): Promise<boolean>;
+  /** A relay's clean stop: makes every session `relayId` holds offline; returns how many. */
+  releaseLeases(relayId: string, now: number): Promise<number>;
+  /** Ordered by createdAt, then id; statuses read at `now` (see RemoteSessionRow.status). */
+  listAll(now?: number): Promise<RemoteSessionRow[]>;
   /** True if a row was deleted. */
   delete(id: string): Promise<boolean>;
   /**
-   * IDs the owner holds: live ones, and offline ones last seen after `reservedSince` (epoch ms).
-   * Closed IDs and offline ones past their reservation do not count.
+   * IDs the owner holds: live ones (lease unexpired at `now`), and offline ones last seen after
+   * `reservedSince` (epoch ms); a live row whose lease ran out counts as offline since it was
+   * last seen. Closed IDs and offline ones past their reservation do not count. Without `now`,
+   * every row stored as live counts.
    */
-  countHeld(ownerId: number, reservedSince: number): Promise<number>;
-  /** Housekeeping: deletes offline and closed sessions last seen at or before `before`; how many. */
+  countHeld(ownerId: number, reservedSince: number, now?: number): Promise<number>;
+  /**
+   * Housekeeping: deletes offline and closed sessions, and live ones whose lease ran out, that
+   * were last seen at or before `before`; returns how many.
+   */
   deleteStale(before: number): Promise<number>;
 }
 

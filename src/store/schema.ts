@@ -50,6 +50,10 @@ export interface RemoteSessionsTable {
   created_at: number;
   last_seen_at: number;
   status: 'live' | 'offline' | 'closed';
+  /** The relay process holding a live session; null when not live (migration 0003). */
+  relay_id: string | null;
+  /** epoch ms: a 'live' row is live only before this; null when not live (migration 0003). */
+  lease_until: number | null;
 }
 
 /** A sign-up invite; only the SHA-256 of its code is stored. */

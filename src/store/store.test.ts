@@ -94,6 +94,7 @@ function isStorage(code: ErrorCode): (err: unknown) => boolean {
     return true;
   };
 }
+/** The SQLite DDL of 0001_initial and 0002_invites, as relays that ran them hold it. */
 const SHIPPED_SQLITE_SCHEMA: ReadonlyArray<readonly [type: string, name: string, sql: string]> = [
   [
     'index',
@@ -158,6 +159,30 @@ const SHIPPED_SQLITE_SCHEMA: ReadonlyArray<readonly [type: string, name: string,
     'CREATE TABLE "users" ("id" integer primary key autoincrement, "name" text not null, "password_hash" text not null, "created_at" bigint not null)',
   ],
 ];
+
+/** What 0003_session_leases changed: SQLite appends added columns to the table's stored DDL. */
+const SESSION_LEASES_SQLITE_SCHEMA: ReadonlyArray<
+  readonly [type: string, name: string, sql: string]
+> = [
+  [
+    'index',
+    'remote_sessions_relay_id',
+    'CREATE INDEX "remote_sessions_relay_id" on "remote_sessions" ("relay_id")',
+  ],
+  [
+    'table',
+    'remote_sessions',
+    'CREATE TABLE "remote_sessions" ("id" text primary key, "owner_id" integer not null references "users" ("id") on delete cascade, "kind" text not null, "host_name" text not null, "allow" text default \'[]\' not null, "viewers" text default \'[]\' not null, "created_at" bigint not null, "last_seen_at" bigint not null, "status" text not null, "relay_id" text, "lease_until" bigint, constraint "remote_sessions_kind_check" check (kind in (\'share\', \'agent\')), constraint "remote_sessions_status_check" check (status in (\'live\', \'offline\', \'closed\')))',
+  ],
+];
+
+/** The schema every migration makes today, ordered as sqlite_master is read below. */
+const LATEST_SQLITE_SCHEMA = [
+  ...SHIPPED_SQLITE_SCHEMA.filter(
+    ([, name]) => !SESSION_LEASES_SQLITE_SCHEMA.some(([, changed]) => changed === name),
+  ),
+  ...SESSION_LEASES_SQLITE_SCHEMA,
+].sort(([ta, na], [tb, nb]) => (ta === tb ? (na < nb ? -1 : 1) : ta < tb ? -1 : 1));
 
 /** The repository tests, the same on every dialect. */
 function repositorySuite(b: Backend): void {
@@ -451,6 +476,7 @@ function repositorySuite(b: Backend): void {
       const first = await store.remoteSessions.register(
         { id: 's1', ownerId: aliceId, ...fields },
         1_000,
+        { relayId: 'relay-a', until: 31_000 },
       );
       assert.deepEqual(first, {
         id: 's1',
@@ -459,6 +485,8 @@ function repositorySuite(b: Backend): void {
         createdAt: 1_000,
         lastSeenAt: 1_000,
         status: 'live',
+        relayId: 'relay-a',
+        leaseUntil: 31_000,
       });
 
       await store.remoteSessions.setStatus('s1', 'offline', 1_500);
@@ -472,6 +500,7 @@ function repositorySuite(b: Backend): void {
           viewers: ['bob'],
         },
         2_000,
+        { relayId: 'relay-b', until: 32_000 },
       );
       assert.deepEqual(again, {
         id: 's1',
@@ -483,36 +512,43 @@ function repositorySuite(b: Backend): void {
         createdAt: 1_000,
         lastSeenAt: 2_000,
         status: 'live',
+        relayId: 'relay-b',
+        leaseUntil: 32_000,
       });
 
       assert.equal(
-        await store.remoteSessions.register({ id: 's1', ownerId: bobId, ...fields }, 3_000),
+        await store.remoteSessions.register({ id: 's1', ownerId: bobId, ...fields }, 3_000, {
+          relayId: 'relay-c',
+          until: 33_000,
+        }),
         undefined,
       );
       assert.deepEqual(await store.remoteSessions.find('s1'), again, 'unchanged by the refusal');
     });
 
-    it('marks live sessions offline, lists, counts held IDs and deletes', async () => {
+    it('lists, counts held IDs and deletes', async () => {
       const store = await open();
       const [ownerId] = await userAndDevice(store);
-      await store.remoteSessions.register({ id: 'a', ownerId, ...fields }, 1_000);
-      await store.remoteSessions.register({ id: 'b', ownerId, ...fields }, 2_000);
-      await store.remoteSessions.register({ id: 'c', ownerId, ...fields }, 3_000);
+      const lease = (until: number) => ({ relayId: 'r1', until });
+      await store.remoteSessions.register({ id: 'a', ownerId, ...fields }, 1_000, lease(99_000));
+      await store.remoteSessions.register({ id: 'b', ownerId, ...fields }, 2_000, lease(99_000));
+      await store.remoteSessions.register({ id: 'c', ownerId, ...fields }, 3_000, lease(99_000));
       await store.remoteSessions.setStatus('c', 'closed', 3_500);
-      assert.equal(await store.remoteSessions.countHeld(ownerId, 0), 2);
+      assert.equal(await store.remoteSessions.countHeld(ownerId, 0, 4_000), 2);
 
-      assert.equal(await store.remoteSessions.markAllOffline(5_000), 2);
-      const all = await store.remoteSessions.listAll();
+      await store.remoteSessions.setStatus('a', 'offline', 5_000);
+      await store.remoteSessions.setStatus('b', 'offline', 5_000);
+      const all = await store.remoteSessions.listAll(5_000);
       assert.deepEqual(
-        all.map((s) => [s.id, s.status]),
+        all.map((s) => [s.id, s.status, s.relayId, s.leaseUntil]),
         [
-          ['a', 'offline'],
-          ['b', 'offline'],
-          ['c', 'closed'],
+          ['a', 'offline', null, null],
+          ['b', 'offline', null, null],
+          ['c', 'closed', null, null],
         ],
       );
-      assert.equal(await store.remoteSessions.countHeld(ownerId, 4_999), 2);
-      assert.equal(await store.remoteSessions.countHeld(ownerId, 5_000), 0);
+      assert.equal(await store.remoteSessions.countHeld(ownerId, 4_999, 6_000), 2);
+      assert.equal(await store.remoteSessions.countHeld(ownerId, 5_000, 6_000), 0);
       assert.equal(
         await store.remoteSessions.deleteStale(4_000),
         1,
@@ -521,6 +557,83 @@ function repositorySuite(b: Backend): void {
       assert.equal(await store.remoteSessions.delete('a'), true);
       assert.equal(await store.remoteSessions.delete('a'), false);
       assert.equal(await store.remoteSessions.find('a'), undefined);
+    });
+
+    it('reads a live session as offline from the instant its lease runs out', async () => {
+      const store = await open();
+      const [ownerId] = await userAndDevice(store);
+      await store.remoteSessions.register({ id: 's1', ownerId, ...fields }, 1_000, {
+        relayId: 'r1',
+        until: 31_000,
+      });
+      const status = async (now: number) => (await store.remoteSessions.find('s1', now))?.status;
+      assert.equal(await status(30_999), 'live');
+      assert.equal(await status(31_000), 'offline');
+      assert.deepEqual(
+        (await store.remoteSessions.listAll(31_000)).map((r) => r.status),
+        ['offline'],
+      );
+      assert.equal((await store.remoteSessions.find('s1'))?.status, 'live', 'as stored');
+      // Held while the lease runs whatever the reservation; after it, as an offline ID last
+      // seen at 1 000.
+      assert.equal(await store.remoteSessions.countHeld(ownerId, 5_000, 30_999), 1);
+      assert.equal(await store.remoteSessions.countHeld(ownerId, 5_000, 31_000), 0);
+      assert.equal(await store.remoteSessions.countHeld(ownerId, 999, 31_000), 1);
+      // Housekeeping takes it only once both its lease and its last sighting are old enough.
+      assert.equal(await store.remoteSessions.deleteStale(30_999), 0);
+      assert.equal(await store.remoteSessions.deleteStale(31_000), 1);
+    });
+
+    it('renews and releases only the leases of the relay that asks, in one statement', async () => {
+      const store = await open();
+      const [ownerId] = await userAndDevice(store);
+      const register = (id: string, relayId: string) =>
+        store.remoteSessions.register({ id, ownerId, ...fields }, 1_000, {
+          relayId,
+          until: 31_000,
+        });
+      await register('a1', 'relay-a');
+      await register('a2', 'relay-a');
+      await register('b1', 'relay-b');
+      await register('a3', 'relay-a');
+      await store.remoteSessions.setStatus('a3', 'closed', 2_000);
+
+      // relay-a renews at 40 000, after its leases ran out: nobody took them, so they come back.
+      assert.equal(await store.remoteSessions.renewLeases('relay-a', 40_000, 70_000), 2);
+      const at = async (now: number) =>
+        (await store.remoteSessions.listAll(now)).map((r) => [r.id, r.status, r.leaseUntil]);
+      assert.deepEqual(await at(40_000), [
+        ['a1', 'live', 70_000],
+        ['a2', 'live', 70_000],
+        ['a3', 'closed', null],
+        ['b1', 'offline', 31_000],
+      ]);
+      assert.equal((await store.remoteSessions.find('a1'))?.lastSeenAt, 40_000);
+      assert.equal((await store.remoteSessions.find('b1'))?.lastSeenAt, 1_000);
+
+      // A host that moved to relay-b: relay-a's late release and renewal leave it alone.
+      await register('a2', 'relay-b');
+      assert.equal(await store.remoteSessions.releaseLease('a2', 'relay-a', 41_000), false);
+      assert.equal(await store.remoteSessions.renewLeases('relay-a', 42_000, 72_000), 1);
+      const moved = await store.remoteSessions.find('a2', 2_000);
+      assert.deepEqual([moved?.relayId, moved?.status], ['relay-b', 'live']);
+
+      // relay-a releases one session, then stops: relay-b keeps what it holds.
+      assert.equal(await store.remoteSessions.releaseLease('a1', 'relay-a', 43_000), true);
+      assert.equal(await store.remoteSessions.releaseLease('a1', 'relay-a', 43_000), false);
+      await register('a4', 'relay-a');
+      assert.equal(await store.remoteSessions.releaseLeases('relay-a', 44_000), 1);
+      const rows = await store.remoteSessions.listAll(2_000);
+      assert.deepEqual(
+        rows.map((r) => [r.id, r.status, r.relayId, r.lastSeenAt]),
+        [
+          ['a1', 'offline', null, 43_000],
+          ['a2', 'live', 'relay-b', 1_000],
+          ['a3', 'closed', null, 2_000],
+          ['a4', 'offline', null, 44_000],
+          ['b1', 'live', 'relay-b', 1_000],
+        ],
+      );
     });
 
     it('reads corrupt allow/viewers JSON as [] without throwing', async () => {
@@ -823,7 +936,7 @@ describe('sqlite', () => {
         .all() as { type: string; name: string; sql: string }[];
       assert.deepEqual(
         rows.map((r) => [r.type, r.name, r.sql]),
-        SHIPPED_SQLITE_SCHEMA,
+        LATEST_SQLITE_SCHEMA,
       );
     } finally {
       raw.close();
@@ -843,6 +956,11 @@ describe('sqlite', () => {
     for (const name of ['0001_initial', '0002_invites'])
       insert.run(name, '2025-01-01T00:00:00.000Z');
     raw.prepare("insert into users (name, password_hash, created_at) values ('old', 'h', 1)").run();
+    raw
+      .prepare(
+        "insert into remote_sessions (id, owner_id, kind, host_name, created_at, last_seen_at, status) values ('s1', 1, 'share', 'box', 1, 1, 'live')",
+      )
+      .run();
     raw.close();
 
     const store = await openSqliteStore({ file });
@@ -851,12 +969,16 @@ describe('sqlite', () => {
     const user = await store.users.create('new', 'h', 2);
     assert.equal(user?.id, 2);
     assert.equal(await store.users.create('new', 'h', 3), undefined);
+    // Live before leases existed: nobody holds it, so it reads offline until its host is back.
+    const old = await store.remoteSessions.find('s1', 2);
+    assert.deepEqual([old?.status, old?.relayId, old?.leaseUntil], ['offline', null, null]);
+    assert.equal(await store.remoteSessions.countHeld(1, 1, 2), 0);
     const check = rawConnection(file);
     try {
       assert.deepEqual(
         check.prepare('select name from kysely_migration order by name').all(),
-        [{ name: '0001_initial' }, { name: '0002_invites' }],
-        'no migration ran again',
+        [{ name: '0001_initial' }, { name: '0002_invites' }, { name: '0003_session_leases' }],
+        'only the new migration ran',
       );
     } finally {
       check.close();

@@ -5,7 +5,8 @@ import { AttachSession } from '../../client/attach-session.js';
 import { Backoff } from '../../client/backoff.js';
 import { KnownPeers } from '../../client/known-peers.js';
 import { keyFingerprint } from '../../crypto/device-key.js';
-import { APPROVAL_TIMEOUT_MS, HostSession } from '../../host/host-session.js';
+import { HostSession } from '../../host/host-session.js';
+import { APPROVAL_TIMEOUT_MS } from '../../host/timeouts.js';
 import { spawnPty } from '../../host/pty.js';
 import { TerminalStream } from '../../host/terminal-stream.js';
 import { ErrorCode, SwitchboardError } from '../../protocol/errors.js';
@@ -416,9 +417,9 @@ export const attach: Command = {
       ...(resume ? { resume } : {}),
     });
     const out = inv.io.stdout;
-    session.on('output', (data: Buffer) => out.write(data));
+    session.on('output', (data: Uint8Array) => out.write(data));
     let snapshotSeen = false;
-    session.on('snapshot', (data: Buffer) => {
+    session.on('snapshot', (data: Uint8Array) => {
       snapshotSeen = true;
       out.write(data);
     });

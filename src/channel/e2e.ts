@@ -1,0 +1,243 @@
+// The end-to-end layer every service shares: the handshake over a transport, then sealed records.
+//
+// Both ends run the same steps whatever the service: the controller (who opened the channel)
+// sends msg1, the host answers msg2, the controller msg3 (crypto/handshake.ts). Each checks
+// that the key its peer proved is the one the relay announced and that it matches its pin
+// (known_peers); then `SecureDuplex` carries the service's messages, sealed, in order.
+import { ControllerHandshake, HostHandshake } from '../crypto/handshake.js';
+import type { DeviceKeyPair } from '../crypto/device-key.js';
+import type { SecureChannel } from '../crypto/secure-channel.js';
+import { toBase64, toHex } from '../crypto/bytes.js';
+import {
+  CryptoError,
+  ErrorCode,
+  SessionError,
+  SwitchboardError,
+  isErrorCode,
+} from '../protocol/errors.js';
+import type { PeerInfo } from '../protocol/messages.js';
+import type { ChannelHandlers, ChannelTransport } from './transport.js';
+
+/** Records that may arrive before the service has set its handlers; more is a protocol error. */
+export const MAX_EARLY_RECORDS = 64;
+
+/**
+ * Bytes both sides feed into the handshake, so a relay cannot splice a channel into another
+ * session, service or pair of users. `v2`: records carry their sequence number (v1 peers could
+ * complete a handshake with us and then fail on the first record; now they fail at once).
+ */
+export function channelPrologue(
+  service: string,
+  sessionId: string,
+  hostUser: string,
+  controllerUser: string,
+): Uint8Array {
+  return new TextEncoder().encode(
+    `switchboard-e2e-v2\0${service}\0${sessionId}\0${hostUser}\0${controllerUser}`,
+  );
+}
+
+export interface E2EOptions {
+  key: DeviceKeyPair;
+  prologue: Uint8Array;
+  /** Who the relay says is at the other end: the handshake must prove this key. */
+  expected: PeerInfo;
+  /** Checks the proven key against the pins (throws PEER_KEY_CHANGED); first contact pins it. */
+  verifyPin(user: string, publicKey: string): void;
+  /** Give up (HANDSHAKE_FAILED) if the handshake is not done by then. */
+  timeoutMs?: number;
+}
+
+/**
+ * A sealed, ordered message stream over a transport: itself a ChannelTransport, carrying
+ * plaintext. A record that fails to open ends the channel with DECRYPT_FAILED.
+ */
+export class SecureDuplex implements ChannelTransport {
+  readonly peer: PeerInfo;
+  /** Equal on both sides (hex): users may compare it out of band. */
+  readonly handshakeHash: string;
+  readonly #transport: ChannelTransport;
+  readonly #secure: SecureChannel;
+  #handlers: ChannelHandlers | undefined;
+  #early: Uint8Array[] = [];
+  #earlyClose: { code: string; reason: string } | undefined;
+  #closed = false;
+
+  constructor(
+    transport: ChannelTransport,
+    secure: SecureChannel,
+    peer: PeerInfo,
+    handshakeHash: string,
+  ) {
+    this.#transport = transport;
+    this.#secure = secure;
+    this.peer = peer;
+    this.handshakeHash = handshakeHash;
+    transport.setHandlers({
+      onMessage: (record) => this.#onRecord(record),
+      onClose: (code, reason) => this.#onClose(code, reason),
+    });
+  }
+
+  setHandlers(handlers: ChannelHandlers): void {
+    this.#handlers = handlers;
+    const early = this.#early;
+    this.#early = [];
+    for (const plaintext of early) {
+      if (this.#handlers !== handlers) return;
+      handlers.onMessage(plaintext);
+    }
+    if (this.#earlyClose) handlers.onClose(this.#earlyClose.code, this.#earlyClose.reason);
+  }
+
+  send(plaintext: Uint8Array): void {
+    if (this.#closed || this.#transport.closed) return;
+    this.#transport.send(this.#secure.seal(plaintext));
+  }
+
+  async close(reason: string, code?: ErrorCode): Promise<void> {
+    this.#closed = true;
+    await this.#transport.close(reason, code);
+  }
+
+  get bufferedAmount(): number {
+    return this.#transport.bufferedAmount;
+  }
+
+  get closed(): boolean {
+    return this.#closed || this.#transport.closed;
+  }
+
+  #onRecord(record: Uint8Array): void {
+    if (this.#closed) return;
+    let plaintext: Uint8Array;
+    try {
+      plaintext = this.#secure.open(record);
+    } catch (err) {
+      const error =
+        err instanceof SwitchboardError
+          ? err
+          : new CryptoError(ErrorCode.DECRYPT_FAILED, 'a record failed to open');
+      this.#fail(error.code, error.message);
+      return;
+    }
+    if (this.#handlers) {
+      this.#handlers.onMessage(plaintext);
+      return;
+    }
+    if (this.#early.length >= MAX_EARLY_RECORDS) {
+      this.#fail(ErrorCode.INVALID_MESSAGE, 'too many records before the service started');
+      return;
+    }
+    this.#early.push(plaintext);
+  }
+
+  #fail(code: ErrorCode, reason: string): void {
+    this.#closed = true;
+    void this.#transport.close(reason, code);
+    this.#onClose(code, reason);
+  }
+
+  #onClose(code: string, reason: string): void {
+    if (this.#handlers) this.#handlers.onClose(code, reason);
+    else this.#earlyClose ??= { code, reason };
+  }
+}
+
+/** The opener's side: sends msg1, checks msg2, sends msg3; resolves with the sealed duplex. */
+export function connectE2E(transport: ChannelTransport, o: E2EOptions): Promise<SecureDuplex> {
+  const handshake = new ControllerHandshake({ key: o.key, prologue: o.prologue });
+  return run(
+    transport,
+    o,
+    (payload, done) => {
+      const { peerPublicKey } = handshake.receive(payload);
+      checkProven(o, toBase64(peerPublicKey), 'host');
+      const { message, result } = handshake.finish();
+      transport.send(message);
+      done(result.channel, toHex(result.handshakeHash));
+    },
+    () => transport.send(handshake.start()),
+  );
+}
+
+/** The served side: answers msg1, checks msg3; resolves with the sealed duplex. */
+export function acceptE2E(transport: ChannelTransport, o: E2EOptions): Promise<SecureDuplex> {
+  const handshake = new HostHandshake({ key: o.key, prologue: o.prologue });
+  let responded = false;
+  return run(transport, o, (payload, done) => {
+    if (!responded) {
+      responded = true;
+      transport.send(handshake.respond(payload));
+      return;
+    }
+    const result = handshake.receive(payload);
+    checkProven(o, toBase64(result.peerPublicKey), 'controller');
+    done(result.channel, toHex(result.handshakeHash));
+  });
+}
+
+function checkProven(o: E2EOptions, proven: string, role: 'host' | 'controller'): void {
+  if (proven !== o.expected.publicKey) {
+    throw new CryptoError(
+      ErrorCode.HANDSHAKE_FAILED,
+      `the ${role} proved a different key than the relay announced: the relay may be tampering`,
+    );
+  }
+  o.verifyPin(o.expected.user, proven);
+}
+
+/** Drives one side's handshake steps over the transport until `done` or a failure. */
+function run(
+  transport: ChannelTransport,
+  o: E2EOptions,
+  step: (payload: Uint8Array, done: (secure: SecureChannel, hash: string) => void) => void,
+  start?: () => void,
+): Promise<SecureDuplex> {
+  return new Promise<SecureDuplex>((resolve, reject) => {
+    let settled = false;
+    const timer =
+      o.timeoutMs === undefined
+        ? undefined
+        : setTimeout(
+            () =>
+              fail(
+                new CryptoError(
+                  ErrorCode.HANDSHAKE_FAILED,
+                  'the end-to-end handshake took too long',
+                ),
+              ),
+            o.timeoutMs,
+          );
+    timer?.unref();
+    const fail = (err: SwitchboardError, tell = true): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      if (tell) void transport.close(err.message.split('\n')[0]!.slice(0, 256), err.code);
+      reject(err);
+    };
+    transport.setHandlers({
+      onMessage: (payload) => {
+        if (settled) return;
+        try {
+          step(payload, (secure, hash) => {
+            settled = true;
+            clearTimeout(timer);
+            resolve(new SecureDuplex(transport, secure, o.expected, hash));
+          });
+        } catch (err) {
+          fail(
+            err instanceof SwitchboardError
+              ? err
+              : new CryptoError(ErrorCode.HANDSHAKE_FAILED, 'the end-to-end handshake failed'),
+          );
+        }
+      },
+      onClose: (code, reason) => {
+        fail(new SessionError(isErrorCode(code) ? code : ErrorCode.CHANNEL_CLOSED, reason), false);
+      },
+    });
+    start?.();
+  });
+}

@@ -1,0 +1,26 @@
+// What a host-side service is: a module the host hands each channel opened for its name.
+import type { SecureDuplex } from '../../channel/e2e.js';
+import type { PeerInfo } from '../../protocol/messages.js';
+import type { AccessDecision } from '../access.js';
+import type { HostSession } from '../host-session.js';
+
+/** Everything a service gets for one channel, once the end-to-end handshake is done. */
+export interface ServiceContext {
+  host: HostSession;
+  /** Sealed messages to and from the peer; the service sets its handlers at once. */
+  channel: SecureDuplex;
+  /** The peer the handshake proved (and the pins confirmed). */
+  peer: PeerInfo;
+  /** The relay's grant: the peer asked to only watch, or is only a viewer. */
+  readOnly: boolean;
+  /** The host's own decision for this peer (access.ts); the relay's grant is never enough. */
+  access: AccessDecision;
+}
+
+/** A service served on channels into a session (`terminal`, `ping`, later `exec`, `push`...). */
+export interface HostService {
+  /** The name controllers ask for in `channel.open` (SERVICE_RE). */
+  readonly name: string;
+  /** Takes over one channel: sets its handlers, answers, closes it when done. */
+  serve(ctx: ServiceContext): void;
+}

@@ -1,0 +1,223 @@
+// The terminal service, host side: the access decision, then the terminal protocol (protocol/terminal.ts).
+import { EventEmitter } from 'node:events';
+import type { SecureDuplex } from '../../channel/e2e.js';
+import { CryptoError, ErrorCode, SwitchboardError } from '../../protocol/errors.js';
+import type { PeerInfo } from '../../protocol/messages.js';
+import {
+  MAX_CHUNK_BYTES,
+  TERMINAL_PROTOCOL_VERSION,
+  decodeTerminal,
+  encodeTerminal,
+  type Hello,
+  type TerminalMessage,
+} from '../../protocol/terminal.js';
+import { decideAccess } from '../access.js';
+import type { HostSession, Placed } from '../host-session.js';
+import { APPROVAL_TIMEOUT_MS, PEER_SETUP_TIMEOUT_MS } from '../timeouts.js';
+import type { HostService, ServiceContext } from './service.js';
+
+export const terminalService: HostService = {
+  name: 'terminal',
+  serve(ctx) {
+    ctx.host.addTerminal(new TerminalPeer(ctx));
+  },
+};
+
+/** One controller's terminal at the host: hello, access decision, then the terminal protocol. */
+export class TerminalPeer extends EventEmitter {
+  readonly #host: HostSession;
+  readonly #channel: SecureDuplex;
+  readonly #peer: PeerInfo;
+  readonly #requestedReadOnly: boolean;
+  #step: 'hello' | 'deciding' | 'running' | 'closed' = 'hello';
+  #placed: Placed | undefined;
+  #setupTimer: NodeJS.Timeout;
+
+  constructor(ctx: ServiceContext) {
+    super();
+    this.#host = ctx.host;
+    this.#channel = ctx.channel;
+    this.#peer = ctx.peer;
+    this.#requestedReadOnly = ctx.readOnly;
+    ctx.channel.setHandlers({
+      onMessage: (payload) => this.#onData(payload),
+      onClose: (code, reason) => this.#onClosed(code, reason),
+    });
+    this.#setupTimer = setTimeout(() => {
+      if (this.#step === 'hello')
+        this.refuse(ErrorCode.CHANNEL_CLOSED, 'the terminal hello took too long');
+    }, PEER_SETUP_TIMEOUT_MS);
+    this.#setupTimer.unref();
+  }
+
+  get attachment(): string | undefined {
+    return this.#placed?.att.id;
+  }
+
+  #send(msg: TerminalMessage): void {
+    if (this.#step === 'closed') return;
+    this.#channel.send(encodeTerminal(msg));
+  }
+
+  /**
+   * Closes the channel with a code and a reason the controller will show: inside the E2E channel
+   * (the relay cannot forge that), and in the relay's close.
+   */
+  refuse(code: ErrorCode, reason: string): void {
+    if (this.#step === 'closed') return;
+    this.#send({ type: 'bye', reason, code });
+    this.#finish();
+    void this.#channel.close(reason, code);
+  }
+
+  #finish(): void {
+    if (this.#step === 'closed') return;
+    this.#step = 'closed';
+    clearTimeout(this.#setupTimer);
+    if (this.#placed) this.#placed.stream.disconnect(this.#placed.att, this.#host.now);
+    this.emit('closed');
+  }
+
+  #onClosed(_code: string, _reason: string): void {
+    const placed = this.#placed;
+    this.#finish();
+    if (placed?.stream.exit) {
+      this.#host.notice(`${placed.att.user}'s shell exited with ${placed.stream.exit.code}`);
+    } else if (placed) {
+      this.#host.notice(`${placed.att.user} disconnected (may resume)`);
+    }
+  }
+
+  #onData(payload: Uint8Array): void {
+    try {
+      if (this.#step === 'closed') return;
+      const msg = decodeTerminal(payload);
+      if (this.#step === 'hello') {
+        if (msg.type !== 'hello')
+          throw new CryptoError(ErrorCode.HANDSHAKE_FAILED, 'expected the terminal hello');
+        void this.#admit(msg.hello);
+        return;
+      }
+      if (this.#step === 'running') this.#onMessage(msg);
+    } catch (err) {
+      const message = err instanceof SwitchboardError ? err.message : 'internal error';
+      this.#host.notice(
+        `refused ${this.#peer.user} (${this.#peer.fingerprint}): ${message.split('\n')[0]}`,
+      );
+      if (err instanceof SwitchboardError && err.code === ErrorCode.PEER_KEY_CHANGED)
+        this.#host.notice(message);
+      if (err instanceof SwitchboardError) this.refuse(err.code, message);
+      else this.refuse(ErrorCode.CHANNEL_CLOSED, 'internal error');
+    }
+  }
+
+  async #admit(hello: Hello): Promise<void> {
+    const o = this.#host.options;
+    if (hello.v !== TERMINAL_PROTOCOL_VERSION)
+      return this.refuse(
+        ErrorCode.CHANNEL_CLOSED,
+        `terminal protocol ${hello.v} is not supported (want ${TERMINAL_PROTOCOL_VERSION})`,
+      );
+    this.#step = 'deciding';
+    const resumed = hello.resume ? this.#host.placed(hello.resume.attachment) : undefined;
+    let readOnly: boolean;
+    if (resumed && resumed.att.publicKey === this.#peer.publicKey) {
+      readOnly = resumed.att.readOnly;
+    } else {
+      const decision = decideAccess(
+        o.policy,
+        this.#peer.user,
+        this.#requestedReadOnly || hello.readOnly,
+      );
+      if (decision === 'deny') {
+        this.#host.notice(
+          `refused ${this.#peer.user} (${this.#peer.fingerprint}): not allowed on this ${o.kind}`,
+        );
+        return this.refuse(
+          ErrorCode.NOT_ALLOWED,
+          `${this.#peer.user} is not allowed on this session`,
+        );
+      }
+      if (decision === 'ask') {
+        this.#send({ type: 'notice', text: 'waiting for the host to approve…' });
+        const approved = await Promise.race([
+          o.approve ? o.approve(this.#peer).catch(() => false) : Promise.resolve(false),
+          new Promise<boolean>((r) => setTimeout(() => r(false), APPROVAL_TIMEOUT_MS).unref()),
+        ]);
+        if (this.#step !== 'deciding') return;
+        if (!approved) {
+          this.#host.notice(`denied ${this.#peer.user}`);
+          return this.refuse(ErrorCode.DENIED, 'the host did not approve');
+        }
+        readOnly = this.#requestedReadOnly || hello.readOnly;
+      } else {
+        readOnly = decision === 'ro';
+      }
+    }
+    const placedResult = this.#host.place(hello, this.#peer.user, this.#peer.publicKey, readOnly);
+    if (!placedResult) return this.refuse(ErrorCode.CHANNEL_CLOSED, 'cannot place this attachment');
+    const { placed, resumed: didResume } = placedResult;
+    this.#placed = placed;
+    clearTimeout(this.#setupTimer);
+    this.#step = 'running';
+    this.#send({
+      type: 'welcome',
+      welcome: {
+        attachment: placed.att.id,
+        readOnly: placed.att.readOnly,
+        resumed: didResume,
+        inputOffset: placed.att.inputOffset,
+        kind: o.kind,
+      },
+    });
+    if (!placed.att.readOnly && (o.kind === 'agent' || !didResume))
+      placed.stream.resize(hello.cols, hello.rows);
+    const sink = {
+      send: (msg: TerminalMessage) => {
+        if (msg.type === 'snapshot' && msg.data.length > MAX_CHUNK_BYTES) {
+          for (let i = 0; i < msg.data.length; i += MAX_CHUNK_BYTES) {
+            this.#send({
+              type: 'snapshot',
+              offset: msg.offset,
+              data: msg.data.subarray(i, i + MAX_CHUNK_BYTES),
+            });
+          }
+          return;
+        }
+        this.#send(msg);
+      },
+    };
+    placed.stream.connect(placed.att, sink, didResume ? hello.resume?.offset : undefined);
+    this.#host.notice(
+      `${this.#peer.user} (${this.#peer.fingerprint}) ${didResume ? 'resumed' : 'attached'} ${placed.att.readOnly ? 'read-only' : 'read-write'}`,
+    );
+  }
+
+  #onMessage(msg: TerminalMessage): void {
+    const placed = this.#placed!;
+    switch (msg.type) {
+      case 'input':
+        placed.stream.input(placed.att, msg.offset, msg.data);
+        if (!placed.att.readOnly) this.#send({ type: 'ack', offset: placed.att.inputOffset });
+        return;
+      case 'ack':
+        placed.stream.ack(placed.att, msg.offset);
+        return;
+      case 'resize':
+        if (!placed.att.readOnly) placed.stream.resize(msg.cols, msg.rows);
+        return;
+      case 'bye': {
+        const { att } = placed;
+        this.#host.notice(`${att.user} detached`);
+        // share: the controller is gone for good; agent: its shell stays for a later attach.
+        if (this.#host.options.kind === 'share') this.#host.forget(att.id);
+        this.#finish();
+        void this.#channel.close('detached');
+        return;
+      }
+      default:
+        // hello/welcome/output/snapshot/exit/notice are not for the host: ignore quietly.
+        return;
+    }
+  }
+}
