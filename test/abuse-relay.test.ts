@@ -315,6 +315,35 @@ describe('finding 5: caps that hold under concurrency', () => {
     assert.match(metrics, /^switchboard_live_sessions 5$/m);
   });
 
+  it('lets only as many logins as the connection cap allows when they arrive together', async () => {
+    const r = await startTestRelay({
+      auth: { argon2: FAST_ARGON2 },
+      perAccount: { connections: 2 },
+    });
+    after(() => r.close());
+    const first = await loggedIn(r, 'racer');
+    const token = (
+      await first.request('auth.login', { user: 'racer', password: PASSWORD, device: newDevice() })
+    ).token;
+    first.close();
+    await waitFor(() => r.relay.stats().connections === 0, 5_000, 'the sign-up connection to go');
+    const clients = await Promise.all(
+      Array.from({ length: 6 }, () =>
+        connectClient(r.server, r.fingerprint, makeTempDir('switchboard-home-')),
+      ),
+    );
+    after(() => clients.forEach((c) => c.close()));
+    // Token logins check no password: they reach the cap in the same few milliseconds.
+    const results = await Promise.allSettled(
+      clients.map((c) => c.request('auth.token', { token })),
+    );
+    const codes = results.map((x) =>
+      x.status === 'fulfilled' ? 'OK' : (x.reason as { code: string }).code,
+    );
+    assert.equal(codes.filter((c) => c === 'OK').length, 2, codes.join(' '));
+    assert.equal(codes.filter((c) => c === ErrorCode.CONNECTION_LIMIT).length, 4, codes.join(' '));
+  });
+
   it('does not count a login whose connection closed during the password check', async () => {
     // A deliberately slow hash (about a second), so the test can close the socket during it.
     const r = await startTestRelay({

@@ -34,7 +34,7 @@ async function openOne(
   s: Services,
 ): Promise<ChannelOpened> {
   const { sessionId } = target;
-  const live = s.directory.live(sessionId);
+  const live = await s.state.sessions.locate(sessionId);
   if (!live) {
     const row = await s.store.remoteSessions.find(sessionId);
     if (row && row.status !== 'closed') {

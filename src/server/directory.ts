@@ -3,8 +3,15 @@ import { ErrorCode, SessionError } from '../protocol/errors.js';
 import { MAX_QUEUED_BYTES } from '../protocol/limits.js';
 import type { PeerInfo } from '../protocol/messages.js';
 import type { DeviceRow, RemoteSessionRow } from '../store/repositories.js';
-import type { Connection, Route } from './connection.js';
+import { CloseCode, type Connection, type Route } from './connection.js';
 import { KeyedGate } from './keyed-gate.js';
+import type {
+  ConnectionBus,
+  ConnectionFilter,
+  Presence,
+  RelayState,
+  SessionDirectory,
+} from './relay-state.js';
 
 export interface LiveSession {
   row: RemoteSessionRow;
@@ -32,7 +39,12 @@ export function peerInfoOf(conn: Connection): PeerInfo {
   return devicePeerInfo(auth.user.name, auth.device);
 }
 
-export class Directory {
+/**
+ * The in-process relay state: presence, live sessions and connections of this process (the
+ * `RelayState` interfaces), and the channel routes between its connections (the data plane,
+ * per process by nature).
+ */
+export class Directory implements Presence, ConnectionBus, SessionDirectory {
   readonly #online = new Map<number, Set<Connection>>();
   readonly #sessions = new Map<string, LiveSession>();
   /** Channel payload bytes forwarded since start (read by /metrics). */
@@ -42,41 +54,71 @@ export class Directory {
   /** Registrations between their first check and their end, across all accounts. */
   pendingRegistrations = 0;
 
-  // --- presence -------------------------------------------------------------------------------
-
-  addOnline(conn: Connection): void {
-    const userId = conn.auth?.user.id;
-    if (userId === undefined) return;
-    let set = this.#online.get(userId);
-    if (!set) this.#online.set(userId, (set = new Set()));
-    set.add(conn);
+  /** This directory as the handlers see it. */
+  get state(): RelayState {
+    return { presence: this, connections: this, sessions: this };
   }
 
-  removeOnline(conn: Connection): void {
-    const userId = conn.auth?.user.id;
-    if (userId === undefined) return;
+  // --- presence -------------------------------------------------------------------------------
+
+  // Each method does its work before its first await, so check-and-add is atomic in-process.
+  async tryJoin(userId: number, conn: Connection, limit: number): Promise<boolean> {
+    const set = this.#online.get(userId);
+    if (set?.has(conn)) return true;
+    if ((set?.size ?? 0) >= limit) return false;
+    if (set) set.add(conn);
+    else this.#online.set(userId, new Set([conn]));
+    return true;
+  }
+
+  async leave(userId: number, conn: Connection): Promise<void> {
     const set = this.#online.get(userId);
     set?.delete(conn);
     if (set && set.size === 0) this.#online.delete(userId);
   }
 
-  /** The live connections of a user. */
-  connectionsOf(userId: number): Connection[] {
-    return [...(this.#online.get(userId) ?? [])];
+  async onlineAmong(userIds: readonly number[]): Promise<Set<number>> {
+    return new Set(userIds.filter((id) => this.#online.has(id)));
   }
 
-  /** How many live connections the user holds. */
-  connectionCountOf(userId: number): number {
-    return this.#online.get(userId)?.size ?? 0;
+  async someOnline(limit: number): Promise<number[]> {
+    const out: number[] = [];
+    // A loop, not a spread: there may be very many.
+    for (const id of this.#online.keys()) {
+      if (out.length >= limit) break;
+      out.push(id);
+    }
+    return out;
   }
 
-  isOnline(userId: number): boolean {
-    return this.#online.has(userId);
+  async countOnline(): Promise<number> {
+    return this.#online.size;
   }
 
-  /** The ids of the users holding at least one connection, in no particular order. */
-  onlineUserIds(): number[] {
-    return [...this.#online.keys()];
+  async closeConnections(
+    userId: number,
+    filter: ConnectionFilter,
+    reason: string,
+  ): Promise<number> {
+    let closed = 0;
+    for (const conn of [...(this.#online.get(userId) ?? [])]) {
+      const token = conn.auth?.tokenId;
+      if (filter.exceptConnection === conn.id) continue;
+      if (filter.token !== undefined && token !== filter.token) continue;
+      if (filter.exceptToken !== undefined && token === filter.exceptToken) continue;
+      conn.close(CloseCode.POLICY, reason);
+      closed += 1;
+    }
+    return closed;
+  }
+
+  /** Takes a connection out of presence, whoever it was logged in as. */
+  #removeOnline(conn: Connection): void {
+    const userId = conn.auth?.user.id;
+    if (userId === undefined) return;
+    const set = this.#online.get(userId);
+    set?.delete(conn);
+    if (set && set.size === 0) this.#online.delete(userId);
   }
 
   get onlineCount(): number {
@@ -90,22 +132,30 @@ export class Directory {
   }
 
   /** How many live sessions the user hosts. */
-  liveCountOf(ownerId: number): number {
+  async countLiveOf(ownerId: number): Promise<number> {
     let n = 0;
     for (const live of this.#sessions.values()) if (live.row.ownerId === ownerId) n += 1;
     return n;
   }
 
-  live(sessionId: string): LiveSession | undefined {
+  async locate(sessionId: string): Promise<LiveSession | undefined> {
     return this.#sessions.get(sessionId);
   }
 
-  setLive(session: LiveSession): void {
+  async countLive(): Promise<number> {
+    return this.#sessions.size;
+  }
+
+  async claim(session: LiveSession): Promise<void> {
     this.#sessions.set(session.row.id, session);
   }
 
+  async release(sessionId: string, code: string, reason: string): Promise<LiveSession | undefined> {
+    return this.#removeLive(sessionId, code, reason);
+  }
+
   /** Removes a live session and closes every channel into it. Returns the removed entry. */
-  removeLive(sessionId: string, code: string, reason: string): LiveSession | undefined {
+  #removeLive(sessionId: string, code: string, reason: string): LiveSession | undefined {
     const live = this.#sessions.get(sessionId);
     if (!live) return undefined;
     this.#sessions.delete(sessionId);
@@ -193,7 +243,7 @@ export class Directory {
     for (const route of [...conn.channels.values()]) {
       this.closeRoute(route, ErrorCode.PEER_GONE, 'the other side disconnected', false);
     }
-    this.removeOnline(conn);
+    this.#removeOnline(conn);
     const gone: LiveSession[] = [];
     for (const live of [...this.#sessions.values()]) {
       if (live.host === conn) {

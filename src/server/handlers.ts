@@ -22,7 +22,7 @@ import { generateSessionId } from '../protocol/session-id.js';
 import type { Store, UserSummary } from '../store/repositories.js';
 import type { AuthService, Authenticated } from './auth-service.js';
 import type { Caller, UserCaller } from './caller.js';
-import { CloseCode, Connection } from './connection.js';
+import { Connection } from './connection.js';
 import {
   channelClose,
   channelFanout,
@@ -31,6 +31,7 @@ import {
   sessionAttach,
 } from './channels.js';
 import { devicePeerInfo, type Directory } from './directory.js';
+import type { RelayState } from './relay-state.js';
 import type { InviteService } from './invites.js';
 import type { Logger } from './logger.js';
 import type { RelayMetrics } from './metrics.js';
@@ -44,7 +45,10 @@ export interface Services {
   auth: AuthService;
   /** Sign-up invites and who may make them (`serve --admin`). */
   invites: InviteService;
+  /** Channel routes of this process (the data plane). */
   directory: Directory;
+  /** Presence, live sessions, reaching connections: shared between relays later (relay-state.ts). */
+  state: RelayState;
   now: () => number;
   log: Logger;
   /** Cap on live remote sessions (`serve --max-remotes`). */
@@ -227,28 +231,31 @@ async function signup(
   return { user: user.name };
 }
 
-function setAuth(conn: Connection, auth: Authenticated, s: Services): void {
+async function setAuth(conn: Connection, auth: Authenticated, s: Services): Promise<void> {
   if (conn.auth && conn.auth.user.id !== auth.user.id) {
     throw new AuthError(
       ErrorCode.BAD_CREDENTIALS,
       'this connection is already logged in as another user',
     );
   }
+  // A login whose connection closed while its password was being checked must not count as
+  // online: the close handler has already run, so nothing would ever remove it.
+  if (conn.closed)
+    throw new AuthError(ErrorCode.CONNECTION_CLOSED, 'the connection closed during login');
   const limit = s.perAccount.connections;
-  if (!conn.auth && s.directory.connectionCountOf(auth.user.id) >= limit) {
+  if (!(await s.state.presence.tryJoin(auth.user.id, conn, limit))) {
     throw new AuthError(
       ErrorCode.CONNECTION_LIMIT,
       `your account already holds ${limit} connections to this relay, its limit; close some (detach, stop agents) and try again`,
     );
   }
-  // A login whose connection closed while its password was being checked must not count as
-  // online: the close handler has already run, so nothing would ever remove it.
-  if (conn.closed)
+  // The same check again: with shared presence the join may have taken a round trip.
+  if (conn.closed) {
+    await s.state.presence.leave(auth.user.id, conn);
     throw new AuthError(ErrorCode.CONNECTION_CLOSED, 'the connection closed during login');
-  s.directory.removeOnline(conn);
+  }
   conn.auth = auth;
   conn.touchedAt = s.now();
-  s.directory.addOnline(conn);
 }
 
 async function login(
@@ -270,7 +277,7 @@ async function login(
     isCancelled: () => conn.closed,
   });
   // Resolve through the new token so a logout on this connection revokes exactly that token.
-  setAuth(conn, await s.auth.authenticate(result.token), s);
+  await setAuth(conn, await s.auth.authenticate(result.token), s);
   s.log.info({ user: result.user.name, device: result.device.fingerprint, conn: conn.id }, 'login');
   return {
     user: result.user.name,
@@ -286,7 +293,7 @@ async function tokenAuth(
   s: Services,
 ): Promise<Results['auth.token']> {
   const auth = await s.auth.authenticate(req.token);
-  setAuth(conn, auth, s);
+  await setAuth(conn, auth, s);
   return {
     user: auth.user.name,
     device: devicePeerInfo(auth.user.name, auth.device),
@@ -302,11 +309,14 @@ async function logout(
   const all = req.all === true;
   const revoked = await s.auth.logout(conn.auth, all);
   // The revoked logins end now, not at their next reconnect: close the other connections using them.
-  for (const other of s.directory.connectionsOf(conn.auth.user.id)) {
-    if (other === conn) continue;
-    if (all || other.auth?.tokenId === conn.auth.tokenId)
-      other.close(CloseCode.POLICY, 'logged out');
-  }
+  await s.state.connections.closeConnections(
+    conn.auth.user.id,
+    {
+      ...(all ? {} : { token: conn.auth.tokenId }),
+      ...(conn instanceof Connection ? { exceptConnection: conn.id } : {}),
+    },
+    'logged out',
+  );
   s.log.info({ user: conn.auth.user.name, all, revoked }, 'logout');
   return { revoked };
 }
@@ -326,10 +336,11 @@ async function passwd(
   );
   if (revokeOthers) {
     // Connections sharing this connection's token (the same home) keep going; the others end now.
-    for (const other of s.directory.connectionsOf(conn.auth.user.id)) {
-      if (other !== conn && other.auth?.tokenId !== conn.auth.tokenId)
-        other.close(CloseCode.POLICY, 'logged out: the password was changed');
-    }
+    await s.state.connections.closeConnections(
+      conn.auth.user.id,
+      { exceptToken: conn.auth.tokenId },
+      'logged out: the password was changed',
+    );
   }
   s.log.info({ user: conn.auth.user.name, revoked }, 'password changed');
   return { revoked };
@@ -349,15 +360,17 @@ async function accountDelete(
   // The rows went with the account (foreign keys cascade); end what is live of it now.
   let ended = 0;
   for (const row of owned) {
-    if (s.directory.live(row.id)?.row.ownerId !== userId) continue;
-    s.directory.removeLive(row.id, ErrorCode.PEER_GONE, 'the owner deleted the account');
+    if ((await s.state.sessions.locate(row.id))?.row.ownerId !== userId) continue;
+    await s.state.sessions.release(row.id, ErrorCode.PEER_GONE, 'the owner deleted the account');
     ended += 1;
   }
-  for (const other of s.directory.connectionsOf(userId)) {
-    if (other !== conn) other.close(CloseCode.POLICY, 'the account was deleted');
-  }
+  await s.state.connections.closeConnections(
+    userId,
+    conn instanceof Connection ? { exceptConnection: conn.id } : {},
+    'the account was deleted',
+  );
   // This connection gets its reply, logged out.
-  if (conn instanceof Connection) s.directory.removeOnline(conn);
+  if (conn instanceof Connection) await s.state.presence.leave(userId, conn);
   (conn as Caller).auth = undefined;
   s.log.info({ user: user.name, sessions: owned.length, live: ended }, 'account deleted');
   return { user: user.name };
@@ -419,9 +432,9 @@ async function usersList(
   s: Services,
 ): Promise<Results['users.list']> {
   const limit = req.limit ?? USERS_PAGE_DEFAULT;
-  const shown = (u: UserSummary) => ({
+  const shown = (u: UserSummary, online: Set<number>) => ({
     user: u.name,
-    online: s.directory.isOnline(u.id),
+    online: online.has(u.id),
     since: new Date(u.createdAt).toISOString(),
     lastSeen: u.lastSeenAt === null ? null : new Date(u.lastSeenAt).toISOString(),
   });
@@ -430,8 +443,9 @@ async function usersList(
     const page = await s.store.users.listPage(req.after, limit + 1);
     const users = page.slice(0, limit);
     const last = users[users.length - 1];
+    const online = await s.state.presence.onlineAmong(users.map((u) => u.id));
     return {
-      users: users.map(shown),
+      users: users.map((u) => shown(u, online)),
       ...(page.length > limit && last ? { next: last.name } : {}),
     };
   }
@@ -450,12 +464,15 @@ async function usersList(
   named.delete(me.name);
   ids.push(...(await s.store.users.idsByNames([...named].slice(0, limit))));
   const chosen = new Set(ids);
-  // Online users fill what room is left (a loop, not a spread: there may be very many).
-  for (const id of s.directory.onlineUserIds()) {
-    if (chosen.size >= limit) break;
-    chosen.add(id);
-  }
-  return { users: (await s.store.users.summariesByIds([...chosen].slice(0, limit))).map(shown) };
+  // Online users fill what room is left.
+  if (chosen.size < limit)
+    for (const id of await s.state.presence.someOnline(limit)) {
+      if (chosen.size >= limit) break;
+      chosen.add(id);
+    }
+  const summaries = await s.store.users.summariesByIds([...chosen].slice(0, limit));
+  const online = await s.state.presence.onlineAmong(summaries.map((u) => u.id));
+  return { users: summaries.map((u) => shown(u, online)) };
 }
 
 async function keysGet(
@@ -502,7 +519,7 @@ async function registerOne(
   const now = s.now();
   const owner = conn.auth.user;
   const sessionId = req.sessionId ?? generateSessionId(randomBytes);
-  const live = s.directory.live(sessionId);
+  const live = await s.state.sessions.locate(sessionId);
   if (live) {
     if (live.row.ownerId !== owner.id) {
       throw new SessionError(
@@ -516,12 +533,15 @@ async function registerOne(
         `session "${sessionId}" is already live from another host process of yours (${live.row.hostName}); stop it or choose another --session`,
       );
     }
-  } else if (s.directory.liveCountOf(owner.id) >= s.perAccount.liveSessions) {
+  } else if ((await s.state.sessions.countLiveOf(owner.id)) >= s.perAccount.liveSessions) {
     throw new SessionError(
       ErrorCode.SESSION_LIMIT,
       `your account already hosts ${s.perAccount.liveSessions} live sessions, its limit; stop one first`,
     );
-  } else if (s.directory.liveCount + s.directory.pendingRegistrations - 1 >= s.maxRemotes) {
+  } else if (
+    (await s.state.sessions.countLive()) + s.directory.pendingRegistrations - 1 >=
+    s.maxRemotes
+  ) {
     // pendingRegistrations counts this one: the others are registrations still in flight.
     throw new SessionError(
       ErrorCode.SESSION_LIMIT,
@@ -570,7 +590,7 @@ async function registerOne(
     );
   if (live) {
     // The same host process came back on a new connection: the old one is dead or dying.
-    s.directory.removeLive(sessionId, ErrorCode.PEER_GONE, 'the host reconnected');
+    await s.state.sessions.release(sessionId, ErrorCode.PEER_GONE, 'the host reconnected');
     live.host.sendEvent({
       type: 'session.revoked',
       sessionId,
@@ -586,7 +606,7 @@ async function registerOne(
       'the connection closed during registration',
     );
   }
-  s.directory.setLive({
+  await s.state.sessions.claim({
     row,
     instance: req.instance,
     host: conn,
@@ -606,9 +626,13 @@ async function sessionUnregister(
   req: Params<'session.unregister'>,
   s: Services,
 ): Promise<Results['session.unregister']> {
-  const live = s.directory.live(req.sessionId);
+  const live = await s.state.sessions.locate(req.sessionId);
   if (!live || live.host !== conn) return { removed: false };
-  s.directory.removeLive(req.sessionId, ErrorCode.CHANNEL_CLOSED, 'the host ended the session');
+  await s.state.sessions.release(
+    req.sessionId,
+    ErrorCode.CHANNEL_CLOSED,
+    'the host ended the session',
+  );
   await s.store.remoteSessions.setStatus(req.sessionId, 'closed', s.now());
   s.log.info({ session: req.sessionId }, 'session closed');
   return { removed: true };
@@ -634,7 +658,7 @@ async function sessionsList(
       owner = (await s.store.users.findById(row.ownerId))?.name ?? '?';
       owners.set(row.ownerId, owner);
     }
-    const live = s.directory.live(row.id);
+    const live = await s.state.sessions.locate(row.id);
     sessions.push({
       sessionId: row.id,
       owner,

@@ -253,6 +253,7 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
     auth,
     invites,
     directory,
+    state: directory.state,
     now,
     log,
     maxRemotes,
