@@ -177,6 +177,50 @@ describe('a relay that swaps the service', () => {
   });
 });
 
+describe('a relay newer than its client', () => {
+  const h = new Harness();
+  let proxy: TamperProxy;
+
+  before(async () => {
+    await h.start();
+    proxy = await new TamperProxy(h.port).start();
+  });
+  after(async () => {
+    await proxy.close();
+    await h.close();
+  });
+
+  it('sends an event type the client does not know: dropped and counted, not an error', async () => {
+    const alice = await h.user('alice');
+    const viaProxy = await h.user('alice', proxy.address, proxy.fingerprint);
+    const host = await viaProxy.connect();
+    h.defer(() => host.close());
+    await host.request('session.register', {
+      sessionId: 'future-host',
+      kind: 'agent',
+      instance: 'future-host-instance-1',
+      hostName: 'test-host',
+      allow: [],
+      viewers: [],
+    });
+    const errors: unknown[] = [];
+    host.on('protocolError', (e) => errors.push(e));
+    proxy.tamper = {
+      toClientJson: (m) => (m['type'] === 'channel.open' ? { ...m, type: 'channel.future' } : m),
+    };
+    const opener = await alice.connect();
+    h.defer(() => opener.close());
+    await opener.request('channel.open', {
+      service: 'terminal',
+      target: { kind: 'session', sessionId: 'future-host' },
+    });
+    // The host's next request is answered after the relay sent the event: it has been read.
+    await host.request('whoami', {});
+    assert.equal(host.ignoredEvents, 1);
+    assert.deepEqual(errors, []);
+  });
+});
+
 describe('channel.fanout: one request, many channels', () => {
   const h = new Harness();
   let alice: TestUser;

@@ -63,6 +63,7 @@ export class RelayClient extends EventEmitter {
   #alive = true;
   #challenge: Buffer | undefined;
   #signup: 'open' | 'invite' | 'closed' | undefined;
+  #ignoredEvents = 0;
   #capabilities: ReadonlySet<Capability> = new Set();
 
   private constructor(server: string, ws: WebSocket, options: RelayClientOptions) {
@@ -161,6 +162,11 @@ export class RelayClient extends EventEmitter {
     return this.#closed;
   }
 
+  /** Events of types this client does not know (from a newer relay), dropped unread. */
+  get ignoredEvents(): number {
+    return this.#ignoredEvents;
+  }
+
   /** Sends a request and resolves with its typed result, or rejects with a RemoteError carrying the relay's code. */
   request<T extends RequestType>(type: T, params: Params<T>): Promise<Results[T]> {
     if (this.#closed)
@@ -249,6 +255,11 @@ export class RelayClient extends EventEmitter {
     }
     const decoded = decodeServerMessage(data);
     if (!decoded.ok) {
+      // An event from a newer relay that this client does not know: not an error.
+      if ('ignored' in decoded) {
+        this.#ignoredEvents += 1;
+        return;
+      }
       this.emit('protocolError', decoded.error);
       return;
     }
