@@ -4,6 +4,10 @@ import { after, before, describe, it } from 'node:test';
 import { openService } from '../src/client/open-channel.js';
 import { Pinger, PingType } from '../src/client/services/ping.js';
 import { ErrorCode, SwitchboardError } from '../src/protocol/errors.js';
+import { targetKey, type ChannelTarget } from '../src/protocol/messages.js';
+import { keyFingerprint } from '../src/crypto/device-key.js';
+import { ServiceListener } from '../src/host/service-listener.js';
+import { pingService } from '../src/host/services/ping.js';
 import { FANOUT_MAX_TARGETS, MAX_CHANNELS_PER_CONNECTION } from '../src/protocol/limits.js';
 import { terminalService } from '../src/host/services/terminal.js';
 import { Harness, type TestUser } from './terminal-harness.js';
@@ -21,12 +25,12 @@ async function codeOf(p: Promise<unknown>): Promise<string> {
   }
 }
 
-function openPing(h: Harness, user: TestUser, sessionId: string) {
+function openPing(h: Harness, user: TestUser, to: string | ChannelTarget) {
   return user.connect().then((client) => {
     h.defer(() => client.close());
     return openService(client, {
       service: 'ping',
-      sessionId,
+      target: typeof to === 'string' ? { kind: 'session', sessionId: to } : to,
       user: user.name,
       key: user.key,
       server: h.server,
@@ -221,6 +225,87 @@ describe('a relay newer than its client', () => {
   });
 });
 
+describe('channels aimed at a user or one of their devices', () => {
+  const h = new Harness();
+  let laptop: TestUser;
+  let phone: TestUser;
+  let bob: TestUser;
+  let listener: ServiceListener;
+  const fp = (u: TestUser) => keyFingerprint(u.key.publicKey);
+
+  before(async () => {
+    await h.start();
+    // Two devices of alice's: each login from a new key registers a device.
+    laptop = await h.user('alice');
+    phone = await h.user('alice');
+    bob = await h.user('bob');
+    const client = await laptop.connect();
+    h.defer(() => client.close());
+    listener = new ServiceListener(client, {
+      user: 'alice',
+      key: laptop.key,
+      fingerprint: fp(laptop),
+      server: h.server,
+      knownPeers: laptop.knownPeers,
+      services: [pingService],
+    });
+    await listener.start();
+  });
+  after(() => h.close());
+
+  it('reaches a device by its fingerprint, and a user by name, end to end', async () => {
+    const device = await openPing(h, phone, {
+      kind: 'device',
+      user: 'alice',
+      fingerprint: fp(laptop),
+    });
+    assert.equal(device.opened.host.fingerprint, fp(laptop));
+    assert.ok((await new Pinger(device.channel).ping(32, 5_000)).rttMs !== undefined);
+    const user = await openPing(h, phone, { kind: 'user', user: 'alice' });
+    assert.equal(user.opened.host.fingerprint, fp(laptop));
+    assert.ok((await new Pinger(user.channel).ping(32, 5_000)).rttMs !== undefined);
+  });
+
+  it("lets the service decide about other users: ping answers only the account's own devices", async () => {
+    const { channel } = await openPing(h, bob, { kind: 'user', user: 'alice' });
+    const pinger = new Pinger(channel);
+    assert.equal((await pinger.ping(8, 5_000)).rttMs, undefined);
+    assert.equal(pinger.closed?.code, ErrorCode.NOT_ALLOWED);
+  });
+
+  it('says why a user or device cannot be reached', async () => {
+    assert.equal(
+      await codeOf(openPing(h, phone, { kind: 'user', user: 'nobody' })),
+      ErrorCode.UNKNOWN_USER,
+    );
+    assert.equal(
+      await codeOf(openPing(h, phone, { kind: 'device', user: 'bob', fingerprint: fp(laptop) })),
+      ErrorCode.UNKNOWN_USER,
+    );
+    // bob is online but offers nothing; alice's phone offers nothing either.
+    assert.equal(
+      await codeOf(openPing(h, alice(), { kind: 'user', user: 'bob' })),
+      ErrorCode.SERVICE_UNAVAILABLE,
+    );
+    assert.equal(
+      await codeOf(openPing(h, bob, { kind: 'device', user: 'alice', fingerprint: fp(phone) })),
+      ErrorCode.SERVICE_UNAVAILABLE,
+    );
+  });
+
+  it('stops reaching a device once it withdraws its offer', async () => {
+    await listener.stop();
+    assert.equal(
+      await codeOf(openPing(h, phone, { kind: 'user', user: 'alice' })),
+      ErrorCode.SERVICE_UNAVAILABLE,
+    );
+  });
+
+  function alice(): TestUser {
+    return phone;
+  }
+});
+
 describe('channel.fanout: one request, many channels', () => {
   const h = new Harness();
   let alice: TestUser;
@@ -245,7 +330,7 @@ describe('channel.fanout: one request, many channels', () => {
       service: 'ping',
       targets: ['fleet-1', 'fleet-private', 'no-such', 'fleet-noping', 'fleet-2'].map(target),
     });
-    const summary = results.map((r) => ('error' in r ? r.error.code : r.target.sessionId));
+    const summary = results.map((r) => ('error' in r ? r.error.code : targetKey(r.target)));
     assert.deepEqual(summary, [
       'fleet-1',
       ErrorCode.NOT_ALLOWED,

@@ -222,7 +222,7 @@ export class Harness {
     this.defer(() => client.close());
     const { channel } = await openService(client, {
       service: 'terminal',
-      sessionId,
+      target: { kind: 'session', sessionId },
       user: user.name,
       key: user.key,
       server: this.server,

@@ -28,12 +28,13 @@ export const MAX_EARLY_RECORDS = 64;
  */
 export function channelPrologue(
   service: string,
-  sessionId: string,
+  /** `targetKey` of the target: the session ID, `user:NAME` or `device:NAME:FP`. */
+  target: string,
   hostUser: string,
   controllerUser: string,
 ): Uint8Array {
   return new TextEncoder().encode(
-    `switchboard-e2e-v2\0${service}\0${sessionId}\0${hostUser}\0${controllerUser}`,
+    `switchboard-e2e-v2\0${service}\0${target}\0${hostUser}\0${controllerUser}`,
   );
 }
 

@@ -146,7 +146,7 @@ export class AttachSession extends EventEmitter {
     try {
       ({ channel, opened } = await openService(client, {
         service: 'terminal',
-        sessionId: this.#o.sessionId,
+        target: { kind: 'session', sessionId: this.#o.sessionId },
         readOnly: this.#o.readOnly,
         user: this.#o.user,
         key: this.#o.key,
@@ -171,8 +171,8 @@ export class AttachSession extends EventEmitter {
             step = 'running';
             this.#onWelcome(msg.welcome, {
               host: opened.host,
-              hostName: opened.hostName,
-              kind: opened.kind,
+              hostName: opened.hostName ?? '',
+              kind: opened.kind ?? 'agent',
               welcome: msg.welcome,
               handshakeHash: channel.handshakeHash,
             });

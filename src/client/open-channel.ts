@@ -2,7 +2,7 @@
 import { channelPrologue, connectE2E, type SecureDuplex } from '../channel/e2e.js';
 import type { DeviceKeyPair } from '../crypto/device-key.js';
 import { CryptoError, ErrorCode } from '../protocol/errors.js';
-import type { ChannelOpened } from '../protocol/messages.js';
+import { targetKey, type ChannelOpened, type ChannelTarget } from '../protocol/messages.js';
 import type { KnownPeers } from './known-peers.js';
 import { RelayChannel } from './relay-channel.js';
 import type { RelayClient } from './relay-client.js';
@@ -12,7 +12,8 @@ export const OPEN_HANDSHAKE_TIMEOUT_MS = 30_000; // ms
 
 export interface OpenServiceOptions {
   service: string;
-  sessionId: string;
+  /** A session, a user or one of a user's devices (`ChannelTarget`). */
+  target: ChannelTarget;
   /** Ask only to watch (services that distinguish it, like the terminal). */
   readOnly?: boolean;
   /** My account name (as the relay knows it): part of the handshake's prologue. */
@@ -30,7 +31,7 @@ export interface OpenedService {
 }
 
 /**
- * Opens `service` on a session and completes the E2E handshake: the host must prove the key
+ * Opens `service` at a target and completes the E2E handshake: the host must prove the key
  * the relay announced, and that key must match our pin. Rejects with the relay's or the
  * host's code (SESSION_OFFLINE, SERVICE_UNAVAILABLE, NOT_ALLOWED, PEER_KEY_CHANGED...).
  */
@@ -40,20 +41,23 @@ export async function openService(
 ): Promise<OpenedService> {
   const opened = await client.request('channel.open', {
     service: o.service,
-    target: { kind: 'session', sessionId: o.sessionId },
+    target: o.target,
     ...(o.readOnly ? { readOnly: true } : {}),
   });
   const transport = new RelayChannel(client, opened.channel);
-  if (opened.target.sessionId !== o.sessionId || opened.service !== o.service) {
+  const asked = targetKey(o.target);
+  const got = targetKey(opened.target);
+  if (got !== asked || opened.service !== o.service) {
     await transport.close('wrong target');
     throw new CryptoError(
       ErrorCode.HANDSHAKE_FAILED,
-      `the relay opened "${opened.service}" on "${opened.target.sessionId}", not "${o.service}" on "${o.sessionId}"`,
+      `the relay opened "${opened.service}" at "${got}", not "${o.service}" at "${asked}"`,
     );
   }
   const channel = await connectE2E(transport, {
     key: o.key,
-    prologue: channelPrologue(o.service, o.sessionId, opened.host.user, o.user),
+    // Our own idea of the target and service, never the relay's.
+    prologue: channelPrologue(o.service, asked, opened.host.user, o.user),
     expected: opened.host,
     verifyPin: (user, publicKey) => o.knownPeers.verify(o.server, user, publicKey),
     timeoutMs: o.timeoutMs ?? OPEN_HANDSHAKE_TIMEOUT_MS,

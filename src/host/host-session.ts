@@ -1,7 +1,6 @@
 // The host side of a remote session: registration, reconnection, and one E2E peer per channel.
 import { EventEmitter } from 'node:events';
 import { randomBytes } from 'node:crypto';
-import { acceptE2E, channelPrologue } from '../channel/e2e.js';
 import type { KnownPeers } from '../client/known-peers.js';
 import { RelayChannel } from '../client/relay-channel.js';
 import type { RelayClient } from '../client/relay-client.js';
@@ -10,12 +9,12 @@ import { keyFingerprint } from '../crypto/device-key.js';
 import { ErrorCode, SwitchboardError } from '../protocol/errors.js';
 import type { EventOf, PeerInfo, RelayEvent } from '../protocol/messages.js';
 import type { Hello } from '../protocol/terminal.js';
+import { acceptChannel } from './accept-channel.js';
 import { decideAccess, type AccessPolicy } from './access.js';
 import { pingService } from './services/ping.js';
 import type { HostService } from './services/service.js';
 import { terminalService, type TerminalPeer } from './services/terminal.js';
 import { Attachment, TerminalStream } from './terminal-stream.js';
-import { PEER_SETUP_TIMEOUT_MS } from './timeouts.js';
 import type { Pty } from './pty.js';
 import { Backoff } from '../client/backoff.js';
 
@@ -161,46 +160,27 @@ export class HostSession extends EventEmitter {
   /** A channel into the session: the E2E handshake, then the service it names takes it over. */
   #onChannelOpen(client: RelayClient, event: EventOf<'channel.open'>): void {
     const transport = new RelayChannel(client, event.channel);
-    if (event.sessionId !== this.#sessionId) {
+    const sessionId = event.sessionId;
+    if (
+      sessionId === undefined ||
+      sessionId !== this.#sessionId ||
+      (event.target !== undefined && event.target.kind !== 'session')
+    ) {
       void transport.close('not this session');
       return;
     }
-    const service = this.#services.get(event.service);
-    if (!service) {
-      void transport.close(
-        `this host does not serve "${event.service}"`,
-        ErrorCode.SERVICE_UNAVAILABLE,
-      );
-      return;
-    }
     const o = this.#o;
-    const peer = event.peer;
-    acceptE2E(transport, {
+    acceptChannel(client, event, sessionId, {
       key: o.key,
-      prologue: channelPrologue(event.service, event.sessionId, o.policy.owner, peer.user),
-      expected: peer,
-      verifyPin: (user, publicKey) => o.knownPeers.verify(o.server, user, publicKey),
-      timeoutMs: PEER_SETUP_TIMEOUT_MS,
-    }).then(
-      (channel) => {
-        if (this.#stopped) return void channel.close('the session ended');
-        service.serve({
-          host: this,
-          channel,
-          peer,
-          readOnly: event.readOnly,
-          access: decideAccess(o.policy, peer.user, event.readOnly),
-        });
-      },
-      (err: unknown) => {
-        // Closed before the handshake finished (the controller gave up): nothing to report.
-        if (err instanceof SwitchboardError && transport.closed && !isHandshakeError(err)) return;
-        const message = err instanceof SwitchboardError ? err.message : 'internal error';
-        this.notice(`refused ${peer.user} (${peer.fingerprint}): ${message.split('\n')[0]}`);
-        if (err instanceof SwitchboardError && err.code === ErrorCode.PEER_KEY_CHANGED)
-          this.notice(message);
-      },
-    );
+      server: o.server,
+      knownPeers: o.knownPeers,
+      owner: o.policy.owner,
+      services: this.#services,
+      access: (peer, readOnly) => decideAccess(o.policy, peer.user, readOnly),
+      host: this,
+      stopped: () => this.#stopped,
+      notice: (text) => this.notice(text),
+    });
   }
 
   /** The terminal service's peers, so `drop` can reach them. */
@@ -335,10 +315,6 @@ export class HostSession extends EventEmitter {
     for (const id of [...this.#placed.keys()]) this.forget(id);
     client?.close();
   }
-}
-
-function isHandshakeError(err: SwitchboardError): boolean {
-  return err.code === ErrorCode.HANDSHAKE_FAILED || err.code === ErrorCode.PEER_KEY_CHANGED;
 }
 
 function isFatal(code: string): boolean {

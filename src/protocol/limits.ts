@@ -58,7 +58,7 @@ export const FANOUT_MAX_TARGETS = 256;
  * 256 targets cost 1 + 32 tokens, so one connection opens at most ~400 channels a second.
  */
 export const FANOUT_TARGETS_PER_TOKEN = 8;
-/** Services one remote session may offer. */
+/** Services one remote session, or one connection (`services.offer`), may serve. */
 export const MAX_SERVICES_PER_SESSION = 16;
 /** Bytes queued toward one connection before the relay drops the channel feeding it. */
 export const MAX_QUEUED_BYTES = 8 * 1024 * 1024; // bytes

@@ -32,12 +32,34 @@ const channel = z.number().int().min(1).max(0xffffffff);
 /** A service name: what a channel carries (`terminal`, `ping`; later `exec`, `chat`, ...). */
 export const SERVICE_RE = /^[a-z][a-z0-9-]{1,31}$/;
 const service = z.string().regex(SERVICE_RE, 'service names are 2-32 chars: a-z, 0-9 and -');
+/** A device key's fingerprint as `keyFingerprint` prints it: "SHA256:" + 43 base64 chars. */
+const fingerprint = z.string().regex(/^SHA256:[A-Za-z0-9+/]{43}$/, 'not a key fingerprint');
 /**
- * Where a channel goes. Only remote sessions take channels today; users and devices become
- * targets with the services that need them (chat, pay), without changing this envelope.
+ * Where a channel goes: a remote session (its host serves what it registered), a user (the
+ * newest of their connections that offers the service) or one device of a user (its
+ * connection that offers the service). Users and devices offer services with `services.offer`.
  */
-export const ChannelTarget = z.object({ kind: z.literal('session'), sessionId });
+export const ChannelTarget = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal('session'), sessionId }),
+  z.object({ kind: z.literal('user'), user: username }),
+  z.object({ kind: z.literal('device'), user: username, fingerprint }),
+]);
 export type ChannelTarget = z.infer<typeof ChannelTarget>;
+
+/**
+ * The name a target goes by in routes, logs and the E2E prologue: the session ID, `user:NAME`
+ * or `device:NAME:FINGERPRINT`. Session IDs contain no ':', so the forms never collide.
+ */
+export function targetKey(target: ChannelTarget): string {
+  switch (target.kind) {
+    case 'session':
+      return target.sessionId;
+    case 'user':
+      return `user:${target.user}`;
+    case 'device':
+      return `device:${target.user}:${target.fingerprint}`;
+  }
+}
 const requestId = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
 const userList = z.array(username).max(256);
 /** An invite code as `invite.create` returns it: the prefix, then base64url. */
@@ -114,6 +136,8 @@ export const RequestParams = {
   'sessions.list': z.object({}),
   /** Before services: `channel.open` of the terminal at a session, kept for older clients. */
   'session.attach': z.object({ sessionId, readOnly: z.boolean() }),
+  /** The services this connection serves to channels aimed at its user or device (replaces any earlier offer). */
+  'services.offer': z.object({ services: z.array(service).max(MAX_SERVICES_PER_SESSION) }),
   /** Opens a channel to a service at a target: the relay routes, the target's host serves. */
   'channel.open': z.object({
     service,
@@ -174,9 +198,9 @@ export interface ChannelOpened {
   service: string;
   /** The target as opened (sessions: the session ID the relay routed to). */
   target: ChannelTarget;
-  /** The session's kind and host name (session targets). */
-  kind: 'share' | 'agent';
-  hostName: string;
+  /** The session's kind and host name (session targets only). */
+  kind?: 'share' | 'agent';
+  hostName?: string;
   /** The device at the other end: the E2E handshake must prove this key. */
   host: PeerInfo;
 }
@@ -223,6 +247,7 @@ export interface Results {
     hostName: string;
     host: PeerInfo;
   };
+  'services.offer': { services: string[] };
   'channel.open': ChannelOpened;
   /** One entry per target, in the order asked: the channel, or why it could not open. */
   'channel.fanout': {
@@ -240,7 +265,10 @@ export const EventSchemas = {
     channel,
     /** Absent from relays older than services: `terminal`. */
     service: service.default('terminal'),
-    sessionId,
+    /** Where the opener aimed (absent from older relays: the session `sessionId`). */
+    target: ChannelTarget.optional(),
+    /** Session targets: the session. */
+    sessionId: sessionId.optional(),
     readOnly: z.boolean(),
     peer: z.object({
       user: username,

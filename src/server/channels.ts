@@ -6,11 +6,17 @@
 // between the two ends (channel/e2e.ts and each side's services/).
 import { ErrorCode, ProtocolError, SessionError, SwitchboardError } from '../protocol/errors.js';
 import { FANOUT_TARGETS_PER_TOKEN } from '../protocol/limits.js';
-import type { ChannelOpened, ChannelTarget, Params, Results } from '../protocol/messages.js';
+import {
+  targetKey,
+  type ChannelOpened,
+  type ChannelTarget,
+  type Params,
+  type Results,
+} from '../protocol/messages.js';
 import type { RemoteSessionRow } from '../store/repositories.js';
 import type { UserCaller } from './caller.js';
 import type { Connection } from './connection.js';
-import { devicePeerInfo, peerInfoOf } from './directory.js';
+import { devicePeerInfo, peerInfoOf, type LiveSession } from './directory.js';
 import type { Services } from './handlers.js';
 
 /** Relay-side access check; the host checks again and its answer is the one that counts. */
@@ -25,15 +31,23 @@ export function relayAccess(
   return row.kind === 'share' ? 'ask' : 'none';
 }
 
-/** Opens one channel to `service` at `target`; throws the reason it cannot. */
-async function openOne(
+/** Where a channel lands: the connection that serves it, and what the opener is told. */
+interface Landing {
+  host: Connection & { auth: NonNullable<Connection['auth']> };
+  readOnly: boolean;
+  live?: LiveSession;
+  /** The session's facts, for session targets. */
+  session?: { sessionId: string; kind: 'share' | 'agent'; hostName: string };
+}
+
+/** A session target: live, the caller allowed, the service registered by its host. */
+async function toSession(
   conn: UserCaller<Connection>,
+  sessionId: string,
   service: string,
-  target: ChannelTarget,
   askedReadOnly: boolean,
   s: Services,
-): Promise<ChannelOpened> {
-  const { sessionId } = target;
+): Promise<Landing> {
   const live = await s.state.sessions.locate(sessionId);
   if (!live) {
     const row = await s.store.remoteSessions.find(sessionId);
@@ -62,30 +76,111 @@ async function openOne(
       `session "${sessionId}" does not serve "${service}" (it serves ${[...live.services].join(', ')}); its host may need a newer switchboard`,
     );
   }
-  const readOnly = askedReadOnly || access === 'viewer';
-  const hostAuth = live.host.auth;
-  if (!hostAuth) throw new SessionError(ErrorCode.SESSION_OFFLINE, 'the host is not logged in');
-  const route = s.directory.openChannel(conn, live, service, s.now());
-  live.host.sendEvent({
+  const host = live.host;
+  if (!host.auth) throw new SessionError(ErrorCode.SESSION_OFFLINE, 'the host is not logged in');
+  return {
+    host: host as Landing['host'],
+    readOnly: askedReadOnly || access === 'viewer',
+    live,
+    session: { sessionId: live.row.id, kind: live.row.kind, hostName: live.row.hostName },
+  };
+}
+
+/**
+ * A user or device target: any logged-in user may knock; the service at the other end decides
+ * (as a share's terminal asks its user). The relay only finds a connection that offers it.
+ */
+async function toUser(
+  user: string,
+  fingerprint: string | undefined,
+  service: string,
+  askedReadOnly: boolean,
+  s: Services,
+): Promise<Landing> {
+  const row = await s.store.users.findByName(user);
+  if (!row) throw new SessionError(ErrorCode.UNKNOWN_USER, `there is no user "${user}"`);
+  let deviceId: number | undefined;
+  if (fingerprint !== undefined) {
+    const device = (await s.store.devices.listForUser(row.id)).find(
+      (d) => d.fingerprint === fingerprint,
+    );
+    if (!device)
+      throw new SessionError(
+        ErrorCode.UNKNOWN_USER,
+        `${user} has no device ${fingerprint}; \`switchboard keys ${user}\` lists them`,
+      );
+    deviceId = device.id;
+  }
+  const host = await s.state.connections.offering(row.id, service, deviceId);
+  if (!host?.auth) {
+    const where = fingerprint === undefined ? user : `${user}'s device ${fingerprint}`;
+    throw new SessionError(
+      ErrorCode.SERVICE_UNAVAILABLE,
+      `${where} is not online with "${service}" right now`,
+    );
+  }
+  return { host: host as Landing['host'], readOnly: askedReadOnly };
+}
+
+/** Opens one channel to `service` at `target`; throws the reason it cannot. */
+async function openOne(
+  conn: UserCaller<Connection>,
+  service: string,
+  target: ChannelTarget,
+  askedReadOnly: boolean,
+  s: Services,
+): Promise<ChannelOpened> {
+  const landing =
+    target.kind === 'session'
+      ? await toSession(conn, target.sessionId, service, askedReadOnly, s)
+      : await toUser(
+          target.user,
+          target.kind === 'device' ? target.fingerprint : undefined,
+          service,
+          askedReadOnly,
+          s,
+        );
+  const key = targetKey(target);
+  const { host, readOnly } = landing;
+  if (host === conn)
+    throw new SessionError(ErrorCode.NOT_ALLOWED, 'a connection cannot open a channel to itself');
+  const route = s.directory.openChannel(
+    conn,
+    { host, target: key, ...(landing.live ? { live: landing.live } : {}) },
+    service,
+    s.now(),
+  );
+  host.sendEvent({
     type: 'channel.open',
     channel: route.peerChannel,
     service,
-    sessionId: live.row.id,
+    target,
+    ...(landing.session ? { sessionId: landing.session.sessionId } : {}),
     readOnly,
     peer: peerInfoOf(conn),
   });
   s.log.info(
-    { session: live.row.id, service, user: me.name, readOnly, channel: route.channel },
+    { target: key, service, user: conn.auth.user.name, readOnly, channel: route.channel },
     'channel open',
   );
   return {
     channel: route.channel,
     service,
-    target: { kind: 'session', sessionId: live.row.id },
-    kind: live.row.kind,
-    hostName: live.row.hostName,
-    host: devicePeerInfo(hostAuth.user.name, hostAuth.device),
+    target,
+    ...(landing.session ? { kind: landing.session.kind, hostName: landing.session.hostName } : {}),
+    host: devicePeerInfo(host.auth.user.name, host.auth.device),
   };
+}
+
+/** A connection serves these services to channels aimed at its user or its device. */
+export async function servicesOffer(
+  conn: UserCaller<Connection>,
+  req: Params<'services.offer'>,
+  s: Services,
+): Promise<Results['services.offer']> {
+  conn.offered = new Set(req.services);
+  s.log.info({ user: conn.auth.user.name, services: req.services }, 'services offered');
+  return { services: [...conn.offered] };
 }
 
 export async function channelOpen(
@@ -111,9 +206,9 @@ export async function sessionAttach(
   );
   return {
     channel: opened.channel,
-    sessionId: opened.target.sessionId,
-    kind: opened.kind,
-    hostName: opened.hostName,
+    sessionId: req.sessionId,
+    kind: opened.kind!,
+    hostName: opened.hostName!,
     host: opened.host,
   };
 }
@@ -166,7 +261,7 @@ export async function channelClose(
     false,
   );
   s.log.info(
-    { session: route.sessionId, service: route.service, channel: route.channel, bytes },
+    { target: route.target, service: route.service, channel: route.channel, bytes },
     'channel closed',
   );
   return { closed: true };

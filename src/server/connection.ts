@@ -24,7 +24,8 @@ export interface Route {
   channel: number;
   peer: Connection;
   peerChannel: number;
-  sessionId: string;
+  /** Where the opener aimed (`targetKey`: a session ID, `user:NAME` or `device:NAME:FP`). */
+  target: string;
   /** What the channel carries (`terminal`, `ping`...): metadata the relay may log. */
   service: string;
   role: 'host' | 'controller';
@@ -73,6 +74,8 @@ export class Connection implements Caller {
   /** Set once the relay or the peer starts closing: no further inbound frame is processed. */
   closed = false;
   readonly channels = new Map<number, Route>();
+  /** Services this connection serves to channels aimed at its user or device (`services.offer`). */
+  offered: ReadonlySet<string> = new Set();
   #nextChannel = 1;
   #tokens = CONTROL_BURST;
   #tokensAt: number;

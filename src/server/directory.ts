@@ -125,6 +125,24 @@ export class Directory implements Presence, ConnectionBus, SessionDirectory {
     return this.#online.size;
   }
 
+  /**
+   * The user's connection that offers `service` (on one device, if given): the newest, when
+   * several do. Local connections only, like `locate`.
+   */
+  async offering(
+    userId: number,
+    service: string,
+    deviceId?: number,
+  ): Promise<Connection | undefined> {
+    let best: Connection | undefined;
+    for (const conn of this.#online.get(userId) ?? []) {
+      if (!conn.offered.has(service) || conn.closed) continue;
+      if (deviceId !== undefined && conn.auth?.device.id !== deviceId) continue;
+      if (!best || conn.id > best.id) best = conn;
+    }
+    return best;
+  }
+
   // --- live sessions --------------------------------------------------------------------------
 
   get liveCount(): number {
@@ -165,10 +183,20 @@ export class Directory implements Presence, ConnectionBus, SessionDirectory {
 
   // --- channels -------------------------------------------------------------------------------
 
-  /** Opens a channel to a service at the session's host; returns the opener's end. */
-  openChannel(controller: Connection, live: LiveSession, service: string, now: number): Route {
+  /**
+   * Opens a channel to a service at a connection that serves it (a session's host, or a user's
+   * connection that offered it); returns the opener's end. `target` is the key routes and logs
+   * carry (`targetKey`); `live` is the session, whose channels end with it.
+   */
+  openChannel(
+    controller: Connection,
+    to: { host: Connection; target: string; live?: LiveSession },
+    service: string,
+    now: number,
+  ): Route {
+    const host = to.host;
     const cId = controller.allocateChannel();
-    const hId = live.host.allocateChannel();
+    const hId = host.allocateChannel();
     if (cId === undefined || hId === undefined) {
       throw new SessionError(
         ErrorCode.TOO_MANY_CHANNELS,
@@ -178,28 +206,28 @@ export class Directory implements Presence, ConnectionBus, SessionDirectory {
     const cEnd: Route = {
       owner: controller,
       channel: cId,
-      peer: live.host,
+      peer: host,
       peerChannel: hId,
-      sessionId: live.row.id,
+      target: to.target,
       service,
       role: 'controller',
       bytesIn: 0,
       openedAt: now,
     };
     const hEnd: Route = {
-      owner: live.host,
+      owner: host,
       channel: hId,
       peer: controller,
       peerChannel: cId,
-      sessionId: live.row.id,
+      target: to.target,
       service,
       role: 'host',
       bytesIn: 0,
       openedAt: now,
     };
     controller.channels.set(cId, cEnd);
-    live.host.channels.set(hId, hEnd);
-    live.controllers.add(hEnd);
+    host.channels.set(hId, hEnd);
+    to.live?.controllers.add(hEnd);
     return cEnd;
   }
 
@@ -232,7 +260,7 @@ export class Directory implements Presence, ConnectionBus, SessionDirectory {
     route.owner.channels.delete(route.channel);
     route.peer.channels.delete(route.peerChannel);
     const hostEnd = route.role === 'host' ? route : other;
-    if (hostEnd) this.#sessions.get(route.sessionId)?.controllers.delete(hostEnd);
+    if (hostEnd) this.#sessions.get(route.target)?.controllers.delete(hostEnd);
     route.peer.sendEvent({ type: 'channel.closed', channel: route.peerChannel, code, reason });
     if (notifyOwner)
       route.owner.sendEvent({ type: 'channel.closed', channel: route.channel, code, reason });

@@ -28,6 +28,7 @@ import {
   channelFanout,
   channelOpen,
   relayAccess,
+  servicesOffer,
   sessionAttach,
 } from './channels.js';
 import { devicePeerInfo, type Directory } from './directory.js';
@@ -148,6 +149,7 @@ const HANDLERS: HandlerTable = {
   'session.unregister': entry({ auth: 'user', door: 'any', handler: sessionUnregister }),
   'sessions.list': entry({ auth: 'user', door: 'any', handler: sessionsList }),
   'session.attach': entry({ auth: 'user', door: 'websocket', handler: sessionAttach }),
+  'services.offer': entry({ auth: 'user', door: 'websocket', handler: servicesOffer }),
   'channel.open': entry({ auth: 'user', door: 'websocket', handler: channelOpen }),
   'channel.fanout': entry({ auth: 'user', door: 'websocket', handler: channelFanout }),
   'channel.close': entry({ auth: 'user', door: 'websocket', handler: channelClose }),

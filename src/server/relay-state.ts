@@ -41,6 +41,11 @@ export interface ConnectionFilter {
 export interface ConnectionBus {
   /** Closes the user's connections that `filter` selects (policy close); returns how many. */
   closeConnections(userId: number, filter: ConnectionFilter, reason: string): Promise<number>;
+  /**
+   * The user's connection that offers `service` (on that device, if `deviceId`): the newest when
+   * several do. Where a connection on another relay will appear once channels are forwarded.
+   */
+  offering(userId: number, service: string, deviceId?: number): Promise<Connection | undefined>;
 }
 
 /** Live remote sessions: which are hosted, by whom, how many. */

@@ -119,7 +119,7 @@ export const ping: Command = {
     try {
       const { channel, opened } = await openService(client, {
         service: 'ping',
-        sessionId,
+        target: { kind: 'session', sessionId },
         user: me.user,
         key: home.deviceKey(),
         server: login.server,

@@ -6,7 +6,8 @@ import type { HostSession } from '../host-session.js';
 
 /** Everything a service gets for one channel, once the end-to-end handshake is done. */
 export interface ServiceContext {
-  host: HostSession;
+  /** The session the channel came through; absent for channels aimed at a user or device. */
+  host?: HostSession;
   /** Sealed messages to and from the peer; the service sets its handlers at once. */
   channel: SecureDuplex;
   /** The peer the handshake proved (and the pins confirmed). */

@@ -19,7 +19,10 @@ import type { HostService, ServiceContext } from './service.js';
 export const terminalService: HostService = {
   name: 'terminal',
   serve(ctx) {
-    ctx.host.addTerminal(new TerminalPeer(ctx));
+    const host = ctx.host;
+    // A terminal is a session's: there is none on a channel aimed at a user or device.
+    if (!host) return void ctx.channel.close('no terminal here', ErrorCode.SERVICE_UNAVAILABLE);
+    host.addTerminal(new TerminalPeer({ ...ctx, host }));
   },
 };
 
@@ -33,7 +36,7 @@ export class TerminalPeer extends EventEmitter {
   #placed: Placed | undefined;
   #setupTimer: NodeJS.Timeout;
 
-  constructor(ctx: ServiceContext) {
+  constructor(ctx: ServiceContext & { host: HostSession }) {
     super();
     this.#host = ctx.host;
     this.#channel = ctx.channel;
