@@ -8,11 +8,14 @@ import { targetKey, type ChannelTarget } from '../src/protocol/messages.js';
 import { keyFingerprint } from '../src/crypto/device-key.js';
 import { ServiceListener } from '../src/host/service-listener.js';
 import { pingService } from '../src/host/services/ping.js';
-import { FANOUT_MAX_TARGETS, MAX_CHANNELS_PER_CONNECTION } from '../src/protocol/limits.js';
+import type { HostService } from '../src/host/services/service.js';
+import { FANOUT_MAX_TARGETS } from '../src/protocol/limits.js';
 import { terminalService } from '../src/host/services/terminal.js';
 import { Harness, type TestUser } from './terminal-harness.js';
 import { TamperProxy } from './tamper-proxy.js';
-import { makeUser, removeTempDirs, runCli } from './helpers.js';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { CLI, makeUser, removeTempDirs, runCli } from './helpers.js';
 
 /** Settles to the error code, or 'OK'. */
 async function codeOf(p: Promise<unknown>): Promise<string> {
@@ -145,7 +148,23 @@ describe('ping: a second service, end to end', () => {
     assert.match(refused.stderr, /does not serve "ping".*\[SERVICE_UNAVAILABLE\]/);
     const usage = await runCli(['ping', 'ping-agent', '-c', '0'], env);
     assert.equal(usage.code, 2);
-    assert.match(usage.stderr, /--count must be a number from 1/);
+    assert.match(usage.stderr, /--count must be a whole number from 1 to 1000000, not "0"/);
+    // The share's host answers only its owner, --allow and --viewers: a refusal, not a loss.
+    const share = await runCli(['ping', 'ping-share', '-c', '3'], env);
+    assert.equal(share.code, 5, share.stdout + share.stderr);
+    assert.equal(share.stdout, '');
+    assert.match(share.stderr, /ping is for the owner.*\[NOT_ALLOWED\]/);
+    // `ping … | head -1`: the reader leaves; ping stops quietly (no EPIPE trace), like ping.
+    const child = spawn(process.execPath, [CLI, 'ping', 'ping-agent', '-i', '0.01'], {
+      env: { ...process.env, SWITCHBOARD_HOME: home },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.setEncoding('utf8').on('data', (t: string) => (stderr += t));
+    child.stdout.once('data', () => child.stdout.destroy());
+    const [code] = (await once(child, 'exit')) as [number | null];
+    assert.equal(code, 141, stderr);
+    assert.equal(stderr, '');
   });
 });
 
@@ -178,6 +197,66 @@ describe('a relay that swaps the service', () => {
       },
     };
     assert.equal(await codeOf(openPing(h, bob, 'swapped')), ErrorCode.HANDSHAKE_FAILED);
+  });
+});
+
+describe('a relay that lets in someone the host does not', () => {
+  const h = new Harness();
+  let proxy: TamperProxy;
+
+  before(async () => {
+    await h.start();
+    proxy = await new TamperProxy(h.port).start();
+  });
+  after(async () => {
+    await proxy.close();
+    await h.close();
+  });
+
+  it('is refused by the host before any service runs', async () => {
+    const aliceViaProxy = await h.user('alice', proxy.address, proxy.fingerprint);
+    const mallory = await h.user('mallory');
+    // The relay is told mallory is allowed; the host's own policy does not name her.
+    proxy.tamper = {
+      toRelayJson: (m) => (m['type'] === 'session.register' ? { ...m, allow: ['mallory'] } : m),
+    };
+    let served = 0;
+    const careless: HostService = {
+      name: 'careless',
+      serve: ({ channel }) => {
+        served += 1;
+        void channel.close('served', ErrorCode.CHANNEL_CLOSED);
+      },
+    };
+    const host = await h.agent(aliceViaProxy, 'strict-host', {}, { services: [careless] });
+    const notices: string[] = [];
+    host.on('notice', (t: string) => notices.push(t));
+    const client = await mallory.connect();
+    h.defer(() => client.close());
+    const code = await codeOf(
+      openService(client, {
+        service: 'careless',
+        target: { kind: 'session', sessionId: 'strict-host' },
+        user: 'mallory',
+        key: mallory.key,
+        server: h.server,
+        knownPeers: mallory.knownPeers,
+      }).then(
+        ({ channel }) =>
+          new Promise((resolve, reject) =>
+            channel.setHandlers({
+              onMessage: () => resolve('message'),
+              onClose: (c, r) => reject(new SwitchboardError(c as ErrorCode, r)),
+            }),
+          ),
+      ),
+    );
+    assert.equal(code, ErrorCode.NOT_ALLOWED);
+    assert.equal(served, 0);
+    assert.ok(
+      notices.some((n) => /refused mallory/.test(n)),
+      notices.join('\n'),
+    );
   });
 });
 
@@ -306,10 +385,51 @@ describe('channels aimed at a user or one of their devices', () => {
   }
 });
 
-describe('channel.fanout: one request, many channels', () => {
+describe('a channel closed before its opener heard of it', () => {
   const h = new Harness();
+  let proxy: TamperProxy;
+
+  before(async () => {
+    await h.start();
+    proxy = await new TamperProxy(h.port).start();
+  });
+  after(async () => {
+    await proxy.close();
+    await h.close();
+  });
+
+  it('still reaches the opener: the close that came first is kept for the channel', async () => {
+    const alice = await h.user('alice');
+    await h.agent(alice, 'gone-at-once');
+    const viaProxy = await h.user('alice', proxy.address, proxy.fingerprint);
+    // The relay's channel.closed overtakes the reply that names the channel (as it can when
+    // both arrive in one read and the opener binds the channel only after the reply).
+    proxy.tamper = {
+      toClientJson: (m) => {
+        const result = m['result'] as { channel?: number; service?: string } | undefined;
+        if (m['type'] !== 'reply' || result?.service !== 'ping') return m;
+        const closed = {
+          type: 'channel.closed',
+          channel: result.channel,
+          code: 'PEER_GONE',
+          reason: 'gone',
+        };
+        return [closed, m];
+      },
+    };
+    const started = Date.now();
+    assert.equal(await codeOf(openPing(h, viaProxy, 'gone-at-once')), ErrorCode.PEER_GONE);
+    // Not the handshake's 30 s timeout.
+    assert.ok(Date.now() - started < 10_000);
+  });
+});
+
+describe('channel.fanout: one request, many channels', () => {
+  // A low channel cap, so a fan-out can run past it with a handful of sessions.
+  const h = new Harness({ maxChannelsPerConnection: 3 });
   let alice: TestUser;
   let bob: TestUser;
+  const target = (sessionId: string) => ({ kind: 'session' as const, sessionId });
 
   before(async () => {
     await h.start();
@@ -318,14 +438,14 @@ describe('channel.fanout: one request, many channels', () => {
     for (const id of ['fleet-1', 'fleet-2']) await h.agent(alice, id, { allow: ['bob'] });
     await h.agent(alice, 'fleet-private');
     await h.agent(alice, 'fleet-noping', { allow: ['bob'] }, { services: [terminalService] });
-    await h.agent(alice, 'fleet-cap');
+    await h.share(alice, 'fleet-share');
+    for (const id of ['cap-1', 'cap-2', 'cap-3', 'cap-4']) await h.agent(alice, id);
   });
   after(() => h.close());
 
   it('answers each target apart: opened, or the reason it could not open', async () => {
     const client = await bob.connect();
     h.defer(() => client.close());
-    const target = (sessionId: string) => ({ kind: 'session' as const, sessionId });
     const { results } = await client.request('channel.fanout', {
       service: 'ping',
       targets: ['fleet-1', 'fleet-private', 'no-such', 'fleet-noping', 'fleet-2'].map(target),
@@ -340,24 +460,37 @@ describe('channel.fanout: one request, many channels', () => {
     ]);
   });
 
-  it(`holds up to ${MAX_CHANNELS_PER_CONNECTION} channels; the rest get TOO_MANY_CHANNELS`, async () => {
+  it('reaches only sessions the caller may enter without asking, each once', async () => {
+    const client = await bob.connect();
+    h.defer(() => client.close());
+    // bob may knock on alice's share with channel.open (the host asks), not in a fan-out.
+    const { results } = await client.request('channel.fanout', {
+      service: 'terminal',
+      targets: [
+        target('fleet-share'),
+        target('fleet-1'),
+        target('fleet-1'),
+        { kind: 'user', user: 'alice' },
+      ],
+    });
+    const summary = results.map((r) => ('error' in r ? r.error.code : targetKey(r.target)));
+    assert.deepEqual(summary, [
+      ErrorCode.NOT_ALLOWED,
+      'fleet-1',
+      ErrorCode.INVALID_MESSAGE,
+      ErrorCode.NOT_ALLOWED,
+    ]);
+  });
+
+  it('opens channels up to the connection cap; the rest get TOO_MANY_CHANNELS', async () => {
     const client = await alice.connect();
     h.defer(() => client.close());
-    const targets = Array.from({ length: FANOUT_MAX_TARGETS }, () => ({
-      kind: 'session' as const,
-      sessionId: 'fleet-cap',
-    }));
-    let opened = 0;
-    const refused: string[] = [];
-    for (let i = 0; i * FANOUT_MAX_TARGETS <= MAX_CHANNELS_PER_CONNECTION; i++) {
-      const { results } = await client.request('channel.fanout', { service: 'ping', targets });
-      for (const r of results) {
-        if ('error' in r) refused.push(r.error.code);
-        else opened += 1;
-      }
-    }
-    assert.equal(opened, MAX_CHANNELS_PER_CONNECTION);
-    assert.ok(refused.length > 0 && refused.every((c) => c === ErrorCode.TOO_MANY_CHANNELS));
+    const { results } = await client.request('channel.fanout', {
+      service: 'ping',
+      targets: ['cap-1', 'cap-2', 'cap-3', 'cap-4'].map(target),
+    });
+    const summary = results.map((r) => ('error' in r ? r.error.code : targetKey(r.target)));
+    assert.deepEqual(summary, ['cap-1', 'cap-2', 'cap-3', ErrorCode.TOO_MANY_CHANNELS]);
   });
 });
 

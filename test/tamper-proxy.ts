@@ -8,10 +8,12 @@ import { WebSocket, WebSocketServer, type RawData } from 'ws';
 import { loadOrCreateCertificate, tlsServerOptions } from '../src/server/certificate.js';
 
 export interface Tamper {
-  /** Rewrites a JSON message from the relay to the client (return it changed or as is). */
-  toClientJson?(msg: Record<string, unknown>): Record<string, unknown>;
+  /** Rewrites a JSON message from the relay to the client (return it changed or as is, or several to send in its place, in order). */
+  toClientJson?(msg: Record<string, unknown>): Record<string, unknown> | Record<string, unknown>[];
   /** Rewrites binary data from the relay to the client; return undefined to drop it. */
   toClientBinary?(frame: Buffer, reply: (frame: Buffer) => void): Buffer | undefined;
+  /** Rewrites a JSON message from the client to the relay (return it changed or as is). */
+  toRelayJson?(msg: Record<string, unknown>): Record<string, unknown>;
   /** Rewrites binary data from the client to the relay; `reply` sends a frame back to the client instead. */
   toRelayBinary?(frame: Buffer, reply: (frame: Buffer) => void): Buffer | undefined;
 }
@@ -60,6 +62,11 @@ export class TamperProxy {
         if (!changed) return;
         out = changed;
       }
+      if (!isBinary && this.tamper.toRelayJson) {
+        const msg = JSON.parse(out.toString('utf8')) as Record<string, unknown>;
+        upstream.send(JSON.stringify(this.tamper.toRelayJson(msg)));
+        return;
+      }
       upstream.send(out, { binary: isBinary });
     };
     upstream.on('open', () => {
@@ -83,7 +90,8 @@ export class TamperProxy {
         return;
       }
       const msg = JSON.parse(out.toString('utf8')) as Record<string, unknown>;
-      client.send(JSON.stringify(this.tamper.toClientJson ? this.tamper.toClientJson(msg) : msg));
+      const out2 = this.tamper.toClientJson ? this.tamper.toClientJson(msg) : msg;
+      for (const m of Array.isArray(out2) ? out2 : [out2]) client.send(JSON.stringify(m));
     });
     const closeBoth = () => {
       client.terminate();

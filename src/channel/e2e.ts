@@ -62,6 +62,8 @@ export class SecureDuplex implements ChannelTransport {
   #handlers: ChannelHandlers | undefined;
   #early: Uint8Array[] = [];
   #earlyClose: { code: string; reason: string } | undefined;
+  /** onClose reaches a service at most once. */
+  #closeDelivered = false;
   #closed = false;
 
   constructor(
@@ -82,13 +84,17 @@ export class SecureDuplex implements ChannelTransport {
 
   setHandlers(handlers: ChannelHandlers): void {
     this.#handlers = handlers;
-    const early = this.#early;
-    this.#early = [];
-    for (const plaintext of early) {
-      if (this.#handlers !== handlers) return;
-      handlers.onMessage(plaintext);
+    // Records that came first, in order, for as long as these stay the handlers (a service may
+    // switch handlers from inside onMessage: the rest go to the new ones, none is lost).
+    while (this.#early.length > 0 && this.#handlers === handlers)
+      handlers.onMessage(this.#early.shift()!);
+    if (this.#early.length > 0 || this.#handlers !== handlers) return;
+    const close = this.#earlyClose;
+    this.#earlyClose = undefined;
+    if (close && !this.#closeDelivered) {
+      this.#closeDelivered = true;
+      handlers.onClose(close.code, close.reason);
     }
-    if (this.#earlyClose) handlers.onClose(this.#earlyClose.code, this.#earlyClose.reason);
   }
 
   send(plaintext: Uint8Array): void {
@@ -122,7 +128,7 @@ export class SecureDuplex implements ChannelTransport {
       this.#fail(error.code, error.message);
       return;
     }
-    if (this.#handlers) {
+    if (this.#handlers && this.#early.length === 0) {
       this.#handlers.onMessage(plaintext);
       return;
     }
@@ -140,8 +146,13 @@ export class SecureDuplex implements ChannelTransport {
   }
 
   #onClose(code: string, reason: string): void {
-    if (this.#handlers) this.#handlers.onClose(code, reason);
-    else this.#earlyClose ??= { code, reason };
+    if (this.#closeDelivered) return;
+    if (this.#handlers && this.#early.length === 0) {
+      this.#closeDelivered = true;
+      this.#handlers.onClose(code, reason);
+    } else {
+      this.#earlyClose ??= { code, reason };
+    }
   }
 }
 

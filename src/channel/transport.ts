@@ -15,7 +15,10 @@ export interface ChannelHandlers {
  * (`channel/e2e.ts`) is built on one and is one itself, so services never see which carries them.
  */
 export interface ChannelTransport {
-  /** Sets where messages and the close go; messages that arrived before are delivered first. */
+  /**
+   * Sets where messages and the close go. Call it before the peer can send (the relay channel
+   * drops data for a channel nobody handles yet, but keeps its close, delivered here).
+   */
   setHandlers(handlers: ChannelHandlers): void;
   /** Queues one message; after the close it is dropped. */
   send(payload: Uint8Array): void;

@@ -22,6 +22,8 @@ import type {
 import { connectTrusted, parseServerAddress, type TrustOptions } from './tls-connect.js';
 
 export const CLIENT_NAME = 'switchboard-cli/0.1.0';
+/** Closes of not-yet-bound channels kept for a late `bindChannel` (see #unboundCloses). */
+const UNBOUND_CLOSES_KEPT = 64;
 /** A deliberate bound: how long close() waits for the relay's close frame before cutting the socket. */
 const CLOSE_HANDSHAKE_TIMEOUT_MS = 1_000; // ms
 
@@ -64,6 +66,11 @@ export class RelayClient extends EventEmitter {
   #challenge: Buffer | undefined;
   #signup: 'open' | 'invite' | 'closed' | undefined;
   #ignoredEvents = 0;
+  /**
+   * `channel.closed` for channels nobody has bound yet (the close can arrive in the same read as
+   * the reply that named the channel), kept for `bindChannel`; the newest UNBOUND_CLOSES_KEPT.
+   */
+  readonly #unboundCloses = new Map<number, { code: string; reason: string }>();
   #capabilities: ReadonlySet<Capability> = new Set();
 
   private constructor(server: string, ws: WebSocket, options: RelayClientOptions) {
@@ -196,6 +203,12 @@ export class RelayClient extends EventEmitter {
 
   /** Registers the handler for a channel the relay assigned (attach reply or channel.open event). */
   bindChannel(channel: number, handler: ChannelHandler): void {
+    const closed = this.#unboundCloses.get(channel);
+    if (closed) {
+      this.#unboundCloses.delete(channel);
+      queueMicrotask(() => handler.onClose(closed.code, closed.reason));
+      return;
+    }
     this.#channels.set(channel, handler);
   }
 
@@ -285,7 +298,13 @@ export class RelayClient extends EventEmitter {
       case 'channel.closed': {
         const handler = this.#channels.get(msg.channel);
         this.#channels.delete(msg.channel);
-        handler?.onClose(msg.code, msg.reason);
+        if (handler) handler.onClose(msg.code, msg.reason);
+        else {
+          this.#unboundCloses.set(msg.channel, { code: msg.code, reason: msg.reason });
+          const oldest = this.#unboundCloses.keys().next().value;
+          if (this.#unboundCloses.size > UNBOUND_CLOSES_KEPT && oldest !== undefined)
+            this.#unboundCloses.delete(oldest);
+        }
         this.emit('event', msg);
         return;
       }

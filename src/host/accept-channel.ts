@@ -59,12 +59,18 @@ export function acceptChannel(
   }).then(
     (channel) => {
       if (o.stopped()) return void channel.close('no longer served');
+      const access = o.access(peer, event.readOnly);
+      // Refused here, for every service: a relay that routes anyone at all gets no further.
+      if (access === 'deny') {
+        o.notice(`refused ${peer.user} (${peer.fingerprint}): not allowed here`);
+        return void channel.close(`${peer.user} is not allowed here`, ErrorCode.NOT_ALLOWED);
+      }
       service.serve({
         ...(o.host ? { host: o.host } : {}),
         channel,
         peer,
         readOnly: event.readOnly,
-        access: o.access(peer, event.readOnly),
+        access,
       });
     },
     (err: unknown) => {

@@ -5,7 +5,6 @@
 // caller may reach it, and that the target serves the name asked for. What the bytes mean is
 // between the two ends (channel/e2e.ts and each side's services/).
 import { ErrorCode, ProtocolError, SessionError, SwitchboardError } from '../protocol/errors.js';
-import { FANOUT_TARGETS_PER_TOKEN } from '../protocol/limits.js';
 import {
   targetKey,
   type ChannelOpened,
@@ -47,6 +46,7 @@ async function toSession(
   service: string,
   askedReadOnly: boolean,
   s: Services,
+  knock: boolean,
 ): Promise<Landing> {
   const live = await s.state.sessions.locate(sessionId);
   if (!live) {
@@ -64,7 +64,7 @@ async function toSession(
   }
   const me = conn.auth.user;
   const access = relayAccess(live.row, me.id, me.name);
-  if (access === 'none') {
+  if (access === 'none' || (access === 'ask' && !knock)) {
     throw new SessionError(
       ErrorCode.NOT_ALLOWED,
       `you are not allowed on session "${sessionId}"; ask its owner to add you with --allow`,
@@ -129,10 +129,16 @@ async function openOne(
   target: ChannelTarget,
   askedReadOnly: boolean,
   s: Services,
+  { knock = true }: { knock?: boolean } = {},
 ): Promise<ChannelOpened> {
+  if (!knock && target.kind !== 'session')
+    throw new SessionError(
+      ErrorCode.NOT_ALLOWED,
+      'a fan-out reaches sessions only; open a channel to a user or device with channel.open',
+    );
   const landing =
     target.kind === 'session'
-      ? await toSession(conn, target.sessionId, service, askedReadOnly, s)
+      ? await toSession(conn, target.sessionId, service, askedReadOnly, s, knock)
       : await toUser(
           target.user,
           target.kind === 'device' ? target.fingerprint : undefined,
@@ -144,6 +150,10 @@ async function openOne(
   const { host, readOnly } = landing;
   if (host === conn)
     throw new SessionError(ErrorCode.NOT_ALLOWED, 'a connection cannot open a channel to itself');
+  // Either end may have gone while the lookups above awaited: route nothing to a dead one.
+  if (conn.closed)
+    throw new SessionError(ErrorCode.CONNECTION_CLOSED, 'the connection closed during the open');
+  if (host.closed) throw new SessionError(ErrorCode.PEER_GONE, 'the other side just disconnected');
   const route = s.directory.openChannel(
     conn,
     { host, target: key, ...(landing.live ? { live: landing.live } : {}) },
@@ -216,25 +226,26 @@ export async function sessionAttach(
 /**
  * One request, many channels: each target is opened in turn and answered apart, so one agent
  * that is offline or refuses does not fail the rest. Targets past the connection's channel cap
- * get TOO_MANY_CHANNELS. The request costs control-rate tokens by its size.
+ * get TOO_MANY_CHANNELS. It reaches only targets the caller may enter without asking (owner,
+ * `allow`, `viewers`): knocking on a share is one `channel.open` at a time. A target named twice
+ * is answered INVALID_MESSAGE. Its control-rate cost is in the handler table.
  */
 export async function channelFanout(
   conn: UserCaller<Connection>,
   req: Params<'channel.fanout'>,
   s: Services,
 ): Promise<Results['channel.fanout']> {
-  const extra = Math.floor(req.targets.length / FANOUT_TARGETS_PER_TOKEN);
-  if (extra > 0 && !conn.takeTokens(s.now(), extra)) {
-    s.metrics.throttled.inc({ limit: 'control_rate' });
-    throw new ProtocolError(
-      ErrorCode.RATE_LIMITED,
-      `a fan-out to ${req.targets.length} targets costs ${extra + 1} control messages; slow down`,
-    );
-  }
   const results: Results['channel.fanout']['results'] = [];
+  const seen = new Set<string>();
   for (const target of req.targets) {
+    const key = targetKey(target);
     try {
-      results.push(await openOne(conn, req.service, target, req.readOnly ?? false, s));
+      if (seen.has(key))
+        throw new ProtocolError(ErrorCode.INVALID_MESSAGE, `target "${key}" is named twice`);
+      seen.add(key);
+      results.push(
+        await openOne(conn, req.service, target, req.readOnly ?? false, s, { knock: false }),
+      );
     } catch (err) {
       if (!(err instanceof SwitchboardError)) throw err;
       results.push({ error: { code: err.code, message: err.message } });

@@ -51,6 +51,8 @@ export interface ConnectionOptions {
   slowPeerGraceMs?: number;
   /** Time the peer has to answer the relay's close frame before it is cut. Default 2 s. */
   closeTimeoutMs?: number;
+  /** Channels the connection may hold at once. Default MAX_CHANNELS_PER_CONNECTION. */
+  maxChannels?: number;
   /** Told whenever the relay cuts this connection for not reading (metrics). */
   onCut?: (reason: CutReason) => void;
 }
@@ -85,6 +87,7 @@ export class Connection implements Caller {
   #slowTimer: NodeJS.Timeout | undefined;
   readonly #slowPeerGraceMs: number;
   readonly #closeTimeoutMs: number;
+  readonly #maxChannels: number;
   readonly #onCut: (reason: CutReason) => void;
 
   /** `log` is the relay's logger; the connection logs through a child tagged with its id. */
@@ -98,6 +101,7 @@ export class Connection implements Caller {
     this.ws = ws;
     this.#slowPeerGraceMs = options.slowPeerGraceMs ?? SLOW_PEER_GRACE_MS;
     this.#closeTimeoutMs = options.closeTimeoutMs ?? CLOSE_TIMEOUT_MS;
+    this.#maxChannels = options.maxChannels ?? MAX_CHANNELS_PER_CONNECTION;
     this.#onCut = options.onCut ?? (() => undefined);
     this.address = address;
     this.log = log.child({ conn: this.id });
@@ -107,7 +111,7 @@ export class Connection implements Caller {
 
   /** Allocates a channel id unique on this connection, or undefined when at the limit. */
   allocateChannel(): number | undefined {
-    if (this.channels.size >= MAX_CHANNELS_PER_CONNECTION) return undefined;
+    if (this.channels.size >= this.#maxChannels) return undefined;
     while (this.channels.has(this.#nextChannel))
       this.#nextChannel = (this.#nextChannel % 0xfffffffe) + 1;
     const id = this.#nextChannel;

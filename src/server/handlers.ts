@@ -2,6 +2,7 @@
 import { randomBytes } from 'node:crypto';
 import { AuthError, ErrorCode, ProtocolError, SessionError } from '../protocol/errors.js';
 import {
+  FANOUT_TARGETS_PER_TOKEN,
   HEARTBEAT_INTERVAL_MS,
   LOGIN_CHALLENGE_BYTES,
   MAX_FRAME_BYTES,
@@ -122,7 +123,11 @@ function entry<T extends RequestType>(spec: EntrySpec<T>): Entry<T> {
     }
     const cost = spec.cost?.(params) ?? 0;
     if (cost > 0 && caller.takeTokens && !caller.takeTokens(s.now(), cost)) {
-      throw new ProtocolError(ErrorCode.RATE_LIMITED, 'too many control messages; slow down');
+      s.metrics.throttled.inc({ limit: 'control_rate' });
+      throw new ProtocolError(
+        ErrorCode.RATE_LIMITED,
+        `this request costs ${cost + 1} control messages; slow down`,
+      );
     }
     // The checks above are what the spec's caller type promises; one narrowing, for every entry.
     return (spec.handler as Handler<T, never>)(caller as never, params, s);
@@ -146,12 +151,18 @@ const HANDLERS: HandlerTable = {
   'users.list': entry({ auth: 'user', door: 'any', handler: usersList }),
   'keys.get': entry({ auth: 'user', door: 'any', handler: keysGet }),
   'session.register': entry({ auth: 'user', door: 'websocket', handler: sessionRegister }),
-  'session.unregister': entry({ auth: 'user', door: 'any', handler: sessionUnregister }),
+  'session.unregister': entry({ auth: 'user', door: 'websocket', handler: sessionUnregister }),
   'sessions.list': entry({ auth: 'user', door: 'any', handler: sessionsList }),
   'session.attach': entry({ auth: 'user', door: 'websocket', handler: sessionAttach }),
   'services.offer': entry({ auth: 'user', door: 'websocket', handler: servicesOffer }),
   'channel.open': entry({ auth: 'user', door: 'websocket', handler: channelOpen }),
-  'channel.fanout': entry({ auth: 'user', door: 'websocket', handler: channelFanout }),
+  'channel.fanout': entry({
+    auth: 'user',
+    door: 'websocket',
+    // Beyond the one token its frame took: 256 targets cost 32 more.
+    cost: (p) => Math.floor(p.targets.length / FANOUT_TARGETS_PER_TOKEN),
+    handler: channelFanout,
+  }),
   'channel.close': entry({ auth: 'user', door: 'websocket', handler: channelClose }),
 };
 
@@ -667,7 +678,8 @@ async function sessionsList(
       kind: row.kind,
       hostName: row.hostName,
       since: new Date(row.createdAt).toISOString(),
-      controllers: live ? live.controllers.size : 0,
+      // Terminals attached (or being attached) now; pings and other services are not controllers.
+      controllers: live ? [...live.controllers].filter((r) => r.service === 'terminal').length : 0,
       live: live !== undefined,
     });
   }

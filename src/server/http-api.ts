@@ -15,6 +15,8 @@ import { dispatch, entryOf, type Services } from './handlers.js';
 
 export interface HttpContext extends Services {
   isShuttingDown: () => boolean;
+  /** The address a request is throttled and logged under: the relay's own rule for sockets. */
+  addressOf: (req: IncomingMessage) => string;
   /** Bearer token that opens /metrics to non-loopback clients; without it, loopback only. */
   metricsToken?: string;
 }
@@ -147,7 +149,7 @@ async function call<T extends RequestType>(
   ctx: HttpContext,
   request: Request<T>,
 ): Promise<Results[T]> {
-  const caller = new RestCaller(addressOf(req));
+  const caller = new RestCaller(ctx.addressOf(req));
   res.once('close', () => caller.markClosed());
   const token = bearerToken(req);
   const { auth, door } = entryOf(request.type);
@@ -155,12 +157,6 @@ async function call<T extends RequestType>(
   if (token !== undefined && auth === 'user' && door === 'any')
     caller.auth = await ctx.auth.authenticate(token);
   return dispatch(caller, request.type, request, ctx);
-}
-
-/** The address REST callers are throttled and logged under (IPv4-mapped IPv6 folded). */
-function addressOf(req: IncomingMessage): string {
-  const a = req.socket.remoteAddress ?? 'unknown';
-  return a.startsWith('::ffff:') ? a.slice(7) : a;
 }
 
 /** `?after=NAME&limit=N` of /v1/users as `users.list` parameters (the schema checks them). */
@@ -216,7 +212,8 @@ export async function handleHttp(
   try {
     const url = new URL(req.url ?? '/', 'https://relay');
     if (req.method === 'POST' && url.pathname.startsWith(REQUESTS_PREFIX)) {
-      const type = decodeURIComponent(url.pathname.slice(REQUESTS_PREFIX.length));
+      // Request types are ASCII: nothing to decode (and a malformed escape is not our error).
+      const type = url.pathname.slice(REQUESTS_PREFIX.length);
       if (!isRequestType(type))
         throw new ProtocolError(
           ErrorCode.UNKNOWN_TYPE,

@@ -81,6 +81,8 @@ export interface RelayOptions {
   handshakeTimeoutMs?: number;
   /** Time a connection told SLOW_PEER has to drain its queue before it is cut. Default 5 s. */
   slowPeerGraceMs?: number;
+  /** Channels one connection may hold (tests lower it). Default MAX_CHANNELS_PER_CONNECTION. */
+  maxChannelsPerConnection?: number;
   /** TCP connections one source address may hold. Default 256. */
   maxConnectionsPerAddress?: number;
   /** TCP connections in all; lowered to fit the descriptor limit. Default 10 000. */
@@ -339,6 +341,7 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
       ...services,
       fingerprint: certificate.fingerprint,
       isShuttingDown: () => shuttingDown,
+      addressOf: (r) => options.addressOf?.(r) ?? addressOf(r.socket),
       ...(options.metricsToken === undefined ? {} : { metricsToken: options.metricsToken }),
     });
   });
@@ -455,6 +458,9 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
   function onConnection(ws: WebSocket, address: string): void {
     const conn = new Connection(ws, address, log, now(), {
       ...(slowPeerGraceMs === undefined ? {} : { slowPeerGraceMs }),
+      ...(options.maxChannelsPerConnection === undefined
+        ? {}
+        : { maxChannels: options.maxChannelsPerConnection }),
       onCut: (reason) => metrics.connectionsDropped.inc({ reason }),
     });
     connections.add(conn);

@@ -8,6 +8,7 @@ import {
   Pinger,
   type PingReply,
 } from '../../client/services/ping.js';
+import { ErrorCode } from '../../protocol/errors.js';
 import { SESSION_ID_RE } from '../../protocol/messages.js';
 import { CLIENT_OPTIONS, JSON_OPTION, bool, str, type Command } from '../command.js';
 import { connectAuthed } from '../client-context.js';
@@ -18,17 +19,27 @@ import { FILES } from '../home.js';
 const MIN_INTERVAL_SEC = 0.01; // s
 const MAX_COUNT = 1_000_000;
 const MAX_WAIT_SEC = 60; // s
+/** What a shell reports for a program killed by SIGPIPE (128 + 13), as `ping | head` gives. */
+const EXIT_PIPE_CLOSED = 141;
+
+/** The end-to-end handshake gets at least this long, whatever -W says. */
+const MIN_HANDSHAKE_WAIT_MS = 5_000; // ms
+/** Codes that mean "you may not", not "no answer": reported as refusals (exit 5), like attach. */
+const REFUSALS = new Set<string>([ErrorCode.NOT_ALLOWED, ErrorCode.DENIED]);
 
 function number(
   value: string | undefined,
   name: string,
   min: number,
   max: number,
+  whole = false,
 ): number | undefined {
   if (value === undefined) return undefined;
   const n = Number(value);
-  if (!Number.isFinite(n) || n < min || n > max)
-    throw new UsageError(`--${name} must be a number from ${min} to ${max}, not "${value}"`);
+  if (!Number.isFinite(n) || n < min || n > max || (whole && !Number.isInteger(n)))
+    throw new UsageError(
+      `--${name} must be a ${whole ? 'whole number' : 'number'} from ${min} to ${max}, not "${value}"`,
+    );
   return n;
 }
 
@@ -69,8 +80,9 @@ export const ping: Command = {
   usage: 'SESSION [-c COUNT] [-i SECONDS] [-s BYTES] [-W SECONDS] [--json]',
   details:
     'Each ping is sealed end to end: the time covers your connection, the relay and the host.\n' +
-    'Runs until Ctrl-C without -c. Exits 0 if any reply came back, 1 if none did.\n' +
-    'The owner and the --allow and --viewers users may ping; others are refused.',
+    'Runs until Ctrl-C without -c, or until the relay connection drops. Exits 0 if any reply came\n' +
+    'back, 1 if none did, 5 if the relay or the host refused (only the owner and the --allow and\n' +
+    '--viewers users may ping).',
   positionals: [1, 1],
   options: {
     count: { type: 'string', short: 'c', value: 'COUNT', description: 'stop after COUNT pings' },
@@ -101,15 +113,12 @@ export const ping: Command = {
       throw new UsageError(
         `session IDs are 3-64 letters, digits and dashes; "${sessionId}" is not`,
       );
-    const count = number(str(inv, 'count'), 'count', 1, MAX_COUNT);
-    if (count !== undefined && !Number.isInteger(count))
-      throw new UsageError('--count must be a whole number');
+    const count = number(str(inv, 'count'), 'count', 1, MAX_COUNT, true);
     const intervalMs =
       (number(str(inv, 'interval'), 'interval', MIN_INTERVAL_SEC, 3600) ?? 1) * 1000;
     const dataBytes =
-      number(str(inv, 'size'), 'size', 0, PING_MAX_BYTES - PING_HEADER_BYTES) ??
+      number(str(inv, 'size'), 'size', 0, PING_MAX_BYTES - PING_HEADER_BYTES, true) ??
       PING_DEFAULT_DATA_BYTES;
-    if (!Number.isInteger(dataBytes)) throw new UsageError('--size must be a whole number');
     const waitMs = (number(str(inv, 'wait'), 'wait', 0.001, MAX_WAIT_SEC) ?? 5) * 1000;
     const json = bool(inv, 'json');
     const out = inv.io.stdout;
@@ -124,35 +133,50 @@ export const ping: Command = {
         key: home.deviceKey(),
         server: login.server,
         knownPeers: new KnownPeers(home.path(FILES.knownPeers)),
+        // A host that does not answer the handshake is reported like one that does not answer.
+        timeoutMs: Math.max(waitMs, MIN_HANDSHAKE_WAIT_MS),
       });
       const pinger = new Pinger(channel);
       const host = opened.host;
-      if (!json)
-        out.write(
-          `PING ${sessionId} (${host.user} on ${opened.hostName}, ${host.fingerprint}) via ${login.server}, ` +
-            `end-to-end encrypted: ${dataBytes} data bytes\n`,
-        );
       const replies: PingReply[] = [];
       const started = performance.now();
       let stop = false;
       let wake: (() => void) | undefined;
-      const onInterrupt = (): void => {
+      const halt = (): void => {
         stop = true;
         wake?.();
       };
-      process.once('SIGINT', onInterrupt);
+      // `ping … | head -1`: the reader went away; stop quietly, as ping does on SIGPIPE.
+      let pipeClosed = false;
+      const onOutError = (err: NodeJS.ErrnoException): void => {
+        if (err.code !== 'EPIPE') throw err;
+        pipeClosed = true;
+        halt();
+      };
+      const write = (text: string): void => {
+        if (!pipeClosed) out.write(text);
+      };
+      process.once('SIGINT', halt);
+      out.on('error', onOutError);
       try {
         while (!stop && (count === undefined || replies.length < count)) {
           const sentAt = performance.now();
           const reply = await pinger.ping(dataBytes, waitMs);
+          // The host refused before answering anything: a refusal, like attach's, not a loss.
+          if (replies.length === 0 && pinger.closed && REFUSALS.has(pinger.closed.code))
+            throw pinger.closed;
+          if (replies.length === 0 && !json)
+            write(
+              `PING ${sessionId} (${host.user} on ${opened.hostName}, ${host.fingerprint}) via ${login.server}, ` +
+                `end-to-end encrypted: ${dataBytes} data bytes\n`,
+            );
           replies.push(reply);
           if (pinger.closed) {
-            if (!json)
-              out.write(`${sessionId}: ${pinger.closed.message} [${pinger.closed.code}]\n`);
+            if (!json) write(`${sessionId}: ${pinger.closed.message} [${pinger.closed.code}]\n`);
             break;
           }
           if (!json)
-            out.write(
+            write(
               reply.rttMs === undefined
                 ? `no reply from ${sessionId}: seq=${reply.seq} (waited ${waitMs / 1000} s)\n`
                 : `${reply.bytes} bytes from ${sessionId}: seq=${reply.seq} time=${reply.rttMs.toFixed(3)} ms\n`,
@@ -167,28 +191,30 @@ export const ping: Command = {
             });
         }
       } finally {
-        process.removeListener('SIGINT', onInterrupt);
+        process.removeListener('SIGINT', halt);
       }
       const elapsedMs = Math.round(performance.now() - started);
       await pinger.close().catch(() => undefined);
       const stats = pingStats(replies);
       if (json) {
-        out.write(
-          `${JSON.stringify({ session: sessionId, host, hostName: opened.hostName, dataBytes, ...stats, timeMs: elapsedMs, replies })}\n`,
+        const shown = replies.map((r) => ({ ...r, rttMs: r.rttMs ?? null }));
+        write(
+          `${JSON.stringify({ session: sessionId, host, hostName: opened.hostName, dataBytes, ...stats, timeMs: elapsedMs, replies: shown })}\n`,
         );
       } else {
-        out.write(
+        write(
           `\n--- ${sessionId} ping statistics ---\n` +
             `${stats.transmitted} pings transmitted, ${stats.received} received, ` +
             `${Number(stats.lossPercent.toFixed(1))}% loss, time ${elapsedMs} ms\n`,
         );
         if (stats.rttMs) {
           const r = stats.rttMs;
-          out.write(
+          write(
             `rtt min/avg/max/mdev = ${[r.min, r.avg, r.max, r.mdev].map((v) => v.toFixed(3)).join('/')} ms\n`,
           );
         }
       }
+      if (pipeClosed) return EXIT_PIPE_CLOSED;
       return stats.received > 0 ? Exit.OK : Exit.FAILURE;
     } finally {
       client.close();

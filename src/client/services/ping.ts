@@ -28,7 +28,7 @@ export class Pinger {
   readonly #channel: SecureDuplex;
   readonly #waiting = new Map<
     number,
-    { sentAt: number; done: (rtt: number | undefined) => void }
+    { sentAt: number; waitMs: number; done: (rtt: number | undefined) => void }
   >();
   #closed: SessionError | undefined;
   #seq = 0;
@@ -68,7 +68,7 @@ export class Pinger {
         this.#waiting.delete(seq);
         resolve({ seq, bytes, rttMs });
       };
-      this.#waiting.set(seq, { sentAt: performance.now(), done });
+      this.#waiting.set(seq, { sentAt: performance.now(), waitMs, done });
       this.#channel.send(message);
     });
   }
@@ -81,6 +81,9 @@ export class Pinger {
     if (message.length < PING_HEADER_BYTES || message[0] !== PingType.PONG) return;
     const seq = new DataView(message.buffer, message.byteOffset, message.length).getUint32(1);
     const waiting = this.#waiting.get(seq);
-    waiting?.done(performance.now() - waiting.sentAt);
+    if (!waiting) return;
+    const rtt = performance.now() - waiting.sentAt;
+    // Past its wait (the timer had not run yet): late, and counted lost, as ping -W does.
+    waiting.done(rtt <= waiting.waitMs ? rtt : undefined);
   }
 }
