@@ -11,6 +11,7 @@ import { CONTROL_BURST, MAX_PENDING_REQUESTS, PROTOCOL_VERSION } from '../src/pr
 import {
   FAST_ARGON2,
   RawWs,
+  registration,
   connectClient,
   httpsGet,
   makeTempDir,
@@ -254,6 +255,41 @@ describe('session errors', () => {
       codeOf(owner.c.request('session.attach', { sessionId: 'kate-many', readOnly: false }));
     for (let i = 0; i < CHANNEL_CAP; i++) assert.equal(await attach(), 'OK');
     assert.equal(await attach(), ErrorCode.TOO_MANY_CHANNELS);
+  });
+
+  it('VERSION_MISMATCH: an opener and a host on either side of services', async () => {
+    const owner = await user('nora');
+    // A client from before services: a hello without capabilities, then the token login.
+    const old = async () => {
+      const ws = await rawAfterHello();
+      const auth = await ws.exchange({ type: 'auth.token', id: 2, token: owner.token });
+      assert.equal(auth['type'], 'reply');
+      return ws;
+    };
+    await register(await owner.login(), 'nora-new');
+    const oldHost = await old();
+    const reg = await oldHost.exchange({
+      type: 'session.register',
+      id: 3,
+      ...registration('nora-old'),
+    });
+    assert.equal(reg['type'], 'reply');
+    const oldController = await old();
+    const attach = (sessionId: string, id: number) =>
+      oldController.exchange({ type: 'session.attach', id, sessionId, readOnly: false });
+    assert.equal((await attach('nora-new', 4))['code'], ErrorCode.VERSION_MISMATCH);
+    assert.equal((await attach('nora-old', 5))['type'], 'reply');
+    const open = owner.c.request('channel.open', {
+      service: 'terminal',
+      target: { kind: 'session', sessionId: 'nora-old' },
+    });
+    await assert.rejects(open, (err: SwitchboardError) => {
+      assert.equal(err.code, ErrorCode.VERSION_MISMATCH);
+      assert.match(err.message, /upgrade it on the host/);
+      return true;
+    });
+    oldHost.close();
+    oldController.close();
   });
 
   it('SERVICE_UNAVAILABLE: a channel to a service the host did not list', async () => {

@@ -22,6 +22,12 @@ export const CAPABILITIES = [
   'invites',
   /** `users.list` with `all`, `after`, `limit` and `next`. */
   'users-paging',
+  /**
+   * Services over channels: `channel.open`, `channel.fanout`, `services.offer`, and the E2E
+   * layer they imply (prologue v2, records with sequence numbers). The relay joins an opener and
+   * a host only if both or neither have it: their handshakes could not meet otherwise.
+   */
+  'services',
 ] as const;
 export type Capability = (typeof CAPABILITIES)[number];
 /** Most capability names one `hello` may carry, and the longest name. */

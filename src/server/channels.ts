@@ -78,6 +78,17 @@ async function toSession(
   }
   const host = live.host;
   if (!host.auth) throw new SessionError(ErrorCode.SESSION_OFFLINE, 'the host is not logged in');
+  // An end-to-end handshake between a switchboard from before services and one after fails;
+  // say which side to upgrade instead.
+  const hostNew = host.capabilities.has('services');
+  if (hostNew !== conn.capabilities.has('services')) {
+    throw new SessionError(
+      ErrorCode.VERSION_MISMATCH,
+      hostNew
+        ? `session "${sessionId}" runs a newer switchboard than yours; upgrade your switchboard`
+        : `session "${sessionId}" runs a switchboard from before services; upgrade it on the host`,
+    );
+  }
   return {
     host: host as Landing['host'],
     readOnly: askedReadOnly || access === 'viewer',

@@ -66,6 +66,8 @@ export class Connection implements Caller {
   readonly log: Logger;
   readonly openedAt: number;
   helloDone = false;
+  /** What `hello` negotiated (CAPABILITIES both sides support). */
+  capabilities: ReadonlySet<string> = new Set();
   /** Last time this connection refreshed its token's idle timer. */
   touchedAt = 0;
   auth: Authenticated | undefined;

@@ -205,12 +205,14 @@ async function hello(
     );
   }
   const offered = new Set(req.capabilities ?? []);
+  const agreed = CAPABILITIES.filter((c) => offered.has(c));
+  conn.capabilities = new Set(agreed);
   conn.helloDone = true;
   // Fresh per connection (and per hello): a device proof made for it is worthless elsewhere.
   conn.challenge = randomBytes(LOGIN_CHALLENGE_BYTES);
   return {
     version: PROTOCOL_VERSION,
-    capabilities: CAPABILITIES.filter((c) => offered.has(c)),
+    capabilities: agreed,
     server: SERVER_NAME,
     maxFrameBytes: MAX_FRAME_BYTES,
     heartbeatMs: HEARTBEAT_INTERVAL_MS,
