@@ -6,11 +6,13 @@ import { after, before, describe, it } from 'node:test';
 import type { RelayClient } from '../src/client/relay-client.js';
 import { RelayClient as Client } from '../src/client/relay-client.js';
 import { KnownServers } from '../src/client/known-servers.js';
-import { ErrorCode, SwitchboardError } from '../src/protocol/errors.js';
+import type { SwitchboardError } from '../src/protocol/errors.js';
+import { ErrorCode } from '../src/protocol/errors.js';
 import { CONTROL_BURST, MAX_PENDING_REQUESTS, PROTOCOL_VERSION } from '../src/protocol/limits.js';
 import {
   FAST_ARGON2,
   RawWs,
+  codeOf,
   registration,
   connectClient,
   httpsGet,
@@ -70,17 +72,6 @@ async function user(
       return other;
     },
   };
-}
-
-/** Settles to the error code, or 'OK'. */
-async function codeOf(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-    return 'OK';
-  } catch (err) {
-    if (err instanceof SwitchboardError) return err.code;
-    throw err;
-  }
 }
 
 function register(host: RelayClient, sessionId: string) {

@@ -9,6 +9,7 @@ import tls from 'node:tls';
 import type { TLSSocket } from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { WebSocket } from 'ws';
+import { SwitchboardError } from '../src/protocol/errors.js';
 import { KnownServers } from '../src/client/known-servers.js';
 import { RelayClient } from '../src/client/relay-client.js';
 import { generateDeviceKey } from '../src/crypto/device-key.js';
@@ -489,5 +490,16 @@ export async function waitFor(
     if (Date.now() >= deadline)
       throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+/** Settles to the SwitchboardError code it rejects with, or 'OK'. */
+export async function codeOf(p: Promise<unknown>): Promise<string> {
+  try {
+    await p;
+    return 'OK';
+  } catch (err) {
+    if (err instanceof SwitchboardError) return err.code;
+    throw err;
   }
 }

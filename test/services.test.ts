@@ -12,21 +12,10 @@ import type { HostService } from '../src/host/services/service.js';
 import { FANOUT_MAX_TARGETS } from '../src/protocol/limits.js';
 import { terminalService } from '../src/host/services/terminal.js';
 import { Harness, type TestUser } from './terminal-harness.js';
-import { TamperProxy } from './tamper-proxy.js';
+import { proxiedHarness } from './tamper-proxy.js';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { CLI, makeUser, removeTempDirs, runCli } from './helpers.js';
-
-/** Settles to the error code, or 'OK'. */
-async function codeOf(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-    return 'OK';
-  } catch (err) {
-    if (err instanceof SwitchboardError) return err.code;
-    throw err;
-  }
-}
+import { CLI, codeOf, makeUser, removeTempDirs, runCli } from './helpers.js';
 
 function openPing(h: Harness, user: TestUser, to: string | ChannelTarget) {
   return user.connect().then((client) => {
@@ -168,29 +157,19 @@ describe('ping: a second service, end to end', () => {
   });
 });
 
-describe('a relay that swaps the service', () => {
-  const h = new Harness();
-  let proxy: TamperProxy;
-
-  before(async () => {
-    await h.start();
-    proxy = await new TamperProxy(h.port).start();
-  });
-  after(async () => {
-    await proxy.close();
-    await h.close();
-  });
+describe('a relay that tampers', () => {
+  const { h, proxy } = proxiedHarness();
 
   it('is caught by the handshake: the service is in the prologue', async () => {
-    const aliceViaProxy = await h.user('alice', proxy.address, proxy.fingerprint);
+    const annViaProxy = await h.user('ann', proxy().address, proxy().fingerprint);
     const bob = await h.user('bob');
     const notices: string[] = [];
-    const host = await h.agent(aliceViaProxy, 'swapped', { allow: ['bob'] });
+    const host = await h.agent(annViaProxy, 'swapped', { allow: ['bob'] });
     host.on('notice', (t: string) => notices.push(t));
     // Control: honest, the ping gets through.
     const honest = await openPing(h, bob, 'swapped');
     assert.ok((await new Pinger(honest.channel).ping(8, 5_000)).rttMs !== undefined);
-    proxy.tamper = {
+    proxy().tamper = {
       toClientJson: (m) => {
         if (m['type'] === 'channel.open' && m['service'] === 'ping') m['service'] = 'terminal';
         return m;
@@ -198,26 +177,12 @@ describe('a relay that swaps the service', () => {
     };
     assert.equal(await codeOf(openPing(h, bob, 'swapped')), ErrorCode.HANDSHAKE_FAILED);
   });
-});
-
-describe('a relay that lets in someone the host does not', () => {
-  const h = new Harness();
-  let proxy: TamperProxy;
-
-  before(async () => {
-    await h.start();
-    proxy = await new TamperProxy(h.port).start();
-  });
-  after(async () => {
-    await proxy.close();
-    await h.close();
-  });
 
   it('is refused by the host before any service runs', async () => {
-    const aliceViaProxy = await h.user('alice', proxy.address, proxy.fingerprint);
+    const beaViaProxy = await h.user('bea', proxy().address, proxy().fingerprint);
     const mallory = await h.user('mallory');
     // The relay is told mallory is allowed; the host's own policy does not name her.
-    proxy.tamper = {
+    proxy().tamper = {
       toRelayJson: (m) => (m['type'] === 'session.register' ? { ...m, allow: ['mallory'] } : m),
     };
     let served = 0;
@@ -228,7 +193,7 @@ describe('a relay that lets in someone the host does not', () => {
         void channel.close('served', ErrorCode.CHANNEL_CLOSED);
       },
     };
-    const host = await h.agent(aliceViaProxy, 'strict-host', {}, { services: [careless] });
+    const host = await h.agent(beaViaProxy, 'strict-host', {}, { services: [careless] });
     const notices: string[] = [];
     host.on('notice', (t: string) => notices.push(t));
     const client = await mallory.connect();
@@ -258,24 +223,10 @@ describe('a relay that lets in someone the host does not', () => {
       notices.join('\n'),
     );
   });
-});
-
-describe('a relay newer than its client', () => {
-  const h = new Harness();
-  let proxy: TamperProxy;
-
-  before(async () => {
-    await h.start();
-    proxy = await new TamperProxy(h.port).start();
-  });
-  after(async () => {
-    await proxy.close();
-    await h.close();
-  });
 
   it('sends an event type the client does not know: dropped and counted, not an error', async () => {
-    const alice = await h.user('alice');
-    const viaProxy = await h.user('alice', proxy.address, proxy.fingerprint);
+    const alice = await h.user('cyd');
+    const viaProxy = await h.user('cyd', proxy().address, proxy().fingerprint);
     const host = await viaProxy.connect();
     h.defer(() => host.close());
     await host.request('session.register', {
@@ -288,7 +239,7 @@ describe('a relay newer than its client', () => {
     });
     const errors: unknown[] = [];
     host.on('protocolError', (e) => errors.push(e));
-    proxy.tamper = {
+    proxy().tamper = {
       toClientJson: (m) => (m['type'] === 'channel.open' ? { ...m, type: 'channel.future' } : m),
     };
     const opener = await alice.connect();
@@ -301,6 +252,31 @@ describe('a relay newer than its client', () => {
     await host.request('whoami', {});
     assert.equal(host.ignoredEvents, 1);
     assert.deepEqual(errors, []);
+  });
+
+  it('still reaches the opener: the close that came first is kept for the channel', async () => {
+    const alice = await h.user('dot');
+    await h.agent(alice, 'gone-at-once');
+    const viaProxy = await h.user('dot', proxy().address, proxy().fingerprint);
+    // The relay's channel.closed overtakes the reply that names the channel (as it can when
+    // both arrive in one read and the opener binds the channel only after the reply).
+    proxy().tamper = {
+      toClientJson: (m) => {
+        const result = m['result'] as { channel?: number; service?: string } | undefined;
+        if (m['type'] !== 'reply' || result?.service !== 'ping') return m;
+        const closed = {
+          type: 'channel.closed',
+          channel: result.channel,
+          code: 'PEER_GONE',
+          reason: 'gone',
+        };
+        return [closed, m];
+      },
+    };
+    const started = Date.now();
+    assert.equal(await codeOf(openPing(h, viaProxy, 'gone-at-once')), ErrorCode.PEER_GONE);
+    // Not the handshake's 30 s timeout.
+    assert.ok(Date.now() - started < 10_000);
   });
 });
 
@@ -383,45 +359,6 @@ describe('channels aimed at a user or one of their devices', () => {
   function alice(): TestUser {
     return phone;
   }
-});
-
-describe('a channel closed before its opener heard of it', () => {
-  const h = new Harness();
-  let proxy: TamperProxy;
-
-  before(async () => {
-    await h.start();
-    proxy = await new TamperProxy(h.port).start();
-  });
-  after(async () => {
-    await proxy.close();
-    await h.close();
-  });
-
-  it('still reaches the opener: the close that came first is kept for the channel', async () => {
-    const alice = await h.user('alice');
-    await h.agent(alice, 'gone-at-once');
-    const viaProxy = await h.user('alice', proxy.address, proxy.fingerprint);
-    // The relay's channel.closed overtakes the reply that names the channel (as it can when
-    // both arrive in one read and the opener binds the channel only after the reply).
-    proxy.tamper = {
-      toClientJson: (m) => {
-        const result = m['result'] as { channel?: number; service?: string } | undefined;
-        if (m['type'] !== 'reply' || result?.service !== 'ping') return m;
-        const closed = {
-          type: 'channel.closed',
-          channel: result.channel,
-          code: 'PEER_GONE',
-          reason: 'gone',
-        };
-        return [closed, m];
-      },
-    };
-    const started = Date.now();
-    assert.equal(await codeOf(openPing(h, viaProxy, 'gone-at-once')), ErrorCode.PEER_GONE);
-    // Not the handshake's 30 s timeout.
-    assert.ok(Date.now() - started < 10_000);
-  });
 });
 
 describe('channel.fanout: one request, many channels', () => {

@@ -1,11 +1,13 @@
 // A hostile relay for tests: terminates TLS with its own certificate and forwards to the real relay, tampering on request.
 import { mkdtempSync } from 'node:fs';
+import { after, before, beforeEach } from 'node:test';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
 import { loadOrCreateCertificate, tlsServerOptions } from '../src/server/certificate.js';
+import { Harness } from './terminal-harness.js';
 
 export interface Tamper {
   /** Rewrites a JSON message from the relay to the client (return it changed or as is, or several to send in its place, in order). */
@@ -108,4 +110,31 @@ export class TamperProxy {
     this.server.closeAllConnections();
     await new Promise<void>((r) => this.server.close(() => r()));
   }
+}
+
+/**
+ * A test relay with a TamperProxy in front, started before the suite and closed after it; the
+ * proxy tampers with nothing until a test sets `proxy().tamper` (reset before each test).
+ */
+export function proxiedHarness(): { h: Harness; proxy: () => TamperProxy } {
+  const h = new Harness();
+  let proxy: TamperProxy | undefined;
+  before(async () => {
+    await h.start();
+    proxy = await new TamperProxy(h.port).start();
+  });
+  beforeEach(() => {
+    if (proxy) proxy.tamper = {};
+  });
+  after(async () => {
+    await proxy?.close();
+    await h.close();
+  });
+  return {
+    h,
+    proxy: () => {
+      if (!proxy) throw new Error('the proxy starts in before()');
+      return proxy;
+    },
+  };
 }
