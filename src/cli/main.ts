@@ -1,33 +1,110 @@
 // The `switchboard` command: finds the subcommand, runs it, maps failures to exit codes.
 import { SwitchboardError } from '../protocol/errors.js';
 import { helpText, parseInvocation, type Command, type Io } from './command.js';
-import { account, login, logout, passwd, signup, users, whoami } from './commands/account.js';
-import { invite } from './commands/invite.js';
-import { keys, trust } from './commands/keys.js';
-import { ping } from './commands/ping.js';
-import { serve } from './commands/serve.js';
-import { agent, attach, sessions, share } from './commands/terminal.js';
 import { Exit, UsageError, exitCodeFor } from './exit-codes.js';
 
 export const VERSION = '0.1.0';
 
-const COMMANDS: Command[] = [
-  serve,
-  signup,
-  login,
-  logout,
-  whoami,
-  users,
-  passwd,
-  account,
-  invite,
-  share,
-  agent,
-  attach,
-  sessions,
-  ping,
-  keys,
-  trust,
+/**
+ * Every command, loaded only when it runs (or its help is asked for): `serve` alone pulls in the
+ * relay, the store and their drivers, which would otherwise slow every other command's start.
+ * The summary is here for the top help; a test checks it equals the command's own.
+ */
+export interface LazyCommand {
+  name: string;
+  summary: string;
+  load(): Promise<Command>;
+}
+
+const account = () => import('./commands/account.js');
+const terminal = () => import('./commands/terminal.js');
+const keys = () => import('./commands/keys.js');
+
+export const COMMANDS: readonly LazyCommand[] = [
+  {
+    name: 'serve',
+    summary: 'Run the relay: one TLS port for the CLI, hosts, browsers and the REST API.',
+    load: async () => (await import('./commands/serve.js')).serve,
+  },
+  {
+    name: 'signup',
+    summary: 'Create an account on the relay, then log in with it.',
+    load: async () => (await account()).signup,
+  },
+  {
+    name: 'login',
+    summary: "Log in; registers this device's key with the account and remembers the relay.",
+    load: async () => (await account()).login,
+  },
+  {
+    name: 'logout',
+    summary: 'End this login (--all: every login of the account, on every device).',
+    load: async () => (await account()).logout,
+  },
+  {
+    name: 'whoami',
+    summary: 'Show who you are logged in as, where, and with which device key.',
+    load: async () => (await account()).whoami,
+  },
+  {
+    name: 'users',
+    summary: 'List the people you deal with and who is online (--all: every user).',
+    load: async () => (await account()).users,
+  },
+  {
+    name: 'passwd',
+    summary: "Change your account's password (--logout-others: end your other logins).",
+    load: async () => (await account()).passwd,
+  },
+  {
+    name: 'account',
+    summary: 'Delete your account (`account delete`): its sessions, devices and logins go with it.',
+    load: async () => (await account()).account,
+  },
+  {
+    name: 'invite',
+    summary:
+      'Admins: make an invite code for `signup --invite` (create), or list open ones (list).',
+    load: async () => (await import('./commands/invite.js')).invite,
+  },
+  {
+    name: 'share',
+    summary:
+      'Share this terminal: others attach to it, end-to-end encrypted, and you see everything.',
+    load: async () => (await terminal()).share,
+  },
+  {
+    name: 'agent',
+    summary: 'Unattended host: each attach gets its own fresh login shell; runs until stopped.',
+    load: async () => (await terminal()).agent,
+  },
+  {
+    name: 'attach',
+    summary: "Open a remote terminal: the session's real shell, end-to-end encrypted, resumable.",
+    load: async () => (await terminal()).attach,
+  },
+  {
+    name: 'sessions',
+    summary: 'List the remote sessions you may attach to.',
+    load: async () => (await terminal()).sessions,
+  },
+  {
+    name: 'ping',
+    summary: "Round trips to a session's host through the end-to-end channel, like ping.",
+    load: async () => (await import('./commands/ping.js')).ping,
+  },
+  {
+    name: 'keys',
+    summary:
+      "Show this device's key fingerprint; with USER, that user's keys and which you have pinned.",
+    load: async () => (await keys()).keys,
+  },
+  {
+    name: 'trust',
+    summary:
+      'Re-verify a peer: pin the device keys the relay lists for USER, replacing the old pins.',
+    load: async () => (await keys()).trust,
+  },
 ];
 
 function topHelp(): string {
@@ -48,20 +125,21 @@ export async function run(argv: string[], io: Io): Promise<number> {
   const [name, ...rest] = argv;
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
     const target = name === 'help' ? COMMANDS.find((c) => c.name === rest[0]) : undefined;
-    io.stdout.write(target ? helpText(target) : topHelp());
+    io.stdout.write(target ? helpText(await target.load()) : topHelp());
     return name === undefined ? Exit.USAGE : Exit.OK;
   }
   if (name === '--version' || name === '-V') {
     io.stdout.write(`switchboard ${VERSION}\n`);
     return Exit.OK;
   }
-  const cmd = COMMANDS.find((c) => c.name === name);
-  if (!cmd) {
+  const lazy = COMMANDS.find((c) => c.name === name);
+  if (!lazy) {
     io.stderr.write(
       `switchboard: unknown command "${name}"; run \`switchboard --help\` for the list\n`,
     );
     return Exit.USAGE;
   }
+  const cmd = await lazy.load();
   try {
     const inv = parseInvocation(cmd, rest, io);
     if (inv === 'help') {
