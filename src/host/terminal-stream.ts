@@ -179,7 +179,8 @@ export class TerminalStream extends EventEmitter {
         continue;
       }
       const room = OUTPUT_WINDOW_BYTES - (att.sent - att.acked);
-      if (room <= 0) break;
+      // Nothing new: stop without a read (every pump used to end with an empty one).
+      if (room <= 0 || att.sent >= this.#ring.end) break;
       const chunk = this.#ring.read(att.sent, Math.min(MAX_CHUNK_BYTES, room));
       if (!chunk || chunk.length === 0) break;
       sink.send({ type: 'output', offset: att.sent, data: chunk });
