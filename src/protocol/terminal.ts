@@ -14,7 +14,19 @@ export const REPLAY_BUFFER_BYTES = 4 * 1024 * 1024; // bytes
 export const INPUT_WINDOW_BYTES = 256 * 1024; // bytes
 /** A controller acknowledges output at least this often. */
 export const ACK_EVERY_BYTES = 64 * 1024; // bytes
-export const ACK_DELAY_MS = 20; // ms
+/**
+ * …or this long after the first byte it has not acknowledged. Acks only move the flow-control
+ * window (1 MiB) and free replay state, so they need not follow each keystroke's echo: at 20 ms
+ * half the keystrokes of a typist cost an extra record through the relay.
+ */
+export const ACK_DELAY_MS = 200; // ms
+/**
+ * The host acknowledges input this long after the first byte it has not acknowledged, or at
+ * once past INPUT_ACK_EVERY_BYTES: the controller keeps unacknowledged input only to resend it
+ * after a reconnect, and the host drops what it already consumed.
+ */
+export const INPUT_ACK_DELAY_MS = 200; // ms
+export const INPUT_ACK_EVERY_BYTES = 16 * 1024; // bytes
 
 export const TerminalType = {
   HELLO: 0x10,

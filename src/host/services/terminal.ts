@@ -4,6 +4,8 @@ import type { SecureDuplex } from '../../channel/e2e.js';
 import { CryptoError, ErrorCode, SwitchboardError } from '../../protocol/errors.js';
 import type { PeerInfo } from '../../protocol/messages.js';
 import {
+  INPUT_ACK_DELAY_MS,
+  INPUT_ACK_EVERY_BYTES,
   MAX_CHUNK_BYTES,
   TERMINAL_PROTOCOL_VERSION,
   decodeTerminal,
@@ -34,6 +36,9 @@ export class TerminalPeer extends EventEmitter {
   readonly #requestedReadOnly: boolean;
   #step: 'hello' | 'deciding' | 'running' | 'closed' = 'hello';
   #placed: Placed | undefined;
+  /** Input offset last acknowledged, and the timer of the next acknowledgement. */
+  #inputAcked = 0;
+  #inputAckTimer: NodeJS.Timeout | undefined;
   #setupTimer: NodeJS.Timeout;
 
   constructor(ctx: ServiceContext & { host: HostSession }) {
@@ -77,6 +82,7 @@ export class TerminalPeer extends EventEmitter {
     if (this.#step === 'closed') return;
     this.#step = 'closed';
     clearTimeout(this.#setupTimer);
+    clearTimeout(this.#inputAckTimer);
     if (this.#placed) this.#placed.stream.disconnect(this.#placed.att, this.#host.now);
     this.emit('closed');
   }
@@ -161,6 +167,8 @@ export class TerminalPeer extends EventEmitter {
     if (!placedResult) return this.refuse(ErrorCode.CHANNEL_CLOSED, 'cannot place this attachment');
     const { placed, resumed: didResume } = placedResult;
     this.#placed = placed;
+    // The welcome tells the controller where input stands: that is an acknowledgement too.
+    this.#inputAcked = placed.att.inputOffset;
     clearTimeout(this.#setupTimer);
     this.#step = 'running';
     this.#send({
@@ -196,12 +204,28 @@ export class TerminalPeer extends EventEmitter {
     );
   }
 
+  /** Acknowledges consumed input soon, in one record for many keystrokes (see INPUT_ACK_DELAY_MS). */
+  #ackInput(): void {
+    const placed = this.#placed;
+    if (!placed) return;
+    const send = (): void => {
+      clearTimeout(this.#inputAckTimer);
+      this.#inputAckTimer = undefined;
+      const offset = placed.att.inputOffset;
+      if (offset === this.#inputAcked || this.#step !== 'running') return;
+      this.#inputAcked = offset;
+      this.#send({ type: 'ack', offset });
+    };
+    if (placed.att.inputOffset - this.#inputAcked >= INPUT_ACK_EVERY_BYTES) return send();
+    this.#inputAckTimer ??= setTimeout(send, INPUT_ACK_DELAY_MS);
+  }
+
   #onMessage(msg: TerminalMessage): void {
     const placed = this.#placed!;
     switch (msg.type) {
       case 'input':
         placed.stream.input(placed.att, msg.offset, msg.data);
-        if (!placed.att.readOnly) this.#send({ type: 'ack', offset: placed.att.inputOffset });
+        if (!placed.att.readOnly) this.#ackInput();
         return;
       case 'ack':
         placed.stream.ack(placed.att, msg.offset);
