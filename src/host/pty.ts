@@ -1,5 +1,5 @@
 // The PTY edge: the small interface the host needs, and its node-pty implementation.
-import { readSync } from 'node:fs';
+import { readSync, writeSync } from 'node:fs';
 import { createRequire } from 'node:module';
 
 export interface Pty {
@@ -87,6 +87,76 @@ function drain(fd: number, deliver: (data: Buffer) => void): void {
 const require = createRequire(import.meta.url);
 
 /** Spawns a program on a new PTY (raw bytes out: `encoding: null`). */
+/**
+ * Writes to the PTY master directly: at once while the kernel takes the bytes (a keystroke is one
+ * `write` syscall on the main thread, where node-pty's writer hands each write to the thread
+ * pool and back, 0.33 ms a key in the profile), and what the kernel does not take yet is queued
+ * and retried in order on the next turn, as node-pty does. The master fd is non-blocking, so a
+ * write never stalls the event loop: a full PTY answers EAGAIN.
+ */
+class MasterWriter {
+  readonly #fd: number;
+  readonly #queue: Buffer[] = [];
+  #retry: NodeJS.Immediate | undefined;
+  #broken = false;
+
+  constructor(fd: number) {
+    this.#fd = fd;
+  }
+
+  write(data: Buffer): void {
+    if (data.length === 0 || this.#broken) return;
+    // Behind queued bytes, a new write waits its turn (order is everything for a terminal).
+    if (this.#queue.length > 0) {
+      this.#queue.push(Buffer.from(data));
+      return;
+    }
+    const rest = this.#writeNow(data);
+    if (rest) {
+      this.#queue.push(Buffer.from(rest));
+      this.#schedule();
+    }
+  }
+
+  dispose(): void {
+    clearImmediate(this.#retry);
+    this.#retry = undefined;
+    this.#queue.length = 0;
+  }
+
+  /** Writes what the kernel takes now; returns the rest (undefined: all written, or the PTY is gone). */
+  #writeNow(data: Buffer): Buffer | undefined {
+    let offset = 0;
+    while (offset < data.length) {
+      try {
+        offset += writeSync(this.#fd, data, offset, data.length - offset);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'EAGAIN') return data.subarray(offset);
+        // EIO and the like: the other side is gone; the exit is reported through onExit.
+        this.#broken = true;
+        this.#queue.length = 0;
+        return undefined;
+      }
+    }
+    return undefined;
+  }
+
+  #schedule(): void {
+    this.#retry ??= setImmediate(() => {
+      this.#retry = undefined;
+      while (this.#queue.length > 0) {
+        const rest = this.#writeNow(this.#queue[0]!);
+        if (rest) {
+          this.#queue[0] = rest;
+          this.#schedule();
+          return;
+        }
+        this.#queue.shift();
+      }
+    });
+  }
+}
+
 export function spawnPty(options: SpawnOptions): Pty {
   const nodePty = require('node-pty') as NodePtyModule;
   const p = nodePty.spawn(options.file, options.args, {
@@ -105,10 +175,11 @@ export function spawnPty(options: SpawnOptions): Pty {
   p.onData((d) => deliver(typeof d === 'string' ? Buffer.from(d) : d));
   // 'end' comes after the last 'data' and before 'close', after which node-pty reports the exit.
   p.on('end', () => drain(p.fd, deliver));
+  const writer = new MasterWriter(p.fd);
   return {
     pid: p.pid,
     write: (data) => {
-      if (!exited) p.write(data);
+      if (!exited) writer.write(typeof data === 'string' ? Buffer.from(data) : data);
     },
     resize: (cols, rows) => {
       if (!exited) p.resize(cols, rows);
@@ -124,6 +195,7 @@ export function spawnPty(options: SpawnOptions): Pty {
     onExit: (listener) =>
       p.onExit((e) => {
         exited = true;
+        writer.dispose();
         listener(e);
       }),
   };
