@@ -136,6 +136,10 @@ describe('the CLI in a real terminal', () => {
     await p.waitText('$ ');
     p.write('export SAME=shell-$((20+22)); echo "size=$(tput cols)x$(tput lines)"\r');
     await p.waitText('size=101x31');
+    // The remote PTY's CRLF arrives as is: the local terminal adds no second CR (OPOST off).
+    p.write("printf 'crlf-one\\ncrlf-two\\n'\r");
+    await p.waitFor((o) => /crlf-one\r+\ncrlf-two/.test(o), 'the printf output');
+    assert.ok(p.out.includes('crlf-one\r\ncrlf-two'), JSON.stringify(p.out.slice(-200)));
     p.proc.resize(77, 19);
     p.write('echo "size=$(tput cols)x$(tput lines)"\r');
     await p.waitText('size=77x19');

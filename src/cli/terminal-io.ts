@@ -1,4 +1,5 @@
 // The local terminal while sharing or attached: raw mode, size, and restoring it afterwards.
+import { spawnSync } from 'node:child_process';
 import type { Io } from './command.js';
 
 /** How a status line of the CLI's own starts (bold "[switchboard]"), after a line break. */
@@ -21,10 +22,18 @@ export class LocalTerminal {
     return { cols: out.columns || 80, rows: out.rows || 24 };
   }
 
+  /**
+   * Raw input, and no output processing: the remote PTY already turned each newline into CRLF,
+   * and the local terminal's ONLCR (which Node's raw mode keeps) would make it CR CR LF. `stty
+   * -opost` is what ssh's raw mode does too; leaving raw mode (here or at exit) restores the
+   * settings libuv saved on entering it, OPOST included.
+   */
   enterRaw(): void {
     if (!this.#io.stdin.isTTY || this.#raw) return;
     this.#io.stdin.setRawMode(true);
     this.#raw = true;
+    // Best effort: without stty the terminal still works, with CR CR LF.
+    spawnSync('stty', ['-opost'], { stdio: [this.#io.stdin, 'ignore', 'ignore'] });
   }
 
   restore(): void {
