@@ -155,9 +155,7 @@ export class AttachSession extends EventEmitter {
       }));
     } catch (err) {
       client.close();
-      // Closed by the host (or by the relay because the host ended the session): final.
-      if (err instanceof SwitchboardError && err.code === ErrorCode.CHANNEL_CLOSED)
-        return this.#fail(err);
+      if (err instanceof SwitchboardError) return this.#channelEnded(err);
       return this.#lost(err);
     }
     if (this.#client !== client) return void channel.close('gave up');
@@ -189,12 +187,7 @@ export class AttachSession extends EventEmitter {
       },
       onClose: (code, reason) => {
         if (this.#channel !== channel) return;
-        // Closed by the host (or by the relay because the host ended the session): final.
-        if (code === ErrorCode.CHANNEL_CLOSED || FATAL.has(code)) {
-          return this.#fail(new SessionError(code as ErrorCode, reason));
-        }
-        // PEER_GONE, SLOW_PEER, CONNECTION_CLOSED…: come back and resume.
-        this.#lost(new SessionError(code as ErrorCode, reason));
+        this.#channelEnded(new SessionError(code as ErrorCode, reason));
       },
     });
     this.#send({
@@ -210,6 +203,14 @@ export class AttachSession extends EventEmitter {
           : {}),
       },
     });
+  }
+
+  /** The channel ended, while opening or attached: final, or a drop to resume from. */
+  #channelEnded(err: SwitchboardError): void {
+    // Closed by the host (or by the relay because the host ended the session): final.
+    if (err.code === ErrorCode.CHANNEL_CLOSED) return this.#fail(err);
+    // #lost ends it on the codes retrying cannot help (FATAL); PEER_GONE, SLOW_PEER… resume.
+    this.#lost(err);
   }
 
   #onWelcome(welcome: Welcome, info: AttachedInfo): void {

@@ -91,10 +91,6 @@ export class Directory implements Presence, ConnectionBus, SessionDirectory {
     return out;
   }
 
-  async countOnline(): Promise<number> {
-    return this.#online.size;
-  }
-
   async closeConnections(
     userId: number,
     filter: ConnectionFilter,

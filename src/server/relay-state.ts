@@ -23,8 +23,6 @@ export interface Presence {
   onlineAmong(userIds: readonly number[]): Promise<Set<number>>;
   /** Up to `limit` users holding a connection, in no particular order. */
   someOnline(limit: number): Promise<number[]>;
-  /** How many users hold a connection (for /metrics). */
-  countOnline(): Promise<number>;
 }
 
 /** Which connections a command reaches, by what their login is (serialisable, for a bus). */

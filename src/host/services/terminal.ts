@@ -208,17 +208,20 @@ export class TerminalPeer extends EventEmitter {
   #ackInput(): void {
     const placed = this.#placed;
     if (!placed) return;
-    const send = (): void => {
-      clearTimeout(this.#inputAckTimer);
-      this.#inputAckTimer = undefined;
-      const offset = placed.att.inputOffset;
-      if (offset === this.#inputAcked || this.#step !== 'running') return;
-      this.#inputAcked = offset;
-      this.#send({ type: 'ack', offset });
-    };
-    if (placed.att.inputOffset - this.#inputAcked >= INPUT_ACK_EVERY_BYTES) return send();
-    this.#inputAckTimer ??= setTimeout(send, INPUT_ACK_DELAY_MS);
+    if (placed.att.inputOffset - this.#inputAcked >= INPUT_ACK_EVERY_BYTES)
+      return this.#sendInputAck();
+    this.#inputAckTimer ??= setTimeout(this.#sendInputAck, INPUT_ACK_DELAY_MS);
   }
+
+  /** One timer callback for the life of the peer, not a closure per keystroke. */
+  readonly #sendInputAck = (): void => {
+    clearTimeout(this.#inputAckTimer);
+    this.#inputAckTimer = undefined;
+    const offset = this.#placed?.att.inputOffset;
+    if (offset === undefined || offset === this.#inputAcked || this.#step !== 'running') return;
+    this.#inputAcked = offset;
+    this.#send({ type: 'ack', offset });
+  };
 
   #onMessage(msg: TerminalMessage): void {
     const placed = this.#placed!;
