@@ -2,6 +2,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { openService } from '../src/client/open-channel.js';
+import type { RelayClient } from '../src/client/relay-client.js';
 import { Pinger, PingType } from '../src/client/services/ping.js';
 import { ErrorCode, SwitchboardError } from '../src/protocol/errors.js';
 import { targetKey, type ChannelTarget } from '../src/protocol/messages.js';
@@ -286,6 +287,7 @@ describe('channels aimed at a user or one of their devices', () => {
   let phone: TestUser;
   let bob: TestUser;
   let listener: ServiceListener;
+  let listening: RelayClient;
   const fp = (u: TestUser) => keyFingerprint(u.key.publicKey);
 
   before(async () => {
@@ -295,6 +297,7 @@ describe('channels aimed at a user or one of their devices', () => {
     phone = await h.user('alice');
     bob = await h.user('bob');
     const client = await laptop.connect();
+    listening = client;
     h.defer(() => client.close());
     listener = new ServiceListener(client, {
       user: 'alice',
@@ -346,6 +349,14 @@ describe('channels aimed at a user or one of their devices', () => {
       await codeOf(openPing(h, bob, { kind: 'device', user: 'alice', fingerprint: fp(phone) })),
       ErrorCode.SERVICE_UNAVAILABLE,
     );
+  });
+
+  it('refuses a channel from a connection to itself', async () => {
+    const open = listening.request('channel.open', {
+      service: 'ping',
+      target: { kind: 'user', user: 'alice' },
+    });
+    assert.equal(await codeOf(open), ErrorCode.NOT_ALLOWED);
   });
 
   it('stops reaching a device once it withdraws its offer', async () => {
