@@ -1,7 +1,7 @@
 // Benchmark of remote terminals: keystroke echo, bulk output and attach time, Switchboard vs OpenSSH.
 //
 // Usage: npm run bench:terminal -- [--quick] [--keystrokes N] [--size MIB] [--attach-runs N]
-//                                   [--gap MS] [--no-ssh]
+//                                   [--gap MS] [--no-ssh] [--cpu-prof DIR]
 // Everything runs on this machine over 127.0.0.1; both sides run `/bin/sh -l` on a remote PTY.
 // Switchboard: `switchboard serve` and `switchboard agent` as child processes; the controller both
 // in this process (AttachSession: bytes timed where they arrive, no terminal in between) and as
@@ -12,7 +12,7 @@
 import { findRoot } from './lib/root.js';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { cpus, loadavg, release, tmpdir, totalmem } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { cpuSeconds } from './lib/cpu.js';
 import { OpenSshRig, ensureOpenSsh, type OpenSshTools } from './lib/openssh-rig.js';
@@ -35,14 +35,16 @@ const { values: flags } = parseArgs({
     'attach-runs': { type: 'string' },
     gap: { type: 'string' },
     'no-ssh': { type: 'boolean' },
+    'cpu-prof': { type: 'string' },
     help: { type: 'boolean', short: 'h' },
   },
 });
 if (flags.help) {
   console.log(
     'npm run bench:terminal -- [--quick] [--keystrokes N=300] [--size MIB=64] [--attach-runs N=10]\n' +
-      '                          [--gap MS=10] [--no-ssh]\n' +
-      '--quick: 100 keystrokes, 8 MiB, 5 attaches. As root, installs OpenSSH with apt-get if missing.',
+      '                          [--gap MS=10] [--no-ssh] [--cpu-prof DIR]\n' +
+      '--quick: 100 keystrokes, 8 MiB, 5 attaches. As root, installs OpenSSH with apt-get if missing.\n' +
+      '--cpu-prof DIR: the relay, the agent and every `switchboard attach` write a V8 CPU profile to DIR.',
   );
   process.exit(0);
 }
@@ -286,6 +288,9 @@ async function main(): Promise<void> {
       shell: SHELL,
       cols: COLS,
       rows: ROWS,
+      ...(flags['cpu-prof']
+        ? { nodeArgs: ['--cpu-prof', '--cpu-prof-dir', resolve(flags['cpu-prof'])] }
+        : {}),
     });
     cleanups.push(() => sbRig.stop());
     await sbRig.start();

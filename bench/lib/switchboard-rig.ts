@@ -29,6 +29,8 @@ export interface SwitchboardRigOptions {
   /** The controller's terminal size. */
   cols: number;
   rows: number;
+  /** Extra Node.js options for the relay, the agent and `switchboard attach` (e.g. --cpu-prof). */
+  nodeArgs?: string[];
 }
 
 export class SwitchboardRig {
@@ -42,6 +44,10 @@ export class SwitchboardRig {
 
   constructor(options: SwitchboardRigOptions) {
     this.#o = options;
+  }
+
+  get #nodeArgs(): string[] {
+    return this.#o.nodeArgs ?? [];
   }
 
   get #bin(): string {
@@ -85,7 +91,7 @@ export class SwitchboardRig {
   }
 
   #spawn(name: string, args: string[], env: NodeJS.ProcessEnv = {}): Child {
-    const child = new Child(name, process.execPath, [this.#bin, ...args], {
+    const child = new Child(name, process.execPath, [...this.#nodeArgs, this.#bin, ...args], {
       ...process.env,
       ...env,
     });
@@ -175,7 +181,7 @@ export class SwitchboardRig {
   openCli(): RemoteTerminal {
     return ptyTerminal('switchboard attach', {
       file: process.execPath,
-      args: [this.#bin, 'attach', SESSION_ID],
+      args: [...this.#nodeArgs, this.#bin, 'attach', SESSION_ID],
       cwd: this.#o.dir,
       env: {
         PATH: process.env['PATH'] ?? '/usr/bin:/bin',

@@ -2,7 +2,13 @@
 import assert from 'node:assert/strict';
 import { tmpdir } from 'node:os';
 import { describe, it } from 'node:test';
-import { OUTPUT_WINDOW_BYTES, type TerminalMessage } from '../protocol/terminal.js';
+import { setTimeout as delay } from 'node:timers/promises';
+import {
+  MAX_CHUNK_BYTES,
+  OUTPUT_COALESCE_MS,
+  OUTPUT_WINDOW_BYTES,
+  type TerminalMessage,
+} from '../protocol/terminal.js';
 import { spawnPty } from './pty.js';
 import { Attachment, TerminalStream } from './terminal-stream.js';
 
@@ -106,6 +112,54 @@ describe('TerminalStream', () => {
       const delivered = stream.whenExitDelivered(10_000);
       stream.disconnect(att, 0);
       assert.equal(await delivered, true);
+    } finally {
+      stream.close();
+    }
+  });
+
+  it('sends a burst in records larger than one PTY read, and output after a pause at once', async () => {
+    // A PTY read returns at most 4 KiB (the line discipline's buffer), so without coalescing every
+    // record is at most that. The program prints a burst, then echoes what it is sent.
+    const stream = new TerminalStream({
+      pty: program(`stty raw -echo; head -c 300000 /dev/zero | tr '\\0' x; echo READY; exec cat`),
+      cols: 80,
+      rows: 24,
+      lossless: false,
+    });
+    try {
+      const att = new Attachment('bob', 'key', false);
+      const sizes: number[] = [];
+      let sent = '';
+      let readySent: () => void = () => undefined;
+      const ready = new Promise<void>((resolve) => (readySent = resolve));
+      stream.connect(att, {
+        send: (m) => {
+          if (m.type !== 'output') return;
+          sizes.push(m.data.length);
+          sent += Buffer.from(m.data).toString('latin1');
+          if (sent.includes('READY')) readySent();
+          // Acknowledged as a controller would, after the record (never inside the host's send).
+          queueMicrotask(() => stream.ack(att, att.sent));
+        },
+      });
+      await ready;
+      assert.ok(
+        Math.max(...sizes) > 4096,
+        `largest record ${Math.max(...sizes)} B: the burst was not coalesced`,
+      );
+      assert.ok(Math.max(...sizes) <= MAX_CHUNK_BYTES);
+      // The user types after a pause (the pause is the scenario, not a synchronisation): the echo
+      // must reach the controller in the turn it is read, not after a coalescing timer.
+      await delay(OUTPUT_COALESCE_MS * 10);
+      const echoed = new Promise<boolean>((resolve) =>
+        stream.on('output', (data: Buffer) => {
+          if (!data.includes('k')) return;
+          // Read from the PTY just now; checked once this read is handled, before any timer runs.
+          queueMicrotask(() => resolve(sent.endsWith('k')));
+        }),
+      );
+      stream.input(att, 0, Buffer.from('k'));
+      assert.equal(await echoed, true, 'the echo after a pause was held back');
     } finally {
       stream.close();
     }

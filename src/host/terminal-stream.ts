@@ -3,6 +3,7 @@ import { EventEmitter } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import {
   MAX_CHUNK_BYTES,
+  OUTPUT_COALESCE_MS,
   OUTPUT_WINDOW_BYTES,
   REPLAY_BUFFER_BYTES,
   type TerminalMessage,
@@ -63,6 +64,11 @@ export class TerminalStream extends EventEmitter {
   readonly #lossless: boolean;
   readonly attachments = new Set<Attachment>();
   #paused = false;
+  /** When output was last pumped to the attachments, and the timer of a held pump (see OUTPUT_COALESCE_MS). */
+  #pumpedAt = -Infinity;
+  #pumpTimer: NodeJS.Timeout | undefined;
+  /** Ring offset at the last pump of all attachments. */
+  #pumpedEnd = 0;
   exit: { code: number; signal?: number } | undefined;
   cols: number;
   rows: number;
@@ -79,15 +85,37 @@ export class TerminalStream extends EventEmitter {
       this.#ring.append(data);
       this.#screen.write(data);
       this.emit('output', data);
-      for (const a of this.attachments) this.pump(a);
+      this.#schedulePump();
     });
     // The Pty reports the exit only after its last output (see Pty.onExit).
     this.pty.onExit(({ exitCode, signal }) => {
       this.exit = signal ? { code: exitCode, signal } : { code: exitCode };
-      for (const a of this.attachments) this.pump(a);
+      this.#pumpAll();
       this.emit('exit', this.exit);
     });
   }
+
+  /**
+   * New output goes out at once after a pause; during a burst it waits until OUTPUT_COALESCE_MS
+   * after the last pump, or until a full chunk is waiting, so it leaves in fewer, larger records.
+   */
+  #schedulePump(): void {
+    if (this.#pumpTimer) {
+      if (this.#ring.end - this.#pumpedEnd >= MAX_CHUNK_BYTES) this.#pumpAll();
+      return;
+    }
+    const wait = this.#pumpedAt + OUTPUT_COALESCE_MS - performance.now();
+    if (wait <= 0 || this.#ring.end - this.#pumpedEnd >= MAX_CHUNK_BYTES) return this.#pumpAll();
+    this.#pumpTimer = setTimeout(this.#pumpAll, wait);
+  }
+
+  readonly #pumpAll = (): void => {
+    clearTimeout(this.#pumpTimer);
+    this.#pumpTimer = undefined;
+    this.#pumpedAt = performance.now();
+    this.#pumpedEnd = this.#ring.end;
+    for (const a of this.attachments) this.pump(a);
+  };
 
   get end(): number {
     return this.#ring.end;
@@ -244,6 +272,8 @@ export class TerminalStream extends EventEmitter {
   }
 
   close(): void {
+    clearTimeout(this.#pumpTimer);
+    this.#pumpTimer = undefined;
     this.pty.kill('SIGHUP');
     this.#screen.dispose();
   }

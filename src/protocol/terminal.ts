@@ -27,6 +27,13 @@ export const ACK_DELAY_MS = 200; // ms
  */
 export const INPUT_ACK_DELAY_MS = 200; // ms
 export const INPUT_ACK_EVERY_BYTES = 16 * 1024; // bytes
+/**
+ * While output streams, the host sends it at most once per this interval (or as soon as a full
+ * MAX_CHUNK_BYTES is waiting), so a burst goes out in fewer, larger records instead of one per
+ * 4 KiB PTY read. Output after a pause at least this long goes out at once: a keystroke's echo is
+ * never held.
+ */
+export const OUTPUT_COALESCE_MS = 2; // ms
 
 export const TerminalType = {
   HELLO: 0x10,
