@@ -1,7 +1,7 @@
 // Benchmark of remote terminals: keystroke echo, bulk output and attach time, Switchboard vs OpenSSH.
 //
 // Usage: npm run bench:terminal -- [--quick] [--keystrokes N] [--size MIB] [--attach-runs N]
-//                                   [--gap MS] [--no-ssh] [--cpu-prof DIR]
+//                                   [--gap MS] [--seq N] [--rounds N] [--no-ssh] [--cpu-prof DIR]
 // Everything runs on this machine over 127.0.0.1; both sides run `/bin/sh -l` on a remote PTY.
 // Switchboard: `switchboard serve` and `switchboard agent` as child processes; the controller both
 // in this process (AttachSession: bytes timed where they arrive, no terminal in between) and as
@@ -16,7 +16,7 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { cpuSeconds } from './lib/cpu.js';
 import { OpenSshRig, ensureOpenSsh, type OpenSshTools } from './lib/openssh-rig.js';
-import { writePayload, type Payload } from './lib/payload.js';
+import { seqPayload, writePayload, type Payload } from './lib/payload.js';
 import type { RemoteTerminal } from './lib/remote-terminal.js';
 import { round, summarize, table, type Summary } from './lib/stats.js';
 import { SwitchboardRig } from './lib/switchboard-rig.js';
@@ -34,6 +34,8 @@ const { values: flags } = parseArgs({
     size: { type: 'string' },
     'attach-runs': { type: 'string' },
     gap: { type: 'string' },
+    seq: { type: 'string' },
+    rounds: { type: 'string' },
     'no-ssh': { type: 'boolean' },
     'cpu-prof': { type: 'string' },
     help: { type: 'boolean', short: 'h' },
@@ -42,8 +44,11 @@ const { values: flags } = parseArgs({
 if (flags.help) {
   console.log(
     'npm run bench:terminal -- [--quick] [--keystrokes N=300] [--size MIB=64] [--attach-runs N=10]\n' +
-      '                          [--gap MS=10] [--no-ssh] [--cpu-prof DIR]\n' +
-      '--quick: 100 keystrokes, 8 MiB, 5 attaches. As root, installs OpenSSH with apt-get if missing.\n' +
+      '                          [--gap MS=10] [--seq N=3000000] [--rounds N=3] [--no-ssh]\n' +
+      '                          [--cpu-prof DIR]\n' +
+      '--quick: 100 keystrokes, 8 MiB, seq 1 1000000, 5 attaches, 1 round.\n' +
+      '--rounds: every client is measured once per round, in turn; the table shows medians.\n' +
+      'As root, installs OpenSSH with apt-get if missing.\n' +
       '--cpu-prof DIR: the relay, the agent and every `switchboard attach` write a V8 CPU profile to DIR.',
   );
   process.exit(0);
@@ -69,6 +74,10 @@ const SIZE_MIB = intFlag('size', flags.size, QUICK ? 8 : 64, 1, 1_024);
 const ATTACH_RUNS = intFlag('attach-runs', flags['attach-runs'], QUICK ? 5 : 10, 1, 100);
 /** Pause between keystrokes, so each one starts from an idle pipeline like typing does. */
 const GAP_MS = intFlag('gap', flags.gap, 10, 0, 1_000); // ms
+/** `seq 1 N` for the short-line bulk-output run. */
+const SEQ_N = intFlag('seq', flags.seq, QUICK ? 1_000_000 : 3_000_000, 1, 100_000_000);
+/** Rounds: each measures every client once, so slow drifts in the machine's load hit all alike. */
+const ROUNDS = intFlag('rounds', flags.rounds, QUICK ? 1 : 3, 1, 20);
 /** Unmeasured keystrokes and attaches first (JIT, caches, first-contact key pinning). */
 const ECHO_WARMUP = 20;
 const ATTACH_WARMUP = 1;
@@ -76,8 +85,8 @@ const ATTACH_WARMUP = 1;
 const STEP_TIMEOUT_MS = 15_000; // ms
 /** Limit on the whole bulk-output run (one `cat`). */
 const CAT_TIMEOUT_MS = 120_000; // ms
-/** Limit on the whole measurement (after any apt-get install); then it cleans up and fails. */
-const RUN_LIMIT_MS = 5 * 60_000; // ms
+/** Limit on each round of the measurement (after any apt-get install); then it cleans up and fails. */
+const ROUND_LIMIT_MS = 5 * 60_000; // ms
 /** The remote shell on both sides: dash, no readline, no bracketed paste; `-l` as agent and sshd run it. */
 const SHELL = '/bin/sh';
 const COLS = 80;
@@ -90,6 +99,8 @@ interface SystemResult {
   throughput: ThroughputResult;
   /** CPU seconds each process spent during the bulk-output run, where they can be read. */
   throughputCpuSeconds?: Record<string, number>;
+  /** `seq 1 N`: short lines. */
+  seq: ThroughputResult;
   attachMs: Summary;
   /** In-process controller only: start → E2E session established (before the shell's prompt). */
   attachedMs?: Summary;
@@ -121,15 +132,28 @@ function sampleCpu(pids: Record<string, number | undefined>): Record<string, num
   return Object.fromEntries(Object.entries(pids).map(([name, pid]) => [name, cpuSeconds(pid)]));
 }
 
-async function measureSystem(system: System, payload: Payload): Promise<SystemResult> {
+function roundThroughput(r: ThroughputResult): ThroughputResult {
+  return {
+    ...r,
+    mibPerSec: round(r.mibPerSec, 1),
+    seconds: round(r.seconds, 3),
+    startMs: round(r.startMs, 1),
+  };
+}
+
+async function measureSystem(
+  system: System,
+  payloads: { cat: Payload; seq: Payload },
+  tag: string,
+): Promise<SystemResult> {
   const { label, open } = system;
-  console.log(`${label}: time to attach (${ATTACH_WARMUP} + ${ATTACH_RUNS} runs)…`);
+  console.log(`${tag} ${label}: time to attach (${ATTACH_WARMUP} + ${ATTACH_RUNS} runs)…`);
   const attach = await measureAttach(open, {
     runs: ATTACH_RUNS,
     warmup: ATTACH_WARMUP,
     timeoutMs: STEP_TIMEOUT_MS,
   });
-  console.log(`${label}: keystroke echo (${ECHO_WARMUP} + ${KEYSTROKES} keystrokes)…`);
+  console.log(`${tag} ${label}: keystroke echo (${ECHO_WARMUP} + ${KEYSTROKES} keystrokes)…`);
   const echo = await withTerminal(open, (t) =>
     measureEcho(t, {
       keystrokes: KEYSTROKES,
@@ -138,11 +162,11 @@ async function measureSystem(system: System, payload: Payload): Promise<SystemRe
       timeoutMs: STEP_TIMEOUT_MS,
     }),
   );
-  console.log(`${label}: output throughput (cat of ${SIZE_MIB} MiB)…`);
+  console.log(`${tag} ${label}: output throughput (${payloads.cat.label})…`);
   const pids = { ...system.cpuPids, 'bench process': process.pid };
   const cpuBefore = sampleCpu(pids);
   const throughput = await withTerminal(open, (t) =>
-    measureThroughput(t, payload, { timeoutMs: CAT_TIMEOUT_MS }),
+    measureThroughput(t, payloads.cat, { timeoutMs: CAT_TIMEOUT_MS }),
   );
   const cpuAfter = sampleCpu(pids);
   const cpu: Record<string, number> = {};
@@ -150,22 +174,75 @@ async function measureSystem(system: System, payload: Payload): Promise<SystemRe
     const before = cpuBefore[name];
     if (after !== undefined && before !== undefined) cpu[name] = round(after - before, 2);
   }
+  console.log(`${tag} ${label}: output throughput (${payloads.seq.label})…`);
+  const seq = await withTerminal(open, (t) =>
+    measureThroughput(t, payloads.seq, { timeoutMs: CAT_TIMEOUT_MS }),
+  );
   const attached = attach.flatMap((s) => (s.attachedMs === undefined ? [] : [s.attachedMs]));
   return {
     echoMs: summarize(echo),
-    throughput: {
-      ...throughput,
-      mibPerSec: round(throughput.mibPerSec, 1),
-      seconds: round(throughput.seconds, 3),
-      startMs: round(throughput.startMs, 1),
-    },
+    throughput: roundThroughput(throughput),
     throughputCpuSeconds: cpu,
+    seq: roundThroughput(seq),
     attachMs: summarize(
       attach.map((s) => s.promptMs),
       1,
     ),
     ...(attached.length > 0 ? { attachedMs: summarize(attached, 1) } : {}),
   };
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+/** The figures of the report: per round, and their median over the rounds. */
+const FIGURES: Array<{
+  key: string;
+  label: (payloads: { cat: Payload; seq: Payload }) => string;
+  of: (r: SystemResult) => number | undefined;
+  digits: number;
+}> = [
+  { key: 'echoP50Ms', label: () => 'keystroke echo p50 (ms)', of: (r) => r.echoMs.p50, digits: 3 },
+  { key: 'echoP99Ms', label: () => 'keystroke echo p99 (ms)', of: (r) => r.echoMs.p99, digits: 3 },
+  {
+    key: 'catMiBps',
+    label: (p) => `output throughput, ${p.cat.label} (MiB/s)`,
+    of: (r) => r.throughput.mibPerSec,
+    digits: 1,
+  },
+  {
+    key: 'seqMiBps',
+    label: (p) => `output throughput, ${p.seq.label} (MiB/s)`,
+    of: (r) => r.seq.mibPerSec,
+    digits: 1,
+  },
+  {
+    key: 'attachP50Ms',
+    label: () => 'time to attach → prompt, median (ms)',
+    of: (r) => r.attachMs.p50,
+    digits: 1,
+  },
+  {
+    key: 'attachedP50Ms',
+    label: () => '  → E2E session up, median (ms)',
+    of: (r) => r.attachedMs?.p50,
+    digits: 1,
+  },
+];
+
+function medians(rounds: SystemResult[]): Record<string, number | undefined> {
+  return Object.fromEntries(
+    FIGURES.map((f) => {
+      const values = rounds.flatMap((r) => {
+        const v = f.of(r);
+        return v === undefined ? [] : [v];
+      });
+      return [f.key, values.length > 0 ? round(median(values), f.digits) : undefined];
+    }),
+  );
 }
 
 function unavailable(): never {
@@ -182,44 +259,62 @@ function cpuModel(): string {
   return cpus()[0]?.model ?? 'unknown';
 }
 
-function report(systems: System[], results: Map<string, SystemResult>, payload: Payload): void {
-  const rows: Array<[string, (r: SystemResult) => number | string | undefined]> = [
-    ['keystroke echo p50 (ms)', (r) => r.echoMs.p50],
-    ['keystroke echo p99 (ms)', (r) => r.echoMs.p99],
-    ['keystroke echo mean (ms)', (r) => r.echoMs.mean],
-    [`output throughput, cat ${SIZE_MIB} MiB (MiB/s)`, (r) => r.throughput.mibPerSec],
-    ['  received intact (size + SHA-256)', (r) => (r.throughput.verified ? 'yes' : 'NO')],
-    ['time to attach → prompt, median (ms)', (r) => r.attachMs.p50],
-    ['time to attach → prompt, max (ms)', (r) => r.attachMs.max],
-    ['  → E2E session up, median (ms)', (r) => r.attachedMs?.p50],
-  ];
+function report(
+  systems: System[],
+  results: Map<string, SystemResult[]>,
+  payloads: { cat: Payload; seq: Payload },
+): void {
+  const cell = (key: string, f: (typeof FIGURES)[number]) => {
+    const rounds = results.get(key);
+    if (!rounds) return 'skipped';
+    const m = medians(rounds)[f.key];
+    return m === undefined ? '-' : String(m);
+  };
   console.log(
-    `\nkeystrokes: ${KEYSTROKES} (+${ECHO_WARMUP} warm-up), ${GAP_MS} ms apart; file: ${payload.bytes} bytes ` +
-      `(${payload.lines} base64 lines); attaches: ${ATTACH_RUNS} (+${ATTACH_WARMUP} warm-up)\n`,
+    `\nkeystrokes: ${KEYSTROKES} (+${ECHO_WARMUP} warm-up), ${GAP_MS} ms apart; ` +
+      `${payloads.cat.label} (${payloads.cat.lines} base64 lines); ${payloads.seq.label}; ` +
+      `attaches: ${ATTACH_RUNS} (+${ATTACH_WARMUP} warm-up); rounds: ${ROUNDS} (medians below)\n`,
   );
   console.log(
     table(
       ['', ...systems.map((s) => s.label)],
-      rows.map(([label, f]) => [
-        label,
-        ...systems.map((s) => {
-          const r = results.get(s.key);
-          return r === undefined ? 'skipped' : String(f(r) ?? '-');
-        }),
-      ]),
+      [
+        ...FIGURES.map((f) => [f.label(payloads), ...systems.map((s) => cell(s.key, f))]),
+        [
+          '  all output received intact (size + SHA-256)',
+          ...systems.map((s) => {
+            const rounds = results.get(s.key);
+            if (!rounds) return 'skipped';
+            return rounds.every((r) => r.throughput.verified && r.seq.verified) ? 'yes' : 'NO';
+          }),
+        ],
+      ],
     ),
   );
+  if (ROUNDS > 1) {
+    console.log('\nEach round (echo p50 ms / p99 ms / cat MiB/s / seq MiB/s / attach ms):');
+    for (const s of systems) {
+      const rounds = results.get(s.key);
+      if (!rounds) continue;
+      const text = rounds.map(
+        (r) =>
+          `${r.echoMs.p50} / ${r.echoMs.p99} / ${r.throughput.mibPerSec} / ${r.seq.mibPerSec} / ${r.attachMs.p50}`,
+      );
+      console.log(`  ${s.label}: ${text.join('  |  ')}`);
+    }
+  }
   console.log(
-    '\nCPU seconds during the bulk-output run (bench process: also the byte check after it):',
+    `\nCPU seconds during the ${payloads.cat.label} run, each round (bench process: also the byte check after it):`,
   );
   for (const s of systems) {
-    const cpu = results.get(s.key)?.throughputCpuSeconds;
-    if (cpu)
-      console.log(
-        `  ${s.label}: ${Object.entries(cpu)
-          .map(([name, sec]) => `${name} ${sec}`)
-          .join(', ')}`,
-      );
+    const rounds = results.get(s.key) ?? [];
+    for (const [i, r] of rounds.entries())
+      if (r.throughputCpuSeconds && Object.keys(r.throughputCpuSeconds).length > 0)
+        console.log(
+          `  ${s.label}, round ${i + 1}: ${Object.entries(r.throughputCpuSeconds)
+            .map(([name, sec]) => `${name} ${sec}`)
+            .join(', ')}`,
+        );
   }
 }
 
@@ -271,17 +366,23 @@ async function main(): Promise<void> {
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
   const watchdog = setTimeout(() => {
-    console.error(`\nthe benchmark took over ${RUN_LIMIT_MS / 1000} s; cleaning up and giving up`);
+    console.error(
+      `\nthe benchmark took over ${(ROUND_LIMIT_MS * ROUNDS) / 1000} s; cleaning up and giving up`,
+    );
     void cleanup().finally(() => process.exit(1));
-  }, RUN_LIMIT_MS);
+  }, ROUND_LIMIT_MS * ROUNDS);
   watchdog.unref();
 
   try {
-    const payload = writePayload(join(dir, 'payload.b64'), SIZE_MIB * 2 ** 20);
+    const payloads = {
+      cat: writePayload(join(dir, 'payload.b64'), SIZE_MIB * 2 ** 20),
+      seq: seqPayload(SEQ_N),
+    };
 
     const systems: System[] = [];
-    const results = new Map<string, SystemResult>();
+    const results = new Map<string, SystemResult[]>();
 
+    // Both sides stay up for the whole run (idle, they take no CPU), so rounds can interleave.
     const sbRig = new SwitchboardRig({
       root: ROOT,
       dir: join(dir, 'sb'),
@@ -310,12 +411,8 @@ async function main(): Promise<void> {
         cpuPids,
       },
     );
-    for (const s of systems) results.set(s.key, await measureSystem(s, payload));
-    // Stopped before OpenSSH runs, so its idle processes take nothing from the comparison.
-    await cleanups.pop()!();
 
     let sshCrypto: string | null = null;
-    const sshSystems: System[] = [];
     if (typeof sshTools !== 'string') {
       const sshRig = new OpenSshRig({
         tools: sshTools,
@@ -327,7 +424,7 @@ async function main(): Promise<void> {
       cleanups.push(() => sshRig.stop());
       await sshRig.start();
       sshCrypto = sshRig.negotiated();
-      sshSystems.push(
+      systems.push(
         { key: 'opensshPty', label: 'ssh -J on PTY', open: tracked(() => sshRig.open('pty')) },
         {
           key: 'opensshPipes',
@@ -335,17 +432,24 @@ async function main(): Promise<void> {
           open: tracked(() => sshRig.open('pipes')),
         },
       );
-      for (const s of sshSystems) results.set(s.key, await measureSystem(s, payload));
-      await cleanups.pop()!();
-    } else {
-      sshSystems.push(
+    }
+    const measured = [...systems];
+    if (typeof sshTools === 'string')
+      systems.push(
         { key: 'opensshPty', label: 'ssh -J on PTY', open: () => unavailable() },
         { key: 'opensshPipes', label: 'ssh -J on pipes', open: () => unavailable() },
       );
-    }
-    systems.push(...sshSystems);
 
-    report(systems, results, payload);
+    for (let r = 0; r < ROUNDS; r++) {
+      // Each round starts with the next client, so none is always first (or last) after a pause.
+      const order = measured.map((_, i) => measured[(i + r) % measured.length]!);
+      for (const s of order) {
+        const result = await measureSystem(s, payloads, `[round ${r + 1}/${ROUNDS}]`);
+        results.set(s.key, [...(results.get(s.key) ?? []), result]);
+      }
+    }
+
+    report(systems, results, payloads);
     const notes = [
       `Switchboard: 3 Node.js processes (controller, relay, agent); TLS (${sbTls}) on both hops ` +
         'and end-to-end AES-256-GCM inside it. OpenSSH (C): ssh -J is two SSH transports, the ' +
@@ -372,19 +476,29 @@ async function main(): Promise<void> {
           keystrokes: KEYSTROKES,
           echoWarmup: ECHO_WARMUP,
           gapMs: GAP_MS,
-          fileBytes: payload.bytes,
-          fileLines: payload.lines,
+          fileBytes: payloads.cat.bytes,
+          fileLines: payloads.cat.lines,
+          seq: SEQ_N,
+          seqBytes: payloads.seq.bytes,
+          rounds: ROUNDS,
           attachRuns: ATTACH_RUNS,
           attachWarmup: ATTACH_WARMUP,
           remoteShell: `${SHELL} -l`,
           terminal: `${COLS}x${ROWS}`,
         },
         crypto: { switchboardTls: sbTls, openssh: sshCrypto },
-        results: Object.fromEntries(systems.map((s) => [s.key, results.get(s.key) ?? null])),
+        results: Object.fromEntries(
+          systems.map((s) => {
+            const rounds = results.get(s.key);
+            return [s.key, rounds ? { median: medians(rounds), rounds } : null];
+          }),
+        ),
         opensshSkipped: typeof sshTools === 'string' ? sshTools : null,
       }),
     );
-    const broken = systems.filter((s) => results.get(s.key)?.throughput.verified === false);
+    const broken = systems.filter((s) =>
+      (results.get(s.key) ?? []).some((r) => !r.throughput.verified || !r.seq.verified),
+    );
     if (broken.length > 0)
       throw new Error(
         `bulk output was not received intact through ${broken.map((s) => s.label).join(', ')}`,

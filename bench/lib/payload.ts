@@ -1,6 +1,7 @@
-// The bulk-output test file: base64 text lines (a terminal passes them untouched), and their hash.
+// Bulk output for the terminal benchmark: a command, the exact bytes it prints, and their hash.
 import { createHash, randomBytes } from 'node:crypto';
 import { closeSync, openSync, writeSync } from 'node:fs';
+import { round } from './stats.js';
 
 /** Base64 line length, as `base64` writes it. */
 const LINE_CHARS = 76; // characters
@@ -8,8 +9,11 @@ const LINE_CHARS = 76; // characters
 const BLOCK_BYTES = 57 * 16 * 1024; // bytes: 57 encode to one 76-character line
 
 export interface Payload {
-  path: string;
-  /** File size. */
+  /** What the remote shell runs, e.g. `cat 'FILE'` or `seq 1 N`. */
+  command: string;
+  /** Short name for reports ("cat 64 MiB"). */
+  label: string;
+  /** Bytes the command prints. */
   bytes: number;
   lines: number;
   /** SHA-256 (hex) of the file. */
@@ -36,7 +40,26 @@ export function writePayload(path: string, bytes: number): Payload {
   } finally {
     closeSync(fd);
   }
-  return { path, bytes, lines, sha256: hash.digest('hex') };
+  const label = `cat ${round(bytes / 2 ** 20, 1)} MiB`;
+  return { command: `cat '${path}'`, label, bytes, lines, sha256: hash.digest('hex') };
+}
+
+/**
+ * `seq 1 N`: short lines, each a line feed and a scroll for a terminal emulator, so it costs more
+ * per byte than long lines do.
+ */
+export function seqPayload(n: number): Payload {
+  const hash = createHash('sha256');
+  let bytes = 0;
+  const BATCH = 10_000;
+  for (let from = 1; from <= n; from += BATCH) {
+    let text = '';
+    for (let i = from; i < Math.min(n + 1, from + BATCH); i++) text += `${i}\n`;
+    hash.update(text, 'latin1');
+    bytes += text.length;
+  }
+  const label = `seq 1 ${n} (${round(bytes / 2 ** 20, 1)} MiB)`;
+  return { command: `seq 1 ${n}`, label, bytes, lines: n, sha256: hash.digest('hex') };
 }
 
 function countNewlines(text: string): number {

@@ -90,14 +90,14 @@ export async function measureEcho(
 }
 
 export interface ThroughputResult {
-  /** File bytes per second, MiB/s (1 MiB = 2^20 bytes), from Enter to the end marker. */
+  /** Output bytes per second, MiB/s (1 MiB = 2^20 bytes), from Enter to the end marker. */
   mibPerSec: number;
   seconds: number;
-  /** Enter → start marker: command start-up before the first file byte. */
+  /** Enter → start marker: command start-up before the first output byte. */
   startMs: number;
   /** Bytes between the markers as received (a PTY turns each \n into \r\n, or more \r). */
   receivedBytes: number;
-  /** The bytes between the markers, \r removed, have the file's size and SHA-256. */
+  /** The bytes between the markers, \r removed, have the expected size and SHA-256. */
   verified: boolean;
 }
 
@@ -117,7 +117,7 @@ function streamFinder(needle: Buffer): (chunk: Buffer) => boolean {
 }
 
 /**
- * `cat` of the payload on the remote shell, timed from Enter until its end marker arrives. The
+ * The payload's command (`cat`, `seq`) on the remote shell, timed from Enter until its end marker arrives. The
  * clock path only stores chunks and looks for the markers; the content is checked afterwards.
  */
 export async function measureThroughput(
@@ -152,19 +152,19 @@ export async function measureThroughput(
     });
   });
   const t0 = performance.now();
-  term.write(`echo SB_BEGIN_${MARK_TYPED}; cat '${payload.path}'; echo SB_END_${MARK_TYPED}\r`);
+  term.write(`echo SB_BEGIN_${MARK_TYPED}; ${payload.command}; echo SB_END_${MARK_TYPED}\r`);
   let timer: NodeJS.Timeout | undefined;
   const finishedAt = await Promise.race([
     done,
-    term.ended.then(() => Promise.reject(new Error('the terminal ended during the cat'))),
+    term.ended.then(() => Promise.reject(new Error(`the terminal ended during ${payload.label}`))),
     new Promise<never>(
       (_, reject) =>
         (timer = setTimeout(
           () =>
             reject(
               new Error(
-                `the cat did not finish within ${options.timeoutMs} ms ` +
-                  `(${output.bytes} bytes of output so far; the file has ${payload.bytes})`,
+                `${payload.label} did not finish within ${options.timeoutMs} ms ` +
+                  `(${output.bytes} bytes of output so far; expected ${payload.bytes})`,
               ),
             ),
           options.timeoutMs,

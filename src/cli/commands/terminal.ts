@@ -5,10 +5,7 @@ import { AttachSession } from '../../client/attach-session.js';
 import { Backoff } from '../../client/backoff.js';
 import { KnownPeers } from '../../client/known-peers.js';
 import { keyFingerprint } from '../../crypto/device-key.js';
-import { HostSession } from '../../host/host-session.js';
 import { APPROVAL_TIMEOUT_MS } from '../../host/timeouts.js';
-import { spawnPty } from '../../host/pty.js';
-import { TerminalStream } from '../../host/terminal-stream.js';
 import { ErrorCode, SwitchboardError } from '../../protocol/errors.js';
 import { SESSION_ID_RE, USERNAME_RE, type PeerInfo } from '../../protocol/messages.js';
 import { authedConnector, withSession } from '../client-context.js';
@@ -35,6 +32,19 @@ const RESUME_FILE = 'attachments.json';
  * and that acknowledges nothing would otherwise keep the sharer's terminal from returning.
  */
 const SHARE_EXIT_DELIVERY_TIMEOUT_MS = 2_000; // ms
+
+/**
+ * The host side (PTY, headless emulator, host session), loaded only by share and agent: attach
+ * starts faster without the emulator (measured in docs/performance.md).
+ */
+async function hostModules() {
+  const [{ HostSession }, { spawnPty }, { TerminalStream }] = await Promise.all([
+    import('../../host/host-session.js'),
+    import('../../host/pty.js'),
+    import('../../host/terminal-stream.js'),
+  ]);
+  return { HostSession, spawnPty, TerminalStream };
+}
 
 function usersOption(inv: Invocation, name: string): string[] {
   const users = list(inv, name);
@@ -124,6 +134,7 @@ export const share: Command = {
       );
     const conn = await authedConnector(inv);
     conn.client.close();
+    const { HostSession, spawnPty, TerminalStream } = await hostModules();
     const { cols, rows } = term.size();
     const pty = spawnPty({
       file: shellOf(inv),
@@ -291,6 +302,7 @@ export const agent: Command = {
     // Unattended: a relay that is down (or restarting) at start is waited for, not given up on.
     const conn = await untilReachable(() => authedConnector(inv), log);
     conn.client.close();
+    const { HostSession, spawnPty } = await hostModules();
     const host = new HostSession({
       kind: 'agent',
       sessionId,
