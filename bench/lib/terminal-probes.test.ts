@@ -14,11 +14,11 @@ async function repaintWithPrompt(): Promise<Buffer> {
   const screen = new Screen(80, 24);
   const shown = Buffer.from('welcome\r\n$ ');
   screen.write(shown);
-  for (let i = 0; i < 1_000 && screen.parsedOffset < shown.length; i++)
-    await new Promise((resolve) => setImmediate(resolve));
-  const { data } = screen.snapshot();
+  const snap = await screen.snapshot();
   screen.dispose();
-  return data;
+  assert.ok(snap, 'the emulator answered');
+  assert.equal(snap.offset, shown.length);
+  return snap.data;
 }
 
 describe('the prompt probe', () => {

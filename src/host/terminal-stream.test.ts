@@ -10,6 +10,7 @@ import {
   type TerminalMessage,
 } from '../protocol/terminal.js';
 import { spawnPty } from './pty.js';
+import { SCREEN_BACKLOG_BYTES } from './screen.js';
 import { Attachment, TerminalStream } from './terminal-stream.js';
 
 /** Bytes the test program prints: three output windows, under the replay buffer. */
@@ -160,6 +161,45 @@ describe('TerminalStream', () => {
       );
       stream.input(att, 0, Buffer.from('k'));
       assert.equal(await echoed, true, 'the echo after a pause was held back');
+    } finally {
+      stream.close();
+    }
+  });
+
+  it("keeps the emulator's backlog bounded by pausing the program, and repaints from all of it", async () => {
+    // seq prints short lines far faster than the emulator parses them (a line feed and a scroll each).
+    const lines = 3_000_000;
+    const stream = new TerminalStream({
+      pty: program(`seq 1 ${lines}; exec sleep 60`),
+      cols: 80,
+      rows: 24,
+      lossless: false,
+    });
+    try {
+      let most = 0;
+      let total = 0;
+      const expected = Array.from({ length: lines }, (_, i) => `${i + 1}\r\n`).join('').length;
+      await new Promise<void>((resolve) =>
+        stream.on('output', (data: Buffer) => {
+          most = Math.max(most, stream.screenBacklog);
+          total += data.length;
+          if (total >= expected) resolve();
+        }),
+      );
+      // Reads already under way when the PTY is paused still arrive: a few, not a megabyte.
+      assert.ok(
+        most <= SCREEN_BACKLOG_BYTES + 128 * 1024,
+        `the emulator fell ${most} bytes behind (bound ${SCREEN_BACKLOG_BYTES})`,
+      );
+      // A joiner now is repainted from the emulator, which has parsed every byte.
+      const att = new Attachment('bob', 'key', true);
+      const snapshot = new Promise<TerminalMessage>((resolve) =>
+        stream.connect(att, { send: (m) => m.type === 'snapshot' && resolve(m) }),
+      );
+      const snap = await snapshot;
+      assert.equal(snap.type === 'snapshot' && snap.offset, stream.end);
+      const text = snap.type === 'snapshot' ? Buffer.from(snap.data).toString() : '';
+      assert.match(text, new RegExp(`${lines}\\s*$`), 'the last line is on the repainted screen');
     } finally {
       stream.close();
     }

@@ -10,7 +10,7 @@ import {
 } from '../protocol/terminal.js';
 import { OutputRing } from './output-ring.js';
 import type { Pty } from './pty.js';
-import { Screen } from './screen.js';
+import { SCREEN_BACKLOG_BYTES, Screen, blankSnapshot, type Snapshot } from './screen.js';
 
 /** Where an attachment's messages go while its controller is connected (the E2E channel). */
 export interface AttachmentSink {
@@ -33,6 +33,8 @@ export class Attachment {
   detachedAt: number | undefined;
   /** When output first went unacknowledged (undefined while fully acknowledged): finds stalled controllers. */
   waitingSince: number | undefined;
+  /** A repaint was asked of the emulator for this attachment: nothing is sent until it is. */
+  awaitingSnapshot = false;
 
   constructor(user: string, publicKey: string, readOnly: boolean) {
     this.user = user;
@@ -81,9 +83,11 @@ export class TerminalStream extends EventEmitter {
     this.#lossless = options.lossless;
     this.#ring = new OutputRing(options.replayBytes ?? REPLAY_BUFFER_BYTES);
     this.#screen = new Screen(options.cols, options.rows);
+    this.#screen.onProgress = () => this.#updatePause();
     this.pty.onData((data) => {
       this.#ring.append(data);
       this.#screen.write(data);
+      if (this.#screen.backlog >= SCREEN_BACKLOG_BYTES) this.#updatePause();
       this.emit('output', data);
       this.#schedulePump();
     });
@@ -121,6 +125,11 @@ export class TerminalStream extends EventEmitter {
     return this.#ring.end;
   }
 
+  /** Output read and not yet parsed by the emulator (bounded by SCREEN_BACKLOG_BYTES). */
+  get screenBacklog(): number {
+    return this.#screen.backlog;
+  }
+
   /**
    * Connects an attachment's sink. With `resumeOffset` inside the replay buffer it continues from
    * there (nothing lost or repeated); otherwise it starts from a repaint of the current screen.
@@ -130,6 +139,8 @@ export class TerminalStream extends EventEmitter {
     att.sink = sink;
     att.detachedAt = undefined;
     att.exitSent = false;
+    // A repaint asked for by an earlier connection is not this one's (see #requestSnapshot).
+    att.awaitingSnapshot = false;
     if (
       resumeOffset !== undefined &&
       resumeOffset >= this.#ring.start &&
@@ -137,7 +148,7 @@ export class TerminalStream extends EventEmitter {
     ) {
       att.sent = att.acked = resumeOffset;
     } else {
-      this.#sendSnapshot(att);
+      this.#requestSnapshot(att);
     }
     this.pump(att);
   }
@@ -186,25 +197,40 @@ export class TerminalStream extends EventEmitter {
     });
   }
 
-  #sendSnapshot(att: Attachment): boolean {
-    const snap = this.#screen.snapshot();
-    // The emulator lags the PTY slightly; the snapshot is only usable while its offset is replayable.
-    if (snap.offset < this.#ring.start) return false;
-    att.sink?.send({ type: 'snapshot', offset: snap.offset, data: snap.data });
-    att.sent = snap.offset;
-    return true;
+  /**
+   * Asks the emulator for a repaint for this attachment; until it arrives the attachment gets
+   * nothing, then the snapshot and the output after it. A snapshot that fell out of the replay
+   * buffer while it was made (only if output outran the emulator's bound) is asked for again.
+   */
+  #requestSnapshot(att: Attachment): void {
+    const sink = att.sink;
+    if (!sink || att.awaitingSnapshot) return;
+    att.awaitingSnapshot = true;
+    void this.#screen.snapshot().then((snap: Snapshot | undefined) => {
+      if (att.sink !== sink || !att.awaitingSnapshot) return; // gone, resumed or reconnected since
+      // Without an emulator (its worker failed): a clear screen and all the replay buffer holds.
+      const use = snap ?? blankSnapshot(this.#ring.start);
+      if (use.offset < this.#ring.start) {
+        att.awaitingSnapshot = false;
+        return this.#requestSnapshot(att);
+      }
+      att.awaitingSnapshot = false;
+      sink.send({ type: 'snapshot', offset: use.offset, data: use.data });
+      att.sent = use.offset;
+      this.pump(att);
+    });
   }
 
   /** Sends what the attachment's window allows. */
   pump(att: Attachment): void {
     const sink = att.sink;
-    if (!sink) return;
+    if (!sink || att.awaitingSnapshot) return;
     for (;;) {
       if (att.sent < this.#ring.start) {
         // Fell behind the replay buffer (a slow controller): bring it to the current screen, but
         // only once it has caught up with what it was sent, so a stalled one costs one snapshot.
-        if (att.acked < att.sent || !this.#sendSnapshot(att)) break;
-        continue;
+        if (att.acked === att.sent) this.#requestSnapshot(att);
+        break;
       }
       const room = OUTPUT_WINDOW_BYTES - (att.sent - att.acked);
       // Nothing new: stop without a read (every pump used to end with an empty one).
@@ -257,11 +283,18 @@ export class TerminalStream extends EventEmitter {
     this.#screen.resize(cols, rows);
   }
 
+  /**
+   * Pauses the PTY while the emulator is over its backlog bound (both kinds of host: the program
+   * is slowed, as it was when the emulator ran on this thread) or, for a lossless host, while a
+   * controller is a window behind; resumes once neither holds.
+   */
   #updatePause(): void {
-    if (!this.#lossless) return;
-    let behind = false;
-    for (const a of this.attachments)
-      if (this.#ring.end - a.acked >= OUTPUT_WINDOW_BYTES) behind = true;
+    // Resumes at half the bound, so a program that outruns the emulator is not paused per read.
+    const screenLimit = this.#paused ? SCREEN_BACKLOG_BYTES / 2 : SCREEN_BACKLOG_BYTES;
+    let behind = this.#screen.backlog >= screenLimit;
+    if (this.#lossless)
+      for (const a of this.attachments)
+        if (this.#ring.end - a.acked >= OUTPUT_WINDOW_BYTES) behind = true;
     if (behind && !this.#paused) {
       this.#paused = true;
       this.pty.pause();
