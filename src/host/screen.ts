@@ -81,12 +81,21 @@ class ScreenWorker {
     this.#screens.delete(id);
   }
 
+  terminate(): Promise<number> {
+    return this.#worker.terminate();
+  }
+
   post(msg: ScreenRequest, transfer?: ArrayBuffer[]): void {
     this.#worker.postMessage(msg, transfer);
   }
 }
 
 let shared: ScreenWorker | undefined;
+
+/** @internal Tests: ends the worker as a crash would (the next Screen starts a new one). */
+export async function terminateScreenWorker(): Promise<void> {
+  await shared?.terminate();
+}
 
 export class Screen {
   readonly #worker: ScreenWorker;

@@ -10,7 +10,7 @@ import {
   type TerminalMessage,
 } from '../protocol/terminal.js';
 import { spawnPty } from './pty.js';
-import { SCREEN_BACKLOG_BYTES } from './screen.js';
+import { SCREEN_BACKLOG_BYTES, terminateScreenWorker } from './screen.js';
 import { Attachment, TerminalStream } from './terminal-stream.js';
 
 /** Bytes the test program prints: three output windows, under the replay buffer. */
@@ -200,6 +200,38 @@ describe('TerminalStream', () => {
       assert.equal(snap.type === 'snapshot' && snap.offset, stream.end);
       const text = snap.type === 'snapshot' ? Buffer.from(snap.data).toString() : '';
       assert.match(text, new RegExp(`${lines}\\s*$`), 'the last line is on the repainted screen');
+    } finally {
+      stream.close();
+    }
+  });
+
+  it('repaints from the replay buffer when the emulator is gone', async () => {
+    const stream = new TerminalStream({
+      pty: program(`echo before-the-crash; exec sleep 60`),
+      cols: 80,
+      rows: 24,
+      lossless: false,
+    });
+    try {
+      await new Promise<void>((resolve) =>
+        stream.on('output', (data: Buffer) => data.includes('crash') && resolve()),
+      );
+      await terminateScreenWorker();
+      const att = new Attachment('bob', 'key', true);
+      const got: TerminalMessage[] = [];
+      const output = new Promise<void>((resolve) =>
+        stream.connect(att, {
+          send: (m) => {
+            got.push(m);
+            if (m.type === 'output') resolve();
+          },
+        }),
+      );
+      await output;
+      assert.equal(got[0]?.type, 'snapshot', 'a (blank) repaint first');
+      assert.equal(got[0]?.type === 'snapshot' && got[0].offset, 0, 'from the start of the buffer');
+      const text = got.flatMap((m) => (m.type === 'output' ? [Buffer.from(m.data)] : []));
+      assert.match(Buffer.concat(text).toString(), /before-the-crash/);
     } finally {
       stream.close();
     }
