@@ -15,12 +15,12 @@ export const SNAPSHOT_SCROLLBACK = 200; // lines
  */
 export const SCREEN_BACKLOG_BYTES = 1024 * 1024; // bytes
 /**
- * Output goes to the worker in batches: once this much is waiting, or this long after the first
- * byte of a batch. A keystroke's echo then costs the worker nothing until the typist pauses, and
- * the thread that forwards the echo does not wake the worker on each one.
+ * Output goes to the worker in batches: once this much is waiting, or once no output has come
+ * for this long. While someone types, the echoes wait for a pause in the output, so the worker
+ * (on the other core) does not wake and parse while the next keystroke's echo is on its way.
  */
 export const SCREEN_BATCH_BYTES = 64 * 1024; // bytes
-export const SCREEN_BATCH_MS = 20; // ms
+export const SCREEN_BATCH_IDLE_MS = 50; // ms
 /** Clears the controller's screen first, so the repaint replaces, not mixes with, what it showed. */
 const CLEAR = '\x1b[H\x1b[2J\x1b[3J';
 
@@ -136,8 +136,9 @@ export class Screen {
     if (this.#failed || this.#disposed) return;
     this.#batch.push(data);
     this.#batchBytes += data.length;
-    if (this.#batchBytes >= SCREEN_BATCH_BYTES) this.#flush();
-    else this.#batchTimer ??= setTimeout(this.#flush, SCREEN_BATCH_MS).unref();
+    if (this.#batchBytes >= SCREEN_BATCH_BYTES) return this.#flush();
+    if (this.#batchTimer) this.#batchTimer.refresh();
+    else this.#batchTimer = setTimeout(this.#flush, SCREEN_BATCH_IDLE_MS).unref();
   }
 
   /** Posts the waiting output: one copy of just these bytes, moved (not cloned) to the worker. */
