@@ -13,6 +13,19 @@ const require = createRequire(import.meta.url);
 const nodePty = require('node-pty') as {
   spawn: (file: string, args: string[], options: object) => IPty;
 };
+/** The user's terminal, to read what the CLI's output leaves it showing and in which modes. */
+const { Terminal: HeadlessTerminal } = require('@xterm/headless') as {
+  Terminal: new (options: object) => {
+    write(data: string, callback: () => void): void;
+    buffer: { active: { type: string; length: number } };
+    modes: {
+      mouseTrackingMode: string;
+      applicationCursorKeysMode: boolean;
+      applicationKeypadMode: boolean;
+    };
+    dispose(): void;
+  };
+};
 const BIN = fileURLToPath(new URL('../../bin/switchboard', import.meta.url));
 
 /** A CLI process on its own PTY, with its screen output collected. */
@@ -153,6 +166,38 @@ describe('the CLI in a real terminal', () => {
     await again.waitText('again=shell-42');
     again.write('exit 3\r');
     assert.equal(await again.waitExit(), 3);
+  });
+
+  it('attach: leaves the local terminal as it found it, on ~. and on SIGTERM, and keeps its scrollback', async () => {
+    for (const how of ['~.', 'SIGTERM'] as const) {
+      const p = new PtyProcess(['attach', 'cli-box'], { SWITCHBOARD_HOME: bobHome });
+      await p.waitText('$ ');
+      // What a full-screen program switches on: the alternate screen, mouse reporting, application
+      // cursor keys and keypad, a hidden cursor. (Typed, the escapes echo as text, not as ESC.)
+      p.write("printf '\\033[?1049h\\033[?1000h\\033[?1006h\\033[?1h\\033=\\033[?25lFULL'\r");
+      await p.waitText('\x1b[?25lFULL');
+      if (how === '~.') {
+        p.write('\r~.');
+        assert.equal(await p.waitExit(), 0, how);
+      } else {
+        p.proc.kill('SIGTERM');
+        assert.equal(await p.waitExit(), 143, how);
+      }
+      assert.match(p.out, /detached from cli-box/, how);
+      const local = new HeadlessTerminal({ cols: 100, rows: 30, allowProposedApi: true });
+      await new Promise<void>((resolve) => local.write(p.out, resolve));
+      assert.equal(local.buffer.active.type, 'normal', `${how}: back on the main screen`);
+      assert.equal(local.modes.mouseTrackingMode, 'none', `${how}: mouse reporting off`);
+      assert.equal(local.modes.applicationCursorKeysMode, false, `${how}: cursor keys`);
+      assert.equal(local.modes.applicationKeypadMode, false, `${how}: keypad`);
+      local.dispose();
+      assert.ok(
+        p.out.lastIndexOf('\x1b[?25h') > p.out.lastIndexOf('\x1b[?25l'),
+        `${how}: cursor shown`,
+      );
+      // The repaint on attaching clears the screen, not the user's scrollback.
+      assert.equal(p.out.includes('\x1b[3J'), false, `${how}: scrollback erased`);
+    }
   });
 
   it('attach: a user who is not allowed gets exit code 5 and a clear message', async () => {

@@ -1,6 +1,7 @@
 // The local terminal while sharing or attached: raw mode, size, and restoring it afterwards.
 import { spawnSync } from 'node:child_process';
 import type { Io } from './command.js';
+import { TerminalModes } from './terminal-modes.js';
 
 /** How a status line of the CLI's own starts (bold "[switchboard]"), after a line break. */
 export const NOTICE_PREFIX = '\x1b[1m[switchboard]\x1b[0m ';
@@ -8,6 +9,8 @@ export const NOTICE_PREFIX = '\x1b[1m[switchboard]\x1b[0m ';
 export class LocalTerminal {
   readonly #io: Io;
   #raw = false;
+  readonly #modes = new TerminalModes();
+  #wrote = false;
 
   constructor(io: Io) {
     this.#io = io;
@@ -36,7 +39,22 @@ export class LocalTerminal {
     spawnSync('stty', ['-opost'], { stdio: [this.#io.stdin, 'ignore', 'ignore'] });
   }
 
+  /** Output of the remote (or shared) program, drawn on the local terminal. */
+  write(data: Uint8Array): void {
+    this.#modes.feed(data);
+    this.#wrote = true;
+    this.#io.stdout.write(data);
+  }
+
+  /**
+   * Leaves the local terminal as it was found: the modes the program switched on (alternate
+   * screen, mouse, keypad, hidden cursor…) off, then cooked mode. Every exit path calls it.
+   */
   restore(): void {
+    if (this.#wrote && this.#io.stdout.isTTY) {
+      this.#wrote = false;
+      this.#io.stdout.write(this.#modes.restoreSequence());
+    }
     if (this.#raw) {
       this.#io.stdin.setRawMode(false);
       this.#raw = false;

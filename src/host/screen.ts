@@ -21,8 +21,11 @@ export const SCREEN_BACKLOG_BYTES = 1024 * 1024; // bytes
  */
 export const SCREEN_BATCH_BYTES = 64 * 1024; // bytes
 export const SCREEN_BATCH_IDLE_MS = 50; // ms
-/** Clears the controller's screen first, so the repaint replaces, not mixes with, what it showed. */
-const CLEAR = '\x1b[H\x1b[2J\x1b[3J';
+/**
+ * Clears the controller's screen first, so the repaint replaces, not mixes with, what it showed;
+ * not its scrollback (no `ESC[3J`): what the user had in their terminal's history stays.
+ */
+const CLEAR = '\x1b[H\x1b[2J';
 
 export type ScreenRequest =
   | { op: 'open'; id: number; cols: number; rows: number }

@@ -1,6 +1,6 @@
 // Remote terminal commands: share (interactive host), agent (unattended host), attach, sessions.
 import { existsSync, readFileSync } from 'node:fs';
-import { hostname, userInfo } from 'node:os';
+import { constants as osConstants, hostname, userInfo } from 'node:os';
 import { AttachSession } from '../../client/attach-session.js';
 import { Backoff } from '../../client/backoff.js';
 import { KnownPeers } from '../../client/known-peers.js';
@@ -205,7 +205,7 @@ export const share: Command = {
         term.notice(`cannot go on: ${err.message}`);
         void finish(exitCodeFor(err));
       });
-      stream.on('output', (data: Buffer) => inv.io.stdout.write(data));
+      stream.on('output', (data: Buffer) => term.write(data));
       stream.on('exit', (exit: { code: number }) => {
         // Stop once every connected controller has been sent the tail of the output and the exit
         // (host.stop() then unregisters behind it, in order), or after a bound if one stalls.
@@ -400,7 +400,8 @@ export const attach: Command = {
   details:
     'Escapes (after Enter): ~. detach (the remote shell keeps running), ~i connection info,\n' +
     '~? help, ~~ a literal ~. A dropped connection is resumed by itself; nothing is lost.\n' +
-    "Exits with the remote shell's exit code when it ends.",
+    "Exits with the remote shell's exit code when it ends. SIGTERM or SIGHUP detaches (exit 143 or 129).\n" +
+    'Every way out restores the local terminal (main screen, mouse and keypad modes off, cursor shown).',
   positionals: [1, 1],
   options: {
     'read-only': { type: 'boolean', description: 'watch only: your keystrokes are not sent' },
@@ -428,12 +429,11 @@ export const attach: Command = {
       term: inv.io.env['TERM'] ?? 'xterm-256color',
       ...(resume ? { resume } : {}),
     });
-    const out = inv.io.stdout;
-    session.on('output', (data: Uint8Array) => out.write(data));
+    session.on('output', (data: Uint8Array) => term.write(data));
     let snapshotSeen = false;
     session.on('snapshot', (data: Uint8Array) => {
       snapshotSeen = true;
-      out.write(data);
+      term.write(data);
     });
     session.on('notice', (text: string) => term.notice(text));
     session.on('state', (state: string) => {
@@ -448,17 +448,27 @@ export const attach: Command = {
     else session.once('snapshot', () => setImmediate(() => term.notice(banner)));
     term.enterRaw();
     const scanner = new EscapeScanner('.?i');
+    // SIGTERM and SIGHUP detach (the remote shell keeps running) and restore the local terminal,
+    // then exit with 128 + the signal's number, as a program killed by it would report.
+    let signalled: NodeJS.Signals | undefined;
+    const onSignal = (signal: NodeJS.Signals) => {
+      signalled ??= signal;
+      void session.detach();
+    };
+    const signals: NodeJS.Signals[] = ['SIGTERM', 'SIGHUP'];
+    for (const signal of signals) process.on(signal, onSignal);
     return new Promise<number>((resolve) => {
       session.once(
         'end',
         (end: { exit?: { code: number }; error?: SwitchboardError; detached?: boolean }) => {
+          for (const signal of signals) process.off(signal, onSignal);
           term.restore();
           if (end.detached) {
             saveResume(conn.home, resumeKey, session.position);
             inv.io.stderr.write(
               `\r\ndetached from ${sessionId}; \`switchboard attach ${sessionId}\` returns to it\r\n`,
             );
-            return resolve(Exit.OK);
+            return resolve(signalled ? 128 + osConstants.signals[signalled] : Exit.OK);
           }
           saveResume(conn.home, resumeKey, undefined);
           if (end.exit) {

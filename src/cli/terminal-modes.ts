@@ -1,0 +1,56 @@
+// What the remote program switched on in the local terminal, so leaving can switch it off again.
+//
+// A full-screen program turns on modes of the terminal it draws on (the alternate screen, mouse
+// reporting, application keypad, a hidden cursor, bracketed paste). When the connection ends
+// while it runs, nothing on the remote side turns them off, so the local terminal is left in
+// vim's alternate screen with the mouse captured. The tracker watches the output for the one
+// mode that is unsafe to reset blindly (leaving the alternate screen restores a saved cursor)
+// and `restoreSequence` resets the others unconditionally, as resetting them is harmless.
+
+/** DEC private modes that select the alternate screen (xterm's 1049, and the older 1047 and 47). */
+const ALT_SCREEN_MODES = new Set(['1049', '1047', '47']);
+/** Longest tail of a chunk kept in case a mode sequence is split across chunks. */
+const MAX_TAIL = 32; // characters
+
+/**
+ * Turned off on leaving, whatever the remote did: mouse reporting (1000, 1002, 1003) and its
+ * encodings (1005, 1006, 1015), focus events (1004), bracketed paste (2004), application cursor
+ * keys (1), the application keypad (66, and ESC >); the cursor shown (25); scroll region and
+ * character attributes reset.
+ */
+const RESET =
+  '\x1b[?1000l\x1b[?1002l\x1b[?1003l\x1b[?1005l\x1b[?1006l\x1b[?1015l\x1b[?1004l' +
+  '\x1b[?2004l\x1b[?1l\x1b[?66l\x1b[?25h\x1b>\x1b[r\x1b[0m';
+
+// `ESC [ ? Pm h|l`: a DEC private mode set or reset, several modes separated by `;`.
+const DEC_MODE_RE = /\x1b\[\?([\d;]*)([hl])/g; // eslint-disable-line no-control-regex
+
+export class TerminalModes {
+  #altScreen = false;
+  #tail = '';
+
+  /** Whether the remote program left the local terminal on its alternate screen. */
+  get altScreen(): boolean {
+    return this.#altScreen;
+  }
+
+  feed(data: Uint8Array): void {
+    // latin1 keeps one character per byte: the sequences are ASCII, the rest does not matter.
+    const text =
+      this.#tail + Buffer.from(data.buffer, data.byteOffset, data.length).toString('latin1');
+    for (const m of text.matchAll(DEC_MODE_RE))
+      for (const mode of m[1]!.split(';'))
+        if (ALT_SCREEN_MODES.has(mode)) this.#altScreen = m[2] === 'h';
+    // Keep an unfinished sequence (an ESC near the end) for the next chunk.
+    const esc = text.lastIndexOf('\x1b');
+    this.#tail =
+      esc >= 0 && text.length - esc < MAX_TAIL && !/[hl]/.test(text.slice(esc + 3))
+        ? text.slice(esc)
+        : '';
+  }
+
+  /** Written on leaving: back to the main screen if needed, every other mode to its default. */
+  restoreSequence(): string {
+    return `${this.#altScreen ? '\x1b[?1049l' : ''}${RESET}`;
+  }
+}
