@@ -17,7 +17,13 @@ const nodePty = require('node-pty') as {
 const { Terminal: HeadlessTerminal } = require('@xterm/headless') as {
   Terminal: new (options: object) => {
     write(data: string, callback: () => void): void;
-    buffer: { active: { type: string; length: number } };
+    buffer: {
+      active: {
+        type: string;
+        length: number;
+        getLine(y: number): { translateToString(trim: boolean): string } | undefined;
+      };
+    };
     modes: {
       mouseTrackingMode: string;
       applicationCursorKeysMode: boolean;
@@ -198,6 +204,28 @@ describe('the CLI in a real terminal', () => {
       // The repaint on attaching clears the screen, not the user's scrollback.
       assert.equal(p.out.includes('\x1b[3J'), false, `${how}: scrollback erased`);
     }
+  });
+
+  it('attach: re-attaching from a new process to a full-screen program shows its screen at once', async () => {
+    const first = new PtyProcess(['attach', 'cli-box'], { SWITCHBOARD_HOME: bobHome });
+    await first.waitText('$ ');
+    // A full-screen program that draws once and then waits, as vim does.
+    first.write("printf '\\033[?1049h\\033[2J\\033[5;3HDRAWN-%s' ON-ALT-SCREEN; exec cat\r");
+    await first.waitText('DRAWN-ON-ALT-SCREEN');
+    first.write('\r~.');
+    assert.equal(await first.waitExit(), 0);
+
+    const again = new PtyProcess(['attach', 'cli-box'], { SWITCHBOARD_HOME: bobHome });
+    await again.waitText('resumed');
+    await again.waitText('DRAWN-ON-ALT-SCREEN');
+    const local = new HeadlessTerminal({ cols: 100, rows: 30, allowProposedApi: true });
+    await new Promise<void>((resolve) => local.write(again.out, resolve));
+    assert.equal(local.buffer.active.type, 'alternate', 'the program is on its alternate screen');
+    const row5 = local.buffer.active.getLine(4)?.translateToString(true) ?? '';
+    assert.match(row5, /^ {2}DRAWN-ON-ALT-SCREEN/, 'drawn where the program put it');
+    local.dispose();
+    again.write('\x03'); // ends cat, which is the shell
+    await again.waitExit();
   });
 
   it('attach: a user who is not allowed gets exit code 5 and a clear message', async () => {

@@ -198,8 +198,16 @@ export class AttachSession extends EventEmitter {
         rows: this.#rows,
         readOnly: this.#o.readOnly,
         ...(this.#o.term ? { term: this.#o.term } : {}),
+        // A process resuming another's attachment (options.resume) has a fresh screen: it asks
+        // for a repaint; its own reconnects get the replay of what they missed.
         ...(this.#attachment
-          ? { resume: { attachment: this.#attachment, offset: this.#expected } }
+          ? {
+              resume: {
+                attachment: this.#attachment,
+                offset: this.#expected,
+                ...(this.#everAttached ? {} : { repaint: true }),
+              },
+            }
           : {}),
       },
     });

@@ -55,11 +55,16 @@ export const HelloSchema = z.object({
   ...dims,
   readOnly: z.boolean(),
   term: z.string().max(64).optional(),
-  /** Resume an earlier attachment: its id and the next output offset the controller needs. */
+  /**
+   * Resume an earlier attachment: its id and the next output offset the controller needs; with
+   * `repaint`, the controller's screen does not show the earlier output (a new process on a new
+   * terminal), so it wants the current screen rather than a replay from `offset`.
+   */
   resume: z
     .object({
       attachment: z.string().regex(/^[A-Za-z0-9_-]{16,64}$/),
       offset: z.number().int().min(0),
+      repaint: z.boolean().optional(),
     })
     .optional(),
 });

@@ -198,7 +198,9 @@ export class TerminalPeer extends EventEmitter {
         this.#send(msg);
       },
     };
-    placed.stream.connect(placed.att, sink, didResume ? hello.resume?.offset : undefined);
+    // A resume continues from the controller's offset, unless it asks for the screen instead.
+    const resumeOffset = didResume && !hello.resume?.repaint ? hello.resume?.offset : undefined;
+    placed.stream.connect(placed.att, sink, resumeOffset);
     this.#host.notice(
       `${this.#peer.user} (${this.#peer.fingerprint}) ${didResume ? 'resumed' : 'attached'} ${placed.att.readOnly ? 'read-only' : 'read-write'}`,
     );
