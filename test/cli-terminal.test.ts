@@ -104,6 +104,11 @@ class PtyProcess {
   write(data: string): void {
     this.proc.write(data);
   }
+
+  /** Ends it if it still runs (a failed test must not leave it holding the test process open). */
+  kill(): void {
+    if (this.exitCode === undefined) this.proc.kill('SIGKILL');
+  }
 }
 
 /** Signs a user up through the CLI in a fresh SWITCHBOARD_HOME. */
@@ -258,4 +263,47 @@ describe('the CLI in a real terminal', () => {
     assert.equal(await guest.waitExit(), 7);
     assert.match(guest.out, /the remote shell exited with 7/);
   });
+
+  it("share: the shell takes the smallest of the host's and the read-write controllers' sizes, and grows back when one leaves", async () => {
+    const hostHome = await cliUser(h, 'erin');
+    const host = new PtyProcess(
+      ['share', '--session', 'cli-size', '--shell', '/bin/bash', '--allow', 'carol'],
+      { SWITCHBOARD_HOME: hostHome, PS1: '$ ' },
+      100,
+      30,
+    );
+    await host.waitText('sharing this terminal as session cli-size');
+    const guest = new PtyProcess(['attach', 'cli-size'], { SWITCHBOARD_HOME: carolHome }, 120, 40);
+    try {
+      await sizes(host, guest);
+    } finally {
+      guest.kill();
+      host.kill();
+    }
+  });
 });
+
+/** The share's size checks (test above): the guest's size, then the host's once the guest left. */
+async function sizes(host: PtyProcess, guest: PtyProcess): Promise<void> {
+  await guest.waitText('read-write');
+  // The size as the shell sees it, asked from the guest: its resize reaches the host before
+  // the keystrokes that follow it, on the same ordered channel.
+  const size = async (p: PtyProcess, n: number, expected: string) => {
+    p.write(`echo "sz${n}=$(stty size | tr ' ' x)"\r`);
+    await p.waitFor((o) => new RegExp(`sz${n}=\\d+x\\d+\\r`).test(o), `size ${n}`);
+    assert.match(p.out, new RegExp(`sz${n}=${expected}\\r`), `size ${n}`);
+  };
+  await size(guest, 1, '30x100'); // the host's terminal is the smaller
+  guest.proc.resize(90, 25);
+  await size(guest, 2, '25x90'); // now the guest's is
+  guest.proc.resize(200, 50);
+  await size(guest, 3, '30x100');
+  guest.proc.resize(90, 25);
+  await size(guest, 4, '25x90');
+  guest.write('\r~.');
+  assert.equal(await guest.waitExit(), 0);
+  await host.waitText('carol detached');
+  await size(host, 5, '30x100'); // back to the host's own size once the guest left
+  host.write('exit\r');
+  await host.waitExit();
+}

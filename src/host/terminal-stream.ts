@@ -35,6 +35,8 @@ export class Attachment {
   waitingSince: number | undefined;
   /** A repaint was asked of the emulator for this attachment: nothing is sent until it is. */
   awaitingSnapshot = false;
+  /** The controller's terminal size, as it last said (read-write controllers share the PTY's). */
+  size: { cols: number; rows: number } | undefined;
 
   constructor(user: string, publicKey: string, readOnly: boolean) {
     this.user = user;
@@ -74,6 +76,8 @@ export class TerminalStream extends EventEmitter {
   exit: { code: number; signal?: number } | undefined;
   cols: number;
   rows: number;
+  /** The host's own terminal (share), which the PTY must fit as well as the controllers'. */
+  #hostSize: { cols: number; rows: number } | undefined;
 
   constructor(options: TerminalStreamOptions) {
     super();
@@ -150,12 +154,14 @@ export class TerminalStream extends EventEmitter {
     } else {
       this.#requestSnapshot(att);
     }
+    this.#fitSize();
     this.pump(att);
   }
 
   disconnect(att: Attachment, now: number): void {
     att.sink = undefined;
     att.detachedAt = now;
+    this.#fitSize();
     this.#updatePause();
     this.emit('delivery');
   }
@@ -163,6 +169,7 @@ export class TerminalStream extends EventEmitter {
   remove(att: Attachment): void {
     this.attachments.delete(att);
     att.sink = undefined;
+    this.#fitSize();
     this.#updatePause();
     this.emit('delivery');
   }
@@ -273,6 +280,35 @@ export class TerminalStream extends EventEmitter {
   /** Input from the host's own terminal (share). */
   localInput(data: Buffer): void {
     this.pty.write(data);
+  }
+
+  /** The host's own terminal's size (share): the PTY is never larger. */
+  setHostSize(cols: number, rows: number): void {
+    this.#hostSize = { cols, rows };
+    this.#fitSize();
+  }
+
+  /** A read-write controller's terminal size; a read-only one's does not count. */
+  setControllerSize(att: Attachment, cols: number, rows: number): void {
+    if (att.readOnly) return;
+    att.size = { cols, rows };
+    this.#fitSize();
+  }
+
+  /**
+   * The PTY takes the smallest size of the host's terminal and of the connected read-write
+   * controllers' (as tmate does), so every one of them shows the whole screen; recomputed when
+   * any of them resizes, joins or leaves. With none of them, the size stays as it was.
+   */
+  #fitSize(): void {
+    let cols = this.#hostSize?.cols ?? Infinity;
+    let rows = this.#hostSize?.rows ?? Infinity;
+    for (const a of this.attachments) {
+      if (!a.sink || a.readOnly || !a.size) continue;
+      cols = Math.min(cols, a.size.cols);
+      rows = Math.min(rows, a.size.rows);
+    }
+    if (Number.isFinite(cols) && Number.isFinite(rows)) this.resize(cols, rows);
   }
 
   resize(cols: number, rows: number): void {

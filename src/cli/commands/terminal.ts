@@ -145,6 +145,7 @@ export const share: Command = {
       rows,
     });
     const stream = new TerminalStream({ pty, cols, rows, lossless: false });
+    stream.setHostSize(cols, rows);
     const approvals: Array<{ peer: PeerInfo; resolve: (ok: boolean) => void }> = [];
     const ask = () => {
       const next = approvals[0];
@@ -211,7 +212,7 @@ export const share: Command = {
         // (host.stop() then unregisters behind it, in order), or after a bound if one stalls.
         void stream.whenExitDelivered(SHARE_EXIT_DELIVERY_TIMEOUT_MS).then(() => finish(exit.code));
       });
-      term.onResize((c, r) => stream.resize(c, r));
+      term.onResize((c, r) => stream.setHostSize(c, r));
       inv.io.stdin.on('data', (chunk: Buffer) => {
         const pending = approvals[0];
         if (pending) {

@@ -181,8 +181,8 @@ export class TerminalPeer extends EventEmitter {
         kind: o.kind,
       },
     });
-    if (!placed.att.readOnly && (o.kind === 'agent' || !didResume))
-      placed.stream.resize(hello.cols, hello.rows);
+    // Counts once connected (below): the PTY fits the smallest of the terminals sharing it.
+    placed.stream.setControllerSize(placed.att, hello.cols, hello.rows);
     const sink = {
       send: (msg: TerminalMessage) => {
         if (msg.type === 'snapshot' && msg.data.length > MAX_CHUNK_BYTES) {
@@ -236,7 +236,7 @@ export class TerminalPeer extends EventEmitter {
         placed.stream.ack(placed.att, msg.offset);
         return;
       case 'resize':
-        if (!placed.att.readOnly) placed.stream.resize(msg.cols, msg.rows);
+        placed.stream.setControllerSize(placed.att, msg.cols, msg.rows);
         return;
       case 'bye': {
         const { att } = placed;
