@@ -245,8 +245,18 @@ describe('the CLI in a real terminal', () => {
       SWITCHBOARD_HOME: shareHome,
       PS1: '$ ',
     });
-    await host.waitText('sharing this terminal as session cli-share');
-    const guest = new PtyProcess(['attach', 'cli-share'], { SWITCHBOARD_HOME: carolHome });
+    await host.waitText('no account on this relay yet?');
+    // The join line is complete and copyable: the guest runs exactly what it says.
+    const line = /others attach with: switchboard (attach [^\r\n]+)/.exec(host.out)?.[1] ?? '';
+    assert.equal(
+      line,
+      `attach cli-share --server ${h.server} --fingerprint ${h.relay.certificate.fingerprint}`,
+    );
+    assert.match(
+      host.out,
+      new RegExp(`signup --server ${h.server} --fingerprint ${h.relay.certificate.fingerprint}`),
+    );
+    const guest = new PtyProcess(line.split(' '), { SWITCHBOARD_HOME: carolHome });
     await guest.waitText('waiting for the host to approve');
     await host.waitFor(
       (o) => /carol \(SHA256:[A-Za-z0-9+/]{43}\) asks to attach/.test(o),

@@ -4,6 +4,7 @@ import { constants as osConstants, hostname, userInfo } from 'node:os';
 import { AttachSession } from '../../client/attach-session.js';
 import { Backoff } from '../../client/backoff.js';
 import { KnownPeers } from '../../client/known-peers.js';
+import { KnownServers } from '../../client/known-servers.js';
 import { keyFingerprint } from '../../crypto/device-key.js';
 import { APPROVAL_TIMEOUT_MS } from '../../host/timeouts.js';
 import { ErrorCode, SwitchboardError } from '../../protocol/errors.js';
@@ -44,6 +45,19 @@ async function hostModules() {
     import('../../host/terminal-stream.js'),
   ]);
   return { HostSession, spawnPty, TerminalStream };
+}
+
+/**
+ * What a newcomer needs to join a share: the whole command, relay address and certificate
+ * fingerprint included (the relay's pin, as this client trusts it), and how to get an account.
+ */
+function joinInstructions(home: Home, server: string, id: string): string {
+  const pin = new KnownServers(home.path(FILES.knownServers)).get(server);
+  const trust = pin && pin.via !== 'ca' ? ` --fingerprint ${pin.fingerprint}` : '';
+  return (
+    `others attach with: switchboard attach ${id} --server ${server}${trust}\n` +
+    `no account on this relay yet? switchboard signup --server ${server}${trust} --user NAME`
+  );
 }
 
 function usersOption(inv: Invocation, name: string): string[] {
@@ -186,8 +200,7 @@ export const share: Command = {
     });
     host.on('registered', () => term.notice(`session ${id} is back online`));
     term.notice(
-      `sharing this terminal as session ${id}\n` +
-        `others attach with: switchboard attach ${id}\n` +
+      `sharing this terminal as session ${id}\n${joinInstructions(conn.home, conn.login.server, id)}\n` +
         `your key: ${keyFingerprint(conn.home.deviceKey().publicKey)}   (~? for commands, ~. to stop)`,
     );
     term.enterRaw();
