@@ -233,6 +233,37 @@ describe('the CLI in a real terminal', () => {
     await again.waitExit();
   });
 
+  it('agent and share: --allow/--viewers names without an account are refused at start, unless --allow-unknown', async () => {
+    const refused = new PtyProcess(
+      ['agent', '--session', 'typo-box', '--allow', 'bob,bbo', '--viewers', 'zed'],
+      { SWITCHBOARD_HOME: bobHome },
+    );
+    const share = new PtyProcess(['share', '--session', 'typo-share', '--viewers', 'zed'], {
+      SWITCHBOARD_HOME: bobHome,
+    });
+    try {
+      assert.equal(await refused.waitExit(), 2);
+      assert.match(refused.out, /no account on [^ ]+ is named bbo, zed/);
+      assert.match(refused.out, /--allow-unknown/);
+      assert.equal(await share.waitExit(), 2);
+      assert.match(share.out, /is named zed/);
+    } finally {
+      refused.kill();
+      share.kill();
+    }
+    // Accepted on purpose: a warning, and the agent serves.
+    const accepted = new PtyProcess(
+      ['agent', '--session', 'typo-box', '--allow', 'bbo', '--allow-unknown'],
+      { SWITCHBOARD_HOME: bobHome },
+    );
+    try {
+      await accepted.waitText('agent serving session typo-box');
+      assert.match(accepted.out, /warning: no account is named bbo yet/);
+    } finally {
+      accepted.kill();
+    }
+  });
+
   it('attach: a user who is not allowed gets exit code 5 and a clear message', async () => {
     const p = new PtyProcess(['attach', 'cli-box'], { SWITCHBOARD_HOME: carolHome });
     assert.equal(await p.waitExit(), 5);

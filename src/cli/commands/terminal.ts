@@ -104,6 +104,35 @@ function hostBase(inv: Invocation, conn: Connector, kind: 'share' | 'agent') {
 
 type Connector = Awaited<ReturnType<typeof authedConnector>>;
 
+/**
+ * `--allow` and `--viewers` must name accounts that exist: a typo would otherwise let in whoever
+ * later signs up under it. Refused with the list of unknown names unless `--allow-unknown`
+ * (then a warning). Checked once at start, through the relay's key directory.
+ */
+async function checkNamedUsers(inv: Invocation, conn: Connector, warn: (text: string) => void) {
+  const named = [...new Set([...usersOption(inv, 'allow'), ...usersOption(inv, 'viewers')])];
+  const unknown: string[] = [];
+  for (const user of named) {
+    try {
+      await conn.client.request('keys.get', { user });
+    } catch (err) {
+      if (err instanceof SwitchboardError && err.code === ErrorCode.UNKNOWN_USER)
+        unknown.push(user);
+      else throw err;
+    }
+  }
+  if (unknown.length === 0) return;
+  const list = unknown.join(', ');
+  if (bool(inv, 'allow-unknown')) {
+    warn(`warning: no account is named ${list} yet; whoever signs up under that name gets in`);
+    return;
+  }
+  throw new UsageError(
+    `--allow/--viewers: no account on ${conn.login.server} is named ${list}; check the spelling, ` +
+      'or pass --allow-unknown to let them in once they sign up',
+  );
+}
+
 const HOST_OPTIONS = {
   allow: {
     type: 'string',
@@ -116,6 +145,10 @@ const HOST_OPTIONS = {
     multiple: true,
     value: 'USERS',
     description: 'users who may attach read-only',
+  },
+  'allow-unknown': {
+    type: 'boolean',
+    description: 'accept --allow/--viewers names that have no account yet (with a warning)',
   },
   shell: { type: 'string', value: 'PATH', description: 'shell to run (default $SHELL)' },
 } as const;
@@ -147,7 +180,11 @@ export const share: Command = {
         'share needs a terminal to share; for unattended hosts use `switchboard agent`',
       );
     const conn = await authedConnector(inv);
-    conn.client.close();
+    try {
+      await checkNamedUsers(inv, conn, (text) => inv.io.stderr.write(`${text}\n`));
+    } finally {
+      conn.client.close();
+    }
     const { HostSession, spawnPty, TerminalStream } = await hostModules();
     const { cols, rows } = term.size();
     const pty = spawnPty({
@@ -315,7 +352,11 @@ export const agent: Command = {
     const log = (text: string) => inv.io.stderr.write(`${new Date().toISOString()} ${text}\n`);
     // Unattended: a relay that is down (or restarting) at start is waited for, not given up on.
     const conn = await untilReachable(() => authedConnector(inv), log);
-    conn.client.close();
+    try {
+      await checkNamedUsers(inv, conn, log);
+    } finally {
+      conn.client.close();
+    }
     const { HostSession, spawnPty } = await hostModules();
     const host = new HostSession({
       kind: 'agent',
