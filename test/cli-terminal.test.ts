@@ -34,6 +34,9 @@ const { Terminal: HeadlessTerminal } = require('@xterm/headless') as {
 };
 const BIN = fileURLToPath(new URL('../../bin/switchboard', import.meta.url));
 
+/** Every CLI process the tests started: killed after them, so a failed test cannot hang the file. */
+const started = new Set<PtyProcess>();
+
 /** A CLI process on its own PTY, with its screen output collected. */
 class PtyProcess {
   readonly proc: IPty;
@@ -49,6 +52,7 @@ class PtyProcess {
       cwd: process.cwd(),
       env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', TERM: 'xterm-256color', ...env },
     });
+    started.add(this);
     this.proc.onData((d) => {
       this.out += d;
       for (const w of this.#waiters) w();
@@ -153,7 +157,10 @@ describe('the CLI in a real terminal', () => {
     carolHome = await cliUser(h, 'carol');
     await h.agent(alice, 'cli-box', { allow: ['bob'] });
   });
-  after(() => h.close());
+  after(() => {
+    for (const p of started) p.kill();
+    return h.close();
+  });
 
   it('attach: real terminal size, resize, detach with ~., re-attach to the same shell, exit code', async () => {
     const p = new PtyProcess(['attach', 'cli-box'], { SWITCHBOARD_HOME: bobHome }, 101, 31);
@@ -287,14 +294,31 @@ describe('the CLI in a real terminal', () => {
       host.out,
       new RegExp(`signup --server ${h.server} --fingerprint ${h.relay.certificate.fingerprint}`),
     );
+    // The host is in the middle of typing a line when the request comes.
+    host.write('echo "partial-');
     const guest = new PtyProcess(line.split(' '), { SWITCHBOARD_HOME: carolHome });
     await guest.waitText('waiting for the host to approve');
     await host.waitFor(
-      (o) => /carol \(SHA256:[A-Za-z0-9+/]{43}\) asks to attach/.test(o),
+      (o) => /carol \(SHA256:[A-Za-z0-9+/]{43}\) asks to attach: ~y admits/.test(o),
       'the approval prompt',
     );
-    host.write('y');
+    // ~y answers right after the question, even mid-line, and the line typed so far is intact.
+    host.write('~y');
     await guest.waitText('read-write');
+    host.write('$((40+2))"\r');
+    await host.waitText('partial-42');
+    // A second requester: the host types on (the keys go to the shell, whole, and admit no one),
+    // then the requester gives up and the question is withdrawn with a notice.
+    const frankHome = await cliUser(h, 'frank');
+    const quitter = new PtyProcess(['attach', 'cli-share'], { SWITCHBOARD_HOME: frankHome });
+    await host.waitText('frank (SHA256:');
+    host.write('echo "typed-while-asked-$((1+1))"\r');
+    await host.waitText('typed-while-asked-2');
+    assert.equal(quitter.out.includes('read-write'), false, 'not admitted by ordinary typing');
+    quitter.kill();
+    await host.waitText('frank stopped asking to attach');
+    host.write('\r~n'); // escapes follow Enter (or a question)
+    await host.waitText('no one is asking to attach');
     guest.write('echo "from-guest-$((2*21))"\r');
     await host.waitText('from-guest-42');
     host.write('echo "from-host-$((3*7))"\r');

@@ -12,6 +12,11 @@ export class EscapeScanner {
     this.#keys = new Set(keys);
   }
 
+  /** Treats what comes next as the start of a line (e.g. right after a question was shown). */
+  atLineStart(): void {
+    this.#atLineStart = true;
+  }
+
   feed(chunk: Buffer): Scanned[] {
     const out: Scanned[] = [];
     let start = 0;

@@ -38,8 +38,12 @@ export interface HostSessionOptions {
   stream?: TerminalStream;
   /** agent: a fresh login shell for each new attachment. */
   spawnShell?(cols: number, rows: number): Pty;
-  /** share: asks the person at the host; resolves true to admit. */
-  approve?(peer: PeerInfo): Promise<boolean>;
+  /**
+   * share: asks the person at the host; resolves true to admit. `withdrawn` aborts when the
+   * question no longer stands (the requester left, or no answer came in APPROVAL_TIMEOUT_MS,
+   * the abort's reason then being 'timeout'): take the question off the screen.
+   */
+  approve?(peer: PeerInfo, withdrawn: AbortSignal): Promise<boolean>;
   detachedTtlMs?: number;
   /** Default SLOW_CONTROLLER_TIMEOUT_MS. */
   slowControllerTimeoutMs?: number;

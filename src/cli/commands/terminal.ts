@@ -160,8 +160,9 @@ export const share: Command = {
   usage: '[--session ID] [--allow USERS] [--viewers USERS]',
   details:
     'Your own devices and --allow users may type; --viewers only watch. Anyone else who attaches is\n' +
-    'shown to you with their key fingerprint and waits for your y/n (no answer in 60 s = no).\n' +
-    'Escapes (after Enter): ~l list controllers, ~1..~9 drop one, ~d drop all, ~. stop sharing, ~? help.',
+    'shown to you with their key fingerprint and waits for your ~y or ~n (no answer in 60 s = no).\n' +
+    'Escapes (after Enter): ~y/~n admit/refuse who asks, ~l list controllers, ~1..~9 drop one,\n' +
+    '~d drop all, ~. stop sharing, ~? help.',
   positionals: [0, 0],
   options: {
     session: {
@@ -197,33 +198,49 @@ export const share: Command = {
     });
     const stream = new TerminalStream({ pty, cols, rows, lossless: false });
     stream.setHostSize(cols, rows);
+    const scanner = new EscapeScanner('?ld.123456789yn');
+    // Join requests, answered with ~y / ~n: the question never takes the host's ordinary typing.
     const approvals: Array<{ peer: PeerInfo; resolve: (ok: boolean) => void }> = [];
     const ask = () => {
       const next = approvals[0];
-      if (next)
-        term.notice(
-          `${next.peer.user} (${next.peer.fingerprint}) asks to attach. Allow? [y/N] (60 s)`,
-        );
+      if (!next) return;
+      term.notice(
+        `${next.peer.user} (${next.peer.fingerprint}) asks to attach: ~y admits read-write, ~n refuses ` +
+          `(${APPROVAL_TIMEOUT_MS / 1000} s)`,
+      );
+      // The question is a fresh start: ~y works at once, even in the middle of a typed line.
+      scanner.atLineStart();
+    };
+    const answer = (ok: boolean) => {
+      const pending = approvals.shift();
+      if (!pending) return term.notice('no one is asking to attach');
+      // The host session itself reports "attached" or "denied".
+      pending.resolve(ok);
+      ask();
     };
     const host = new HostSession({
       kind: 'share',
       ...(sessionId ? { sessionId } : {}),
       ...hostBase(inv, conn, 'share'),
       stream,
-      approve: (peer) =>
+      approve: (peer, withdrawn) =>
         new Promise<boolean>((resolve) => {
           const entry = { peer, resolve };
           approvals.push(entry);
           if (approvals.length === 1) ask();
-          // The host session refuses at the same time; this takes the question off the screen.
-          setTimeout(() => {
-            const i = approvals.indexOf(entry);
-            if (i >= 0) {
+          // Withdrawn (the requester left, or no answer in time; the host session says which):
+          // the question goes, and the next one is asked.
+          withdrawn.addEventListener(
+            'abort',
+            () => {
+              const i = approvals.indexOf(entry);
+              if (i < 0) return;
               approvals.splice(i, 1);
               resolve(false);
               if (i === 0) ask();
-            }
-          }, APPROVAL_TIMEOUT_MS).unref();
+            },
+            { once: true },
+          );
         }),
     });
     host.on('notice', (text: string) => term.notice(text));
@@ -241,7 +258,6 @@ export const share: Command = {
         `your key: ${keyFingerprint(conn.home.deviceKey().publicKey)}   (~? for commands, ~. to stop)`,
     );
     term.enterRaw();
-    const scanner = new EscapeScanner('?ld.123456789');
     let stopping = false;
     return new Promise<number>((resolve) => {
       const finish = async (code: number) => {
@@ -264,21 +280,18 @@ export const share: Command = {
       });
       term.onResize((c, r) => stream.setHostSize(c, r));
       inv.io.stdin.on('data', (chunk: Buffer) => {
-        const pending = approvals[0];
-        if (pending) {
-          const answer = chunk.toString('utf8').trim().toLowerCase();
-          approvals.shift();
-          // The host session itself reports "attached" or "denied".
-          pending.resolve(answer === 'y' || answer === 'yes');
-          ask();
-          return;
-        }
         for (const part of scanner.feed(chunk)) {
           if (part.type === 'data') {
             stream.localInput(part.data);
             continue;
           }
           switch (part.key) {
+            case 'y':
+              answer(true);
+              break;
+            case 'n':
+              answer(false);
+              break;
             case 'l': {
               const rows = host.controllers();
               term.notice(
@@ -320,7 +333,7 @@ export const share: Command = {
               break;
             default:
               term.notice(
-                '~l list controllers · ~1..~9 drop one · ~d drop all · ~. stop sharing · ~~ type a ~',
+                '~y / ~n admit / refuse who asks · ~l list controllers · ~1..~9 drop one · ~d drop all · ~. stop sharing · ~~ type a ~',
               );
           }
         }

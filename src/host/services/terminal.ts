@@ -36,6 +36,8 @@ export class TerminalPeer extends EventEmitter {
   readonly #requestedReadOnly: boolean;
   #step: 'hello' | 'deciding' | 'running' | 'closed' = 'hello';
   #placed: Placed | undefined;
+  /** The host's open question about this controller (share), aborted to withdraw it. */
+  #question: AbortController | undefined;
   /** Input offset last acknowledged, and the timer of the next acknowledgement. */
   #inputAcked = 0;
   #inputAckTimer: NodeJS.Timeout | undefined;
@@ -81,6 +83,7 @@ export class TerminalPeer extends EventEmitter {
   #finish(): void {
     if (this.#step === 'closed') return;
     this.#step = 'closed';
+    this.#question?.abort('gone');
     clearTimeout(this.#setupTimer);
     clearTimeout(this.#inputAckTimer);
     if (this.#placed) this.#placed.stream.disconnect(this.#placed.att, this.#host.now);
@@ -149,10 +152,34 @@ export class TerminalPeer extends EventEmitter {
       }
       if (decision === 'ask') {
         this.#send({ type: 'notice', text: 'waiting for the host to approve…' });
+        // Withdrawn when the requester leaves (#finish) or when the host does not answer in time.
+        const question = new AbortController();
+        this.#question = question;
+        let timer: NodeJS.Timeout | undefined;
         const approved = await Promise.race([
-          o.approve ? o.approve(this.#peer).catch(() => false) : Promise.resolve(false),
-          new Promise<boolean>((r) => setTimeout(() => r(false), APPROVAL_TIMEOUT_MS).unref()),
+          o.approve ? o.approve(this.#peer, question.signal).catch(() => false) : false,
+          new Promise<'timeout'>((r) => {
+            timer = setTimeout(() => r('timeout'), APPROVAL_TIMEOUT_MS).unref();
+          }),
+          new Promise<'withdrawn'>((r) =>
+            question.signal.addEventListener('abort', () => r('withdrawn'), { once: true }),
+          ),
         ]);
+        clearTimeout(timer);
+        this.#question = undefined;
+        if (approved === 'timeout') {
+          question.abort('timeout');
+          this.#host.notice(
+            `no answer in ${APPROVAL_TIMEOUT_MS / 1000} s: ${this.#peer.user} was not let in`,
+          );
+          return this.refuse(
+            ErrorCode.DENIED,
+            `the host did not answer within ${APPROVAL_TIMEOUT_MS / 1000} s`,
+          );
+        }
+        // Only #finish aborts before the race is over: the requester's channel closed.
+        if (approved === 'withdrawn')
+          return this.#host.notice(`${this.#peer.user} stopped asking to attach`);
         if (this.#step !== 'deciding') return;
         if (!approved) {
           this.#host.notice(`denied ${this.#peer.user}`);
