@@ -1,7 +1,7 @@
 // Turns flags and environment into a trusted, logged-in relay connection for client commands.
 import { KnownServers } from '../client/known-servers.js';
 import { RelayClient } from '../client/relay-client.js';
-import type { TrustOptions } from '../client/tls-connect.js';
+import { parseServerAddress, type TrustOptions } from '../client/tls-connect.js';
 import { AuthError, ErrorCode } from '../protocol/errors.js';
 import type { Results } from '../protocol/messages.js';
 import { str, type Invocation } from './command.js';
@@ -13,7 +13,29 @@ export function homeOf(inv: Invocation): Home {
   return new Home(defaultHome(inv.io.env));
 }
 
-/** The relay to use: --server, then SWITCHBOARD_SERVER, then the remembered one. */
+/**
+ * A relay address as the client keeps it, `HOST:PORT` (the port defaults to 7443), so `localhost`,
+ * `localhost:7443` and `switchboard://localhost` are one relay for logins and pins alike. A web
+ * address (`https://…`) is refused with what to write instead.
+ */
+export function normalizeServer(input: string): string {
+  let text = input.trim();
+  const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(text);
+  if (scheme) {
+    if (scheme[1]!.toLowerCase() !== 'switchboard')
+      throw new UsageError(
+        `"${input}" is a ${scheme[1]} URL; give the relay as HOST:PORT (for example relay.example.com:7443)`,
+      );
+    text = text.slice(scheme[0].length).replace(/\/+$/, '');
+  }
+  try {
+    return parseServerAddress(text).label;
+  } catch {
+    throw new UsageError(`"${input}" is not HOST:PORT (for example relay.example.com:7443)`);
+  }
+}
+
+/** The relay to use: --server, then SWITCHBOARD_SERVER, then the remembered one; normalised. */
 export function serverOf(inv: Invocation, home: Home): string {
   const server =
     str(inv, 'server') ??
@@ -22,14 +44,25 @@ export function serverOf(inv: Invocation, home: Home): string {
     home.config().server;
   if (!server)
     throw new UsageError('which relay? pass --server HOST:PORT or set SWITCHBOARD_SERVER');
-  return server;
+  return normalizeServer(server);
+}
+
+/** Whether two addresses name the same relay (a saved one may predate normalising). */
+function sameServer(a: string, b: string): boolean {
+  try {
+    return normalizeServer(a) === normalizeServer(b);
+  } catch {
+    return a === b;
+  }
 }
 
 export function trustOf(inv: Invocation, home: Home, server: string): TrustOptions {
   const fingerprint = str(inv, 'fingerprint') ?? inv.io.env['SWITCHBOARD_FINGERPRINT'];
   const config = home.config();
   // A remembered CA applies only to the relay it was given for.
-  const caFile = str(inv, 'ca') ?? (config.server === server ? config.caFile : undefined);
+  const caFile =
+    str(inv, 'ca') ??
+    (config.server !== undefined && sameServer(config.server, server) ? config.caFile : undefined);
   const trust: TrustOptions = { knownServers: new KnownServers(home.path(FILES.knownServers)) };
   if (fingerprint) trust.fingerprint = fingerprint;
   if (caFile) trust.caFile = caFile;
@@ -69,10 +102,13 @@ export async function connectAuthed(inv: Invocation): Promise<Session> {
   if (!login)
     throw new AuthError(
       ErrorCode.NOT_LOGGED_IN,
-      'not logged in; run `switchboard login --user NAME --server HOST:PORT`',
+      'not logged in; run `switchboard login --server HOST:PORT --fingerprint FP --user NAME` ' +
+        '(or `switchboard signup` with the same options for a new account)',
     );
-  const server = str(inv, 'server') ?? inv.io.env['SWITCHBOARD_SERVER'] ?? login.server;
-  if (server !== login.server) {
+  const server = normalizeServer(
+    str(inv, 'server') ?? inv.io.env['SWITCHBOARD_SERVER'] ?? login.server,
+  );
+  if (!sameServer(server, login.server)) {
     throw new AuthError(
       ErrorCode.NOT_LOGGED_IN,
       `you are logged in to ${login.server}, not ${server}; run \`switchboard login --server ${server}\``,
