@@ -346,6 +346,54 @@ describe('the CLI in a real terminal', () => {
       host.kill();
     }
   });
+
+  it('attach: one updating status line while reconnecting, and a full-screen program repainted after', async () => {
+    const p = new PtyProcess(['attach', 'cli-box'], { SWITCHBOARD_HOME: bobHome });
+    await p.waitText('$ ');
+    const outage = async (attempts: number) => {
+      const from = p.out.length;
+      await h.relay.close('restart');
+      await p.waitFor((o) => o.includes(`attempt ${attempts}`, from), `attempt ${attempts}`);
+      await h.start();
+      await p.waitFor((o) => o.includes('reconnected after', from), 'reconnected');
+    };
+    const screen = async () => {
+      const local = new HeadlessTerminal({ cols: 100, rows: 30, allowProposedApi: true });
+      await new Promise<void>((resolve) => local.write(p.out, resolve));
+      const b = local.buffer.active;
+      const lines = Array.from(
+        { length: b.length },
+        (_, y) => b.getLine(y)?.translateToString(true) ?? '',
+      );
+      local.dispose();
+      return { type: b.type, lines };
+    };
+    // A shell: the replay goes on under one status line, however many attempts it took.
+    await outage(3);
+    p.write('echo "after-$((1+1))"\r');
+    await p.waitText('after-2');
+    const shell = await screen();
+    // The status line was rewritten in place, ending as the one line saying it is back.
+    const status = shell.lines.filter((l) => /reconnect|connection lost/.test(l));
+    assert.equal(status.length, 1, `one status line: ${JSON.stringify(status)}`);
+    assert.match(status[0]!, /reconnected after \d+ s/);
+    // A full-screen program: the status line drew over it, so it is repainted once back.
+    p.write("printf '\\033[?1049h\\033[2J\\033[5;3HDRAWN-%s' AGAIN; exec cat\r");
+    await p.waitText('DRAWN-AGAIN');
+    const drawnBefore = p.out.split('DRAWN-AGAIN').length;
+    await outage(2);
+    await p.waitFor((o) => o.split('DRAWN-AGAIN').length > drawnBefore, 'the repaint');
+    const full = await screen();
+    assert.equal(full.type, 'alternate');
+    assert.match(full.lines[4] ?? '', /^ {2}DRAWN-AGAIN/);
+    assert.equal(
+      full.lines.some((l) => /connection lost|reconnect/.test(l)),
+      false,
+      "no status line left on the program's screen",
+    );
+    p.write('\x03');
+    await p.waitExit();
+  });
 });
 
 /** The share's size checks (test above): the guest's size, then the host's once the guest left. */

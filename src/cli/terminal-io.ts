@@ -5,12 +5,15 @@ import { TerminalModes } from './terminal-modes.js';
 
 /** How a status line of the CLI's own starts (bold "[switchboard]"), after a line break. */
 export const NOTICE_PREFIX = '\x1b[1m[switchboard]\x1b[0m ';
+/** Columns NOTICE_PREFIX takes on the screen. */
+const NOTICE_PREFIX_WIDTH = '[switchboard] '.length;
 
 export class LocalTerminal {
   readonly #io: Io;
   #raw = false;
   readonly #modes = new TerminalModes();
   #wrote = false;
+  #statusShown = false;
 
   constructor(io: Io) {
     this.#io = io;
@@ -66,6 +69,24 @@ export class LocalTerminal {
   notice(text: string): void {
     const lines = text.split('\n').join('\r\n');
     this.#io.stderr.write(`\r\n${NOTICE_PREFIX}${lines}\r\n`);
+  }
+
+  /**
+   * A status line that updates in place (one line, however many times it is set), e.g. while
+   * reconnecting; `final` writes its last text and ends the line.
+   */
+  status(text: string, final = false): void {
+    const start = this.#statusShown ? '\r\x1b[2K' : '\r\n';
+    this.#statusShown = !final;
+    // Cut to the width: a wrapped line could not be rewritten in place.
+    const room = Math.max(10, this.size().cols - 1 - NOTICE_PREFIX_WIDTH);
+    const shown = text.length > room ? `${text.slice(0, room - 1)}…` : text;
+    this.#io.stderr.write(`${start}${NOTICE_PREFIX}${shown}${final ? '\r\n' : ''}`);
+  }
+
+  /** Whether the remote program has the local terminal on its alternate screen (full-screen). */
+  get altScreen(): boolean {
+    return this.#modes.altScreen;
   }
 
   onResize(listener: (cols: number, rows: number) => void): () => void {

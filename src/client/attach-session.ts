@@ -44,6 +44,21 @@ export interface AttachOptions {
   term?: string;
   /** An attachment to resume (e.g. after `attach` was restarted). */
   resume?: { attachment: string; offset: number };
+  /**
+   * Asked when resuming after a drop: true to get the current screen instead of a replay of what
+   * was missed (`attach` asks for it while a full-screen program is shown, which its
+   * reconnecting status line has drawn over; a shell's history is replayed).
+   */
+  repaintOnResume?: () => boolean;
+}
+
+/** Where a reconnection stands ('reconnecting' event, once per failed attempt). */
+export interface ReconnectInfo {
+  /** Why the connection was lost, or why the last attempt failed. */
+  reason: string;
+  attempt: number;
+  lostForMs: number;
+  nextInMs: number;
 }
 
 export interface AttachedInfo {
@@ -76,7 +91,8 @@ interface Unacked {
 
 /**
  * Events: 'output' (Buffer), 'snapshot' (Buffer: repaint, written as is), 'attached' (AttachedInfo),
- * 'notice' (string), 'state' ('attached' | 'reconnecting'), 'drain' (input window has room),
+ * 'notice' (string), 'state' ('attached' | 'reconnecting'), 'reconnecting' (ReconnectInfo, each
+ * failed attempt), 'drain' (input window has room),
  * 'end' ({ exit?: {code, signal?}, error?: SwitchboardError, detached?: boolean }).
  */
 export class AttachSession extends EventEmitter {
@@ -205,7 +221,7 @@ export class AttachSession extends EventEmitter {
               resume: {
                 attachment: this.#attachment,
                 offset: this.#expected,
-                ...(this.#everAttached ? {} : { repaint: true }),
+                ...(!this.#everAttached || this.#o.repaintOnResume?.() ? { repaint: true } : {}),
               },
             }
           : {}),
@@ -246,6 +262,7 @@ export class AttachSession extends EventEmitter {
     }
     this.#backoff?.reset();
     this.#lostSince = undefined;
+    this.#attempts = 0;
     // Resend whatever input the host has not consumed yet.
     this.#unacked = this.#unacked.filter((u) => u.offset + u.data.length > welcome.inputOffset);
     for (const u of this.#unacked) this.#send({ type: 'input', offset: u.offset, data: u.data });
@@ -404,13 +421,23 @@ export class AttachSession extends EventEmitter {
       return this.#fail(error);
     }
     if (Date.now() - this.#lostSince > RESUME_GIVE_UP_MS) return this.#fail(error);
+    this.#attempts++;
     this.emit('state', 'reconnecting');
-    this.emit('notice', `connection lost (${error.message}); reconnecting…`);
     const backoff = (this.#backoff ??= new Backoff());
-    setTimeout(() => void this.#attempt(), backoff.nextDelay());
+    const delayMs = backoff.nextDelay();
+    const info: ReconnectInfo = {
+      reason: error.message,
+      attempt: this.#attempts,
+      lostForMs: Date.now() - this.#lostSince,
+      nextInMs: delayMs,
+    };
+    this.emit('reconnecting', info);
+    setTimeout(() => void this.#attempt(), delayMs);
   }
 
   #backoff: Backoff | undefined;
+  /** Reconnect attempts since the connection was last up. */
+  #attempts = 0;
 
   #fail(error: SwitchboardError): void {
     this.#end({ error });

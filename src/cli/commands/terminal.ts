@@ -1,7 +1,7 @@
 // Remote terminal commands: share (interactive host), agent (unattended host), attach, sessions.
 import { existsSync, readFileSync } from 'node:fs';
 import { constants as osConstants, hostname, userInfo } from 'node:os';
-import { AttachSession } from '../../client/attach-session.js';
+import { AttachSession, type ReconnectInfo } from '../../client/attach-session.js';
 import { Backoff } from '../../client/backoff.js';
 import { KnownPeers } from '../../client/known-peers.js';
 import { KnownServers } from '../../client/known-servers.js';
@@ -496,6 +496,8 @@ export const attach: Command = {
       rows,
       term: inv.io.env['TERM'] ?? 'xterm-256color',
       ...(resume ? { resume } : {}),
+      // The status line drew over a full-screen program: get its screen back, not a replay.
+      repaintOnResume: () => term.altScreen,
     });
     session.on('output', (data: Uint8Array) => term.write(data));
     let snapshotSeen = false;
@@ -504,8 +506,22 @@ export const attach: Command = {
       term.write(data);
     });
     session.on('notice', (text: string) => term.notice(text));
+    // One status line while reconnecting, updated in place, not a notice per attempt.
+    let lostAt: number | undefined;
+    session.on('reconnecting', (r: ReconnectInfo) => {
+      lostAt ??= Date.now() - r.lostForMs;
+      // What changes first: the line is cut to the terminal's width.
+      term.status(
+        `reconnecting… attempt ${r.attempt}, ${Math.round(r.lostForMs / 1000)} s (~. gives up); ` +
+          `connection lost: ${r.reason}`,
+      );
+    });
     session.on('state', (state: string) => {
-      if (state === 'attached') term.notice('reconnected');
+      if (state !== 'attached') return;
+      const away = lostAt === undefined ? 0 : Math.round((Date.now() - lostAt) / 1000);
+      lostAt = undefined;
+      // A full-screen program is repainted (repaintOnResume), which draws over this line.
+      term.status(`reconnected after ${away} s`, true);
     });
     const info = await session.start();
     const banner =
