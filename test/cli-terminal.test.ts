@@ -399,10 +399,16 @@ describe('the CLI in a real terminal', () => {
 /** The share's size checks (test above): the guest's size, then the host's once the guest left. */
 async function sizes(host: PtyProcess, guest: PtyProcess): Promise<void> {
   await guest.waitText('read-write');
-  // The size as the shell sees it, asked from the guest: its resize reaches the host before
-  // the keystrokes that follow it, on the same ordered channel.
+  // The size as the shell sees it (mostly asked from the guest, whose resize and keys travel in
+  // order on one channel once `attach` has handled the signal).
   const size = async (p: PtyProcess, n: number, expected: string) => {
-    p.write(`echo "sz${n}=$(stty size | tr ' ' x)"\r`);
+    // A local resize reaches `attach` as a signal, which may be handled after the keys typed
+    // next: the shell waits (at most 5 s) for the expected size, then reports what it has.
+    const want = expected.replace('x', ' ');
+    p.write(
+      `for i in $(seq 100); do [ "$(stty size)" = "${want}" ] && break; sleep 0.05; done; ` +
+        `echo "sz${n}=$(stty size | tr ' ' x)"\r`,
+    );
     await p.waitFor((o) => new RegExp(`sz${n}=\\d+x\\d+\\r`).test(o), `size ${n}`);
     assert.match(p.out, new RegExp(`sz${n}=${expected}\\r`), `size ${n}`);
   };
