@@ -35,4 +35,15 @@ describe('EscapeScanner', () => {
     assert.deepEqual(run('l', '~.~l'), { data: '~.~l', commands: [] });
     assert.deepEqual(run('l', '\r~l'), { data: '\r', commands: ['l'] });
   });
+
+  it('never takes pasted text for an escape (bracketed paste), also when the markers are split', () => {
+    const paste = '\x1b[200~echo one\r~.\recho two\x1b[201~';
+    assert.deepEqual(run('.', 'ls\r', paste), { data: `ls\r${paste}`, commands: [] });
+    assert.deepEqual(run('.', '\x1b[20', '0~a\r~', '.\x1b[2', '01~'), {
+      data: '\x1b[200~a\r~.\x1b[201~',
+      commands: [],
+    });
+    // After the paste, escapes work again from the next line.
+    assert.deepEqual(run('.', paste, '\r~.'), { data: `${paste}\r`, commands: ['.'] });
+  });
 });

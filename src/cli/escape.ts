@@ -1,11 +1,19 @@
 // SSH-style escapes: "~" right after Enter starts a command ("~." detach, "~~" a literal "~").
 
+/** Bracketed paste markers (the terminal sends them around pasted text when the program asks). */
+const PASTE_START = '\x1b[200~';
+const PASTE_END = '\x1b[201~';
+
 export type Scanned = { type: 'data'; data: Buffer } | { type: 'command'; key: string };
 
 export class EscapeScanner {
   readonly #keys: Set<string>;
   #atLineStart = true;
   #pendingTilde = false;
+  /** Inside a bracketed paste (ESC[200~ … ESC[201~): pasted text never forms an escape. */
+  #inPaste = false;
+  /** The last bytes seen, to find the paste markers also when a read splits them. */
+  #recent = '';
 
   /** `keys`: the characters that form commands after "~" (e.g. ".", "?"). */
   constructor(keys: string) {
@@ -25,6 +33,16 @@ export class EscapeScanner {
     };
     for (let i = 0; i < chunk.length; i++) {
       const byte = chunk[i]!;
+      this.#recent = (this.#recent + String.fromCharCode(byte)).slice(-PASTE_START.length);
+      if (this.#inPaste) {
+        if (this.#recent === PASTE_END) this.#inPaste = false;
+        continue;
+      }
+      if (this.#recent === PASTE_START) {
+        this.#inPaste = true;
+        this.#atLineStart = false;
+        continue;
+      }
       if (this.#pendingTilde) {
         this.#pendingTilde = false;
         const ch = String.fromCharCode(byte);
