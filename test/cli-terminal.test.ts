@@ -46,7 +46,7 @@ class PtyProcess {
 
   constructor(args: string[], env: Record<string, string>, cols = 100, rows = 30) {
     this.proc = nodePty.spawn(process.execPath, [BIN, ...args], {
-      name: 'xterm-256color',
+      name: env['TERM'] ?? 'xterm-256color',
       cols,
       rows,
       cwd: process.cwd(),
@@ -268,6 +268,22 @@ describe('the CLI in a real terminal', () => {
       assert.match(accepted.out, /warning: no account is named bbo yet/);
     } finally {
       accepted.kill();
+    }
+  });
+
+  it("attach: a new agent shell gets the controller's TERM (a plain name only)", async () => {
+    const ginaHome = await cliUser(h, 'gina');
+    await h.agent(alice, 'term-box', { allow: ['gina'] });
+    for (const [term, expected] of [
+      ['screen-256color', 'screen-256color'],
+      ['bad;name', 'xterm-256color'],
+    ]) {
+      const p = new PtyProcess(['attach', 'term-box'], { SWITCHBOARD_HOME: ginaHome, TERM: term! });
+      await p.waitText('$ ');
+      p.write('echo "term=[$TERM]"\r');
+      await p.waitText(`term=[${expected}]`);
+      p.write('exit\r');
+      await p.waitExit();
     }
   });
 

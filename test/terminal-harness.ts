@@ -39,7 +39,7 @@ export interface TestUser {
 }
 
 /** A bash with no rc files and a fixed prompt, so output is predictable. */
-export function testShell(cols: number, rows: number) {
+export function testShell(cols: number, rows: number, term = 'xterm-256color') {
   return spawnPty({
     file: '/bin/bash',
     args: ['--norc', '--noprofile', '-i'],
@@ -47,7 +47,7 @@ export function testShell(cols: number, rows: number) {
     env: {
       PATH: process.env['PATH'] ?? '/usr/bin:/bin',
       HOME: tmpdir(),
-      TERM: 'xterm-256color',
+      TERM: term,
       PS1: '$ ',
       LANG: 'C.UTF-8',
     },

@@ -37,7 +37,7 @@ export interface HostSessionOptions {
   /** share: the one terminal everyone sees. */
   stream?: TerminalStream;
   /** agent: a fresh login shell for each new attachment. */
-  spawnShell?(cols: number, rows: number): Pty;
+  spawnShell?(cols: number, rows: number, term: string): Pty;
   /**
    * share: asks the person at the host; resolves true to admit. `withdrawn` aborts when the
    * question no longer stands (the requester left, or no answer came in APPROVAL_TIMEOUT_MS,
@@ -224,7 +224,7 @@ export class HostSession extends EventEmitter {
     const att = new Attachment(user, publicKey, readOnly);
     let stream = this.#o.stream;
     if (!stream) {
-      const pty = this.#o.spawnShell!(hello.cols, hello.rows);
+      const pty = this.#o.spawnShell!(hello.cols, hello.rows, controllerTerm(hello.term));
       stream = new TerminalStream({ pty, cols: hello.cols, rows: hello.rows, lossless: true });
       // The shell ended: forget it once its controller has the exit, or at once if none is
       // connected (a resume cannot continue an ended shell).
@@ -330,4 +330,11 @@ function isFatal(code: string): boolean {
     code === ErrorCode.CERT_CHANGED ||
     code === ErrorCode.TRUST_REQUIRED
   );
+}
+
+/** The controller's TERM for a new agent shell, as sshd passes the client's; a plain name only. */
+export function controllerTerm(term: string | undefined): string {
+  return term !== undefined && /^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$/.test(term)
+    ? term
+    : 'xterm-256color';
 }

@@ -375,7 +375,7 @@ export const agent: Command = {
       kind: 'agent',
       sessionId,
       ...hostBase(inv, conn, 'agent'),
-      spawnShell: (cols, rows) =>
+      spawnShell: (cols, rows, term) =>
         spawnPty({
           file: shell,
           args: ['-l'],
@@ -387,7 +387,7 @@ export const agent: Command = {
             LOGNAME: me.username,
             SHELL: shell,
             PATH: inv.io.env['PATH'] ?? '/usr/local/bin:/usr/bin:/bin',
-            TERM: 'xterm-256color',
+            TERM: term,
             LANG: inv.io.env['LANG'] ?? 'C.UTF-8',
             SWITCHBOARD_SESSION: sessionId,
           },
