@@ -287,6 +287,32 @@ describe('the CLI in a real terminal', () => {
     }
   });
 
+  it('attach: a viewer who asked for read-write is told so in a banner the first repaint does not wipe', async () => {
+    const hankHome = await cliUser(h, 'hank');
+    const host = new PtyProcess(['share', '--session', 'cli-view', '--viewers', 'carol'], {
+      SWITCHBOARD_HOME: hankHome,
+    });
+    await host.waitText('sharing this terminal as session cli-view');
+    host.write('echo "hosted-$((6*7))"\r');
+    await host.waitText('hosted-42');
+    const viewer = new PtyProcess(['attach', 'cli-view'], { SWITCHBOARD_HOME: carolHome });
+    await viewer.waitText('the host does not take your keystrokes');
+    await viewer.waitText('hosted-42');
+    const local = new HeadlessTerminal({ cols: 100, rows: 30, allowProposedApi: true });
+    await new Promise<void>((resolve) => local.write(viewer.out, resolve));
+    const b = local.buffer.active;
+    const text = Array.from({ length: b.length }, (_, y) =>
+      b.getLine(y)?.translateToString(true),
+    ).join('\n');
+    local.dispose();
+    assert.match(text, /read-only: the host does not take your keystrokes/, 'still on the screen');
+    assert.match(text, /hosted-42/, 'after the repaint');
+    viewer.write('\r~.');
+    await viewer.waitExit();
+    host.write('exit\r');
+    await host.waitExit();
+  });
+
   it('attach: a user who is not allowed gets exit code 5 and a clear message', async () => {
     const p = new PtyProcess(['attach', 'cli-box'], { SWITCHBOARD_HOME: carolHome });
     assert.equal(await p.waitExit(), 5);

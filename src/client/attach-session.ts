@@ -258,7 +258,13 @@ export class AttachSession extends EventEmitter {
     this.#running = true;
     if (welcome.readOnly && !this.#readOnly) {
       this.#readOnly = true;
-      this.emit('notice', 'read-only: the host does not take your keystrokes (~. still detaches)');
+      // On the first attach the caller shows welcome.readOnly with its banner, after the repaint
+      // (a notice now would be cleared by it); later the change is news.
+      if (this.#everAttached)
+        this.emit(
+          'notice',
+          'read-only: the host does not take your keystrokes (~. still detaches)',
+        );
     }
     this.#backoff?.reset();
     this.#lostSince = undefined;

@@ -524,11 +524,18 @@ export const attach: Command = {
       term.status(`reconnected after ${away} s`, true);
     });
     const info = await session.start();
+    const mode = !info.welcome.readOnly
+      ? 'read-write'
+      : readOnly
+        ? 'read-only'
+        : 'read-only: the host does not take your keystrokes';
     const banner =
       `attached to ${sessionId} on ${info.hostName} (${info.host.user}, ${info.host.fingerprint}) ` +
-      `${info.welcome.readOnly ? 'read-only' : 'read-write'}${info.welcome.resumed ? ', resumed' : ''} · ~. detaches`;
-    // A fresh attach starts with a repaint that clears the screen: show the banner after it.
-    if (info.welcome.resumed || snapshotSeen) term.notice(banner);
+      `${mode}${info.welcome.resumed ? ', resumed' : ''} · ~. detaches`;
+    // A fresh attach, and a new process resuming (it asks for a repaint), start with a repaint
+    // that clears the screen: show the banner after it, or it would be wiped at once.
+    const repaintComing = !info.welcome.resumed || resume !== undefined;
+    if (snapshotSeen || !repaintComing) term.notice(banner);
     else session.once('snapshot', () => setImmediate(() => term.notice(banner)));
     term.enterRaw();
     const scanner = new EscapeScanner('.?i');
