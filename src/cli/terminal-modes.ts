@@ -16,11 +16,13 @@ const MAX_TAIL = 32; // characters
  * Turned off on leaving, whatever the remote did: mouse reporting (1000, 1002, 1003) and its
  * encodings (1005, 1006, 1015), focus events (1004), bracketed paste (2004), application cursor
  * keys (1), the application keypad (66, and ESC >); the cursor shown (25); scroll region and
- * character attributes reset.
+ * character attributes reset. Resetting the scroll region moves the cursor home, so the cursor is
+ * saved around it (ESC 7, ESC 8): what is printed next goes where the cursor was, not over the top
+ * of the screen.
  */
 const RESET =
   '\x1b[?1000l\x1b[?1002l\x1b[?1003l\x1b[?1005l\x1b[?1006l\x1b[?1015l\x1b[?1004l' +
-  '\x1b[?2004l\x1b[?1l\x1b[?66l\x1b[?25h\x1b>\x1b[r\x1b[0m';
+  '\x1b[?2004l\x1b[?1l\x1b[?66l\x1b[?25h\x1b>\x1b7\x1b[r\x1b8\x1b[0m';
 
 // `ESC [ ? Pm h|l`: a DEC private mode set or reset, several modes separated by `;`.
 const DEC_MODE_RE = /\x1b\[\?([\d;]*)([hl])/g; // eslint-disable-line no-control-regex
