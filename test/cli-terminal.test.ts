@@ -208,6 +208,14 @@ describe('the CLI in a real terminal', () => {
       assert.equal(local.modes.mouseTrackingMode, 'none', `${how}: mouse reporting off`);
       assert.equal(local.modes.applicationCursorKeysMode, false, `${how}: cursor keys`);
       assert.equal(local.modes.applicationKeypadMode, false, `${how}: keypad`);
+      // What is printed on leaving goes below the shell's lines, not over the top of the screen.
+      const b = local.buffer.active;
+      const rows = Array.from({ length: b.length }, (_, y) =>
+        b.getLine(y)?.translateToString(true),
+      );
+      const typed = rows.findIndex((r) => r?.includes('printf'));
+      const left = rows.findIndex((r) => r?.includes('detached from cli-box'));
+      assert.ok(typed >= 0 && left > typed, `${how}: left at row ${left}, typed at row ${typed}`);
       local.dispose();
       assert.ok(
         p.out.lastIndexOf('\x1b[?25h') > p.out.lastIndexOf('\x1b[?25l'),
