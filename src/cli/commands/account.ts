@@ -15,7 +15,7 @@ import {
   type Command,
   type Invocation,
 } from '../command.js';
-import { Exit, UsageError } from '../exit-codes.js';
+import { Exit, UsageError, exitCodeFor } from '../exit-codes.js';
 import { ago, json, table } from '../output.js';
 import { interactive, readLine, readStdinSecret } from '../prompt.js';
 
@@ -156,6 +156,13 @@ export const login: Command = {
   },
 };
 
+/** Failures that mean the relay was not reached (or not to the end), not that it said no. */
+const UNREACHABLE = new Set<string>([
+  ErrorCode.CONNECT_FAILED,
+  ErrorCode.CONNECTION_CLOSED,
+  ErrorCode.TIMEOUT,
+]);
+
 export const logout: Command = {
   name: 'logout',
   summary: 'End this login (--all: every login of the account, on every device).',
@@ -167,7 +174,8 @@ export const logout: Command = {
   },
   async run(inv) {
     const home = homeOf(inv);
-    if (!home.login()) {
+    const login = home.login();
+    if (!login) {
       inv.io.stdout.write('Not logged in.\n');
       return Exit.OK;
     }
@@ -184,6 +192,19 @@ export const logout: Command = {
         client.close();
       }
     } catch (err) {
+      const code = err instanceof SwitchboardError ? err.code : undefined;
+      if (code !== undefined && UNREACHABLE.has(code)) {
+        // The relay cannot be told: forget the login here anyway, and say what that leaves.
+        home.clearLogin();
+        inv.io.stderr.write(
+          `switchboard logout: cannot reach the relay (${(err as Error).message}).\n` +
+            `Forgot this device's login; the relay still accepts its token until ${login.expiresAt}.\n` +
+            (bool(inv, 'all')
+              ? 'Your other logins were NOT revoked: run `switchboard logout --all` again once the relay is up.\n'
+              : 'To revoke it, run `switchboard logout --all` from a logged-in device.\n'),
+        );
+        return bool(inv, 'all') ? exitCodeFor(err as SwitchboardError) : Exit.OK;
+      }
       // An expired or revoked token is already logged out on the relay; forget it here too.
       if (
         !(err instanceof SwitchboardError) ||

@@ -1,0 +1,56 @@
+// The real CLI when the relay cannot be reached: logout still forgets the local login, and says what that leaves.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { FILES, Home } from '../src/cli/home.js';
+
+const BIN = fileURLToPath(new URL('../../bin/switchboard', import.meta.url));
+
+function run(args: string[], home: string): Promise<{ code: number; out: string; err: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [BIN, ...args], {
+      env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', SWITCHBOARD_HOME: home },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    child.on('close', (code) => resolve({ code: code ?? -1, out, err }));
+  });
+}
+
+/** A home logged in to a relay address where nothing listens (port 1 on loopback). */
+function offlineHome(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'sb-offline-'));
+  new Home(dir).saveLogin({
+    server: '127.0.0.1:1',
+    user: 'ivy',
+    token: 'not-a-real-token',
+    expiresAt: '2030-01-01T00:00:00.000Z',
+  });
+  return dir;
+}
+
+describe('logout with the relay down', () => {
+  it('forgets the local login, exits 0 and says the token is still valid on the relay', async () => {
+    const home = offlineHome();
+    const r = await run(['logout'], home);
+    assert.equal(r.code, 0, r.err);
+    assert.equal(existsSync(join(home, FILES.login)), false, 'the login is gone');
+    assert.match(r.err, /cannot reach the relay/);
+    assert.match(r.err, /still accepts its token until 2030-01-01/);
+  });
+
+  it('with --all, forgets the local login but fails, as the other logins were not revoked', async () => {
+    const home = offlineHome();
+    const r = await run(['logout', '--all'], home);
+    assert.notEqual(r.code, 0);
+    assert.equal(existsSync(join(home, FILES.login)), false);
+    assert.match(r.err, /NOT revoked/);
+  });
+});
