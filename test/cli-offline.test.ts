@@ -1,9 +1,10 @@
-// The real CLI when the relay cannot be reached: logout still forgets the local login, and says what that leaves.
+// The real CLI when the network is not what it expects: logout with the relay down, serve on a busy port.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createServer, type AddressInfo } from 'node:net';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { FILES, Home } from '../src/cli/home.js';
@@ -52,5 +53,26 @@ describe('logout with the relay down', () => {
     assert.notEqual(r.code, 0);
     assert.equal(existsSync(join(home, FILES.login)), false);
     assert.match(r.err, /NOT revoked/);
+  });
+});
+
+describe('serve on a busy port', () => {
+  it('is a usage error naming the port, and creates no data directory', async () => {
+    const busy = createServer();
+    await new Promise<void>((resolve) => busy.listen(0, '127.0.0.1', resolve));
+    const { port } = busy.address() as AddressInfo;
+    try {
+      const dataDir = join(mkdtempSync(join(tmpdir(), 'sb-busy-')), 'data');
+      const r = await run(
+        ['serve', '--host', '127.0.0.1', '--port', String(port), '--data-dir', dataDir],
+        mkdtempSync(join(tmpdir(), 'sb-busy-home-')),
+      );
+      assert.equal(r.code, 2, r.err);
+      assert.match(r.err, new RegExp(`port ${port} on 127.0.0.1 is in use`));
+      assert.doesNotMatch(r.err, /INTERNAL/);
+      assert.equal(existsSync(dataDir), false, 'no data directory');
+    } finally {
+      busy.close();
+    }
   });
 });

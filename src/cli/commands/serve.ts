@@ -1,4 +1,5 @@
 // `switchboard serve`: run the relay in the foreground until SIGINT/SIGTERM.
+import { createServer } from 'node:net';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { startRelay } from '../../server/relay.js';
@@ -165,6 +166,8 @@ export const serve: Command = {
     const admins = list(inv, 'admin');
     for (const name of admins)
       if (!USERNAME_RE.test(name)) throw new UsageError(`--admin "${name}" is not a user name`);
+    // Before anything is created: a busy port is the command line's to fix, not an internal error.
+    if (port !== 0) await ensurePortFree(host, port);
     const logger = createLogger(level);
     const relay = await startRelay({
       signup: signupMode,
@@ -218,3 +221,26 @@ export const serve: Command = {
     });
   },
 };
+
+/**
+ * Fails with a usage error when HOST:PORT cannot be listened on (in use, or not allowed), before
+ * the data directory or the database is created. The relay's own listen still reports the rare
+ * case of the port being taken between this check and it.
+ */
+function ensurePortFree(host: string, port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.once('error', (err: NodeJS.ErrnoException) => {
+      const why =
+        err.code === 'EADDRINUSE'
+          ? `port ${port} on ${host} is in use; stop the other process or pass another --port`
+          : err.code === 'EACCES'
+            ? `not allowed to listen on port ${port} (ports below 1024 need privileges); pass --port`
+            : err.code === 'EADDRNOTAVAIL'
+              ? `${host} is not an address of this machine; pass --host`
+              : `cannot listen on ${host}:${port}: ${err.message}`;
+      reject(new UsageError(why));
+    });
+    probe.listen({ host, port, exclusive: true }, () => probe.close(() => resolve()));
+  });
+}
