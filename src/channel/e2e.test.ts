@@ -485,13 +485,16 @@ describe('SecureDuplex early records', () => {
     assert.deepEqual(second.events, ['live', 'close:CHANNEL_CLOSED']);
   });
 
-  it('keeps records in order when one arrives while early records are being delivered', async () => {
+  /**
+   * The opener sends three records before the host sets its handlers; on the first of them the
+   * host sends the opener a message, which the opener answers with `reply` at once, so the
+   * answer arrives in the middle of the drain. Returns what the host saw, in order.
+   */
+  async function drainWithAnswer(
+    reply: (client: Awaited<ReturnType<typeof open>>['client']) => void,
+  ): Promise<string[]> {
     const { client, server } = await open();
-    // The opener answers each "ping" at once, so its answer arrives in the middle of the drain.
-    client.setHandlers({
-      onMessage: () => client.send(utf8('pong')),
-      onClose: () => {},
-    });
+    client.setHandlers({ onMessage: () => reply(client), onClose: () => {} });
     for (const n of [1, 2, 3]) client.send(utf8(`early ${n}`));
     const s = new Recorder();
     server.setHandlers({
@@ -501,25 +504,19 @@ describe('SecureDuplex early records', () => {
       },
       onClose: (code) => s.onClose(code),
     });
-    assert.deepEqual(s.events, ['early 1', 'early 2', 'early 3', 'pong']);
+    return s.events;
+  }
+
+  it('keeps records in order when one arrives while early records are being delivered', async () => {
+    const events = await drainWithAnswer((client) => client.send(utf8('pong')));
+    assert.deepEqual(events, ['early 1', 'early 2', 'early 3', 'pong']);
   });
 
   it('delivers a close that arrives while early records are being delivered after them', async () => {
-    const { client, server } = await open();
-    client.setHandlers({
-      onMessage: () => void client.close('asked to leave', ErrorCode.PEER_GONE),
-      onClose: () => {},
-    });
-    for (const n of [1, 2, 3]) client.send(utf8(`early ${n}`));
-    const s = new Recorder();
-    server.setHandlers({
-      onMessage(payload) {
-        s.onMessage(payload);
-        if (s.events.length === 1) server.send(utf8('leave'));
-      },
-      onClose: (code) => s.onClose(code),
-    });
-    assert.deepEqual(s.events, ['early 1', 'early 2', 'early 3', 'close:PEER_GONE']);
+    const events = await drainWithAnswer(
+      (client) => void client.close('asked to leave', ErrorCode.PEER_GONE),
+    );
+    assert.deepEqual(events, ['early 1', 'early 2', 'early 3', 'close:PEER_GONE']);
   });
 
   it(`accepts ${MAX_EARLY_RECORDS} early records and closes with INVALID_MESSAGE on the next, telling both ends`, async () => {

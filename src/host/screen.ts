@@ -54,7 +54,11 @@ class ScreenWorker {
     this.#worker = new Worker(new URL('./screen-worker.js', import.meta.url));
     this.#worker.on('message', (msg: ScreenReply) => this.#screens.get(msg.id)?.onReply(msg));
     const fail = (err: Error) => {
-      for (const screen of this.#screens.values()) screen.onWorkerFailed(err);
+      if (shared === this)
+        process.emitWarning(
+          `the screen emulator stopped (${err.message}); repaints now come from the replay buffer`,
+        );
+      for (const screen of this.#screens.values()) screen.onWorkerFailed();
       this.#screens.clear();
       if (shared === this) shared = undefined;
     };
@@ -112,7 +116,7 @@ export class Screen {
   #batchBytes = 0;
   #batchTimer: NodeJS.Timeout | undefined;
   readonly #pending = new Map<number, (snap: Snapshot | undefined) => void>();
-  #failed: Error | undefined;
+  #failed = false;
   #disposed = false;
   /** Called when the emulator's backlog shrinks (see SCREEN_BACKLOG_BYTES). */
   onProgress: (() => void) | undefined;
@@ -127,11 +131,6 @@ export class Screen {
   /** Output posted to the emulator and not yet parsed there. */
   get backlog(): number {
     return this.#failed ? 0 : this.#posted - this.#parsed;
-  }
-
-  /** Why the emulator is gone, if it is: snapshots then resolve to undefined. */
-  get failed(): Error | undefined {
-    return this.#failed;
   }
 
   write(data: Buffer): void {
@@ -199,8 +198,8 @@ export class Screen {
   }
 
   /** @internal The worker died: nothing more will be parsed. */
-  onWorkerFailed(err: Error): void {
-    this.#failed = err;
+  onWorkerFailed(): void {
+    this.#failed = true;
     clearTimeout(this.#batchTimer);
     this.#batch = [];
     for (const resolve of this.#pending.values()) resolve(undefined);

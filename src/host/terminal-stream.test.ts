@@ -236,4 +236,30 @@ describe('TerminalStream', () => {
       stream.close();
     }
   });
+
+  it("fits the PTY to the smallest of the host's and the connected read-write controllers' sizes", () => {
+    const stream = new TerminalStream({
+      pty: program('exec sleep 60'),
+      cols: 100,
+      rows: 30,
+      lossless: false,
+    });
+    try {
+      stream.setHostSize(100, 30);
+      const sink = { send: () => undefined };
+      const small = new Attachment('bob', 'key', false);
+      stream.setControllerSize(small, 80, 20);
+      assert.deepEqual([stream.cols, stream.rows], [100, 30], 'not before it is connected');
+      stream.connect(small, sink);
+      assert.deepEqual([stream.cols, stream.rows], [80, 20], 'a smaller joiner shrinks it');
+      const viewer = new Attachment('carol', 'key', true);
+      stream.setControllerSize(viewer, 40, 10);
+      stream.connect(viewer, sink);
+      assert.deepEqual([stream.cols, stream.rows], [80, 20], 'a viewer does not count');
+      stream.disconnect(small, 0);
+      assert.deepEqual([stream.cols, stream.rows], [100, 30], 'back to the host once it left');
+    } finally {
+      stream.close();
+    }
+  });
 });

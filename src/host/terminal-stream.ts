@@ -108,12 +108,10 @@ export class TerminalStream extends EventEmitter {
    * after the last pump, or until a full chunk is waiting, so it leaves in fewer, larger records.
    */
   #schedulePump(): void {
-    if (this.#pumpTimer) {
-      if (this.#ring.end - this.#pumpedEnd >= MAX_CHUNK_BYTES) this.#pumpAll();
-      return;
-    }
+    if (this.#ring.end - this.#pumpedEnd >= MAX_CHUNK_BYTES) return this.#pumpAll();
+    if (this.#pumpTimer) return;
     const wait = this.#pumpedAt + OUTPUT_COALESCE_MS - performance.now();
-    if (wait <= 0 || this.#ring.end - this.#pumpedEnd >= MAX_CHUNK_BYTES) return this.#pumpAll();
+    if (wait <= 0) return this.#pumpAll();
     this.#pumpTimer = setTimeout(this.#pumpAll, wait);
   }
 
@@ -215,13 +213,10 @@ export class TerminalStream extends EventEmitter {
     att.awaitingSnapshot = true;
     void this.#screen.snapshot().then((snap: Snapshot | undefined) => {
       if (att.sink !== sink || !att.awaitingSnapshot) return; // gone, resumed or reconnected since
+      att.awaitingSnapshot = false;
       // Without an emulator (its worker failed): a clear screen and all the replay buffer holds.
       const use = snap ?? blankSnapshot(this.#ring.start);
-      if (use.offset < this.#ring.start) {
-        att.awaitingSnapshot = false;
-        return this.#requestSnapshot(att);
-      }
-      att.awaitingSnapshot = false;
+      if (use.offset < this.#ring.start) return this.#requestSnapshot(att);
       sink.send({ type: 'snapshot', offset: use.offset, data: use.data });
       att.sent = use.offset;
       this.pump(att);
@@ -288,9 +283,8 @@ export class TerminalStream extends EventEmitter {
     this.#fitSize();
   }
 
-  /** A read-write controller's terminal size; a read-only one's does not count. */
+  /** A controller's terminal size (a read-only one's does not count: see #fitSize). */
   setControllerSize(att: Attachment, cols: number, rows: number): void {
-    if (att.readOnly) return;
     att.size = { cols, rows };
     this.#fitSize();
   }
