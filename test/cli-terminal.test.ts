@@ -172,7 +172,12 @@ describe('the CLI in a real terminal', () => {
     await p.waitFor((o) => /crlf-one\r+\ncrlf-two/.test(o), 'the printf output');
     assert.ok(p.out.includes('crlf-one\r\ncrlf-two'), JSON.stringify(p.out.slice(-200)));
     p.proc.resize(77, 19);
-    p.write('echo "size=$(tput cols)x$(tput lines)"\r');
+    // The resize reaches attach as a signal, maybe after the keys typed next: the shell waits
+    // (at most 5 s) for it before it reports (seen in CI: 101x19, the two tputs either side of it).
+    p.write(
+      'for i in $(seq 100); do [ "$(stty size)" = "19 77" ] && break; sleep 0.05; done; ' +
+        'echo "size=$(tput cols)x$(tput lines)"\r',
+    );
     await p.waitText('size=77x19');
     p.write('\r~.');
     assert.equal(await p.waitExit(), 0);

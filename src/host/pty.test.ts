@@ -15,14 +15,23 @@ describe('spawnPty', () => {
     const out = join(dir, 'out');
     const pty = spawnPty({
       file: '/bin/sh',
-      // Raw mode: no line editing, no echo; the program reads slower than we write.
-      args: ['-c', `stty raw -echo; sleep 0.2; exec head -c ${total} > ${out}`],
+      // Raw mode: no line editing, no echo; the program reads slower than we write. Nothing is
+      // written before it says it is in raw mode: a cooked line discipline drops what overflows
+      // its 4 KiB line, and the test then waited forever (seen under load in CI).
+      args: ['-c', `stty raw -echo; echo RAW; sleep 0.2; exec head -c ${total} > ${out}`],
       cwd: dir,
       env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', TERM: 'xterm' },
       cols: 80,
       rows: 24,
     });
     const exited = new Promise<number>((resolve) => pty.onExit((e) => resolve(e.exitCode)));
+    let shown = '';
+    await new Promise<void>((resolve) =>
+      pty.onData((d) => {
+        shown += d.toString('latin1');
+        if (shown.includes('RAW')) resolve();
+      }),
+    );
     const expected = Buffer.alloc(total);
     for (let i = 0; i < total; i++) expected[i] = 33 + ((i * 7) % 90);
     // Mixed sizes: single keystrokes and pastes, all written at once.
