@@ -1,6 +1,7 @@
 // Remote terminal end to end: real relay over TLS on loopback, real PTYs, in-process hosts and controllers.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -11,7 +12,8 @@ import { ErrorCode } from '../src/protocol/errors.js';
 import type { PeerInfo } from '../src/protocol/messages.js';
 import { createLogger } from '../src/server/logger.js';
 import { openSync, closeSync } from 'node:fs';
-import { Harness, type TestUser } from './terminal-harness.js';
+import type { RelayClient } from '../src/client/relay-client.js';
+import { Harness, testShell, type TestUser } from './terminal-harness.js';
 import { TamperProxy } from './tamper-proxy.js';
 
 const unhandled: unknown[] = [];
@@ -341,6 +343,94 @@ describe('remote terminal', () => {
     await other.request('auth.logout', { all: true });
     other.close();
     assert.equal((await fatal).code, ErrorCode.TOKEN_REVOKED);
+  });
+
+  it("gives a controller that resumes the rest of an agent shell's output and its exit code when the shell ended while it was away", async () => {
+    let shells = 0;
+    let secondShell!: () => void;
+    const spawnedAgain = new Promise<void>((r) => (secondShell = r));
+    const host = await h.agent(
+      alice,
+      'exit-away',
+      { allow: ['bob'] },
+      {
+        spawnShell: (cols, rows, term) => {
+          if (++shells > 1) secondShell();
+          return testShell(cols, rows, term);
+        },
+      },
+    );
+    // The controller's reconnects wait until the test lets them through.
+    let reconnect!: () => void;
+    const mayReconnect = new Promise<void>((r) => (reconnect = r));
+    let first = true;
+    const ctl = h.controller(bob, 'exit-away', {
+      connect: async () => {
+        if (!first) await mayReconnect;
+        first = false;
+        return bob.connect();
+      },
+    });
+    const info = await ctl.start();
+    const gate = join(h.dir, 'exit-away-gate');
+    ctl.type(`until [ -e ${gate} ]; do sleep 0.02; done; echo "tail-$((40+2))"; exit 3\r`);
+    await ctl.waitForText('exit 3');
+    const stream = host.placed(info.welcome.attachment)!.stream;
+    const exited = once(stream, 'exit');
+    ctl.session.simulateDrop();
+    closeSync(openSync(gate, 'w'));
+    await exited;
+    reconnect();
+    const end = await Promise.race([
+      ctl.waitEnd(),
+      spawnedAgain.then(() => assert.fail('the resume got a fresh shell')),
+    ]);
+    assert.deepEqual(end.exit, { code: 3 });
+    assert.match(ctl.text, /tail-42/);
+    assert.deepEqual(host.controllers(), []);
+  });
+
+  it('stays stopped when stop() comes while it is reconnecting', async () => {
+    let connecting!: () => void;
+    const isConnecting = new Promise<void>((r) => (connecting = r));
+    let proceed!: () => void;
+    const gate = new Promise<void>((r) => (proceed = r));
+    let connected!: (c: RelayClient) => void;
+    const lateClient = new Promise<RelayClient>((r) => (connected = r));
+    let gated = false;
+    const host = await h.agent(
+      alice,
+      'stop-reconnect',
+      {},
+      {
+        connect: async () => {
+          if (!gated) return alice.connect();
+          connecting();
+          await gate;
+          const late = await alice.connect();
+          connected(late);
+          return late;
+        },
+      },
+    );
+    gated = true;
+    await h.restart();
+    await isConnecting;
+    await host.stop();
+    const registered = new Promise((r) => host.once('registered', r));
+    proceed();
+    // The reconnect gets its connection after stop(): it must end it, not register again.
+    await Promise.race([registered, lateClient.then((c) => once(c, 'close'))]);
+    const client = await alice.connect();
+    try {
+      const { sessions } = await client.request('sessions.list', {});
+      assert.deepEqual(
+        sessions.filter((s) => s.sessionId === 'stop-reconnect'),
+        [],
+      );
+    } finally {
+      client.close();
+    }
   });
 
   it('refuses a session ID that is live for another owner', async () => {

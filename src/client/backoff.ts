@@ -17,8 +17,18 @@ export class Backoff {
     return Math.round(raw * (0.75 + Math.random() * 0.5));
   }
 
-  wait(): Promise<void> {
-    return new Promise((resolve) => setTimeout(resolve, this.nextDelay()));
+  /** Resolves after the next delay, or at once when `signal` aborts (the caller then checks why). */
+  wait(signal?: AbortSignal): Promise<void> {
+    return new Promise((resolve) => {
+      if (signal?.aborted) return resolve();
+      const done = () => {
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', done);
+        resolve();
+      };
+      const timer = setTimeout(done, this.nextDelay());
+      signal?.addEventListener('abort', done, { once: true });
+    });
   }
 
   reset(): void {

@@ -84,6 +84,8 @@ export class HostSession extends EventEmitter {
   #client: RelayClient | undefined;
   #sessionId: string | undefined;
   #stopped = false;
+  /** Aborted by stop(): ends a reconnect's wait at once. */
+  readonly #stopping = new AbortController();
   #sweep: NodeJS.Timeout | undefined;
 
   constructor(options: HostSessionOptions) {
@@ -131,6 +133,12 @@ export class HostSession extends EventEmitter {
       client.close();
       throw err;
     }
+    if (this.#stopped) {
+      // stop() ran while this connection was being made: it could not reach it, so end it here.
+      await client.request('session.unregister', { sessionId: this.#sessionId }).catch(() => {});
+      client.close();
+      return;
+    }
     this.#client = client;
     client.on('event', (event: RelayEvent) => {
       if (event.type === 'channel.open') this.#onChannelOpen(client, event);
@@ -147,7 +155,7 @@ export class HostSession extends EventEmitter {
     this.emit('state', 'reconnecting');
     const backoff = new Backoff();
     while (!this.#stopped) {
-      await backoff.wait();
+      await backoff.wait(this.#stopping.signal);
       if (this.#stopped) return;
       try {
         await this.#connectOnce();
@@ -212,12 +220,9 @@ export class HostSession extends EventEmitter {
   ): { placed: Placed; resumed: boolean } | undefined {
     if (hello.resume) {
       const existing = this.#placed.get(hello.resume.attachment);
-      if (
-        existing &&
-        existing.att.publicKey === publicKey &&
-        existing.att.user === user &&
-        !existing.stream.exit
-      ) {
+      // An agent shell that ended while its controller was away is resumed too: the controller
+      // gets the rest of its output and its exit status, not a fresh shell.
+      if (existing && existing.att.publicKey === publicKey && existing.att.user === user) {
         return { placed: existing, resumed: true };
       }
     }
@@ -226,13 +231,10 @@ export class HostSession extends EventEmitter {
     if (!stream) {
       const pty = this.#o.spawnShell!(hello.cols, hello.rows, controllerTerm(hello.term));
       stream = new TerminalStream({ pty, cols: hello.cols, rows: hello.rows, lossless: true });
-      // The shell ended: forget it once its controller has the exit, or at once if none is
-      // connected (a resume cannot continue an ended shell).
+      // The shell ended: forget it once its controller has the exit. A controller that is away
+      // gets it on resume; one that never comes back is forgotten with the detached TTL.
       stream.on('exitSent', (sentTo: Attachment) => {
         if (sentTo === att) this.forget(att.id);
-      });
-      stream.once('exit', () => {
-        if (!att.sink) this.forget(att.id);
       });
     }
     const placed = { att, stream };
@@ -309,6 +311,7 @@ export class HostSession extends EventEmitter {
   async stop(): Promise<void> {
     if (this.#stopped) return;
     this.#stopped = true;
+    this.#stopping.abort();
     clearInterval(this.#sweep);
     const client = this.#client;
     if (client && this.#sessionId) {
