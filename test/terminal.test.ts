@@ -390,6 +390,36 @@ describe('remote terminal', () => {
     assert.deepEqual(host.controllers(), []);
   });
 
+  it('tells a controller why the host could not start its shell, and carries on', async () => {
+    let failNext = true;
+    await h.agent(
+      alice,
+      'spawn-fails',
+      { allow: ['bob'] },
+      {
+        spawnShell: (cols, rows, term) => {
+          if (failNext) {
+            failNext = false;
+            throw new Error('forkpty(3) failed.');
+          }
+          return testShell(cols, rows, term);
+        },
+      },
+    );
+    const unhandledBefore = unhandled.length;
+    await assert.rejects(
+      h.controller(bob, 'spawn-fails').start(),
+      (err: { code: string; message: string }) =>
+        err.code === ErrorCode.SERVICE_UNAVAILABLE &&
+        err.message === 'the host could not start a shell: forkpty(3) failed.',
+    );
+    const ctl = h.controller(bob, 'spawn-fails');
+    await ctl.start();
+    ctl.type('echo "second-$((20+22))"\r');
+    await ctl.waitForText('second-42');
+    assert.equal(unhandled.length, unhandledBefore, 'the failure was an unhandled rejection');
+  });
+
   it('stays stopped when stop() comes while it is reconnecting', async () => {
     let connecting!: () => void;
     const isConnecting = new Promise<void>((r) => (connecting = r));

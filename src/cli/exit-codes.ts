@@ -49,6 +49,8 @@ export function exitCodeFor(err: unknown): number {
     case ErrorCode.TIMEOUT:
     case ErrorCode.VERSION_MISMATCH:
       return Exit.TRUST;
+    // The far end closed the channel before the work began (e.g. the host refused the attach).
+    case ErrorCode.CHANNEL_CLOSED:
     case ErrorCode.NOT_ALLOWED:
     case ErrorCode.DENIED:
     case ErrorCode.SERVICE_UNAVAILABLE:

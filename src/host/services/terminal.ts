@@ -107,7 +107,7 @@ export class TerminalPeer extends EventEmitter {
       if (this.#step === 'hello') {
         if (msg.type !== 'hello')
           throw new CryptoError(ErrorCode.HANDSHAKE_FAILED, 'expected the terminal hello');
-        void this.#admit(msg.hello);
+        this.#admit(msg.hello).catch((err: unknown) => this.#setupFailed(err));
         return;
       }
       if (this.#step === 'running') this.#onMessage(msg);
@@ -121,6 +121,16 @@ export class TerminalPeer extends EventEmitter {
       if (err instanceof SwitchboardError) this.refuse(err.code, message);
       else this.refuse(ErrorCode.CHANNEL_CLOSED, 'internal error');
     }
+  }
+
+  /**
+   * Setting up the attachment failed at this end (the shell could not be started: no PTY left,
+   * a fork that failed): the controller is told why, the host's log says it, the host carries on.
+   */
+  #setupFailed(err: unknown): void {
+    const why = err instanceof Error ? err.message.split('\n')[0]! : String(err);
+    this.#host.notice(`could not start a shell for ${this.#peer.user}: ${why}`);
+    this.refuse(ErrorCode.SERVICE_UNAVAILABLE, `the host could not start a shell: ${why}`);
   }
 
   async #admit(hello: Hello): Promise<void> {
