@@ -5,6 +5,8 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { readdirSync } from 'node:fs';
 import net from 'node:net';
+import { join } from 'node:path';
+import BetterSqlite3 from 'better-sqlite3';
 import { hostname } from 'node:os';
 import { after, describe, it } from 'node:test';
 import type { RelayClient } from '../src/client/relay-client.js';
@@ -290,6 +292,46 @@ describe('finding 5: per-account caps and session IDs', () => {
     after(() => extra.forEach((c) => c.close()));
     const fourth = await refusal(loggedIn(r, 'bob', false));
     assert.equal(fourth.code, ErrorCode.CONNECTION_LIMIT);
+  });
+});
+
+describe('session.register', () => {
+  it("takes over another owner's expired session ID in one transaction: a failed write leaves the old row", async () => {
+    let clock = Date.now();
+    const r = await startTestRelay({
+      auth: { argon2: FAST_ARGON2 },
+      sessionReserveMs: 3600_000,
+      now: () => clock,
+    });
+    after(() => r.close());
+    const mallory = await loggedIn(r, 'mallory');
+    await mallory.request('session.register', registration('contested'));
+    mallory.close();
+    await waitFor(() => r.relay.stats().connections === 0, 5_000, 'mallory to be gone');
+    clock += 3600_000 + 1;
+    // The database refuses the new row (as a full disk or a lost connection would, mid-way).
+    const db = new BetterSqlite3(join(r.dataDir, 'switchboard.db'));
+    after(() => db.close());
+    const ownerOf = () =>
+      (
+        db
+          .prepare(
+            'SELECT u.name FROM remote_sessions s JOIN users u ON u.id = s.owner_id WHERE s.id = ?',
+          )
+          .get('contested') as { name: string } | undefined
+      )?.name;
+    db.exec(`CREATE TRIGGER refuse_contested BEFORE INSERT ON remote_sessions
+      WHEN NEW.id = 'contested' BEGIN SELECT RAISE(ABORT, 'injected failure'); END`);
+    const alice = await loggedIn(r, 'alice');
+    after(() => alice.close());
+    const failed = await refusal(alice.request('session.register', registration('contested')));
+    assert.equal(failed.code, ErrorCode.STORAGE);
+    assert.equal(ownerOf(), 'mallory', 'the old row was deleted by a registration that failed');
+    db.exec('DROP TRIGGER refuse_contested');
+    assert.deepEqual(await alice.request('session.register', registration('contested')), {
+      sessionId: 'contested',
+    });
+    assert.equal(ownerOf(), 'alice');
   });
 });
 

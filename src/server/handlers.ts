@@ -563,40 +563,47 @@ async function registerOne(
       `this relay is at its limit of ${s.maxRemotes} live remote sessions; try again later`,
     );
   }
-  const existing = await s.store.remoteSessions.find(sessionId);
+  // The row's checks and writes are one transaction: two relays sharing a database (or two
+  // requests) cannot both take the ID, and a failure leaves the old row as it was.
   const reservedSince = now - s.sessionReserveMs;
-  if (!existing || existing.ownerId !== owner.id || existing.status === 'closed') {
-    // A new ID for this owner: count the ones it already holds (live, or offline and reserved).
-    const held = await s.store.remoteSessions.countHeld(owner.id, reservedSince);
-    if (held >= s.perAccount.registeredSessions) {
-      throw new SessionError(
-        ErrorCode.SESSION_LIMIT,
-        `your account holds ${held} session IDs, its limit of ${s.perAccount.registeredSessions}; end unused ones (they are released ${Math.round(s.sessionReserveMs / 3600_000)} h after going offline)`,
+  const row = await s.store.transaction(
+    async (tx) => {
+      const existing = await tx.remoteSessions.find(sessionId);
+      if (!existing || existing.ownerId !== owner.id || existing.status === 'closed') {
+        // A new ID for this owner: count the ones it already holds (live, or offline and reserved).
+        const held = await tx.remoteSessions.countHeld(owner.id, reservedSince);
+        if (held >= s.perAccount.registeredSessions) {
+          throw new SessionError(
+            ErrorCode.SESSION_LIMIT,
+            `your account holds ${held} session IDs, its limit of ${s.perAccount.registeredSessions}; end unused ones (they are released ${Math.round(s.sessionReserveMs / 3600_000)} h after going offline)`,
+          );
+        }
+      }
+      if (
+        existing &&
+        existing.ownerId !== owner.id &&
+        existing.status !== 'closed' &&
+        existing.lastSeenAt > reservedSince
+      ) {
+        throw new SessionError(
+          ErrorCode.SESSION_TAKEN,
+          `session "${sessionId}" belongs to another user; choose another --session`,
+        );
+      }
+      if (existing && existing.ownerId !== owner.id) await tx.remoteSessions.delete(sessionId);
+      return tx.remoteSessions.register(
+        {
+          id: sessionId,
+          ownerId: owner.id,
+          kind: req.kind,
+          hostName: req.hostName,
+          allow: req.allow,
+          viewers: req.viewers,
+        },
+        now,
       );
-    }
-  }
-  if (
-    existing &&
-    existing.ownerId !== owner.id &&
-    existing.status !== 'closed' &&
-    existing.lastSeenAt > reservedSince
-  ) {
-    throw new SessionError(
-      ErrorCode.SESSION_TAKEN,
-      `session "${sessionId}" belongs to another user; choose another --session`,
-    );
-  }
-  if (existing && existing.ownerId !== owner.id) await s.store.remoteSessions.delete(sessionId);
-  const row = await s.store.remoteSessions.register(
-    {
-      id: sessionId,
-      ownerId: owner.id,
-      kind: req.kind,
-      hostName: req.hostName,
-      allow: req.allow,
-      viewers: req.viewers,
     },
-    now,
+    { isolation: 'serializable', retries: 3 },
   );
   if (!row)
     throw new SessionError(
