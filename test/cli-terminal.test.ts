@@ -380,8 +380,25 @@ describe('the CLI in a real terminal', () => {
     await guest.waitText('from-host-21');
     host.write('exit 7\r');
     assert.equal(await host.waitExit(), 7);
+    assert.match(host.out, /your shell exited with 7; session cli-share has ended/);
     assert.equal(await guest.waitExit(), 7);
     assert.match(guest.out, /the remote shell exited with 7/);
+  });
+
+  it('attach: told plainly when the agent stops, and by the host on the way out', async () => {
+    const host = await h.agent(alice, 'cli-stop', { allow: ['bob'] });
+    const notices: string[] = [];
+    host.on('notice', (t: string) => notices.push(t));
+    const p = new PtyProcess(['attach', 'cli-stop'], { SWITCHBOARD_HOME: bobHome });
+    await p.waitText('$ ');
+    await host.stop();
+    assert.equal(await p.waitExit(), 0);
+    assert.match(p.out, /switchboard attach: the agent on test-host stopped/);
+    assert.deepEqual(
+      notices.filter((n) => !n.includes('attached read-write')),
+      [],
+      'the host said something about its own stop',
+    );
   });
 
   it("share: the shell takes the smallest of the host's and the read-write controllers' sizes, and grows back when one leaves", async () => {

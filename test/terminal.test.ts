@@ -420,6 +420,30 @@ describe('remote terminal', () => {
     assert.equal(unhandled.length, unhandledBefore, 'the failure was an unhandled rejection');
   });
 
+  it('tells the host what became of each controller: detached, dropped and resumable, its shell exited', async () => {
+    const notices: string[] = [];
+    const host = await h.agent(alice, 'notices-1', { allow: ['bob'] });
+    host.on('notice', (t: string) => notices.push(t));
+    const next = () => new Promise<string>((r) => host.once('notice', r));
+    let ctl = h.controller(bob, 'notices-1');
+    await ctl.start();
+    let said = next();
+    await ctl.session.detach();
+    assert.equal(await said, 'bob detached; their shell keeps running, for `attach` within 10 min');
+    ctl = h.controller(bob, 'notices-1');
+    await ctl.start();
+    said = next();
+    ctl.session.simulateDrop();
+    assert.equal(await said, "bob's connection dropped; they can resume within 10 min");
+    await ctl.close();
+    ctl = h.controller(bob, 'notices-1');
+    await ctl.start();
+    said = next();
+    ctl.type('exit 4\r');
+    await ctl.waitEnd();
+    assert.equal(await said, "bob's shell exited with 4");
+  });
+
   it('stays stopped when stop() comes while it is reconnecting', async () => {
     let connecting!: () => void;
     const isConnecting = new Promise<void>((r) => (connecting = r));

@@ -313,6 +313,12 @@ export class HostSession extends EventEmitter {
     this.#stopped = true;
     this.#stopping.abort();
     clearInterval(this.#sweep);
+    // Each controller is told why, inside its E2E channel, before the relay hears of it.
+    const why =
+      this.#o.kind === 'agent'
+        ? `the agent on ${this.#o.hostName} stopped`
+        : `${this.#o.policy.owner} stopped sharing`;
+    for (const peer of [...this.#peers]) peer.refuse(ErrorCode.CHANNEL_CLOSED, why);
     const client = this.#client;
     if (client && this.#sessionId) {
       await client

@@ -274,6 +274,7 @@ export const share: Command = {
       });
       stream.on('output', (data: Buffer) => term.write(data));
       stream.on('exit', (exit: { code: number }) => {
+        term.notice(`your shell exited with ${exit.code}; session ${id} has ended`);
         // Stop once every connected controller has been sent the tail of the output and the exit
         // (host.stop() then unregisters behind it, in order), or after a bound if one stalls.
         void stream.whenExitDelivered(SHARE_EXIT_DELIVERY_TIMEOUT_MS).then(() => finish(exit.code));

@@ -14,7 +14,7 @@ import {
   type TerminalMessage,
 } from '../../protocol/terminal.js';
 import { decideAccess } from '../access.js';
-import type { HostSession, Placed } from '../host-session.js';
+import { DETACHED_TTL_MS, type HostSession, type Placed } from '../host-session.js';
 import { APPROVAL_TIMEOUT_MS, PEER_SETUP_TIMEOUT_MS } from '../timeouts.js';
 import type { HostService, ServiceContext } from './service.js';
 
@@ -96,7 +96,9 @@ export class TerminalPeer extends EventEmitter {
     if (placed?.stream.exit) {
       this.#host.notice(`${placed.att.user}'s shell exited with ${placed.stream.exit.code}`);
     } else if (placed) {
-      this.#host.notice(`${placed.att.user} disconnected (may resume)`);
+      this.#host.notice(
+        `${placed.att.user}'s connection dropped; they can resume within ${ttlText(this.#host.options.detachedTtlMs ?? DETACHED_TTL_MS)}`,
+      );
     }
   }
 
@@ -277,7 +279,11 @@ export class TerminalPeer extends EventEmitter {
         return;
       case 'bye': {
         const { att } = placed;
-        this.#host.notice(`${att.user} detached`);
+        this.#host.notice(
+          this.#host.options.kind === 'share'
+            ? `${att.user} detached`
+            : `${att.user} detached; their shell keeps running, for \`attach\` within ${ttlText(this.#host.options.detachedTtlMs ?? DETACHED_TTL_MS)}`,
+        );
         // share: the controller is gone for good; agent: its shell stays for a later attach.
         if (this.#host.options.kind === 'share') this.#host.forget(att.id);
         this.#finish();
@@ -289,4 +295,9 @@ export class TerminalPeer extends EventEmitter {
         return;
     }
   }
+}
+
+/** A TTL for a notice: "10 min", "90 s". */
+function ttlText(ms: number): string {
+  return ms >= 120_000 ? `${Math.round(ms / 60_000)} min` : `${Math.round(ms / 1000)} s`;
 }
