@@ -21,7 +21,12 @@ function run(args: string[], home: string): Promise<{ code: number; out: string;
     let err = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    child.on('close', (code) => resolve({ code: code ?? -1, out, err }));
+    // A command that hangs is killed, so that it fails its test instead of holding the file open.
+    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code: code ?? -1, out, err });
+    });
   });
 }
 
@@ -74,5 +79,29 @@ describe('serve on a busy port', () => {
     } finally {
       busy.close();
     }
+  });
+});
+
+describe('agent with the relay unreachable at start', () => {
+  it(
+    'keeps trying for --start-timeout seconds, then gives up with exit 4 and what to check',
+    { timeout: 30_000 },
+    async () => {
+      const started = Date.now();
+      const r = await run(['agent', '--session', 'far-box', '--start-timeout', '2'], offlineHome());
+      assert.equal(r.code, 4, r.err);
+      assert.ok(Date.now() - started >= 2_000, 'gave up before its timeout');
+      assert.match(r.err, /relay unreachable \(.*\); retrying in \d+ s/);
+      assert.match(r.err, /gave up after 2 s: .*Check --server and the network/);
+    },
+  );
+
+  it('refuses a --start-timeout that is not a number of seconds (exit 2)', async () => {
+    const r = await run(
+      ['agent', '--session', 'far-box', '--start-timeout', 'soon'],
+      offlineHome(),
+    );
+    assert.equal(r.code, 2, r.err);
+    assert.match(r.err, /--start-timeout must be a number from 0 to \d+, not "soon"/);
   });
 });

@@ -126,3 +126,29 @@ export function list(inv: Invocation, name: string): string[] {
     .map((s) => s.trim())
     .filter(Boolean);
 }
+
+/**
+ * A numeric option: undefined when absent; a UsageError naming the range when it is not a
+ * (whole, if `whole`) number from `min` to `max`.
+ */
+export function numberOption(
+  value: string | undefined,
+  name: string,
+  min: number,
+  max: number,
+  whole = false,
+): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (
+    value.trim() === '' ||
+    !Number.isFinite(n) ||
+    n < min ||
+    n > max ||
+    (whole && !Number.isInteger(n))
+  )
+    throw new UsageError(
+      `--${name} must be a ${whole ? 'whole number' : 'number'} from ${min} to ${max}, not "${value}"`,
+    );
+  return n;
+}

@@ -10,7 +10,7 @@ import {
 } from '../../client/services/ping.js';
 import { ErrorCode } from '../../protocol/errors.js';
 import { SESSION_ID_RE } from '../../protocol/messages.js';
-import { CLIENT_OPTIONS, JSON_OPTION, bool, str, type Command } from '../command.js';
+import { CLIENT_OPTIONS, JSON_OPTION, bool, numberOption, str, type Command } from '../command.js';
 import { connectAuthed } from '../client-context.js';
 import { Exit, UsageError } from '../exit-codes.js';
 import { FILES } from '../home.js';
@@ -26,22 +26,6 @@ const EXIT_PIPE_CLOSED = 141;
 const MIN_HANDSHAKE_WAIT_MS = 5_000; // ms
 /** Codes that mean "you may not", not "no answer": reported as refusals (exit 5), like attach. */
 const REFUSALS = new Set<string>([ErrorCode.NOT_ALLOWED, ErrorCode.DENIED]);
-
-function number(
-  value: string | undefined,
-  name: string,
-  min: number,
-  max: number,
-  whole = false,
-): number | undefined {
-  if (value === undefined) return undefined;
-  const n = Number(value);
-  if (!Number.isFinite(n) || n < min || n > max || (whole && !Number.isInteger(n)))
-    throw new UsageError(
-      `--${name} must be a ${whole ? 'whole number' : 'number'} from ${min} to ${max}, not "${value}"`,
-    );
-  return n;
-}
 
 export interface PingStats {
   transmitted: number;
@@ -113,13 +97,13 @@ export const ping: Command = {
       throw new UsageError(
         `session IDs are 3-64 letters, digits and dashes; "${sessionId}" is not`,
       );
-    const count = number(str(inv, 'count'), 'count', 1, MAX_COUNT, true);
+    const count = numberOption(str(inv, 'count'), 'count', 1, MAX_COUNT, true);
     const intervalMs =
-      (number(str(inv, 'interval'), 'interval', MIN_INTERVAL_SEC, 3600) ?? 1) * 1000;
+      (numberOption(str(inv, 'interval'), 'interval', MIN_INTERVAL_SEC, 3600) ?? 1) * 1000;
     const dataBytes =
-      number(str(inv, 'size'), 'size', 0, PING_MAX_BYTES - PING_HEADER_BYTES, true) ??
+      numberOption(str(inv, 'size'), 'size', 0, PING_MAX_BYTES - PING_HEADER_BYTES, true) ??
       PING_DEFAULT_DATA_BYTES;
-    const waitMs = (number(str(inv, 'wait'), 'wait', 0.001, MAX_WAIT_SEC) ?? 5) * 1000;
+    const waitMs = (numberOption(str(inv, 'wait'), 'wait', 0.001, MAX_WAIT_SEC) ?? 5) * 1000;
     const json = bool(inv, 'json');
     const out = inv.io.stdout;
 

@@ -12,7 +12,7 @@ import {
   MAX_CONNECTIONS_PER_ADDRESS,
   MAX_LIVE_SESSIONS_PER_ACCOUNT,
 } from '../../protocol/limits.js';
-import { list, str, type Command } from '../command.js';
+import { list, numberOption, str, type Command } from '../command.js';
 import { Exit, UsageError } from '../exit-codes.js';
 
 function intOption(
@@ -22,11 +22,7 @@ function intOption(
   max: number,
   fallback: number,
 ): number {
-  if (value === undefined) return fallback;
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < min || n > max)
-    throw new UsageError(`--${name} must be a whole number from ${min} to ${max}`);
-  return n;
+  return numberOption(value, name, min, max, true) ?? fallback;
 }
 
 export const serve: Command = {

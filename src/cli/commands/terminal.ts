@@ -15,6 +15,7 @@ import {
   JSON_OPTION,
   bool,
   list,
+  numberOption,
   str,
   type Command,
   type Invocation,
@@ -344,6 +345,9 @@ export const share: Command = {
   },
 };
 
+/** How long `agent` keeps trying to reach the relay when it starts (--start-timeout). */
+export const AGENT_START_TIMEOUT_S = 60; // s
+
 export const agent: Command = {
   name: 'agent',
   summary: 'Unattended host: each attach gets its own fresh login shell; runs until stopped.',
@@ -355,6 +359,11 @@ export const agent: Command = {
   positionals: [0, 0],
   options: {
     session: { type: 'string', value: 'ID', description: 'session ID (required)' },
+    'start-timeout': {
+      type: 'string',
+      value: 'S',
+      description: `give up if the relay cannot be reached at start within S seconds (default ${AGENT_START_TIMEOUT_S}; 0: keep trying)`,
+    },
     ...HOST_OPTIONS,
     ...CLIENT_OPTIONS,
   },
@@ -364,8 +373,16 @@ export const agent: Command = {
     const shell = shellOf(inv);
     const me = userInfo();
     const log = (text: string) => inv.io.stderr.write(`${new Date().toISOString()} ${text}\n`);
-    // Unattended: a relay that is down (or restarting) at start is waited for, not given up on.
-    const conn = await untilReachable(() => authedConnector(inv), log);
+    // A relay that is down (or restarting) at start is waited for, within --start-timeout: a
+    // wrong address fails visibly; 0 waits for ever (a service started before the network).
+    const startTimeout =
+      numberOption(str(inv, 'start-timeout'), 'start-timeout', 0, 365 * 86_400) ??
+      AGENT_START_TIMEOUT_S;
+    const deadline =
+      startTimeout > 0
+        ? { at: Date.now() + startTimeout * 1000, seconds: startTimeout }
+        : undefined;
+    const conn = await untilReachable(() => authedConnector(inv), log, deadline);
     try {
       await checkNamedUsers(inv, conn, log);
     } finally {
@@ -400,7 +417,7 @@ export const agent: Command = {
     host.on('state', (s: string) =>
       log(s === 'reconnecting' ? 'lost the relay; reconnecting' : 'connected to the relay'),
     );
-    const id = await untilReachable(() => host.start(), log);
+    const id = await untilReachable(() => host.start(), log, deadline);
     log(
       `agent serving session ${id} as ${conn.me.user} (key ${keyFingerprint(conn.home.deviceKey().publicKey)})`,
     );
@@ -426,16 +443,30 @@ const TRANSIENT = new Set<string>([
   ErrorCode.TIMEOUT,
 ]);
 
-/** Retries `fn` with backoff while the relay is unreachable; any other failure is thrown. */
-async function untilReachable<T>(fn: () => Promise<T>, log: (text: string) => void): Promise<T> {
+/**
+ * Retries `fn` with backoff while the relay is unreachable, until `deadline` (a Date.now() time;
+ * undefined: forever), then throws CONNECT_FAILED saying for how long; any other failure is thrown.
+ */
+async function untilReachable<T>(
+  fn: () => Promise<T>,
+  log: (text: string) => void,
+  deadline: { at: number; seconds: number } | undefined,
+): Promise<T> {
   const backoff = new Backoff(1_000, 30_000);
   for (;;) {
     try {
       return await fn();
     } catch (err) {
       if (!(err instanceof SwitchboardError) || !TRANSIENT.has(err.code)) throw err;
-      const delay = backoff.nextDelay();
-      log(`relay unreachable (${err.message}); retrying in ${Math.round(delay / 1000)} s`);
+      const left = deadline ? deadline.at - Date.now() : Infinity;
+      if (left <= 0)
+        throw new SwitchboardError(
+          ErrorCode.CONNECT_FAILED,
+          `gave up after ${deadline!.seconds} s: ${err.message}. Check --server and the network; ` +
+            '--start-timeout 0 keeps trying at start (once running, the agent always reconnects)',
+        );
+      const delay = Math.min(backoff.nextDelay(), left);
+      log(`relay unreachable (${err.message}); retrying in ${Math.ceil(delay / 1000)} s`);
       await new Promise((r) => setTimeout(r, delay));
     }
   }
