@@ -385,6 +385,62 @@ describe('the CLI in a real terminal', () => {
     assert.match(guest.out, /the remote shell exited with 7/);
   });
 
+  it('signup on a terminal: a short password is refused before it is asked twice, a mismatch asks again', async () => {
+    const home = mkdtempSync(join(h.dir, 'cli-signup-'));
+    const p = new PtyProcess(
+      [
+        'signup',
+        '--user',
+        'ginalonger',
+        '--server',
+        h.server,
+        '--fingerprint',
+        h.relay.certificate.fingerprint,
+      ],
+      { SWITCHBOARD_HOME: home },
+    );
+    const prompts = () => p.out.split('Password: ').length - 1;
+    await p.waitText('Password: ');
+    p.write('short\r');
+    await p.waitText('passwords need at least 8 characters; try again');
+    assert.equal(p.out.includes('Password again'), false, 'asked twice for a password too short');
+    await p.waitFor(() => prompts() === 2, 'the second prompt');
+    p.write('GinaLonger\r');
+    await p.waitText('must differ from the user name; try again');
+    await p.waitFor(() => prompts() === 3, 'the third prompt');
+    p.write('long-enough-1\r');
+    await p.waitText('Password again: ');
+    p.write('long-enough-2\r');
+    // Three tries, as passwd(1) gives: the third mismatch ends it.
+    await p.waitText('the passwords did not match');
+    assert.equal(await p.waitExit(), 2);
+    assert.doesNotMatch(p.out, /Created account/);
+
+    const again = new PtyProcess(
+      [
+        'signup',
+        '--user',
+        'ginalonger',
+        '--server',
+        h.server,
+        '--fingerprint',
+        h.relay.certificate.fingerprint,
+      ],
+      { SWITCHBOARD_HOME: home },
+    );
+    await again.waitText('Password: ');
+    again.write('long-enough-1\r');
+    await again.waitText('Password again: ');
+    again.write('long-enough-2\r');
+    await again.waitText('the passwords did not match; try again');
+    await again.waitFor((o) => o.split('Password: ').length === 3, 'the prompt again');
+    again.write('long-enough-3\r');
+    await again.waitFor((o) => o.split('Password again: ').length === 3, 'the confirmation again');
+    again.write('long-enough-3\r');
+    await again.waitText('Created account ginalonger');
+    assert.equal(await again.waitExit(), 0);
+  });
+
   it('attach: told plainly when the agent stops, and by the host on the way out', async () => {
     const host = await h.agent(alice, 'cli-stop', { allow: ['bob'] });
     const notices: string[] = [];

@@ -65,6 +65,7 @@ export class RelayClient extends EventEmitter {
   #alive = true;
   #challenge: Buffer | undefined;
   #signup: 'open' | 'invite' | 'closed' | undefined;
+  #minPassword: number | undefined;
   #ignoredEvents = 0;
   /**
    * `channel.closed` for channels nobody has bound yet (the close can arrive in the same read as
@@ -147,6 +148,7 @@ export class RelayClient extends EventEmitter {
     client.#challenge =
       typeof hello.challenge === 'string' ? Buffer.from(hello.challenge, 'base64') : undefined;
     client.#signup = hello.signup;
+    client.#minPassword = hello.minPassword;
     return client;
   }
 
@@ -156,6 +158,11 @@ export class RelayClient extends EventEmitter {
   }
 
   /** Who may sign up on this relay, as its hello said (undefined from an older relay). */
+  /** The relay's shortest accepted password (from its hello), if it said. */
+  get minPasswordLength(): number | undefined {
+    return this.#minPassword;
+  }
+
   get signupMode(): 'open' | 'invite' | 'closed' | undefined {
     return this.#signup;
   }

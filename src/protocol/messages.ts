@@ -219,6 +219,8 @@ export interface Results {
     challenge: string;
     /** Who may sign up: anyone, holders of an invite code, or nobody (`serve --signup`). */
     signup: 'open' | 'invite' | 'closed';
+    /** The shortest password sign-up and passwd accept (absent from relays before it was sent). */
+    minPassword?: number;
   };
   info: { server: string; protocol: number; fingerprint: string };
   'auth.signup': { user: string };

@@ -198,6 +198,10 @@ export class AuthService {
   }
 
   /** Who may sign up on this relay (`serve --signup`). */
+  get minPasswordLength(): number {
+    return this.#options.minPasswordLength;
+  }
+
   get signupMode(): SignupMode {
     return this.#options.signupMode;
   }

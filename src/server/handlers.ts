@@ -218,6 +218,7 @@ async function hello(
     heartbeatMs: HEARTBEAT_INTERVAL_MS,
     challenge: conn.challenge.toString('base64'),
     signup: s.auth.signupMode,
+    minPassword: s.auth.minPasswordLength,
   };
 }
 

@@ -41,7 +41,7 @@ function userOf(inv: Invocation): string {
   return user;
 }
 
-async function passwordOf(inv: Invocation, confirmIt: boolean): Promise<string> {
+async function passwordOf(inv: Invocation): Promise<string> {
   if (bool(inv, 'password-stdin')) {
     const password = await readStdinSecret(inv.io);
     if (!password) throw new UsageError('standard input was empty; pipe the password in');
@@ -49,12 +49,41 @@ async function passwordOf(inv: Invocation, confirmIt: boolean): Promise<string> 
   }
   if (!interactive(inv.io))
     throw new UsageError('no terminal to ask for the password on; use --password-stdin');
-  const password = await readLine(inv.io, 'Password: ', false);
-  if (confirmIt) {
-    const again = await readLine(inv.io, 'Password again: ', false);
-    if (again !== password) throw new UsageError('the passwords did not match');
+  return readLine(inv.io, 'Password: ', false);
+}
+
+/** Tries at a new password before giving up, as passwd(1) gives. */
+const NEW_PASSWORD_TRIES = 3;
+
+/**
+ * Asks for a new password on the terminal: checked against the relay's rules (length, not the
+ * user name) before it is asked for again, and asked again from the start after a mismatch.
+ */
+async function newPasswordOf(
+  inv: Invocation,
+  user: string | undefined,
+  minLength: number | undefined,
+  label = 'Password',
+): Promise<string> {
+  for (let tries = 1; ; tries++) {
+    const password = await readLine(inv.io, `${label}: `, false);
+    let weak: string | undefined;
+    if (minLength !== undefined && password.length < minLength)
+      weak = `passwords need at least ${minLength} characters`;
+    else if (user !== undefined && password.toLowerCase() === user.toLowerCase())
+      weak = 'the password must differ from the user name';
+    const problem =
+      weak ??
+      ((await readLine(inv.io, `${label} again: `, false)) === password
+        ? undefined
+        : 'the passwords did not match');
+    if (problem === undefined) return password;
+    if (tries >= NEW_PASSWORD_TRIES) {
+      if (weak) throw new AuthError(ErrorCode.WEAK_PASSWORD, weak);
+      throw new UsageError(problem);
+    }
+    inv.io.stderr.write(`${problem}; try again\n`);
   }
-  return password;
 }
 
 /**
@@ -132,7 +161,10 @@ export const signup: Command = {
           ErrorCode.INVITE_REQUIRED,
           'this relay takes new accounts by invitation only: pass --invite CODE (an admin makes one with `switchboard invite create`)',
         );
-      const password = await passwordOf(inv, true);
+      const password =
+        bool(inv, 'password-stdin') || !interactive(inv.io)
+          ? await passwordOf(inv)
+          : await newPasswordOf(inv, user, client.minPasswordLength);
       if (client.closed) client = await connect(inv, home); // the relay gives 60 s to log in
       await client.request('auth.signup', { user, password, ...(invite ? { invite } : {}) });
       inv.io.stdout.write(`Created account ${user}\n`);
@@ -152,7 +184,7 @@ export const login: Command = {
   options: { ...PASSWORD_OPTIONS, ...CLIENT_OPTIONS },
   async run(inv) {
     const user = userOf(inv);
-    return doLogin(inv, user, () => passwordOf(inv, false));
+    return doLogin(inv, user, () => passwordOf(inv));
   },
 };
 
@@ -341,9 +373,8 @@ export const passwd: Command = {
       if (!interactive(inv.io))
         throw new UsageError('no terminal to ask for the passwords on; use --password-stdin');
       password = await readLine(inv.io, 'Current password: ', false);
-      newPassword = await readLine(inv.io, 'New password: ', false);
-      if ((await readLine(inv.io, 'New password again: ', false)) !== newPassword)
-        throw new UsageError('the new passwords did not match');
+      // The relay checks the length (its rule is not known before connecting).
+      newPassword = await newPasswordOf(inv, homeOf(inv).login()?.user, undefined, 'New password');
     }
     const revokeOthers = bool(inv, 'logout-others');
     return withSession(inv, async ({ client }) => {
@@ -399,7 +430,7 @@ export const account: Command = {
       const typed = await readLine(inv.io, `Type the user name (${login.user}) to confirm: `, true);
       if (typed.trim() !== login.user) throw new UsageError('not confirmed; nothing was deleted');
     }
-    const password = await passwordOf(inv, false);
+    const password = await passwordOf(inv);
     const deleted = await withSession(inv, async ({ client }) =>
       client.request('account.delete', { password }),
     );
