@@ -105,3 +105,18 @@ describe('agent with the relay unreachable at start', () => {
     assert.match(r.err, /--start-timeout must be a number from 0 to \d+, not "soon"/);
   });
 });
+
+describe('usage errors', () => {
+  it('exit 2 and suggest the command or option that was probably meant', async () => {
+    const home = mkdtempSync(join(tmpdir(), 'sb-usage-'));
+    const command = await run(['attahc', 'box'], home);
+    assert.equal(command.code, 2);
+    assert.match(command.err, /unknown command "attahc"; did you mean `switchboard attach`\?/);
+    const option = await run(['agent', '--sesion', 'box'], home);
+    assert.equal(option.code, 2);
+    assert.match(option.err, /Unknown option '--sesion'; did you mean --session\?/);
+    const far = await run(['agent', '--banana'], home);
+    assert.equal(far.code, 2);
+    assert.doesNotMatch(far.err, /did you mean/);
+  });
+});

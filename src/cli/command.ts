@@ -1,6 +1,7 @@
 // Command definitions, argument parsing (node:util parseArgs) and generated --help text.
 import { parseArgs } from 'node:util';
 import { UsageError } from './exit-codes.js';
+import { closest } from './suggest.js';
 
 export interface OptionSpec {
   type: 'string' | 'boolean';
@@ -85,7 +86,10 @@ export function parseInvocation(cmd: Command, argv: string[], io: Io): Invocatio
       strict: true,
     });
   } catch (err) {
-    throw new UsageError(`${(err as Error).message.replace(/\. To specify a positional.*$/s, '')}`);
+    const message = (err as Error).message.replace(/\. To specify a positional.*$/s, '');
+    const unknown = /^Unknown option '--([^'=]+)'/.exec(message)?.[1];
+    const guess = unknown === undefined ? undefined : closest(unknown, Object.keys(options));
+    throw new UsageError(guess ? `${message}; did you mean --${guess}?` : message);
   }
   if (parsed.values['help']) return 'help';
   const [min, max] = cmd.positionals;

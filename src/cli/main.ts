@@ -2,6 +2,7 @@
 import { SwitchboardError } from '../protocol/errors.js';
 import { helpText, parseInvocation, type Command, type Io } from './command.js';
 import { Exit, UsageError, exitCodeFor } from './exit-codes.js';
+import { closest } from './suggest.js';
 
 export const VERSION = '0.1.0';
 
@@ -134,8 +135,13 @@ export async function run(argv: string[], io: Io): Promise<number> {
   }
   const lazy = COMMANDS.find((c) => c.name === name);
   if (!lazy) {
+    const guess = closest(
+      name,
+      COMMANDS.map((c) => c.name),
+    );
     io.stderr.write(
-      `switchboard: unknown command "${name}"; run \`switchboard --help\` for the list\n`,
+      `switchboard: unknown command "${name}"${guess ? `; did you mean \`switchboard ${guess}\`?` : ''} ` +
+        `(\`switchboard --help\` lists them)\n`,
     );
     return Exit.USAGE;
   }

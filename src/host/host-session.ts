@@ -207,6 +207,11 @@ export class HostSession extends EventEmitter {
     return this.#o;
   }
 
+  /** How long a controller that is away keeps its attachment (and an agent its shell). */
+  get detachedTtlMs(): number {
+    return this.#o.detachedTtlMs ?? DETACHED_TTL_MS;
+  }
+
   placed(attachment: string): Placed | undefined {
     return this.#placed.get(attachment);
   }
@@ -252,7 +257,7 @@ export class HostSession extends EventEmitter {
 
   /** Drops attachments (and agent shells) whose controller has been gone past the TTL. */
   #expire(): void {
-    const ttl = this.#o.detachedTtlMs ?? DETACHED_TTL_MS;
+    const ttl = this.detachedTtlMs;
     const slowMs = this.#o.slowControllerTimeoutMs ?? SLOW_CONTROLLER_TIMEOUT_MS;
     const now = this.now;
     for (const [id, p] of this.#placed) {

@@ -14,7 +14,7 @@ import {
   type TerminalMessage,
 } from '../../protocol/terminal.js';
 import { decideAccess } from '../access.js';
-import { DETACHED_TTL_MS, type HostSession, type Placed } from '../host-session.js';
+import type { HostSession, Placed } from '../host-session.js';
 import { APPROVAL_TIMEOUT_MS, PEER_SETUP_TIMEOUT_MS } from '../timeouts.js';
 import type { HostService, ServiceContext } from './service.js';
 
@@ -97,7 +97,7 @@ export class TerminalPeer extends EventEmitter {
       this.#host.notice(`${placed.att.user}'s shell exited with ${placed.stream.exit.code}`);
     } else if (placed) {
       this.#host.notice(
-        `${placed.att.user}'s connection dropped; they can resume within ${ttlText(this.#host.options.detachedTtlMs ?? DETACHED_TTL_MS)}`,
+        `${placed.att.user}'s connection dropped; they can resume within ${ttlText(this.#host.detachedTtlMs)}`,
       );
     }
   }
@@ -282,7 +282,7 @@ export class TerminalPeer extends EventEmitter {
         this.#host.notice(
           this.#host.options.kind === 'share'
             ? `${att.user} detached`
-            : `${att.user} detached; their shell keeps running, for \`attach\` within ${ttlText(this.#host.options.detachedTtlMs ?? DETACHED_TTL_MS)}`,
+            : `${att.user} detached; their shell keeps running, for \`attach\` within ${ttlText(this.#host.detachedTtlMs)}`,
         );
         // share: the controller is gone for good; agent: its shell stays for a later attach.
         if (this.#host.options.kind === 'share') this.#host.forget(att.id);
