@@ -97,10 +97,12 @@ export class Harness {
     this.#closers.push(fn);
   }
 
+  /** Signs `name` up (if new) and logs in a new device of theirs, named `deviceName`. */
   async user(
     name: string,
     server = this.server,
     fingerprint = this.relay.certificate.fingerprint,
+    deviceName = 'test',
   ): Promise<TestUser> {
     const dir = mkdtempSync(join(this.dir, `${name}-`));
     const key = generateDeviceKey();
@@ -112,7 +114,7 @@ export class Harness {
     const login = await c.request('auth.login', {
       user: name,
       password: `${name}-password`,
-      device: { publicKey: key.publicKey.toString('base64'), name: 'test' },
+      device: { publicKey: key.publicKey.toString('base64'), name: deviceName },
     });
     c.close();
     const token = login.token;

@@ -444,6 +444,121 @@ describe('remote terminal', () => {
     assert.equal(await said, "bob's shell exited with 4");
   });
 
+  it('pins each device of a user: an agent lets a new device in and says so, and refuses a changed key of a known device with a line for the joiner', async () => {
+    const notices: string[] = [];
+    const host = await h.agent(alice, 'devices-1', { allow: ['dave'] });
+    host.on('notice', (t: string) => notices.push(t));
+    const dave = await h.user('dave');
+    const first = h.controller(dave, 'devices-1');
+    await first.start();
+    await first.close();
+    const laptop = await h.user('dave', h.server, h.relay.certificate.fingerprint, 'laptop');
+    const second = h.controller(laptop, 'devices-1');
+    await second.start();
+    await second.close();
+    assert.ok(
+      notices.some((n) =>
+        /^dave connects from a new device "laptop" \(SHA256:[A-Za-z0-9+/]{43}\): pinned/.test(n),
+      ),
+      notices.join('\n'),
+    );
+    // The first device was not dropped for the second.
+    const again = h.controller(dave, 'devices-1');
+    await again.start();
+    await again.close();
+    assert.deepEqual(
+      alice.knownPeers.list(h.server, 'dave').map((p) => p.deviceName),
+      ['test', 'laptop'],
+    );
+    // The same device name with another key is no new device: refused, the joiner told what to do.
+    const impostor = await h.user('dave', h.server, h.relay.certificate.fingerprint, 'laptop');
+    await assert.rejects(
+      h.controller(impostor, 'devices-1').start(),
+      (err: { code: string; message: string }) =>
+        err.code === ErrorCode.PEER_KEY_CHANGED &&
+        err.message ===
+          'the other end has a different key pinned for dave\'s device "laptop": have them check your fingerprint (switchboard keys) and run: switchboard trust dave',
+    );
+    assert.ok(notices.some((n) => n.includes('THE DEVICE KEY OF dave HAS CHANGED')));
+  });
+
+  it('tells a controller when the host is a device of its user new to it, and pins it next to the others', async () => {
+    const box1 = await h.user('gina', h.server, h.relay.certificate.fingerprint, 'box1');
+    const box2 = await h.user('gina', h.server, h.relay.certificate.fingerprint, 'box2');
+    await h.agent(box1, 'gina-box1', { allow: ['bob'] });
+    await h.agent(box2, 'gina-box2', { allow: ['bob'] });
+    const notices: string[] = [];
+    for (const id of ['gina-box1', 'gina-box2', 'gina-box1']) {
+      const ctl = h.controller(bob, id);
+      ctl.session.on('notice', (t: string) => notices.push(`${id}: ${t}`));
+      await ctl.start();
+      await ctl.close();
+    }
+    assert.equal(notices.length, 1, notices.join('\n'));
+    assert.match(
+      notices[0]!,
+      /^gina-box2: gina's device "box2" \(SHA256:[A-Za-z0-9+/]{43}\) is new to you: pinned it/,
+    );
+    assert.deepEqual(
+      bob.knownPeers.list(h.server, 'gina').map((p) => p.deviceName),
+      ['box1', 'box2'],
+    );
+  });
+
+  it('refuses a new device of a pinned user with --strict-keys, telling the joiner the command that admits it', async () => {
+    await h.agent(alice, 'devices-strict', { allow: ['erin'] }, { newDevice: 'refuse' });
+    const erin = await h.user('erin');
+    await h.controller(erin, 'devices-strict').start();
+    const phone = await h.user('erin', h.server, h.relay.certificate.fingerprint, 'phone');
+    await assert.rejects(
+      h.controller(phone, 'devices-strict').start(),
+      (err: { code: string; message: string }) =>
+        err.code === ErrorCode.PEER_KEY_CHANGED &&
+        /does not accept new devices of erin \(--strict-keys\).*switchboard trust erin --fingerprint-of-peer SHA256:/.test(
+          err.message,
+        ),
+    );
+    assert.equal(alice.knownPeers.list(h.server, 'erin').length, 1);
+  });
+
+  it('share: asks its host about a new device of an allowed user, and pins it once let in', async () => {
+    const asked: Array<{ user: string; deviceName: string; newDevice: boolean }> = [];
+    await h.share(
+      alice,
+      'devices-share',
+      { allow: ['fred'] },
+      {
+        approve: async (peer, _signal, why) => {
+          asked.push({ user: peer.user, deviceName: peer.deviceName, newDevice: !!why?.newDevice });
+          return peer.deviceName !== 'watch';
+        },
+      },
+    );
+    const fred = await h.user('fred');
+    await h.controller(fred, 'devices-share').start();
+    assert.deepEqual(asked, [], 'an allowed user on first contact is let in without asking');
+    const tablet = await h.user('fred', h.server, h.relay.certificate.fingerprint, 'tablet');
+    await h.controller(tablet, 'devices-share').start();
+    assert.deepEqual(asked, [{ user: 'fred', deviceName: 'tablet', newDevice: true }]);
+    assert.deepEqual(
+      alice.knownPeers.list(h.server, 'fred').map((p) => [p.deviceName, p.via]),
+      [
+        ['test', 'directory'],
+        ['tablet', 'new-device'],
+      ],
+    );
+    // Pinned now: not asked again.
+    await h.controller(tablet, 'devices-share').start();
+    assert.equal(asked.length, 1);
+    // A device the host refuses is not pinned.
+    const watch = await h.user('fred', h.server, h.relay.certificate.fingerprint, 'watch');
+    await assert.rejects(
+      h.controller(watch, 'devices-share').start(),
+      (err: { code: string }) => err.code === ErrorCode.DENIED,
+    );
+    assert.equal(alice.knownPeers.list(h.server, 'fred').length, 2);
+  });
+
   it('stays stopped when stop() comes while it is reconnecting', async () => {
     let connecting!: () => void;
     const isConnecting = new Promise<void>((r) => (connecting = r));

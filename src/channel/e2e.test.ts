@@ -197,11 +197,11 @@ describe('connectE2E / acceptE2E', () => {
     const [a, b] = memoryPair();
     const serverP = acceptE2E(
       b,
-      hostOptions({ verifyPin: (user, key) => pins.push(['host', user, key]) }),
+      hostOptions({ verifyPin: (p) => void pins.push(['host', p.user, p.publicKey]) }),
     );
     const client = await connectE2E(
       a,
-      controllerOptions({ verifyPin: (user, key) => pins.push(['controller', user, key]) }),
+      controllerOptions({ verifyPin: (p) => void pins.push(['controller', p.user, p.publicKey]) }),
     );
     const server = await serverP;
 
@@ -253,7 +253,7 @@ describe('connectE2E / acceptE2E', () => {
     const serverP = acceptE2E(b, hostOptions());
     const clientP = connectE2E(
       a,
-      controllerOptions({ expected: stranger.info, verifyPin: (user) => pins.push(user) }),
+      controllerOptions({ expected: stranger.info, verifyPin: (p) => void pins.push(p.user) }),
     );
     await Promise.all([
       assert.rejects(clientP, withCode(ErrorCode.HANDSHAKE_FAILED, CryptoError)),

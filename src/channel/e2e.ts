@@ -43,8 +43,11 @@ export interface E2EOptions {
   prologue: Uint8Array;
   /** Who the relay says is at the other end: the handshake must prove this key. */
   expected: PeerInfo;
-  /** Checks the proven key against the pins (throws PEER_KEY_CHANGED); first contact pins it. */
-  verifyPin(user: string, publicKey: string): void;
+  /**
+   * Checks the proven peer (`expected`, its key now proven) against the pins: throws to refuse
+   * (a PinError's `tellPeer` is what the other end is told), pins on first contact.
+   */
+  verifyPin(peer: PeerInfo): void;
   /** Give up (HANDSHAKE_FAILED) if the handshake is not done by then. */
   timeoutMs?: number;
 }
@@ -196,7 +199,7 @@ function checkProven(o: E2EOptions, proven: string, role: 'host' | 'controller')
       `the ${role} proved a different key than the relay announced: the relay may be tampering`,
     );
   }
-  o.verifyPin(o.expected.user, proven);
+  o.verifyPin(o.expected);
 }
 
 /** Drives one side's handshake steps over the transport until `done` or a failure. */
@@ -226,7 +229,10 @@ function run(
       if (settled) return;
       settled = true;
       clearTimeout(timer);
-      if (tell) void transport.close(err.message.split('\n')[0]!.slice(0, 256), err.code);
+      // The other end is told the first line, or what a refusal meant for it (PinError).
+      const told =
+        'tellPeer' in err && typeof err.tellPeer === 'string' ? err.tellPeer : err.message;
+      if (tell) void transport.close(told.split('\n')[0]!.slice(0, 256), err.code);
       reject(err);
     };
     transport.setHandlers({

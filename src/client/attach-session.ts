@@ -22,7 +22,7 @@ import {
   type Welcome,
 } from '../protocol/terminal.js';
 import { Backoff } from './backoff.js';
-import type { KnownPeers } from './known-peers.js';
+import type { KnownPeers, PinCheck } from './known-peers.js';
 import { openService } from './open-channel.js';
 import type { RelayClient } from './relay-client.js';
 
@@ -159,8 +159,9 @@ export class AttachSession extends EventEmitter {
     });
     let channel: SecureDuplex;
     let opened: ChannelOpened;
+    let pin: PinCheck;
     try {
-      ({ channel, opened } = await openService(client, {
+      ({ channel, opened, pin } = await openService(client, {
         service: 'terminal',
         target: { kind: 'session', sessionId: this.#o.sessionId },
         readOnly: this.#o.readOnly,
@@ -176,6 +177,14 @@ export class AttachSession extends EventEmitter {
     }
     if (this.#client !== client) return void channel.close('gave up');
     this.#channel = channel;
+    if (pin === 'new-device') {
+      const { user, deviceName, fingerprint } = opened.host;
+      this.emit(
+        'notice',
+        `${user}'s device "${deviceName}" (${fingerprint}) is new to you: pinned it next to ` +
+          `${user}'s others (compare with ${user}: switchboard keys ${user})`,
+      );
+    }
     let step: 'welcome' | 'running' = 'welcome';
     channel.setHandlers({
       onMessage: (payload) => {

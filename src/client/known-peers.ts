@@ -7,14 +7,48 @@ import { CryptoError, ErrorCode, SwitchboardError } from '../protocol/errors.js'
 export interface PinnedKey {
   publicKey: string;
   fingerprint: string;
+  /** The device's name as the relay listed it when pinned (absent in pins from before names). */
+  deviceName?: string;
   addedAt: string;
-  /** 'directory': first contact, vouched for by the relay; 'trust': re-verified by the user. */
-  via: 'directory' | 'trust';
+  /**
+   * 'directory': first contact, vouched for by the relay; 'new-device': another device of a user
+   * already pinned, accepted by policy or by the host's answer; 'trust': re-verified by the user.
+   */
+  via: 'directory' | 'new-device' | 'trust';
 }
 
 type PinFile = Record<string, PinnedKey[]>;
 
-export type PinCheck = 'pinned' | 'first-contact' | 'changed';
+/**
+ * 'new-device': the user has pins, and this key is none of them under a device name none of them
+ * has: another device of theirs (as the relay vouches), not a changed key.
+ */
+export type PinCheck = 'pinned' | 'first-contact' | 'new-device' | 'changed';
+
+/** A peer as the handshake proved it: its user, key, and the device name the relay gave. */
+export interface PinPeer {
+  user: string;
+  publicKey: string;
+  deviceName: string;
+}
+
+/**
+ * What to do with a new device of a pinned user: pin it at once, leave it to the caller (who
+ * pins it with `pin()` once, say, the host approved), or refuse it (`--strict-keys`).
+ */
+export type NewDevicePolicy = 'pin' | 'defer' | 'refuse';
+
+/**
+ * A refused key. `tellPeer` is what the other end is told (one line, fit for the relay's close
+ * reason, which it can read): the local message is meant for the local user.
+ */
+export class PinError extends CryptoError {
+  readonly tellPeer: string;
+  constructor(code: ErrorCode, message: string, tellPeer: string) {
+    super(code, message);
+    this.tellPeer = tellPeer.slice(0, 256);
+  }
+}
 
 export class KnownPeers {
   readonly file: string;
@@ -49,13 +83,27 @@ export class KnownPeers {
     return this.#read()[KnownPeers.key(server, user)] ?? [];
   }
 
-  check(server: string, user: string, publicKey: string): PinCheck {
+  /**
+   * How a key stands against a user's pins. Without `deviceName` a key that is not pinned counts
+   * as changed. A pin from before device names were kept matches every name: conservative.
+   */
+  check(server: string, user: string, publicKey: string, deviceName?: string): PinCheck {
     const pins = this.list(server, user);
     if (pins.length === 0) return 'first-contact';
-    return pins.some((p) => p.publicKey === publicKey) ? 'pinned' : 'changed';
+    if (pins.some((p) => p.publicKey === publicKey)) return 'pinned';
+    if (deviceName === undefined) return 'changed';
+    return pins.some((p) => p.deviceName === undefined || p.deviceName === deviceName)
+      ? 'changed'
+      : 'new-device';
   }
 
-  pin(server: string, user: string, publicKey: string, via: PinnedKey['via']): void {
+  pin(
+    server: string,
+    user: string,
+    publicKey: string,
+    via: PinnedKey['via'],
+    deviceName?: string,
+  ): void {
     const pins = this.#read();
     const k = KnownPeers.key(server, user);
     const list = pins[k] ?? [];
@@ -63,6 +111,7 @@ export class KnownPeers {
     list.push({
       publicKey,
       fingerprint: keyFingerprint(parsePublicKey(publicKey)),
+      ...(deviceName === undefined ? {} : { deviceName }),
       addedAt: new Date().toISOString(),
       via,
     });
@@ -70,13 +119,43 @@ export class KnownPeers {
     this.#write(pins);
   }
 
+  /**
+   * Pins one device after the user checked it (`trust USER --fingerprint-of-peer`): the user's
+   * other devices stay pinned; a pin under the same device name (its old key) is replaced.
+   */
+  trustDevice(
+    server: string,
+    user: string,
+    device: { publicKey: string; deviceName: string },
+  ): void {
+    const pins = this.#read();
+    const k = KnownPeers.key(server, user);
+    const kept = (pins[k] ?? []).filter(
+      (p) => p.publicKey !== device.publicKey && p.deviceName !== device.deviceName,
+    );
+    kept.push({
+      publicKey: device.publicKey,
+      fingerprint: keyFingerprint(parsePublicKey(device.publicKey)),
+      deviceName: device.deviceName,
+      addedAt: new Date().toISOString(),
+      via: 'trust',
+    });
+    pins[k] = kept;
+    this.#write(pins);
+  }
+
   /** Replaces every pin of a user (after `switchboard trust USER`). */
-  replace(server: string, user: string, publicKeys: string[]): void {
+  replace(
+    server: string,
+    user: string,
+    devices: { publicKey: string; deviceName: string }[],
+  ): void {
     const pins = this.#read();
     const now = new Date().toISOString();
-    pins[KnownPeers.key(server, user)] = publicKeys.map((publicKey) => ({
+    pins[KnownPeers.key(server, user)] = devices.map(({ publicKey, deviceName }) => ({
       publicKey,
       fingerprint: keyFingerprint(parsePublicKey(publicKey)),
+      deviceName,
       addedAt: now,
       via: 'trust' as const,
     }));
@@ -85,24 +164,40 @@ export class KnownPeers {
 
   /**
    * Accepts a peer key proven by the E2E handshake: pinned → fine; first contact → pinned now
-   * (vouched for by the relay's directory); a different key → refused loudly.
+   * (vouched for by the relay's directory); another device of a pinned user → as `newDevice`
+   * says; a different key for a device already pinned (or with no name to tell) → refused loudly.
    */
-  verify(server: string, user: string, publicKey: string): PinCheck {
-    const result = this.check(server, user, publicKey);
+  verify(server: string, peer: PinPeer, newDevice: NewDevicePolicy = 'pin'): PinCheck {
+    const { user, publicKey, deviceName } = peer;
+    const result = this.check(server, user, publicKey, deviceName);
+    const fp = keyFingerprint(parsePublicKey(publicKey));
     if (result === 'changed') {
-      const fp = keyFingerprint(parsePublicKey(publicKey));
       const known = this.list(server, user)
-        .map((p) => `  ${p.fingerprint}`)
+        .map((p) => `  ${p.fingerprint}${p.deviceName ? `  ${p.deviceName}` : ''}`)
         .join('\n');
-      throw new CryptoError(
+      throw new PinError(
         ErrorCode.PEER_KEY_CHANGED,
         `@@@ WARNING: THE DEVICE KEY OF ${user} HAS CHANGED @@@\n` +
-          `${user} now presents ${fp}, but you pinned:\n${known}\n` +
-          'Someone (a compromised relay?) may be impersonating them, or they use a new device.\n' +
+          `${user}'s device "${deviceName}" now presents ${fp}, but you pinned:\n${known}\n` +
+          'Someone (a compromised relay?) may be impersonating them, or they reinstalled.\n' +
           `Verify the new fingerprint with ${user} another way, then run: switchboard trust ${user}`,
+        `the other end has a different key pinned for ${user}'s device "${deviceName}": ` +
+          `have them check your fingerprint (switchboard keys) and run: switchboard trust ${user}`,
       );
     }
-    if (result === 'first-contact') this.pin(server, user, publicKey, 'directory');
+    if (result === 'new-device' && newDevice === 'refuse') {
+      throw new PinError(
+        ErrorCode.PEER_KEY_CHANGED,
+        `${user} connects from a device you have not pinned ("${deviceName}", ${fp}), and new ` +
+          `devices are refused here (--strict-keys). Verify it with ${user} another way, then run: ` +
+          `switchboard trust ${user} --fingerprint-of-peer ${fp}`,
+        `the other end does not accept new devices of ${user} (--strict-keys): have them check ` +
+          `your fingerprint (switchboard keys) and run: switchboard trust ${user} --fingerprint-of-peer ${fp}`,
+      );
+    }
+    if (result === 'first-contact') this.pin(server, user, publicKey, 'directory', deviceName);
+    if (result === 'new-device' && newDevice === 'pin')
+      this.pin(server, user, publicKey, 'new-device', deviceName);
     return result;
   }
 }

@@ -3,7 +3,7 @@ import { channelPrologue, connectE2E, type SecureDuplex } from '../channel/e2e.j
 import type { DeviceKeyPair } from '../crypto/device-key.js';
 import { CryptoError, ErrorCode } from '../protocol/errors.js';
 import { targetKey, type ChannelOpened, type ChannelTarget } from '../protocol/messages.js';
-import type { KnownPeers } from './known-peers.js';
+import type { KnownPeers, NewDevicePolicy, PinCheck } from './known-peers.js';
 import { RelayChannel } from './relay-channel.js';
 import type { RelayClient } from './relay-client.js';
 
@@ -22,12 +22,16 @@ export interface OpenServiceOptions {
   /** The relay's address: the key of the peer pins. */
   server: string;
   knownPeers: KnownPeers;
+  /** A device of the host's user not pinned yet, under a new name: default pin it (TOFU per device). */
+  newDevice?: NewDevicePolicy;
   timeoutMs?: number;
 }
 
 export interface OpenedService {
   channel: SecureDuplex;
   opened: ChannelOpened;
+  /** How the host's key stood against the pins ('new-device': pinned now, worth a notice). */
+  pin: PinCheck;
 }
 
 /**
@@ -54,13 +58,16 @@ export async function openService(
       `the relay opened "${opened.service}" at "${got}", not "${o.service}" at "${asked}"`,
     );
   }
+  let pin: PinCheck = 'pinned';
   const channel = await connectE2E(transport, {
     key: o.key,
     // Our own idea of the target and service, never the relay's.
     prologue: channelPrologue(o.service, asked, opened.host.user, o.user),
     expected: opened.host,
-    verifyPin: (user, publicKey) => o.knownPeers.verify(o.server, user, publicKey),
+    verifyPin: (peer) => {
+      pin = o.knownPeers.verify(o.server, peer, o.newDevice ?? 'pin');
+    },
     timeoutMs: o.timeoutMs ?? OPEN_HANDSHAKE_TIMEOUT_MS,
   });
-  return { channel, opened };
+  return { channel, opened, pin };
 }

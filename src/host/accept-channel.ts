@@ -1,6 +1,6 @@
 // The served side of any channel: the E2E handshake, then the service the channel names.
 import { acceptE2E, channelPrologue } from '../channel/e2e.js';
-import type { KnownPeers } from '../client/known-peers.js';
+import type { KnownPeers, NewDevicePolicy, PinCheck } from '../client/known-peers.js';
 import { RelayChannel } from '../client/relay-channel.js';
 import type { RelayClient } from '../client/relay-client.js';
 import type { DeviceKeyPair } from '../crypto/device-key.js';
@@ -16,6 +16,11 @@ export interface AcceptOptions {
   /** The relay's address (key of the peer pins). */
   server: string;
   knownPeers: KnownPeers;
+  /**
+   * A device of a pinned user that is not pinned yet: pin it (and say so), leave it to the
+   * service ('defer': a share asks its host), or refuse it (--strict-keys). Default 'pin'.
+   */
+  newDevice?: NewDevicePolicy;
   /** Our account name: the host side of the prologue. */
   owner: string;
   services: ReadonlyMap<string, HostService>;
@@ -50,15 +55,24 @@ export function acceptChannel(
     return;
   }
   const peer = event.peer;
+  const newDevice = o.newDevice ?? 'pin';
+  let pin: PinCheck = 'pinned';
   acceptE2E(transport, {
     key: o.key,
     prologue: channelPrologue(event.service, target, o.owner, peer.user),
     expected: peer,
-    verifyPin: (user, publicKey) => o.knownPeers.verify(o.server, user, publicKey),
+    verifyPin: (proven) => {
+      pin = o.knownPeers.verify(o.server, proven, newDevice);
+    },
     timeoutMs: PEER_SETUP_TIMEOUT_MS,
   }).then(
     (channel) => {
       if (o.stopped()) return void channel.close('no longer served');
+      if (pin === 'new-device' && newDevice === 'pin')
+        o.notice(
+          `${peer.user} connects from a new device "${peer.deviceName}" (${peer.fingerprint}): ` +
+            'pinned (--strict-keys refuses new devices)',
+        );
       const access = o.access(peer, event.readOnly);
       // Refused here, for every service: a relay that routes anyone at all gets no further.
       if (access === 'deny') {
@@ -71,6 +85,7 @@ export function acceptChannel(
         peer,
         readOnly: event.readOnly,
         access,
+        newDevice: pin === 'new-device' && newDevice === 'defer',
       });
     },
     (err: unknown) => {

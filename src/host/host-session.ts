@@ -1,7 +1,7 @@
 // The host side of a remote session: registration, reconnection, and one E2E peer per channel.
 import { EventEmitter } from 'node:events';
 import { randomBytes } from 'node:crypto';
-import type { KnownPeers } from '../client/known-peers.js';
+import type { KnownPeers, NewDevicePolicy } from '../client/known-peers.js';
 import { RelayChannel } from '../client/relay-channel.js';
 import type { RelayClient } from '../client/relay-client.js';
 import type { DeviceKeyPair } from '../crypto/device-key.js';
@@ -43,7 +43,12 @@ export interface HostSessionOptions {
    * question no longer stands (the requester left, or no answer came in APPROVAL_TIMEOUT_MS,
    * the abort's reason then being 'timeout'): take the question off the screen.
    */
-  approve?(peer: PeerInfo, withdrawn: AbortSignal): Promise<boolean>;
+  approve?(peer: PeerInfo, withdrawn: AbortSignal, why?: { newDevice: boolean }): Promise<boolean>;
+  /**
+   * A device of a pinned user that is not pinned yet. Default: a share asks its host ('defer',
+   * through `approve`); an agent pins it and says so ('pin'); --strict-keys refuses ('refuse').
+   */
+  newDevice?: NewDevicePolicy;
   detachedTtlMs?: number;
   /** Default SLOW_CONTROLLER_TIMEOUT_MS. */
   slowControllerTimeoutMs?: number;
@@ -186,6 +191,7 @@ export class HostSession extends EventEmitter {
       key: o.key,
       server: o.server,
       knownPeers: o.knownPeers,
+      newDevice: o.newDevice ?? (o.kind === 'share' ? 'defer' : 'pin'),
       owner: o.policy.owner,
       services: this.#services,
       access: (peer, readOnly) => decideAccess(o.policy, peer.user, readOnly),

@@ -61,7 +61,8 @@ export const trust: Command = {
   usage: 'USER [--fingerprint-of-peer SHA256:...] [--yes]',
   details:
     'Use it after a "DEVICE KEY HAS CHANGED" refusal, once you have checked the new fingerprint with\n' +
-    'that person another way. With --fingerprint-of-peer only that key is pinned (and must be listed).',
+    'that person another way. Without --fingerprint-of-peer every key the relay lists replaces the\n' +
+    "old pins; with it only that device is pinned (it must be listed), next to the user's others.",
   positionals: [1, 1],
   options: {
     'fingerprint-of-peer': {
@@ -98,12 +99,20 @@ export const trust: Command = {
         )
           return Exit.REFUSED;
       }
-      new KnownPeers(home.path(FILES.knownPeers)).replace(
-        login.server,
-        user,
-        chosen.map((d) => d.publicKey),
+      const pins = new KnownPeers(home.path(FILES.knownPeers));
+      // One device checked: added to the others (replacing that device's old key, if any).
+      // All of them: they replace the old pins.
+      if (wanted) pins.trustDevice(login.server, user, chosen[0]!);
+      else
+        pins.replace(
+          login.server,
+          user,
+          chosen.map((d) => ({ publicKey: d.publicKey, deviceName: d.deviceName })),
+        );
+      const total = pins.list(login.server, user).length;
+      inv.io.stdout.write(
+        `Pinned ${chosen.length} key(s) for ${user}; ${total} device(s) of ${user} pinned in all.\n`,
       );
-      inv.io.stdout.write(`Pinned ${chosen.length} key(s) for ${user}.\n`);
       return Exit.OK;
     });
   },

@@ -99,6 +99,7 @@ function hostBase(inv: Invocation, conn: Connector, kind: 'share' | 'agent') {
     key: conn.home.deviceKey(),
     server: conn.login.server,
     knownPeers: new KnownPeers(conn.home.path(FILES.knownPeers)),
+    ...(bool(inv, 'strict-keys') ? { newDevice: 'refuse' as const } : {}),
     connect: conn.connect,
   };
 }
@@ -151,6 +152,11 @@ const HOST_OPTIONS = {
     type: 'boolean',
     description: 'accept --allow/--viewers names that have no account yet (with a warning)',
   },
+  'strict-keys': {
+    type: 'boolean',
+    description:
+      'refuse devices of a user you have pinned that are not pinned yet (default: share asks, agent pins and logs)',
+  },
   shell: { type: 'string', value: 'PATH', description: 'shell to run (default $SHELL)' },
 } as const;
 
@@ -201,12 +207,20 @@ export const share: Command = {
     stream.setHostSize(cols, rows);
     const scanner = new EscapeScanner('?ld.123456789yn');
     // Join requests, answered with ~y / ~n: the question never takes the host's ordinary typing.
-    const approvals: Array<{ peer: PeerInfo; resolve: (ok: boolean) => void }> = [];
+    const approvals: Array<{
+      peer: PeerInfo;
+      newDevice: boolean;
+      resolve: (ok: boolean) => void;
+    }> = [];
     const ask = () => {
       const next = approvals[0];
       if (!next) return;
+      const { user, fingerprint, deviceName } = next.peer;
       term.notice(
-        `${next.peer.user} (${next.peer.fingerprint}) asks to attach: ~y admits read-write, ~n refuses ` +
+        (next.newDevice
+          ? `${user} asks to attach from a device new to you: "${deviceName}" ${fingerprint} ` +
+            `(check it with ${user}): ~y admits and pins it, ~n refuses `
+          : `${user} (${fingerprint}) asks to attach: ~y admits read-write, ~n refuses `) +
           `(${APPROVAL_TIMEOUT_MS / 1000} s)`,
       );
       // The question is a fresh start: ~y works at once, even in the middle of a typed line.
@@ -224,9 +238,9 @@ export const share: Command = {
       ...(sessionId ? { sessionId } : {}),
       ...hostBase(inv, conn, 'share'),
       stream,
-      approve: (peer, withdrawn) =>
+      approve: (peer, withdrawn, why) =>
         new Promise<boolean>((resolve) => {
-          const entry = { peer, resolve };
+          const entry = { peer, newDevice: why?.newDevice === true, resolve };
           approvals.push(entry);
           if (approvals.length === 1) ask();
           // Withdrawn (the requester left, or no answer in time; the host session says which):

@@ -16,6 +16,11 @@ export interface ServiceContext {
   readOnly: boolean;
   /** The host's own decision for this peer (access.ts); the relay's grant is never enough. */
   access: AccessDecision;
+  /**
+   * A device of a user with pins, not pinned yet (the host's policy left it to the service): the
+   * terminal asks the host, and pins it if the host lets it in.
+   */
+  newDevice: boolean;
 }
 
 /** A service served on channels into a session (`terminal`, `ping`, later `exec`, `push`...). */

@@ -38,6 +38,8 @@ export class TerminalPeer extends EventEmitter {
   #placed: Placed | undefined;
   /** The host's open question about this controller (share), aborted to withdraw it. */
   #question: AbortController | undefined;
+  /** A device of a pinned user not pinned yet: the host is asked, and it is pinned if let in. */
+  readonly #newDevice: boolean;
   /** Input offset last acknowledged, and the timer of the next acknowledgement. */
   #inputAcked = 0;
   #inputAckTimer: NodeJS.Timeout | undefined;
@@ -49,6 +51,7 @@ export class TerminalPeer extends EventEmitter {
     this.#channel = ctx.channel;
     this.#peer = ctx.peer;
     this.#requestedReadOnly = ctx.readOnly;
+    this.#newDevice = ctx.newDevice;
     ctx.channel.setHandlers({
       onMessage: (payload) => this.#onData(payload),
       onClose: (code, reason) => this.#onClosed(code, reason),
@@ -162,14 +165,24 @@ export class TerminalPeer extends EventEmitter {
           `${this.#peer.user} is not allowed on this session`,
         );
       }
-      if (decision === 'ask') {
-        this.#send({ type: 'notice', text: 'waiting for the host to approve…' });
+      // A new device of a pinned user is asked about even where the user would be let in.
+      if (decision === 'ask' || this.#newDevice) {
+        this.#send({
+          type: 'notice',
+          text: this.#newDevice
+            ? 'waiting for the host to approve this device (new to them)…'
+            : 'waiting for the host to approve…',
+        });
         // Withdrawn when the requester leaves (#finish) or when the host does not answer in time.
         const question = new AbortController();
         this.#question = question;
         let timer: NodeJS.Timeout | undefined;
         const approved = await Promise.race([
-          o.approve ? o.approve(this.#peer, question.signal).catch(() => false) : false,
+          o.approve
+            ? o
+                .approve(this.#peer, question.signal, { newDevice: this.#newDevice })
+                .catch(() => false)
+            : false,
           new Promise<'timeout'>((r) => {
             timer = setTimeout(() => r('timeout'), APPROVAL_TIMEOUT_MS).unref();
           }),
@@ -197,7 +210,11 @@ export class TerminalPeer extends EventEmitter {
           this.#host.notice(`denied ${this.#peer.user}`);
           return this.refuse(ErrorCode.DENIED, 'the host did not approve');
         }
-        readOnly = this.#requestedReadOnly || hello.readOnly;
+        if (this.#newDevice) {
+          const { user, publicKey, deviceName } = this.#peer;
+          o.knownPeers.pin(o.server, user, publicKey, 'new-device', deviceName);
+        }
+        readOnly = decision === 'ro' || this.#requestedReadOnly || hello.readOnly;
       } else {
         readOnly = decision === 'ro';
       }
