@@ -441,6 +441,30 @@ describe('the CLI in a real terminal', () => {
     assert.equal(await again.waitExit(), 0);
   });
 
+  it("attach --watch: an agent's viewer watches the shell someone has open, and is told when there is none", async () => {
+    await h.agent(alice, 'cli-watch', { allow: ['bob'], viewers: ['carol'] });
+    const early = new PtyProcess(['attach', 'cli-watch', '--watch'], {
+      SWITCHBOARD_HOME: carolHome,
+    });
+    assert.equal(await early.waitExit(), 5);
+    assert.match(early.out, /nothing to watch: no one has a shell open on this agent/);
+    const owner = new PtyProcess(['attach', 'cli-watch'], { SWITCHBOARD_HOME: bobHome });
+    await owner.waitText('$ ');
+    owner.write('echo "owned-$((6*7))"\r');
+    await owner.waitText('owned-42');
+    const viewer = new PtyProcess(['attach', 'cli-watch', '--watch'], {
+      SWITCHBOARD_HOME: carolHome,
+    });
+    await viewer.waitText("watching bob's shell, read-only");
+    await viewer.waitText('owned-42');
+    owner.write('echo "later-$((2*3))"\r');
+    await viewer.waitText('later-6');
+    viewer.write('\r~.');
+    assert.equal(await viewer.waitExit(), 0);
+    owner.write('exit 4\r');
+    assert.equal(await owner.waitExit(), 4);
+  });
+
   it('attach: told plainly when the agent stops, and by the host on the way out', async () => {
     const host = await h.agent(alice, 'cli-stop', { allow: ['bob'] });
     const notices: string[] = [];

@@ -559,6 +559,55 @@ describe('remote terminal', () => {
     assert.equal(alice.knownPeers.list(h.server, 'fred').length, 2);
   });
 
+  it('agent: a viewer watches a shell someone has open, never types into it, and is told plainly when there is none', async () => {
+    const host = await h.agent(alice, 'watch-1', { allow: ['bob'], viewers: ['carol'] });
+    await assert.rejects(
+      h.controller(carol, 'watch-1').start(),
+      (err: { code: string; message: string }) =>
+        err.code === ErrorCode.SERVICE_UNAVAILABLE && /^nothing to watch: /.test(err.message),
+    );
+    let shells = 0;
+    const owner = h.controller(bob, 'watch-1');
+    await owner.start();
+    shells = host.controllers().length;
+    const before = marker('before');
+    owner.type(`echo ${before.slice(0, 6)}"${before.slice(6)}"\r`);
+    await owner.waitForText(`${before}\r\n`);
+    const viewer = h.controller(carol, 'watch-1', { readOnly: true });
+    const info = await viewer.start();
+    assert.equal(info.welcome.readOnly, true);
+    assert.equal(info.welcome.watching, 'bob');
+    // The current screen first, then what the shell prints from then on.
+    await viewer.waitForText(before);
+    const after = marker('after');
+    owner.type(`echo ${after.slice(0, 5)}"${after.slice(5)}"\r`);
+    await viewer.waitForText(`${after}\r\n`);
+    // A viewer's keystrokes are not the shell's (AttachSession drops them; the host would too).
+    viewer.type('echo from-viewer\r');
+    const check = marker('check');
+    owner.type(`echo ${check.slice(0, 5)}"${check.slice(5)}"\r`);
+    await owner.waitForText(`${check}\r\n`);
+    assert.equal(owner.text.includes('from-viewer'), false);
+    // Leaving does not end the shell it watched; the shell's end reaches the viewer too.
+    await viewer.close();
+    const second = h.controller(carol, 'watch-1', { readOnly: true });
+    await second.start();
+    // A watcher that stops reading does not hold the shell back (~2.3 MB, past the 1 MiB window).
+    const resume = second.session.simulateStall();
+    const flood = marker('flood');
+    owner.type(`seq 1 400000; echo ${flood.slice(0, 5)}"${flood.slice(5)}"\r`);
+    // Bounded well below the ~30 s after which the relay gives up on the stalled reader (and a
+    // paused shell would go on): the flood takes ~1.5 s here.
+    await owner.waitForText(`${flood}\r\n`, 20_000);
+    resume();
+    await second.waitForText(flood, 30_000);
+    owner.type('exit 6\r');
+    assert.deepEqual((await owner.waitEnd()).exit, { code: 6 });
+    assert.deepEqual((await second.waitEnd()).exit, { code: 6 });
+    assert.equal(shells, 1);
+    assert.deepEqual(host.controllers(), []);
+  });
+
   it('stays stopped when stop() comes while it is reconnecting', async () => {
     let connecting!: () => void;
     const isConnecting = new Promise<void>((r) => (connecting = r));

@@ -74,6 +74,8 @@ export interface ControllerInfo {
 export interface Placed {
   att: Attachment;
   stream: TerminalStream;
+  /** A viewer of an agent watching another controller's shell: whose (the shell is not its own). */
+  watching?: string;
 }
 
 /**
@@ -228,7 +230,7 @@ export class HostSession extends EventEmitter {
     user: string,
     publicKey: string,
     readOnly: boolean,
-  ): { placed: Placed; resumed: boolean } | undefined {
+  ): { placed: Placed; resumed: boolean } | 'nothing-to-watch' | undefined {
     if (hello.resume) {
       const existing = this.#placed.get(hello.resume.attachment);
       // An agent shell that ended while its controller was away is resumed too: the controller
@@ -238,6 +240,23 @@ export class HostSession extends EventEmitter {
       }
     }
     const att = new Attachment(user, publicKey, readOnly);
+    if (readOnly && !this.#o.stream) {
+      // An agent's viewer watches a shell someone has open (a fresh one it could not type into
+      // would be pointless): the one with a controller connected, the latest attached first.
+      const live = [...this.#placed.values()].filter((p) => !p.watching && !p.stream.exit);
+      const target = live.filter((p) => p.att.sink).at(-1) ?? live.at(-1);
+      if (!target) return 'nothing-to-watch';
+      const placed: Placed = { att, stream: target.stream, watching: target.att.user };
+      // Gone with the shell: at once if away, else once it was sent the exit.
+      target.stream.on('exitSent', (sentTo: Attachment) => {
+        if (sentTo === att) this.forget(att.id);
+      });
+      target.stream.once('exit', () => {
+        if (!att.sink) this.forget(att.id);
+      });
+      this.#placed.set(att.id, placed);
+      return { placed, resumed: false };
+    }
     let stream = this.#o.stream;
     if (!stream) {
       const pty = this.#o.spawnShell!(hello.cols, hello.rows, controllerTerm(hello.term));
@@ -258,7 +277,8 @@ export class HostSession extends EventEmitter {
     if (!placed) return;
     this.#placed.delete(attachment);
     placed.stream.remove(placed.att);
-    if (placed.stream !== this.#o.stream) placed.stream.close();
+    // A watcher leaves the shell it watched to its owner.
+    if (placed.stream !== this.#o.stream && !placed.watching) placed.stream.close();
   }
 
   /** Drops attachments (and agent shells) whose controller has been gone past the TTL. */

@@ -322,9 +322,10 @@ export class TerminalStream extends EventEmitter {
     // Resumes at half the bound, so a program that outruns the emulator is not paused per read.
     const screenLimit = this.#paused ? SCREEN_BACKLOG_BYTES / 2 : SCREEN_BACKLOG_BYTES;
     let behind = this.#screen.backlog >= screenLimit;
+    // A read-only watcher never holds the program back: one that falls behind is repainted.
     if (this.#lossless)
       for (const a of this.attachments)
-        if (this.#ring.end - a.acked >= OUTPUT_WINDOW_BYTES) behind = true;
+        if (!a.readOnly && this.#ring.end - a.acked >= OUTPUT_WINDOW_BYTES) behind = true;
     if (behind && !this.#paused) {
       this.#paused = true;
       this.pty.pause();

@@ -75,6 +75,8 @@ export const WelcomeSchema = z.object({
   /** Input offset the host has consumed; the controller resends anything after it. */
   inputOffset: z.number().int().min(0),
   kind: z.enum(['share', 'agent']),
+  /** An agent's viewer watches another controller's shell: that controller's user. */
+  watching: z.string().max(64).optional(),
 });
 export const ExitSchema = z.object({ code: z.number().int(), signal: z.number().int().optional() });
 export const NoticeSchema = z.object({ text: z.string().max(1024) });

@@ -510,20 +510,26 @@ function saveResume(
 export const attach: Command = {
   name: 'attach',
   summary: "Open a remote terminal: the session's real shell, end-to-end encrypted, resumable.",
-  usage: 'SESSION [--read-only]',
+  usage: 'SESSION [--read-only | --watch]',
   details:
     'Escapes (after Enter): ~. detach (the remote shell keeps running), ~i connection info,\n' +
     '~? help, ~~ a literal ~. A dropped connection is resumed by itself; nothing is lost.\n' +
     "Exits with the remote shell's exit code when it ends. SIGTERM or SIGHUP detaches (exit 143 or 129).\n" +
-    'Every way out restores the local terminal (main screen, mouse and keypad modes off, cursor shown).',
+    'Every way out restores the local terminal (main screen, mouse and keypad modes off, cursor shown).\n' +
+    'Read-only on an agent watches a shell someone has open there (the latest attached), as its\n' +
+    'viewers always do; with no shell open it says so and exits 5.',
   positionals: [1, 1],
   options: {
     'read-only': { type: 'boolean', description: 'watch only: your keystrokes are not sent' },
+    watch: {
+      type: 'boolean',
+      description: 'on an agent: watch the shell someone has open there (same as --read-only)',
+    },
     ...CLIENT_OPTIONS,
   },
   async run(inv) {
     const sessionId = sessionOption(inv.positionals[0])!;
-    const readOnly = bool(inv, 'read-only');
+    const readOnly = bool(inv, 'read-only') || bool(inv, 'watch');
     const term = new LocalTerminal(inv.io);
     const conn = await authedConnector(inv);
     conn.client.close();
@@ -572,9 +578,11 @@ export const attach: Command = {
     const info = await session.start();
     const mode = !info.welcome.readOnly
       ? 'read-write'
-      : readOnly
-        ? 'read-only'
-        : 'read-only: the host does not take your keystrokes';
+      : info.welcome.watching !== undefined
+        ? `watching ${info.welcome.watching}'s shell, read-only`
+        : readOnly
+          ? 'read-only'
+          : 'read-only: the host does not take your keystrokes';
     const banner =
       `attached to ${sessionId} on ${info.hostName} (${info.host.user}, ${info.host.fingerprint}) ` +
       `${mode}${info.welcome.resumed ? ', resumed' : ''} · ~. detaches`;

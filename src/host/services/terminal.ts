@@ -220,6 +220,13 @@ export class TerminalPeer extends EventEmitter {
       }
     }
     const placedResult = this.#host.place(hello, this.#peer.user, this.#peer.publicKey, readOnly);
+    if (placedResult === 'nothing-to-watch') {
+      this.#host.notice(`${this.#peer.user} wanted to watch, but no shell is open`);
+      return this.refuse(
+        ErrorCode.SERVICE_UNAVAILABLE,
+        'nothing to watch: no one has a shell open on this agent (a viewer watches one; try again once someone is attached)',
+      );
+    }
     if (!placedResult) return this.refuse(ErrorCode.CHANNEL_CLOSED, 'cannot place this attachment');
     const { placed, resumed: didResume } = placedResult;
     this.#placed = placed;
@@ -235,6 +242,7 @@ export class TerminalPeer extends EventEmitter {
         resumed: didResume,
         inputOffset: placed.att.inputOffset,
         kind: o.kind,
+        ...(placed.watching !== undefined ? { watching: placed.watching } : {}),
       },
     });
     // Counts once connected (below): the PTY fits the smallest of the terminals sharing it.
@@ -258,7 +266,7 @@ export class TerminalPeer extends EventEmitter {
     const resumeOffset = didResume && !hello.resume?.repaint ? hello.resume?.offset : undefined;
     placed.stream.connect(placed.att, sink, resumeOffset);
     this.#host.notice(
-      `${this.#peer.user} (${this.#peer.fingerprint}) ${didResume ? 'resumed' : 'attached'} ${placed.att.readOnly ? 'read-only' : 'read-write'}`,
+      `${this.#peer.user} (${this.#peer.fingerprint}) ${didResume ? 'resumed' : 'attached'} ${placed.att.readOnly ? 'read-only' : 'read-write'}${placed.watching !== undefined ? `, watching ${placed.watching}'s shell` : ''}`,
     );
   }
 
@@ -297,12 +305,13 @@ export class TerminalPeer extends EventEmitter {
       case 'bye': {
         const { att } = placed;
         this.#host.notice(
-          this.#host.options.kind === 'share'
+          this.#host.options.kind === 'share' || placed.watching !== undefined
             ? `${att.user} detached`
             : `${att.user} detached; their shell keeps running, for \`attach\` within ${ttlText(this.#host.detachedTtlMs)}`,
         );
-        // share: the controller is gone for good; agent: its shell stays for a later attach.
-        if (this.#host.options.kind === 'share') this.#host.forget(att.id);
+        // share, or an agent's viewer: gone for good; agent: its shell stays for a later attach.
+        if (this.#host.options.kind === 'share' || placed.watching !== undefined)
+          this.#host.forget(att.id);
         this.#finish();
         void this.#channel.close('detached');
         return;
