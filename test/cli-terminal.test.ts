@@ -465,6 +465,36 @@ describe('the CLI in a real terminal', () => {
     assert.equal(await owner.waitExit(), 4);
   });
 
+  it('attach: a notice over a full-screen program is drawn on its bottom line, then repainted away', async () => {
+    await h.agent(alice, 'cli-overlay-box', { allow: ['bob'] });
+    const p = new PtyProcess(['attach', 'cli-overlay-box'], { SWITCHBOARD_HOME: bobHome });
+    await p.waitText('$ ');
+    p.write(FULL_SCREEN);
+    await p.waitFor((o) => /ROW-29\r+\nLAST/.test(o), 'the full-screen program');
+    p.write('~i'); // a local notice (the escape follows the Enter that ran the program)
+    await noticeOverFullScreen(p, /\[switchboard\] session cli-overlay-box on/);
+    p.write('\r');
+    p.write('\r~.');
+    assert.equal(await p.waitExit(), 0);
+  });
+
+  it("share: the host's notices over its full-screen program are drawn on the bottom line, then repainted away", async () => {
+    const hostHome = await cliUser(h, 'ivan');
+    const host = new PtyProcess(
+      ['share', '--session', 'cli-overlay', '--shell', '/bin/bash', '--allow', 'carol'],
+      { SWITCHBOARD_HOME: hostHome, PS1: '$ ' },
+    );
+    await host.waitText('no account on this relay yet?');
+    host.write(FULL_SCREEN);
+    await host.waitFor((o) => /ROW-29\r+\nLAST/.test(o), 'the full-screen program');
+    const guest = new PtyProcess(['attach', 'cli-overlay'], { SWITCHBOARD_HOME: carolHome });
+    await noticeOverFullScreen(host, /\[switchboard\] carol \(SHA256:.*attached read-write/);
+    guest.write('\r~.');
+    await guest.waitExit();
+    host.write('\rexit\r');
+    await host.waitExit();
+  });
+
   it('attach: told plainly when the agent stops, and by the host on the way out', async () => {
     const host = await h.agent(alice, 'cli-stop', { allow: ['bob'] });
     const notices: string[] = [];
@@ -549,6 +579,47 @@ describe('the CLI in a real terminal', () => {
 });
 
 /** The share's size checks (test above): the guest's size, then the host's once the guest left. */
+/** The screen `out` draws on a terminal of this size: each row's text, and which buffer. */
+async function screenOf(
+  out: string,
+  cols = 100,
+  rows = 30,
+): Promise<{ lines: string[]; alternate: boolean }> {
+  const local = new HeadlessTerminal({ cols, rows, allowProposedApi: true });
+  await new Promise<void>((resolve) => local.write(out, resolve));
+  const b = local.buffer.active;
+  const lines = Array.from(
+    { length: rows },
+    // The screen is the buffer's last `rows` lines (the rest is scrollback).
+    (_, y) => b.getLine(Math.max(0, b.length - rows) + y)?.translateToString(true) ?? '',
+  );
+  const alternate = b.type === 'alternate';
+  local.dispose();
+  return { lines, alternate };
+}
+
+/** Typed into a shell: a full-screen program's screen (rows 1-29 ROW-nn, row 30 LAST) that waits. */
+const FULL_SCREEN =
+  "printf '\\033[?1049h\\033[H'; for i in $(seq -w 1 29); do printf 'ROW-%s\\r\\n' $i; done; " +
+  "printf 'LA''ST'; read -r _\r";
+
+/** A notice drawn over FULL_SCREEN: the program's rows kept, then the notice repainted away. */
+async function noticeOverFullScreen(p: PtyProcess, notice: RegExp): Promise<void> {
+  await p.waitFor((o) => /ROW-29\r+\nLAST/.test(o), 'the full-screen program');
+  const drawnAt = p.out.length;
+  await p.waitFor((o) => notice.test(o.slice(drawnAt)), String(notice));
+  const shown = await screenOf(p.out);
+  assert.equal(shown.alternate, true);
+  assert.equal(shown.lines[0], 'ROW-01', 'the notice scrolled the program away');
+  assert.equal(shown.lines[28], 'ROW-29');
+  assert.match(shown.lines[29]!, notice, 'the notice is on the bottom line');
+  // Then the screen is repainted: the bottom line is the program's again.
+  await p.waitFor((o) => o.slice(drawnAt).includes('ROW-29'), 'the repaint', 15_000);
+  const after = await screenOf(p.out);
+  assert.equal(after.lines[0], 'ROW-01');
+  assert.equal(after.lines[29], 'LAST');
+}
+
 async function sizes(host: PtyProcess, guest: PtyProcess): Promise<void> {
   await guest.waitText('read-write');
   // The size as the shell sees it (mostly asked from the guest, whose resize and keys travel in

@@ -7,6 +7,17 @@ import { TerminalModes } from './terminal-modes.js';
 export const NOTICE_PREFIX = '\x1b[1m[switchboard]\x1b[0m ';
 /** Columns NOTICE_PREFIX takes on the screen. */
 const NOTICE_PREFIX_WIDTH = '[switchboard] '.length;
+/**
+ * How long a notice drawn over a full-screen program stays on its bottom line before the screen
+ * is repainted from the emulator (which removes it).
+ */
+export const OVERLAY_MS = 4_000; // ms
+
+/** `text` on one line of at most `room` columns (cut with an ellipsis). */
+function oneLine(text: string, room: number): string {
+  const line = text.replace(/\s*\n\s*/g, ' · ');
+  return line.length > room ? `${line.slice(0, Math.max(1, room - 1))}…` : line;
+}
 
 export class LocalTerminal {
   readonly #io: Io;
@@ -14,6 +25,12 @@ export class LocalTerminal {
   readonly #modes = new TerminalModes();
   #wrote = false;
   #statusShown = false;
+  #overlayTimer: NodeJS.Timeout | undefined;
+  /**
+   * Called when a notice drawn over a full-screen program should go: the owner redraws the
+   * screen (attach asks the host for a snapshot; share takes one from its own emulator).
+   */
+  onRepaintNeeded: (() => void) | undefined;
 
   constructor(io: Io) {
     this.#io = io;
@@ -54,6 +71,7 @@ export class LocalTerminal {
    * screen, mouse, keypad, hidden cursor…) off, then cooked mode. Every exit path calls it.
    */
   restore(): void {
+    clearTimeout(this.#overlayTimer);
     if (this.#wrote && this.#io.stdout.isTTY) {
       this.#wrote = false;
       this.#io.stdout.write(this.#modes.restoreSequence());
@@ -65,8 +83,29 @@ export class LocalTerminal {
     this.#io.stdin.pause();
   }
 
-  /** A status line, on its own line, that never goes to the remote side. */
-  notice(text: string): void {
+  /**
+   * A status line that never goes to the remote side. On the main screen it is printed on its own
+   * line (and stays in the scrollback). Over a full-screen program (alternate screen) printing
+   * would scroll and corrupt the program's screen: it is drawn on the bottom line instead, the
+   * cursor and its attributes kept, and the screen is repainted OVERLAY_MS later (or, `sticky`,
+   * once the next notice has been shown that long: a question stays until it is answered).
+   */
+  notice(text: string, sticky = false): void {
+    if (this.#modes.altScreen && this.#io.stdout.isTTY) {
+      const { cols, rows } = this.size();
+      const shown = oneLine(text, cols - NOTICE_PREFIX_WIDTH - 1);
+      this.#io.stderr.write(
+        `\x1b7\x1b[${rows};1H\x1b[0m\x1b[2K\x1b[7m[switchboard] ${shown}\x1b[0m\x1b8`,
+      );
+      clearTimeout(this.#overlayTimer);
+      this.#overlayTimer = sticky
+        ? undefined
+        : setTimeout(() => {
+            this.#overlayTimer = undefined;
+            this.onRepaintNeeded?.();
+          }, OVERLAY_MS).unref();
+      return;
+    }
     const lines = text.split('\n').join('\r\n');
     this.#io.stderr.write(`\r\n${NOTICE_PREFIX}${lines}\r\n`);
   }

@@ -380,6 +380,11 @@ export class AttachSession extends EventEmitter {
     return this.#unackedBytes < INPUT_WINDOW_BYTES;
   }
 
+  /** Asks the host for the current screen (after the CLI drew a notice over it). */
+  requestRepaint(): void {
+    if (this.#running) this.#send({ type: 'repaint' });
+  }
+
   resize(cols: number, rows: number): void {
     this.#cols = cols;
     this.#rows = rows;

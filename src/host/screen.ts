@@ -23,9 +23,11 @@ export const SCREEN_BATCH_BYTES = 64 * 1024; // bytes
 export const SCREEN_BATCH_IDLE_MS = 50; // ms
 /**
  * Clears the controller's screen first, so the repaint replaces, not mixes with, what it showed;
- * not its scrollback (no `ESC[3J`): what the user had in their terminal's history stays.
+ * not its scrollback (no `ESC[3J`): what the user had in their terminal's history stays. It
+ * leaves the alternate screen first: the snapshot draws the main screen, then switches to the
+ * alternate one if the program is on it, and a terminal already there would draw both on it.
  */
-const CLEAR = '\x1b[H\x1b[2J';
+const CLEAR = '\x1b[?1049l\x1b[H\x1b[2J';
 
 export type ScreenRequest =
   | { op: 'open'; id: number; cols: number; rows: number }

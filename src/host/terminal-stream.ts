@@ -13,6 +13,9 @@ import type { Pty } from './pty.js';
 import { SCREEN_BACKLOG_BYTES, Screen, blankSnapshot, type Snapshot } from './screen.js';
 
 /** Where an attachment's messages go while its controller is connected (the E2E channel). */
+/** Repaints one controller may ask for (after its CLI drew over the screen): one a second. */
+export const REPAINT_MIN_INTERVAL_MS = 1_000; // ms
+
 export interface AttachmentSink {
   send(msg: TerminalMessage): void;
 }
@@ -35,6 +38,8 @@ export class Attachment {
   waitingSince: number | undefined;
   /** A repaint was asked of the emulator for this attachment: nothing is sent until it is. */
   awaitingSnapshot = false;
+  /** When the controller last asked for a repaint (see TerminalStream.repaint). */
+  lastRepaintAt: number | undefined;
   /** The controller's terminal size, as it last said (read-write controllers share the PTY's). */
   size: { cols: number; rows: number } | undefined;
 
@@ -125,6 +130,14 @@ export class TerminalStream extends EventEmitter {
 
   get end(): number {
     return this.#ring.end;
+  }
+
+  /**
+   * The screen as of all output emitted so far (its `offset` is `end` now), for the share's own
+   * terminal; undefined without an emulator.
+   */
+  screenSnapshot(): Promise<Snapshot | undefined> {
+    return this.#screen.snapshot();
   }
 
   /** Output read and not yet parsed by the emulator (bounded by SCREEN_BACKLOG_BYTES). */
@@ -221,6 +234,17 @@ export class TerminalStream extends EventEmitter {
       att.sent = use.offset;
       this.pump(att);
     });
+  }
+
+  /**
+   * A controller asked for the current screen (its CLI drew a notice over it): sent like any
+   * repaint, at most one per REPAINT_MIN_INTERVAL_MS per attachment (more are ignored).
+   */
+  repaint(att: Attachment, now: number): void {
+    if (att.lastRepaintAt !== undefined && now - att.lastRepaintAt < REPAINT_MIN_INTERVAL_MS)
+      return;
+    att.lastRepaintAt = now;
+    this.#requestSnapshot(att);
   }
 
   /** Sends what the attachment's window allows. */

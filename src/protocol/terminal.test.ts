@@ -77,6 +77,18 @@ describe('terminal messages', () => {
       { type: 'notice', text: 'waiting' },
       { type: 'bye', reason: 'detached' },
       { type: 'bye', reason: 'the host did not approve', code: 'DENIED' },
+      { type: 'repaint' },
+      {
+        type: 'welcome',
+        welcome: {
+          attachment: 'y',
+          readOnly: true,
+          resumed: false,
+          inputOffset: 0,
+          kind: 'agent',
+          watching: 'bob',
+        },
+      },
     ];
     for (const msg of messages) assert.deepEqual(decodeTerminal(encodeTerminal(msg)), msg);
   });
@@ -96,6 +108,7 @@ describe('terminal messages', () => {
       ]),
       Buffer.concat([Buffer.from([0x17]), Buffer.from('not json')]),
       Buffer.concat([Buffer.from([0x18, 0xef, 0xbb, 0xbf]), Buffer.from('{"text":"hi"}')]),
+      Buffer.from([0x1a, 0]),
     ];
     for (const buf of bad) {
       assert.throws(

@@ -46,6 +46,8 @@ export const TerminalType = {
   EXIT: 0x17,
   NOTICE: 0x18,
   BYE: 0x19,
+  /** Controller → host: send me a snapshot of the screen now (the CLI drew over it). */
+  REPAINT: 0x1a,
 } as const;
 
 const dims = { cols: z.number().int().min(1).max(1000), rows: z.number().int().min(1).max(1000) };
@@ -102,7 +104,8 @@ export type TerminalMessage =
   | { type: 'resize'; cols: number; rows: number }
   | { type: 'exit'; code: number; signal?: number }
   | { type: 'notice'; text: string }
-  | { type: 'bye'; reason: string; code?: string };
+  | { type: 'bye'; reason: string; code?: string }
+  | { type: 'repaint' };
 
 const encoder = new TextEncoder();
 // ignoreBOM keeps a leading U+FEFF, so a body starting with one is not JSON (as with Buffer#toString).
@@ -185,6 +188,8 @@ export function encodeTerminal(msg: TerminalMessage): Uint8Array {
         TerminalType.BYE,
         msg.code ? { reason: msg.reason, code: msg.code } : { reason: msg.reason },
       );
+    case 'repaint':
+      return Uint8Array.of(TerminalType.REPAINT);
     default: {
       const unreachable: never = msg;
       throw new Error(`unknown terminal message ${String(unreachable)}`);
@@ -261,6 +266,9 @@ export function decodeTerminal(buf: Uint8Array): TerminalMessage {
         ? { type: 'bye', reason: bye.reason }
         : { type: 'bye', reason: bye.reason, code: bye.code };
     }
+    case TerminalType.REPAINT:
+      if (buf.length !== 1) throw bad('repaint carries nothing');
+      return { type: 'repaint' };
     default:
       throw bad(`unknown type 0x${(buf[0] ?? 0).toString(16)}`);
   }

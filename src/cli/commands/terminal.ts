@@ -222,6 +222,7 @@ export const share: Command = {
             `(check it with ${user}): ~y admits and pins it, ~n refuses `
           : `${user} (${fingerprint}) asks to attach: ~y admits read-write, ~n refuses `) +
           `(${APPROVAL_TIMEOUT_MS / 1000} s)`,
+        true, // over a full-screen program it stays until answered
       );
       // The question is a fresh start: ~y works at once, even in the middle of a typed line.
       scanner.atLineStart();
@@ -287,7 +288,21 @@ export const share: Command = {
         term.notice(`cannot go on: ${err.message}`);
         void finish(exitCodeFor(err));
       });
-      stream.on('output', (data: Buffer) => term.write(data));
+      // A notice drawn over a full-screen program goes by a repaint from the share's own
+      // emulator; output that arrives meanwhile is held and written after it (the snapshot is
+      // of the screen as of the request, see TerminalStream.screenSnapshot).
+      let held: Buffer[] | undefined;
+      stream.on('output', (data: Buffer) => (held ? held.push(data) : term.write(data)));
+      term.onRepaintNeeded = () => {
+        if (held) return;
+        held = [];
+        void stream.screenSnapshot().then((snap) => {
+          const after = held ?? [];
+          held = undefined;
+          if (snap) term.write(snap.data);
+          for (const data of after) term.write(data);
+        });
+      };
       stream.on('exit', (exit: { code: number }) => {
         term.notice(`your shell exited with ${exit.code}; session ${id} has ended`);
         // Stop once every connected controller has been sent the tail of the output and the exit
@@ -558,6 +573,8 @@ export const attach: Command = {
       term.write(data);
     });
     session.on('notice', (text: string) => term.notice(text));
+    // A notice drawn over a full-screen program goes by a repaint the host sends.
+    term.onRepaintNeeded = () => session.requestRepaint();
     // One status line while reconnecting, updated in place, not a notice per attempt.
     let lostAt: number | undefined;
     session.on('reconnecting', (r: ReconnectInfo) => {
@@ -583,9 +600,10 @@ export const attach: Command = {
         : readOnly
           ? 'read-only'
           : 'read-only: the host does not take your keystrokes';
+    // What matters most first: over a full-screen program it is cut to one line.
     const banner =
-      `attached to ${sessionId} on ${info.hostName} (${info.host.user}, ${info.host.fingerprint}) ` +
-      `${mode}${info.welcome.resumed ? ', resumed' : ''} · ~. detaches`;
+      `attached to ${sessionId}, ${mode}${info.welcome.resumed ? ', resumed' : ''} · ~. detaches · ` +
+      `on ${info.hostName} (${info.host.user}, ${info.host.fingerprint})`;
     // A fresh attach, and a new process resuming (it asks for a repaint), start with a repaint
     // that clears the screen: show the banner after it, or it would be wiped at once.
     const repaintComing = !info.welcome.resumed || resume !== undefined;

@@ -302,6 +302,9 @@ export class TerminalPeer extends EventEmitter {
       case 'resize':
         placed.stream.setControllerSize(placed.att, msg.cols, msg.rows);
         return;
+      case 'repaint':
+        placed.stream.repaint(placed.att, Date.now());
+        return;
       case 'bye': {
         const { att } = placed;
         this.#host.notice(
