@@ -115,15 +115,19 @@ class PtyProcess {
   }
 }
 
-/** Signs a user up through the CLI in a fresh SWITCHBOARD_HOME. */
-async function cliUser(h: Harness, name: string): Promise<string> {
+/** Signs a user up (or, `login`, logs them in again: another device) in a fresh SWITCHBOARD_HOME. */
+async function cliUser(
+  h: Harness,
+  name: string,
+  how: 'signup' | 'login' = 'signup',
+): Promise<string> {
   const home = mkdtempSync(join(h.dir, `cli-${name}-`));
   const code = await new Promise<number>((resolve) => {
     const child = spawn(
       process.execPath,
       [
         BIN,
-        'signup',
+        how,
         '--user',
         name,
         '--password-stdin',
@@ -140,7 +144,7 @@ async function cliUser(h: Harness, name: string): Promise<string> {
     child.stdin.end(`${name}-cli-password\n`);
     child.on('exit', (c) => resolve(c ?? 1));
   });
-  assert.equal(code, 0, `signup ${name}`);
+  assert.equal(code, 0, `${how} ${name}`);
   return home;
 }
 
@@ -492,6 +496,40 @@ describe('the CLI in a real terminal', () => {
     guest.write('\r~.');
     await guest.waitExit();
     host.write('\rexit\r');
+    await host.waitExit();
+  });
+
+  it('share: a second device of an allowed user is shown to the host as a new device, and admitted with ~y', async () => {
+    const hostHome = await cliUser(h, 'judy');
+    const host = new PtyProcess(
+      ['share', '--session', 'cli-devices', '--shell', '/bin/bash', '--allow', 'carol'],
+      { SWITCHBOARD_HOME: hostHome, PS1: '$ ' },
+    );
+    await host.waitText('no account on this relay yet?');
+    const first = new PtyProcess(['attach', 'cli-devices'], { SWITCHBOARD_HOME: carolHome });
+    await first.waitText('read-write');
+    first.write('\r~.');
+    await first.waitExit();
+    // carol again, from another home on this machine: the same device name, another key.
+    const carolAgain = await cliUser(h, 'carol', 'login');
+    const second = new PtyProcess(['attach', 'cli-devices'], { SWITCHBOARD_HOME: carolAgain });
+    await second.waitText('waiting for the host to approve this device');
+    await host.waitFor(
+      (o) => /carol asks to attach from a device new to you: ".+" SHA256:[A-Za-z0-9+/]{43}/.test(o),
+      'the new-device question',
+    );
+    host.write('~y');
+    await second.waitText('read-write');
+    second.write('echo "second-$((5*5))"\r');
+    await host.waitText('second-25');
+    // Both devices are pinned now: the first comes back without a question.
+    second.write('\r~.');
+    await second.waitExit();
+    const back = new PtyProcess(['attach', 'cli-devices'], { SWITCHBOARD_HOME: carolHome });
+    await back.waitText('read-write');
+    back.write('\r~.');
+    await back.waitExit();
+    host.write('exit\r');
     await host.waitExit();
   });
 

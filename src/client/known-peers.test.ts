@@ -1,4 +1,5 @@
-// Peer pins per device: first contact, another device of a pinned user, a changed key, trust.
+// Peer pins per device: first contact, another device of a pinned user (as the relay's directory
+// lists it), a replaced key, --strict-keys, trust.
 import assert from 'node:assert/strict';
 import { mkdtempSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -6,8 +7,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { generateDeviceKey } from '../crypto/device-key.js';
 import { ErrorCode } from '../protocol/errors.js';
-import type { PinError } from './known-peers.js';
-import { KnownPeers } from './known-peers.js';
+import { KnownPeers, type PinError } from './known-peers.js';
 
 const SERVER = 'relay.example:7443';
 const device = (deviceName: string) => ({
@@ -19,74 +19,74 @@ const fresh = () =>
   new KnownPeers(join(mkdtempSync(join(tmpdir(), 'sb-pins-')), 'known_peers.json'));
 
 describe('KnownPeers', () => {
-  it('pins the first device, then tells a new device of the user from a changed key of a pinned one', () => {
+  it('pins the first device, then pins another device the directory lists next to a pinned one', () => {
     const pins = fresh();
-    const laptop = device('laptop');
+    const laptop = device('vm');
     assert.equal(pins.verify(SERVER, laptop), 'first-contact');
     assert.equal(statSync(pins.file).mode & 0o777, 0o600);
     assert.equal(pins.verify(SERVER, laptop), 'pinned');
-    // Another device, under a name no pin has: pinned (default policy), the first one kept.
-    const desktop = device('desktop');
-    assert.equal(pins.verify(SERVER, desktop), 'new-device');
+    // A second home on the same machine: same device name, another key, both listed.
+    const second = device('vm');
+    const listed = [laptop.publicKey, second.publicKey];
+    assert.equal(pins.verify(SERVER, second, 'pin', listed), 'new-device');
     assert.equal(pins.verify(SERVER, laptop), 'pinned');
-    assert.equal(pins.verify(SERVER, desktop), 'pinned');
+    assert.equal(pins.verify(SERVER, second), 'pinned');
     assert.deepEqual(
-      pins.list(SERVER, 'bob').map((p) => [p.deviceName, p.via]),
-      [
-        ['laptop', 'directory'],
-        ['desktop', 'new-device'],
-      ],
+      pins.list(SERVER, 'bob').map((p) => p.via),
+      ['directory', 'new-device'],
     );
-    // A pinned device's name with another key: refused loudly, with a line for the other end.
-    const impostor = { ...device('laptop') };
-    assert.throws(
-      () => pins.verify(SERVER, impostor),
-      (err: PinError) =>
-        err.code === ErrorCode.PEER_KEY_CHANGED &&
-        /THE DEVICE KEY OF bob HAS CHANGED/.test(err.message) &&
-        /switchboard trust bob/.test(err.tellPeer) &&
-        err.tellPeer.length <= 256 &&
-        !err.tellPeer.includes('\n'),
-    );
+  });
+
+  it('refuses a key the directory does not list next to a pinned one, with a line for the other end', () => {
+    const pins = fresh();
+    const laptop = device('vm');
+    pins.verify(SERVER, laptop);
+    const other = device('vm');
+    const refused = (listed: readonly string[] | undefined) =>
+      assert.throws(
+        () => pins.verify(SERVER, other, 'pin', listed),
+        (err: PinError) =>
+          err.code === ErrorCode.PEER_KEY_CHANGED &&
+          /THE DEVICE KEY OF bob HAS CHANGED/.test(err.message) &&
+          /switchboard trust bob --fingerprint-of-peer SHA256:/.test(err.tellPeer) &&
+          err.tellPeer.length <= 256 &&
+          !err.tellPeer.includes('\n'),
+      );
+    refused(undefined); // the directory could not be asked
+    refused([other.publicKey]); // the pinned device is gone from the directory: replaced
+    refused([laptop.publicKey]); // the relay announces a key it does not list
+    assert.equal(pins.list(SERVER, 'bob').length, 1);
   });
 
   it('defers a new device to the caller, or refuses it (--strict-keys), pinning nothing', () => {
     const pins = fresh();
-    pins.verify(SERVER, device('laptop'));
+    const laptop = device('vm');
+    pins.verify(SERVER, laptop);
     const phone = device('phone');
-    assert.equal(pins.verify(SERVER, phone, 'defer'), 'new-device');
-    assert.equal(pins.check(SERVER, 'bob', phone.publicKey, 'phone'), 'new-device');
+    const listed = [laptop.publicKey, phone.publicKey];
+    assert.equal(pins.verify(SERVER, phone, 'defer', listed), 'new-device');
+    assert.equal(pins.check(SERVER, 'bob', phone.publicKey, listed), 'new-device');
     assert.throws(
-      () => pins.verify(SERVER, phone, 'refuse'),
+      () => pins.verify(SERVER, phone, 'refuse', listed),
       (err: PinError) =>
         err.code === ErrorCode.PEER_KEY_CHANGED && /--strict-keys/.test(err.message),
     );
     assert.equal(pins.list(SERVER, 'bob').length, 1);
   });
 
-  it('treats a pin without a device name (older files) as matching any name: changed, not new', () => {
+  it('trusts one device next to the others', () => {
     const pins = fresh();
-    const old = device('laptop');
-    pins.pin(SERVER, 'bob', old.publicKey, 'directory');
-    assert.equal(pins.check(SERVER, 'bob', device('other').publicKey, 'other'), 'changed');
-  });
-
-  it('trusts one device next to the others, replacing only that device name', () => {
-    const pins = fresh();
-    const laptop = device('laptop');
-    const desktop = device('desktop');
+    const laptop = device('vm');
     pins.verify(SERVER, laptop);
-    pins.verify(SERVER, desktop);
-    const reinstalled = device('laptop');
+    const reinstalled = device('vm');
     pins.trustDevice(SERVER, 'bob', reinstalled);
     assert.deepEqual(
-      pins.list(SERVER, 'bob').map((p) => [p.deviceName, p.publicKey, p.via]),
+      pins.list(SERVER, 'bob').map((p) => [p.publicKey, p.via]),
       [
-        ['desktop', desktop.publicKey, 'new-device'],
-        ['laptop', reinstalled.publicKey, 'trust'],
+        [laptop.publicKey, 'directory'],
+        [reinstalled.publicKey, 'trust'],
       ],
     );
     assert.equal(pins.verify(SERVER, reinstalled), 'pinned');
-    assert.equal(pins.verify(SERVER, desktop), 'pinned');
   });
 });

@@ -20,8 +20,8 @@ export interface PinnedKey {
 type PinFile = Record<string, PinnedKey[]>;
 
 /**
- * 'new-device': the user has pins, and this key is none of them under a device name none of them
- * has: another device of theirs (as the relay vouches), not a changed key.
+ * 'new-device': the user has pins; this key is none of them, but the relay's directory lists it
+ * next to at least one pinned key of theirs: another device of theirs, not a replaced key.
  */
 export type PinCheck = 'pinned' | 'first-contact' | 'new-device' | 'changed';
 
@@ -84,17 +84,18 @@ export class KnownPeers {
   }
 
   /**
-   * How a key stands against a user's pins. Without `deviceName` a key that is not pinned counts
-   * as changed. A pin from before device names were kept matches every name: conservative.
+   * How a key stands against a user's pins. `listed`: the keys the relay's directory lists for the
+   * user now (`keys.get`); without it a key that is not pinned counts as changed.
    */
-  check(server: string, user: string, publicKey: string, deviceName?: string): PinCheck {
+  check(server: string, user: string, publicKey: string, listed?: readonly string[]): PinCheck {
     const pins = this.list(server, user);
     if (pins.length === 0) return 'first-contact';
     if (pins.some((p) => p.publicKey === publicKey)) return 'pinned';
-    if (deviceName === undefined) return 'changed';
-    return pins.some((p) => p.deviceName === undefined || p.deviceName === deviceName)
-      ? 'changed'
-      : 'new-device';
+    const isNewDevice =
+      listed !== undefined &&
+      listed.includes(publicKey) &&
+      pins.some((p) => listed.includes(p.publicKey));
+    return isNewDevice ? 'new-device' : 'changed';
   }
 
   pin(
@@ -119,20 +120,11 @@ export class KnownPeers {
     this.#write(pins);
   }
 
-  /**
-   * Pins one device after the user checked it (`trust USER --fingerprint-of-peer`): the user's
-   * other devices stay pinned; a pin under the same device name (its old key) is replaced.
-   */
-  trustDevice(
-    server: string,
-    user: string,
-    device: { publicKey: string; deviceName: string },
-  ): void {
+  /** Pins one device after the user checked it (`trust USER --fingerprint-of-peer`), next to the others. */
+  trustDevice(server: string, user: string, device: { publicKey: string; deviceName: string }): void {
     const pins = this.#read();
     const k = KnownPeers.key(server, user);
-    const kept = (pins[k] ?? []).filter(
-      (p) => p.publicKey !== device.publicKey && p.deviceName !== device.deviceName,
-    );
+    const kept = (pins[k] ?? []).filter((p) => p.publicKey !== device.publicKey);
     kept.push({
       publicKey: device.publicKey,
       fingerprint: keyFingerprint(parsePublicKey(device.publicKey)),
@@ -164,12 +156,17 @@ export class KnownPeers {
 
   /**
    * Accepts a peer key proven by the E2E handshake: pinned → fine; first contact → pinned now
-   * (vouched for by the relay's directory); another device of a pinned user → as `newDevice`
-   * says; a different key for a device already pinned (or with no name to tell) → refused loudly.
+   * (vouched for by the relay's directory); another device of a pinned user (see `check`; needs
+   * `listed`) → as `newDevice` says; anything else → refused loudly.
    */
-  verify(server: string, peer: PinPeer, newDevice: NewDevicePolicy = 'pin'): PinCheck {
+  verify(
+    server: string,
+    peer: PinPeer,
+    newDevice: NewDevicePolicy = 'pin',
+    listed?: readonly string[],
+  ): PinCheck {
     const { user, publicKey, deviceName } = peer;
-    const result = this.check(server, user, publicKey, deviceName);
+    const result = this.check(server, user, publicKey, listed);
     const fp = keyFingerprint(parsePublicKey(publicKey));
     if (result === 'changed') {
       const known = this.list(server, user)
@@ -178,11 +175,13 @@ export class KnownPeers {
       throw new PinError(
         ErrorCode.PEER_KEY_CHANGED,
         `@@@ WARNING: THE DEVICE KEY OF ${user} HAS CHANGED @@@\n` +
-          `${user}'s device "${deviceName}" now presents ${fp}, but you pinned:\n${known}\n` +
+          `${user} now presents ${fp} ("${deviceName}"), which is not another device of theirs\n` +
+          `next to the ones you pinned (the relay no longer lists those, or not this one):\n${known}\n` +
           'Someone (a compromised relay?) may be impersonating them, or they reinstalled.\n' +
-          `Verify the new fingerprint with ${user} another way, then run: switchboard trust ${user}`,
-        `the other end has a different key pinned for ${user}'s device "${deviceName}": ` +
-          `have them check your fingerprint (switchboard keys) and run: switchboard trust ${user}`,
+          `Verify the new fingerprint with ${user} another way, then run: ` +
+          `switchboard trust ${user} --fingerprint-of-peer ${fp}`,
+        `the other end has other keys pinned for ${user}, and yours (${fp}) is not one of ` +
+          `their devices it knows: have them check it and run: switchboard trust ${user} --fingerprint-of-peer ${fp}`,
       );
     }
     if (result === 'new-device' && newDevice === 'refuse') {

@@ -58,6 +58,9 @@ export async function openService(
       `the relay opened "${opened.service}" at "${got}", not "${o.service}" at "${asked}"`,
     );
   }
+  // A key that is not pinned for a user who has pins: another device of theirs only if the
+  // directory lists it next to a pinned one (asked before the handshake, which we start).
+  const listed = await listedIfUnpinned(client, o.knownPeers, o.server, opened.host);
   let pin: PinCheck = 'pinned';
   const channel = await connectE2E(transport, {
     key: o.key,
@@ -65,9 +68,27 @@ export async function openService(
     prologue: channelPrologue(o.service, asked, opened.host.user, o.user),
     expected: opened.host,
     verifyPin: (peer) => {
-      pin = o.knownPeers.verify(o.server, peer, o.newDevice ?? 'pin');
+      pin = o.knownPeers.verify(o.server, peer, o.newDevice ?? 'pin', listed);
     },
     timeoutMs: o.timeoutMs ?? OPEN_HANDSHAKE_TIMEOUT_MS,
   });
   return { channel, opened, pin };
+}
+
+/**
+ * The keys the relay's directory lists for `peer.user`, fetched only when `peer`'s key is not
+ * pinned but the user has pins (to tell another device of theirs from a replaced key);
+ * undefined otherwise, or if the directory cannot be asked (the key then counts as changed).
+ */
+export async function listedIfUnpinned(
+  client: RelayClient,
+  knownPeers: KnownPeers,
+  server: string,
+  peer: { user: string; publicKey: string },
+): Promise<string[] | undefined> {
+  if (knownPeers.check(server, peer.user, peer.publicKey) !== 'changed') return undefined;
+  return client.request('keys.get', { user: peer.user }).then(
+    (r) => r.devices.map((d) => d.publicKey),
+    () => undefined,
+  );
 }

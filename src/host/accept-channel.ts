@@ -1,5 +1,7 @@
 // The served side of any channel: the E2E handshake, then the service the channel names.
 import { acceptE2E, channelPrologue } from '../channel/e2e.js';
+import type { ChannelHandlers, ChannelTransport } from '../channel/transport.js';
+import { listedIfUnpinned } from '../client/open-channel.js';
 import type { KnownPeers, NewDevicePolicy, PinCheck } from '../client/known-peers.js';
 import { RelayChannel } from '../client/relay-channel.js';
 import type { RelayClient } from '../client/relay-client.js';
@@ -57,46 +59,104 @@ export function acceptChannel(
   const peer = event.peer;
   const newDevice = o.newDevice ?? 'pin';
   let pin: PinCheck = 'pinned';
-  acceptE2E(transport, {
-    key: o.key,
-    prologue: channelPrologue(event.service, target, o.owner, peer.user),
-    expected: peer,
-    verifyPin: (proven) => {
-      pin = o.knownPeers.verify(o.server, proven, newDevice);
-    },
-    timeoutMs: PEER_SETUP_TIMEOUT_MS,
-  }).then(
-    (channel) => {
-      if (o.stopped()) return void channel.close('no longer served');
-      if (pin === 'new-device' && newDevice === 'pin')
-        o.notice(
-          `${peer.user} connects from a new device "${peer.deviceName}" (${peer.fingerprint}): ` +
-            'pinned (--strict-keys refuses new devices)',
-        );
-      const access = o.access(peer, event.readOnly);
-      // Refused here, for every service: a relay that routes anyone at all gets no further.
-      if (access === 'deny') {
-        o.notice(`refused ${peer.user} (${peer.fingerprint}): not allowed here`);
-        return void channel.close(`${peer.user} is not allowed here`, ErrorCode.NOT_ALLOWED);
-      }
-      service.serve({
-        ...(o.host ? { host: o.host } : {}),
-        channel,
-        peer,
-        readOnly: event.readOnly,
-        access,
-        newDevice: pin === 'new-device' && newDevice === 'defer',
-      });
-    },
-    (err: unknown) => {
-      // Closed before the handshake finished (the opener gave up): nothing to report.
-      if (err instanceof SwitchboardError && transport.closed && !isHandshakeError(err)) return;
-      const message = err instanceof SwitchboardError ? err.message : 'internal error';
-      o.notice(`refused ${peer.user} (${peer.fingerprint}): ${message.split('\n')[0]}`);
-      if (err instanceof SwitchboardError && err.code === ErrorCode.PEER_KEY_CHANGED)
-        o.notice(message);
-    },
+  // The controller's first handshake message may come while the directory is asked (below):
+  // held until the handshake takes the channel.
+  const held = new HeldTransport(transport);
+  void listedIfUnpinned(client, o.knownPeers, o.server, peer).then((listed) =>
+    acceptE2E(held, {
+      key: o.key,
+      prologue: channelPrologue(event.service, target, o.owner, peer.user),
+      expected: peer,
+      verifyPin: (proven) => {
+        pin = o.knownPeers.verify(o.server, proven, newDevice, listed);
+      },
+      timeoutMs: PEER_SETUP_TIMEOUT_MS,
+    }).then(
+      (channel) => {
+        if (o.stopped()) return void channel.close('no longer served');
+        if (pin === 'new-device' && newDevice === 'pin')
+          o.notice(
+            `${peer.user} connects from a new device "${peer.deviceName}" (${peer.fingerprint}): ` +
+              'pinned (--strict-keys refuses new devices)',
+          );
+        const access = o.access(peer, event.readOnly);
+        // Refused here, for every service: a relay that routes anyone at all gets no further.
+        if (access === 'deny') {
+          o.notice(`refused ${peer.user} (${peer.fingerprint}): not allowed here`);
+          return void channel.close(`${peer.user} is not allowed here`, ErrorCode.NOT_ALLOWED);
+        }
+        service.serve({
+          ...(o.host ? { host: o.host } : {}),
+          channel,
+          peer,
+          readOnly: event.readOnly,
+          access,
+          newDevice: pin === 'new-device' && newDevice === 'defer',
+        });
+      },
+      (err: unknown) => {
+        // Closed before the handshake finished (the opener gave up): nothing to report.
+        if (err instanceof SwitchboardError && transport.closed && !isHandshakeError(err)) return;
+        const message = err instanceof SwitchboardError ? err.message : 'internal error';
+        o.notice(`refused ${peer.user} (${peer.fingerprint}): ${message.split('\n')[0]}`);
+        if (err instanceof SwitchboardError && err.code === ErrorCode.PEER_KEY_CHANGED)
+          o.notice(message);
+      },
+    ),
   );
+}
+
+/** Messages a channel may hold while the host asks the directory: a handshake's first few. */
+export const HELD_MESSAGES_MAX = 8;
+
+/**
+ * A transport that takes its channel's messages (and close) at once and holds them until
+ * `setHandlers`: the relay channel drops data nobody handles yet. Holds at most
+ * HELD_MESSAGES_MAX messages; a peer that sends more before the handshake is cut off.
+ */
+export class HeldTransport implements ChannelTransport {
+  readonly #inner: ChannelTransport;
+  #handlers: ChannelHandlers | undefined;
+  readonly #held: Uint8Array[] = [];
+  #close: { code: string; reason: string } | undefined;
+
+  constructor(inner: ChannelTransport) {
+    this.#inner = inner;
+    inner.setHandlers({
+      onMessage: (payload) => {
+        if (this.#handlers) return this.#handlers.onMessage(payload);
+        if (this.#held.length >= HELD_MESSAGES_MAX)
+          return void inner.close('too much before the handshake', ErrorCode.HANDSHAKE_FAILED);
+        this.#held.push(payload);
+      },
+      onClose: (code, reason) => {
+        if (this.#handlers) this.#handlers.onClose(code, reason);
+        else this.#close = { code, reason };
+      },
+    });
+  }
+
+  setHandlers(handlers: ChannelHandlers): void {
+    this.#handlers = handlers;
+    for (const payload of this.#held.splice(0)) handlers.onMessage(payload);
+    if (this.#close) handlers.onClose(this.#close.code, this.#close.reason);
+  }
+
+  send(payload: Uint8Array): void {
+    this.#inner.send(payload);
+  }
+
+  close(reason: string, code?: ErrorCode): Promise<void> {
+    return this.#inner.close(reason, code);
+  }
+
+  get bufferedAmount(): number {
+    return this.#inner.bufferedAmount;
+  }
+
+  get closed(): boolean {
+    return this.#inner.closed;
+  }
 }
 
 function isHandshakeError(err: SwitchboardError): boolean {
