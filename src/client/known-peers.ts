@@ -121,7 +121,11 @@ export class KnownPeers {
   }
 
   /** Pins one device after the user checked it (`trust USER --fingerprint-of-peer`), next to the others. */
-  trustDevice(server: string, user: string, device: { publicKey: string; deviceName: string }): void {
+  trustDevice(
+    server: string,
+    user: string,
+    device: { publicKey: string; deviceName: string },
+  ): void {
     const pins = this.#read();
     const k = KnownPeers.key(server, user);
     const kept = (pins[k] ?? []).filter((p) => p.publicKey !== device.publicKey);
