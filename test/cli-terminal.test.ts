@@ -391,18 +391,20 @@ describe('the CLI in a real terminal', () => {
 
   it('signup on a terminal: a short password is refused before it is asked twice, a mismatch asks again', async () => {
     const home = mkdtempSync(join(h.dir, 'cli-signup-'));
-    const p = new PtyProcess(
-      [
-        'signup',
-        '--user',
-        'ginalonger',
-        '--server',
-        h.server,
-        '--fingerprint',
-        h.relay.certificate.fingerprint,
-      ],
-      { SWITCHBOARD_HOME: home },
-    );
+    const signup = () =>
+      new PtyProcess(
+        [
+          'signup',
+          '--user',
+          'ginalonger',
+          '--server',
+          h.server,
+          '--fingerprint',
+          h.relay.certificate.fingerprint,
+        ],
+        { SWITCHBOARD_HOME: home },
+      );
+    const p = signup();
     const prompts = () => p.out.split('Password: ').length - 1;
     await p.waitText('Password: ');
     p.write('short\r');
@@ -420,18 +422,7 @@ describe('the CLI in a real terminal', () => {
     assert.equal(await p.waitExit(), 2);
     assert.doesNotMatch(p.out, /Created account/);
 
-    const again = new PtyProcess(
-      [
-        'signup',
-        '--user',
-        'ginalonger',
-        '--server',
-        h.server,
-        '--fingerprint',
-        h.relay.certificate.fingerprint,
-      ],
-      { SWITCHBOARD_HOME: home },
-    );
+    const again = signup();
     await again.waitText('Password: ');
     again.write('long-enough-1\r');
     await again.waitText('Password again: ');
