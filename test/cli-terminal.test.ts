@@ -678,3 +678,67 @@ async function sizes(host: PtyProcess, guest: PtyProcess): Promise<void> {
   host.write('exit\r');
   await host.waitExit();
 }
+
+describe('an agent that outlives its login token', () => {
+  let clock = Date.now();
+  const h = new Harness({ now: () => clock });
+  before(() => h.start());
+  after(() => {
+    for (const p of started) p.kill();
+    return h.close();
+  });
+
+  it('authenticates with its device key past the token expiry, is listed by `devices`, and stops when revoked', async () => {
+    const aliceHome = await cliUser(h, 'alma');
+    await cliUser(h, 'boris');
+    const agent = new PtyProcess(['agent', '--session', 'long-box', '--allow', 'boris'], {
+      SWITCHBOARD_HOME: aliceHome,
+    });
+    await agent.waitText('agent serving session long-box');
+    // 31 days on, past every token's 30-day life; the relay restarts, the agent comes back.
+    clock += 31 * 86_400_000;
+    const back = agent.out.length;
+    await h.restart();
+    await agent.waitFor((o) => o.slice(back).includes('connected to the relay'), 'the reconnect');
+    // boris's login expired too: he logs in again on a new home, and gets a shell.
+    const borisAgain = await cliUser(h, 'boris', 'login');
+    const ctl = new PtyProcess(['attach', 'long-box'], { SWITCHBOARD_HOME: borisAgain });
+    await ctl.waitText('read-write');
+    ctl.write('echo "still-$((6*7))"\r');
+    await ctl.waitText('still-42');
+    ctl.write('\r~.');
+    await ctl.waitExit();
+    // The owner, logged in again elsewhere, sees the agent's device online, and revokes it.
+    const almaAgain = await cliUser(h, 'alma', 'login');
+    const listed = await runCli(['devices', '--json'], almaAgain);
+    assert.equal(listed.code, 0, listed.err);
+    const rows = JSON.parse(listed.out) as Array<{
+      fingerprint: string;
+      online: boolean;
+      current: boolean;
+    }>;
+    assert.equal(rows.length, 2);
+    const agentDevice = rows.find((d) => !d.current)!;
+    assert.equal(agentDevice.online, true);
+    const revoked = await runCli(['devices', 'revoke', agentDevice.fingerprint], almaAgain);
+    assert.equal(revoked.code, 0, revoked.err);
+    assert.match(revoked.out, /Revoked SHA256:.*; 1 live connection\(s\) of it closed/);
+    assert.equal(await agent.waitExit(), 3);
+    assert.match(agent.out, /this device was revoked/);
+  });
+});
+
+/** Runs the CLI to the end without a terminal. */
+function runCli(args: string[], home: string): Promise<{ code: number; out: string; err: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [BIN, ...args], {
+      env: { ...process.env, SWITCHBOARD_HOME: home },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    child.on('close', (code) => resolve({ code: code ?? -1, out, err }));
+  });
+}

@@ -95,8 +95,20 @@ export interface Session {
   home: Home;
 }
 
-/** Connects and authenticates with the saved login token. */
-export async function connectAuthed(inv: Invocation): Promise<Session> {
+/**
+ * How a command proves who it is: the saved login token, or (`device`, for agents that run for
+ * months) the device key itself, which outlives any token until the device is revoked.
+ */
+export type AuthBy = 'token' | 'device';
+
+function authenticate(client: RelayClient, home: Home, login: SavedLogin, by: AuthBy) {
+  return by === 'device'
+    ? client.authenticateDevice(login.user, home.deviceKey())
+    : client.request('auth.token', { token: login.token });
+}
+
+/** Connects and authenticates with the saved login token (or, `by: 'device'`, the device key). */
+export async function connectAuthed(inv: Invocation, by: AuthBy = 'token'): Promise<Session> {
   const home = homeOf(inv);
   const login = home.login();
   if (!login)
@@ -116,7 +128,7 @@ export async function connectAuthed(inv: Invocation): Promise<Session> {
   }
   const client = await connect(inv, home, server);
   try {
-    const me = await client.request('auth.token', { token: login.token });
+    const me = await authenticate(client, home, login, by);
     return { client, login, me, home };
   } catch (err) {
     client.close();
@@ -143,19 +155,19 @@ export async function withSession<T>(
  */
 export async function authedConnector(
   inv: Invocation,
+  by: AuthBy = 'token',
 ): Promise<Session & { connect: () => Promise<RelayClient> }> {
-  const session = await connectAuthed(inv);
+  const session = await connectAuthed(inv, by);
   const trust = trustOf(inv, session.home, session.login.server);
   // Pinned now: reconnects must never prompt.
   delete trust.ask;
   const server = session.login.server;
-  const token = session.login.token;
   return {
     ...session,
     connect: async () => {
       const client = await RelayClient.connect({ server, trust });
       try {
-        await client.request('auth.token', { token });
+        await authenticate(client, session.home, session.login, by);
         return client;
       } catch (err) {
         client.close();

@@ -63,6 +63,11 @@ export const COMMANDS: readonly LazyCommand[] = [
     load: async () => (await account()).account,
   },
   {
+    name: 'devices',
+    summary: "List your account's devices (name, fingerprint, last seen, online); revoke one.",
+    load: async () => (await import('./commands/devices.js')).devices,
+  },
+  {
     name: 'invite',
     summary:
       'Admins: make an invite code for `signup --invite` (create), or list open ones (list).',

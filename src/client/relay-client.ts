@@ -1,4 +1,7 @@
 // A client connection to the relay: typed requests and replies, events, and channel data.
+import { certFingerprint } from '../crypto/cert-fingerprint.js';
+import type { DeviceKeyPair } from '../crypto/device-key.js';
+import { signDeviceAuth } from '../crypto/login-proof.js';
 import { EventEmitter } from 'node:events';
 import { WebSocket, type RawData } from 'ws';
 import { decodeData, decodeServerMessage, encodeControl, encodeData } from '../protocol/codec.js';
@@ -66,6 +69,7 @@ export class RelayClient extends EventEmitter {
   #challenge: Buffer | undefined;
   #signup: 'open' | 'invite' | 'closed' | undefined;
   #minPassword: number | undefined;
+  #relayFingerprint = '';
   #ignoredEvents = 0;
   /**
    * `channel.closed` for channels nobody has bound yet (the close can arrive in the same read as
@@ -105,6 +109,8 @@ export class RelayClient extends EventEmitter {
   static async connect(options: RelayClientOptions): Promise<RelayClient> {
     const address = parseServerAddress(options.server);
     const socket = await connectTrusted(address, options.trust);
+    const raw = socket.getPeerCertificate(false)?.raw;
+    const relayFingerprint = raw ? certFingerprint(raw) : '';
     const ws = new WebSocket(`wss://${address.label}${WS_PATH}`, {
       createConnection: () => socket,
       maxPayload: HARD_MAX_FRAME_BYTES,
@@ -148,6 +154,7 @@ export class RelayClient extends EventEmitter {
     client.#challenge =
       typeof hello.challenge === 'string' ? Buffer.from(hello.challenge, 'base64') : undefined;
     client.#signup = hello.signup;
+    client.#relayFingerprint = relayFingerprint;
     client.#minPassword = hello.minPassword;
     return client;
   }
@@ -158,6 +165,26 @@ export class RelayClient extends EventEmitter {
   }
 
   /** Who may sign up on this relay, as its hello said (undefined from an older relay). */
+  /** SHA-256 fingerprint of the certificate this connection's relay presented (what device proofs bind). */
+  get relayFingerprint(): string {
+    return this.#relayFingerprint;
+  }
+
+  /**
+   * Authenticates as `user` by proving the device key (`auth.device`): no password or token.
+   * The proof binds this connection's challenge and the relay's certificate fingerprint.
+   */
+  authenticateDevice(user: string, key: DeviceKeyPair): Promise<Results['auth.device']> {
+    const challenge = this.challenge;
+    if (!challenge)
+      throw new ConnectError(ErrorCode.VERSION_MISMATCH, 'this relay does not take device proofs');
+    return this.request('auth.device', {
+      user,
+      publicKey: key.publicKey.toString('base64'),
+      proof: signDeviceAuth(key, challenge, user, this.#relayFingerprint),
+    });
+  }
+
   /** The relay's shortest accepted password (from its hello), if it said. */
   get minPasswordLength(): number | undefined {
     return this.#minPassword;

@@ -1,5 +1,9 @@
 // The device proof of `auth.login`: the device key signs the connection's hello challenge and the account.
-import { LOGIN_CHALLENGE_BYTES, LOGIN_PROOF_CONTEXT } from '../protocol/limits.js';
+import {
+  DEVICE_AUTH_CONTEXT,
+  LOGIN_CHALLENGE_BYTES,
+  LOGIN_PROOF_CONTEXT,
+} from '../protocol/limits.js';
 import { SIGNATURE_BYTES, verifySignature, type DeviceKeyPair } from './device-key.js';
 
 /**
@@ -36,4 +40,41 @@ export function verifyLoginProof(
   const signature = Buffer.from(proof, 'base64');
   if (signature.length !== SIGNATURE_BYTES) return false;
   return verifySignature(publicKey, loginProofMessage(challenge, user), signature);
+}
+
+/**
+ * The bytes a device signs to authenticate without a password or token (`auth.device`):
+ * "switchboard-device-auth-v1" NUL challenge NUL user NUL relay certificate fingerprint. The
+ * fingerprint binds it to the relay the device sees: a relay that passes another relay's challenge
+ * on gets a proof that relay refuses.
+ */
+export function deviceAuthMessage(challenge: Uint8Array, user: string, relay: string): Buffer {
+  return Buffer.concat([
+    Buffer.from(`${DEVICE_AUTH_CONTEXT}\0`, 'utf8'),
+    challenge,
+    Buffer.from(`\0${user}\0${relay}`, 'utf8'),
+  ]);
+}
+
+export function signDeviceAuth(
+  key: DeviceKeyPair,
+  challenge: Uint8Array,
+  user: string,
+  relay: string,
+): string {
+  return key.sign(deviceAuthMessage(challenge, user, relay)).toString('base64');
+}
+
+/** True if `proof` is the device's signature for this challenge, user and relay; never throws. */
+export function verifyDeviceAuth(
+  publicKey: Uint8Array,
+  challenge: Uint8Array,
+  user: string,
+  relay: string,
+  proof: string,
+): boolean {
+  if (challenge.length !== LOGIN_CHALLENGE_BYTES) return false;
+  const signature = Buffer.from(proof, 'base64');
+  if (signature.length !== SIGNATURE_BYTES) return false;
+  return verifySignature(publicKey, deviceAuthMessage(challenge, user, relay), signature);
 }

@@ -124,6 +124,8 @@ export const USERS_PAGE_MAX = 200; // users
 export const LOGIN_CHALLENGE_BYTES = 32; // bytes
 /** Domain separation of the device proof in `auth.login` (see crypto/login-proof.ts). */
 export const LOGIN_PROOF_CONTEXT = 'switchboard-login-v1';
+/** Context string of a device's proof in `auth.device` (see crypto/login-proof.ts). */
+export const DEVICE_AUTH_CONTEXT = 'switchboard-device-auth-v1';
 /** Invite codes: prefix and random bytes (base64url after the prefix). */
 export const INVITE_PREFIX = 'sbi_';
 export const INVITE_CODE_BYTES = 24; // bytes

@@ -111,6 +111,16 @@ export const RequestParams = {
   }),
   'invite.list': z.object({}),
   'auth.token': z.object({ token: z.string().min(1).max(128) }),
+  /** A registered device proves its key (no password, no token): agents that run for months. */
+  'auth.device': z.object({
+    user: username,
+    publicKey: z.string().max(64),
+    /** base64 Ed25519 signature over deviceAuthMessage(hello challenge, user, relay fingerprint) */
+    proof: z.string().max(128),
+  }),
+  /** The account's devices; `revoke`: one of them, by fingerprint, and its live connections. */
+  'devices.list': z.object({}),
+  'devices.revoke': z.object({ fingerprint: z.string().regex(/^SHA256:[A-Za-z0-9+/]{43}$/) }),
   'auth.logout': z.object({ all: z.boolean().optional() }),
   whoami: z.object({}),
   'users.list': z.object({
@@ -173,6 +183,19 @@ export interface PeerInfo {
   deviceName: string;
 }
 
+export interface DeviceSummary {
+  name: string;
+  fingerprint: string;
+  createdAt: string;
+  /** ISO time; null if it never authenticated */
+  lastSeenAt: string | null;
+  /** ISO time; null unless revoked */
+  revokedAt: string | null;
+  online: boolean;
+  /** The device this request came from. */
+  current: boolean;
+}
+
 export interface SessionSummary {
   sessionId: string;
   owner: string;
@@ -230,6 +253,9 @@ export interface Results {
   'invite.list': { invites: InviteSummary[] };
   'auth.login': { user: string; token: string; expiresAt: string; idleTimeoutSec: number };
   'auth.token': { user: string; device: PeerInfo; expiresAt: string };
+  'auth.device': { user: string; device: PeerInfo; expiresAt: string };
+  'devices.list': { devices: DeviceSummary[] };
+  'devices.revoke': { revoked: boolean; closed: number };
   'auth.logout': { revoked: number };
   whoami: { user: string; device: PeerInfo; since: string; expiresAt: string };
   'users.list': {

@@ -3,7 +3,7 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { hash as argonHash, verify as argonVerify } from '@node-rs/argon2';
 import { AuthError, ErrorCode } from '../protocol/errors.js';
 import { keyFingerprint, parsePublicKey } from '../crypto/device-key.js';
-import { verifyLoginProof } from '../crypto/login-proof.js';
+import { verifyDeviceAuth, verifyLoginProof } from '../crypto/login-proof.js';
 import type { DeviceRow, Store, UserRow } from '../store/repositories.js';
 import { HashPool, type HashPoolOptions, type HashPoolStats } from './hash-pool.js';
 import { KeyedGate } from './keyed-gate.js';
@@ -415,6 +415,7 @@ export class AuthService {
           'this device key is registered to another account; use a separate SWITCHBOARD_HOME per user',
         );
       }
+      if (row.revokedAt !== null) throw revokedDevice();
       await tx.tokens.create({
         userId: verified.id,
         deviceId: row.id,
@@ -530,11 +531,79 @@ export class AuthService {
         ErrorCode.TOKEN_INVALID,
         'the account for this login is gone; sign up or log in again',
       );
+    if (device.revokedAt !== null) throw revokedDevice();
     await Promise.all([
       this.#store.tokens.touch(row.id, now),
       this.#store.devices.touch(device.id, now),
     ]);
     return { user, device, tokenId: row.id, expiresAt: row.expiresAt };
+  }
+
+  /**
+   * A registered device proves its key over this connection's challenge and this relay's
+   * certificate fingerprint: no password, no token on the machine, so an agent outlives any
+   * token. Issues a token for the connection like a login (returned to the relay, never sent).
+   * Refused for an unknown key, another account's key, a revoked device or a bad proof.
+   */
+  async deviceLogin(
+    name: string,
+    publicKeyBase64: string,
+    proof: string,
+    ctx: { challenge: Uint8Array | undefined; relayFingerprint: string },
+  ): Promise<string> {
+    const publicKey = parsePublicKey(publicKeyBase64);
+    if (
+      !ctx.challenge ||
+      !verifyDeviceAuth(publicKey, ctx.challenge, name, ctx.relayFingerprint, proof)
+    ) {
+      throw new AuthError(
+        ErrorCode.BAD_CREDENTIALS,
+        'the device proof does not match this connection, account and relay',
+      );
+    }
+    const now = this.#now();
+    const token = TOKEN_PREFIX + randomBytes(32).toString('base64url');
+    await this.#store.transaction(async (tx) => {
+      const [user, device] = await Promise.all([
+        tx.users.findByName(name),
+        tx.devices.findByPublicKey(publicKeyBase64),
+      ]);
+      if (!user || !device || device.userId !== user.id)
+        throw new AuthError(
+          ErrorCode.BAD_CREDENTIALS,
+          `this device is not registered to ${name}; log in once with \`switchboard login\``,
+        );
+      if (device.revokedAt !== null) throw revokedDevice();
+      await tx.tokens.create({
+        userId: user.id,
+        deviceId: device.id,
+        tokenHash: sha256Hex(token),
+        createdAt: now,
+        lastUsedAt: now,
+        expiresAt: now + this.#options.tokenMaxAgeMs,
+      });
+    });
+    return token;
+  }
+
+  /**
+   * Revokes one of the user's devices (by fingerprint) and its tokens; false if the account has
+   * no such device or it was already revoked. The caller closes its live connections.
+   */
+  async revokeDevice(
+    userId: number,
+    fingerprint: string,
+  ): Promise<{ revoked: boolean; deviceId?: number }> {
+    const now = this.#now();
+    return this.#store.transaction(async (tx) => {
+      const device = (await tx.devices.listForUser(userId)).find(
+        (d) => d.fingerprint === fingerprint,
+      );
+      if (!device) return { revoked: false };
+      const revoked = await tx.devices.revoke(device.id, now);
+      await tx.tokens.revokeForDevice(device.id, now);
+      return { revoked, deviceId: device.id };
+    });
   }
 
   /** Marks a token as in use (a long-lived connection keeps its idle timer fresh). */
@@ -549,4 +618,12 @@ export class AuthService {
       ? this.#store.tokens.revokeAllForUser(auth.user.id, now)
       : this.#store.tokens.revoke(auth.tokenId, now);
   }
+}
+
+function revokedDevice(): AuthError {
+  return new AuthError(
+    ErrorCode.TOKEN_REVOKED,
+    'this device was revoked (switchboard devices revoke); it may not log in again: ' +
+      'move its device key away (a new one is made) and log in',
+  );
 }

@@ -91,6 +91,12 @@ export class Directory implements Presence, ConnectionBus, SessionDirectory {
     return out;
   }
 
+  async onlineDevices(userId: number): Promise<Set<number>> {
+    const ids = new Set<number>();
+    for (const conn of this.#online.get(userId) ?? []) if (conn.auth) ids.add(conn.auth.device.id);
+    return ids;
+  }
+
   async closeConnections(
     userId: number,
     filter: ConnectionFilter,
@@ -102,6 +108,7 @@ export class Directory implements Presence, ConnectionBus, SessionDirectory {
       if (filter.exceptConnection === conn.id) continue;
       if (filter.token !== undefined && token !== filter.token) continue;
       if (filter.exceptToken !== undefined && token === filter.exceptToken) continue;
+      if (filter.device !== undefined && conn.auth?.device.id !== filter.device) continue;
       conn.close(CloseCode.POLICY, reason);
       closed += 1;
     }

@@ -142,6 +142,9 @@ const HANDLERS: HandlerTable = {
   'auth.signup': entry({ auth: 'hello', door: 'any', handler: signup }),
   'auth.login': entry({ auth: 'hello', door: 'websocket', handler: login }),
   'auth.token': entry({ auth: 'hello', door: 'websocket', handler: tokenAuth }),
+  'auth.device': entry({ auth: 'hello', door: 'websocket', handler: deviceAuth }),
+  'devices.list': entry({ auth: 'user', door: 'any', handler: devicesList }),
+  'devices.revoke': entry({ auth: 'user', door: 'any', handler: devicesRevoke }),
   'auth.logout': entry({ auth: 'user', door: 'any', handler: logout }),
   'auth.passwd': entry({ auth: 'user', door: 'any', handler: passwd }),
   'account.delete': entry({ auth: 'user', door: 'any', handler: accountDelete }),
@@ -498,8 +501,81 @@ async function keysGet(
 ): Promise<Results['keys.get']> {
   const user = await s.store.users.findByName(req.user);
   if (!user) throw new AuthError(ErrorCode.UNKNOWN_USER, `there is no user "${req.user}"`);
-  const devices = await s.store.devices.listForUser(user.id);
+  // A revoked device is no longer the user's: it is not listed, so nobody pins it as theirs.
+  const devices = (await s.store.devices.listForUser(user.id)).filter((d) => d.revokedAt === null);
   return { user: user.name, devices: devices.map((d) => devicePeerInfo(user.name, d)) };
+}
+
+async function deviceAuth(
+  conn: Connection,
+  req: Params<'auth.device'>,
+  s: Services,
+): Promise<Results['auth.device']> {
+  if (conn.auth && conn.auth.user.name !== req.user) {
+    throw new AuthError(
+      ErrorCode.BAD_CREDENTIALS,
+      'this connection is already logged in as another user',
+    );
+  }
+  const token = await s.auth.deviceLogin(req.user, req.publicKey, req.proof, {
+    challenge: conn.challenge,
+    relayFingerprint: s.fingerprint,
+  });
+  const auth = await s.auth.authenticate(token);
+  await setAuth(conn, auth, s);
+  s.log.info(
+    { user: auth.user.name, device: auth.device.fingerprint, conn: conn.id },
+    'device auth',
+  );
+  return {
+    user: auth.user.name,
+    device: devicePeerInfo(auth.user.name, auth.device),
+    expiresAt: new Date(auth.expiresAt).toISOString(),
+  };
+}
+
+async function devicesList(
+  conn: UserCaller,
+  _req: Params<'devices.list'>,
+  s: Services,
+): Promise<Results['devices.list']> {
+  const [devices, online] = await Promise.all([
+    s.store.devices.listForUser(conn.auth.user.id),
+    s.state.connections.onlineDevices(conn.auth.user.id),
+  ]);
+  const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
+  return {
+    devices: devices.map((d) => ({
+      name: d.name,
+      fingerprint: d.fingerprint,
+      createdAt: new Date(d.createdAt).toISOString(),
+      lastSeenAt: iso(d.lastSeenAt),
+      revokedAt: iso(d.revokedAt),
+      online: online.has(d.id),
+      current: d.id === conn.auth.device.id,
+    })),
+  };
+}
+
+async function devicesRevoke(
+  conn: UserCaller,
+  req: Params<'devices.revoke'>,
+  s: Services,
+): Promise<Results['devices.revoke']> {
+  const { revoked, deviceId } = await s.auth.revokeDevice(conn.auth.user.id, req.fingerprint);
+  if (deviceId === undefined)
+    throw new AuthError(
+      ErrorCode.UNKNOWN_USER,
+      `your account has no device ${req.fingerprint}; \`switchboard devices\` lists them`,
+    );
+  // Its live connections end now (an agent on it stops), not at their next reconnect.
+  const closed = await s.state.connections.closeConnections(
+    conn.auth.user.id,
+    { device: deviceId },
+    'device revoked',
+  );
+  s.log.info({ user: conn.auth.user.name, device: req.fingerprint, closed }, 'device revoked');
+  return { revoked, closed };
 }
 
 /**

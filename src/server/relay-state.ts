@@ -33,12 +33,16 @@ export interface ConnectionFilter {
   exceptToken?: number;
   /** Not this connection (`Connection.id`; with a relay id once there are several). */
   exceptConnection?: number;
+  /** Only connections of this device (`devices.id`). */
+  device?: number;
 }
 
 /** Reaching a user's connections wherever they are held. */
 export interface ConnectionBus {
   /** Closes the user's connections that `filter` selects (policy close); returns how many. */
   closeConnections(userId: number, filter: ConnectionFilter, reason: string): Promise<number>;
+  /** The ids of the user's devices with a live connection. */
+  onlineDevices(userId: number): Promise<Set<number>>;
   /**
    * The user's connection that offers `service` (on that device, if `deviceId`): the newest when
    * several do. Where a connection on another relay will appear once channels are forwarded.

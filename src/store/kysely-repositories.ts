@@ -352,6 +352,18 @@ class KyselyDevicesRepo implements DevicesRepo {
         .execute();
     });
   }
+
+  revoke(id: number, now: number): Promise<boolean> {
+    return guard('devices.revoke', async () => {
+      const result = await this.#db
+        .updateTable('devices')
+        .set({ revoked_at: now })
+        .where('id', '=', id)
+        .where('revoked_at', 'is', null)
+        .executeTakeFirst();
+      return Number(result.numUpdatedRows) === 1;
+    });
+  }
 }
 
 class KyselyTokensRepo implements TokensRepo {
@@ -406,6 +418,18 @@ class KyselyTokensRepo implements TokensRepo {
         .updateTable('auth_tokens')
         .set({ revoked_at: now })
         .where('id', '=', id)
+        .where('revoked_at', 'is', null)
+        .executeTakeFirst();
+      return Number(result.numUpdatedRows);
+    });
+  }
+
+  revokeForDevice(deviceId: number, now: number): Promise<number> {
+    return guard('tokens.revokeForDevice', async () => {
+      const result = await this.#db
+        .updateTable('auth_tokens')
+        .set({ revoked_at: now })
+        .where('device_id', '=', deviceId)
         .where('revoked_at', 'is', null)
         .executeTakeFirst();
       return Number(result.numUpdatedRows);
@@ -730,6 +754,7 @@ function toDevice(r: Selectable<DevicesTable>): DeviceRow {
     name: r.name,
     createdAt: r.created_at,
     lastSeenAt: r.last_seen_at,
+    revokedAt: r.revoked_at ?? null,
   };
 }
 

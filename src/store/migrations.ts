@@ -182,6 +182,15 @@ export const migrations: Readonly<Record<string, Migration>> = Object.freeze({
       await db.schema.alterTable('remote_sessions').dropColumn('relay_id').execute();
     },
   },
+  '0004_device_revocation': {
+    async up(db: Kysely<unknown>): Promise<void> {
+      // A revoked device (`devices revoke`) may not log in or authenticate again.
+      await db.schema.alterTable('devices').addColumn('revoked_at', 'bigint').execute();
+    },
+    async down(db: Kysely<unknown>): Promise<void> {
+      await db.schema.alterTable('devices').dropColumn('revoked_at').execute();
+    },
+  },
 });
 
 const provider: MigrationProvider = {

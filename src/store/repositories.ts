@@ -47,6 +47,8 @@ export interface DeviceRow {
   createdAt: number;
   /** epoch ms; null until the device first authenticates */
   lastSeenAt: number | null;
+  /** epoch ms; null unless revoked (then it may not log in or authenticate again) */
+  revokedAt: number | null;
 }
 
 export interface DevicesRepo {
@@ -68,6 +70,8 @@ export interface DevicesRepo {
   listForUser(userId: number): Promise<DeviceRow[]>;
   /** Sets lastSeenAt to `now`. */
   touch(id: number, now: number): Promise<void>;
+  /** Marks the device revoked at `now` (once); false if it was already revoked or is unknown. */
+  revoke(id: number, now: number): Promise<boolean>;
 }
 
 /** A bearer token; only its hash is stored. All times epoch ms. */
@@ -89,6 +93,8 @@ export interface TokensRepo {
    *   does not exist
    */
   create(row: Omit<TokenRow, 'id' | 'revokedAt'>): Promise<TokenRow>;
+  /** Revokes every live token of a device; returns how many. */
+  revokeForDevice(deviceId: number, now: number): Promise<number>;
   findByHash(tokenHash: string): Promise<TokenRow | undefined>;
   /** Sets lastUsedAt to `now`. */
   touch(id: number, now: number): Promise<void>;

@@ -22,6 +22,8 @@ export interface DevicesTable {
   name: string;
   created_at: number;
   last_seen_at: number | null;
+  /** epoch ms; set when the device was revoked (`devices revoke`): it may not authenticate again */
+  revoked_at: number | null;
 }
 
 /** A bearer token issued to a device; only its SHA-256 is stored. */

@@ -176,12 +176,27 @@ const SESSION_LEASES_SQLITE_SCHEMA: ReadonlyArray<
   ],
 ];
 
+/** What 0004_device_revocation changed. */
+const DEVICE_REVOCATION_SQLITE_SCHEMA: ReadonlyArray<
+  readonly [type: string, name: string, sql: string]
+> = [
+  [
+    'table',
+    'devices',
+    'CREATE TABLE "devices" ("id" integer primary key autoincrement, "user_id" integer not null references "users" ("id") on delete cascade, "public_key" text not null, "fingerprint" text not null, "name" text not null, "created_at" bigint not null, "last_seen_at" bigint, "revoked_at" bigint)',
+  ],
+];
+
 /** The schema every migration makes today, ordered as sqlite_master is read below. */
 const LATEST_SQLITE_SCHEMA = [
   ...SHIPPED_SQLITE_SCHEMA.filter(
-    ([, name]) => !SESSION_LEASES_SQLITE_SCHEMA.some(([, changed]) => changed === name),
+    ([, name]) =>
+      ![...SESSION_LEASES_SQLITE_SCHEMA, ...DEVICE_REVOCATION_SQLITE_SCHEMA].some(
+        ([, changed]) => changed === name,
+      ),
   ),
   ...SESSION_LEASES_SQLITE_SCHEMA,
+  ...DEVICE_REVOCATION_SQLITE_SCHEMA,
 ].sort(([ta, na], [tb, nb]) => (ta === tb ? (na < nb ? -1 : 1) : ta < tb ? -1 : 1));
 
 /** The repository tests, the same on every dialect. */
@@ -977,8 +992,13 @@ describe('sqlite', () => {
     try {
       assert.deepEqual(
         check.prepare('select name from kysely_migration order by name').all(),
-        [{ name: '0001_initial' }, { name: '0002_invites' }, { name: '0003_session_leases' }],
-        'only the new migration ran',
+        [
+          { name: '0001_initial' },
+          { name: '0002_invites' },
+          { name: '0003_session_leases' },
+          { name: '0004_device_revocation' },
+        ],
+        'only the new migrations ran',
       );
     } finally {
       check.close();

@@ -411,7 +411,9 @@ export const agent: Command = {
       startTimeout > 0
         ? { at: Date.now() + startTimeout * 1000, seconds: startTimeout }
         : undefined;
-    const conn = await untilReachable(() => authedConnector(inv), log, deadline);
+    // The device key, not the login token: the agent outlives the token's 30 days, and stops
+    // when the device is revoked (`switchboard devices revoke`).
+    const conn = await untilReachable(() => authedConnector(inv, 'device'), log, deadline);
     try {
       await checkNamedUsers(inv, conn, log);
     } finally {
