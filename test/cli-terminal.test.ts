@@ -524,6 +524,33 @@ describe('the CLI in a real terminal', () => {
     await host.waitExit();
   });
 
+  it('sessions: shows the tags agents carry and selects by them; a malformed --tag is a usage error', async () => {
+    await h.agent(alice, 'tag-web-1', { allow: ['bob'] }, { tags: { env: 'prod', role: 'web' } });
+    await h.agent(
+      alice,
+      'tag-web-2',
+      { allow: ['bob'] },
+      { tags: { env: 'staging', role: 'web' } },
+    );
+    await h.agent(alice, 'tag-db-1', { allow: ['bob'] }, { tags: { env: 'prod', role: 'db' } });
+    const prod = await runCli(['sessions', '--tag', 'env=prod', '--json'], bobHome);
+    assert.equal(prod.code, 0, prod.err);
+    const rows = JSON.parse(prod.out) as Array<{ sessionId: string; tags: Record<string, string> }>;
+    assert.deepEqual(rows.map((r) => r.sessionId).sort(), ['tag-db-1', 'tag-web-1']);
+    assert.deepEqual(rows.find((r) => r.sessionId === 'tag-web-1')?.tags, {
+      env: 'prod',
+      role: 'web',
+    });
+    const both = await runCli(['sessions', '--tag', 'env=prod', '--tag', 'role=web'], bobHome);
+    assert.match(both.out, /tag-web-1 .* env=prod,role=web /);
+    assert.doesNotMatch(both.out, /tag-db-1|tag-web-2/);
+    const none = await runCli(['sessions', '--tag', 'env=qa'], bobHome);
+    assert.match(none.out, /no sessions you may attach to with those tags/);
+    const bad = await runCli(['sessions', '--tag', 'env prod'], bobHome);
+    assert.equal(bad.code, 2);
+    assert.match(bad.err, /--tag env prod: write KEY=VALUE/);
+  });
+
   it('attach: told plainly when the agent stops, and by the host on the way out', async () => {
     const host = await h.agent(alice, 'cli-stop', { allow: ['bob'] });
     const notices: string[] = [];
@@ -691,9 +718,12 @@ describe('an agent that outlives its login token', () => {
   it('authenticates with its device key past the token expiry, is listed by `devices`, and stops when revoked', async () => {
     const aliceHome = await cliUser(h, 'alma');
     await cliUser(h, 'boris');
-    const agent = new PtyProcess(['agent', '--session', 'long-box', '--allow', 'boris'], {
-      SWITCHBOARD_HOME: aliceHome,
-    });
+    const agent = new PtyProcess(
+      ['agent', '--session', 'long-box', '--allow', 'boris', '--tag', 'env=lab'],
+      {
+        SWITCHBOARD_HOME: aliceHome,
+      },
+    );
     await agent.waitText('agent serving session long-box');
     // 31 days on, past every token's 30-day life; the relay restarts, the agent comes back.
     clock += 31 * 86_400_000;
@@ -702,6 +732,8 @@ describe('an agent that outlives its login token', () => {
     await agent.waitFor((o) => o.slice(back).includes('connected to the relay'), 'the reconnect');
     // boris's login expired too: he logs in again on a new home, and gets a shell.
     const borisAgain = await cliUser(h, 'boris', 'login');
+    const tagged = await runCli(['sessions', '--tag', 'env=lab'], borisAgain);
+    assert.match(tagged.out, /long-box .* env=lab /);
     const ctl = new PtyProcess(['attach', 'long-box'], { SWITCHBOARD_HOME: borisAgain });
     await ctl.waitText('read-write');
     ctl.write('echo "still-$((6*7))"\r');

@@ -49,6 +49,8 @@ export interface HostSessionOptions {
    * through `approve`); an agent pins it and says so ('pin'); --strict-keys refuses ('refuse').
    */
   newDevice?: NewDevicePolicy;
+  /** `agent --tag KEY=VALUE`s, registered with the session (`sessions --tag` selects by them). */
+  tags?: Record<string, string>;
   detachedTtlMs?: number;
   /** Default SLOW_CONTROLLER_TIMEOUT_MS. */
   slowControllerTimeoutMs?: number;
@@ -134,6 +136,7 @@ export class HostSession extends EventEmitter {
         allow: [...this.#o.policy.allow],
         viewers: [...this.#o.policy.viewers],
         services: [...this.#services.keys()],
+        ...(this.#o.tags && Object.keys(this.#o.tags).length > 0 ? { tags: this.#o.tags } : {}),
       });
       this.#sessionId = sessionId;
     } catch (err) {

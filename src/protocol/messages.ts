@@ -12,6 +12,13 @@ import {
   type Capability,
 } from './limits.js';
 
+/** A tag's key: a lower-case word (`env`, `role`, `dc.zone`). */
+export const TAG_KEY_RE = /^[a-z][a-z0-9_.-]{0,31}$/;
+/** A tag's value: no spaces or shell metacharacters, at most 64 characters. */
+export const TAG_VALUE_RE = /^[A-Za-z0-9_.:\/@+-]{0,64}$/;
+/** Tags one session may carry. */
+export const MAX_TAGS = 16;
+
 /** Account names: lowercase, start with a letter, 2–32 chars. */
 export const USERNAME_RE = /^[a-z][a-z0-9_-]{1,31}$/;
 /** Remote session IDs: letters, digits and dashes, 3–64 chars. */
@@ -141,6 +148,11 @@ export const RequestParams = {
     viewers: userList,
     /** The services this host serves on channels into the session. Absent: `terminal` only. */
     services: z.array(service).min(1).max(MAX_SERVICES_PER_SESSION).optional(),
+    /** The host's `--tag KEY=VALUE`s (see TAG_KEY_RE, TAG_VALUE_RE, MAX_TAGS). */
+    tags: z
+      .record(z.string().regex(TAG_KEY_RE), z.string().regex(TAG_VALUE_RE))
+      .refine((t) => Object.keys(t).length <= MAX_TAGS, `at most ${MAX_TAGS} tags`)
+      .optional(),
   }),
   'session.unregister': z.object({ sessionId }),
   'sessions.list': z.object({}),
@@ -201,6 +213,8 @@ export interface SessionSummary {
   owner: string;
   kind: 'share' | 'agent';
   hostName: string;
+  /** The host's `--tag KEY=VALUE`s. */
+  tags: Record<string, string>;
   since: string;
   controllers: number;
   live: boolean;

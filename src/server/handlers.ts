@@ -676,6 +676,7 @@ async function registerOne(
           hostName: req.hostName,
           allow: req.allow,
           viewers: req.viewers,
+          tags: req.tags ?? {},
         },
         now,
       );
@@ -763,6 +764,7 @@ async function sessionsList(
       owner,
       kind: row.kind,
       hostName: row.hostName,
+      tags: row.tags,
       since: new Date(row.createdAt).toISOString(),
       // Terminals attached (or being attached) now; pings and other services are not controllers.
       controllers: live ? [...live.controllers].filter((r) => r.service === 'terminal').length : 0,

@@ -10,6 +10,7 @@ import {
   type InviteRow,
   type InvitesRepo,
   type RemoteSessionRow,
+  type RegisterRow,
   type RemoteSessionsRepo,
   type SessionLease,
   type Store,
@@ -480,7 +481,7 @@ class KyselyRemoteSessionsRepo implements RemoteSessionsRepo {
   }
 
   register(
-    row: Omit<RemoteSessionRow, 'createdAt' | 'status' | 'lastSeenAt' | 'relayId' | 'leaseUntil'>,
+    row: RegisterRow,
     now: number,
     lease?: SessionLease,
   ): Promise<RemoteSessionRow | undefined> {
@@ -496,6 +497,7 @@ class KyselyRemoteSessionsRepo implements RemoteSessionsRepo {
           host_name: row.hostName,
           allow: JSON.stringify(row.allow),
           viewers: JSON.stringify(row.viewers),
+          tags: JSON.stringify(row.tags ?? {}),
           created_at: now,
           last_seen_at: now,
           status: 'live',
@@ -510,6 +512,7 @@ class KyselyRemoteSessionsRepo implements RemoteSessionsRepo {
               host_name: eb.ref('excluded.host_name'),
               allow: eb.ref('excluded.allow'),
               viewers: eb.ref('excluded.viewers'),
+              tags: eb.ref('excluded.tags'),
               last_seen_at: eb.ref('excluded.last_seen_at'),
               status: eb.ref('excluded.status'),
               relay_id: eb.ref('excluded.relay_id'),
@@ -782,12 +785,27 @@ function toRemoteSession(r: Selectable<RemoteSessionsTable>, now?: number): Remo
     hostName: r.host_name,
     allow: parseStringArray(r.allow),
     viewers: parseStringArray(r.viewers),
+    tags: parseStringRecord(r.tags),
     createdAt: r.created_at,
     lastSeenAt: r.last_seen_at,
     status: expired ? 'offline' : r.status,
     relayId: r.relay_id,
     leaseUntil: r.lease_until,
   };
+}
+
+/** Reads a JSON object-of-strings column; anything else reads as {}. */
+function parseStringRecord(text: string | null | undefined): Record<string, string> {
+  try {
+    const value = JSON.parse(text ?? '{}') as unknown;
+    if (typeof value !== 'object' || value === null || Array.isArray(value)) return {};
+    const entries = Object.entries(value).filter(
+      (e): e is [string, string] => typeof e[1] === 'string',
+    );
+    return Object.fromEntries(entries);
+  } catch {
+    return {};
+  }
 }
 
 /** Reads a JSON string[] column; anything else (bad JSON, wrong shape) is [] so callers fail closed. */

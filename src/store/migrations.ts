@@ -191,6 +191,18 @@ export const migrations: Readonly<Record<string, Migration>> = Object.freeze({
       await db.schema.alterTable('devices').dropColumn('revoked_at').execute();
     },
   },
+  '0005_session_tags': {
+    async up(db: Kysely<unknown>): Promise<void> {
+      // The host's `--tag KEY=VALUE`s, as a JSON object (`sessions --tag` and, later, exec).
+      await db.schema
+        .alterTable('remote_sessions')
+        .addColumn('tags', 'text', (c) => c.notNull().defaultTo('{}'))
+        .execute();
+    },
+    async down(db: Kysely<unknown>): Promise<void> {
+      await db.schema.alterTable('remote_sessions').dropColumn('tags').execute();
+    },
+  },
 });
 
 const provider: MigrationProvider = {

@@ -121,6 +121,12 @@ export interface SessionLease {
 }
 
 /** A terminal reachable through the relay. All times epoch ms. */
+/** What `remoteSessions.register` takes: the row's own fields, tags optional (default none). */
+export type RegisterRow = Omit<
+  RemoteSessionRow,
+  'createdAt' | 'status' | 'lastSeenAt' | 'relayId' | 'leaseUntil' | 'tags'
+> & { tags?: Record<string, string> };
+
 export interface RemoteSessionRow {
   id: string;
   ownerId: number;
@@ -133,6 +139,8 @@ export interface RemoteSessionRow {
   allow: string[];
   /** Same corrupt-value rule as `allow`. */
   viewers: string[];
+  /** The host's `--tag KEY=VALUE`s; a stored value that is not a JSON object of strings reads `{}`. */
+  tags: Record<string, string>;
   createdAt: number;
   /**
    * When the host was last known to be connected: set by register, setStatus, the lease
@@ -160,7 +168,7 @@ export interface RemoteSessionsRepo {
    * live but held by no relay, so it reads as offline: a relay always passes one.
    */
   register(
-    row: Omit<RemoteSessionRow, 'createdAt' | 'status' | 'lastSeenAt' | 'relayId' | 'leaseUntil'>,
+    row: RegisterRow,
     now: number,
     lease?: SessionLease,
   ): Promise<RemoteSessionRow | undefined>;

@@ -56,6 +56,8 @@ export interface RemoteSessionsTable {
   relay_id: string | null;
   /** epoch ms: a 'live' row is live only before this; null when not live (migration 0003). */
   lease_until: number | null;
+  /** JSON text: Record<string, string>, the host's `--tag KEY=VALUE`s (migration 0005). */
+  tags: string;
 }
 
 /** A sign-up invite; only the SHA-256 of its code is stored. */

@@ -187,16 +187,32 @@ const DEVICE_REVOCATION_SQLITE_SCHEMA: ReadonlyArray<
   ],
 ];
 
+/** What 0005_session_tags changed (SQLite appends the column to the stored DDL). */
+const SESSION_TAGS_SQLITE_SCHEMA: ReadonlyArray<
+  readonly [type: string, name: string, sql: string]
+> = [
+  [
+    'table',
+    'remote_sessions',
+    'CREATE TABLE "remote_sessions" ("id" text primary key, "owner_id" integer not null references "users" ("id") on delete cascade, "kind" text not null, "host_name" text not null, "allow" text default \'[]\' not null, "viewers" text default \'[]\' not null, "created_at" bigint not null, "last_seen_at" bigint not null, "status" text not null, "relay_id" text, "lease_until" bigint, "tags" text default \'{}\' not null, constraint "remote_sessions_kind_check" check (kind in (\'share\', \'agent\')), constraint "remote_sessions_status_check" check (status in (\'live\', \'offline\', \'closed\')))',
+  ],
+];
+
 /** The schema every migration makes today, ordered as sqlite_master is read below. */
 const LATEST_SQLITE_SCHEMA = [
   ...SHIPPED_SQLITE_SCHEMA.filter(
     ([, name]) =>
-      ![...SESSION_LEASES_SQLITE_SCHEMA, ...DEVICE_REVOCATION_SQLITE_SCHEMA].some(
-        ([, changed]) => changed === name,
-      ),
+      ![
+        ...SESSION_LEASES_SQLITE_SCHEMA,
+        ...DEVICE_REVOCATION_SQLITE_SCHEMA,
+        ...SESSION_TAGS_SQLITE_SCHEMA,
+      ].some(([, changed]) => changed === name),
   ),
-  ...SESSION_LEASES_SQLITE_SCHEMA,
+  ...SESSION_LEASES_SQLITE_SCHEMA.filter(
+    ([, name]) => !SESSION_TAGS_SQLITE_SCHEMA.some(([, changed]) => changed === name),
+  ),
   ...DEVICE_REVOCATION_SQLITE_SCHEMA,
+  ...SESSION_TAGS_SQLITE_SCHEMA,
 ].sort(([ta, na], [tb, nb]) => (ta === tb ? (na < nb ? -1 : 1) : ta < tb ? -1 : 1));
 
 /** The repository tests, the same on every dialect. */
@@ -497,6 +513,7 @@ function repositorySuite(b: Backend): void {
         id: 's1',
         ownerId: aliceId,
         ...fields,
+        tags: {},
         createdAt: 1_000,
         lastSeenAt: 1_000,
         status: 'live',
@@ -513,10 +530,12 @@ function repositorySuite(b: Backend): void {
           hostName: 'box2',
           allow: ['carol'],
           viewers: ['bob'],
+          tags: { env: 'prod' },
         },
         2_000,
         { relayId: 'relay-b', until: 32_000 },
       );
+      // Re-registering replaces the tags with the host's current ones.
       assert.deepEqual(again, {
         id: 's1',
         ownerId: aliceId,
@@ -524,6 +543,7 @@ function repositorySuite(b: Backend): void {
         hostName: 'box2',
         allow: ['carol'],
         viewers: ['bob'],
+        tags: { env: 'prod' },
         createdAt: 1_000,
         lastSeenAt: 2_000,
         status: 'live',
@@ -997,6 +1017,7 @@ describe('sqlite', () => {
           { name: '0002_invites' },
           { name: '0003_session_leases' },
           { name: '0004_device_revocation' },
+          { name: '0005_session_tags' },
         ],
         'only the new migrations ran',
       );

@@ -8,7 +8,14 @@ import { KnownServers } from '../../client/known-servers.js';
 import { keyFingerprint } from '../../crypto/device-key.js';
 import { APPROVAL_TIMEOUT_MS } from '../../host/timeouts.js';
 import { ErrorCode, SwitchboardError } from '../../protocol/errors.js';
-import { SESSION_ID_RE, USERNAME_RE, type PeerInfo } from '../../protocol/messages.js';
+import {
+  SESSION_ID_RE,
+  USERNAME_RE,
+  type PeerInfo,
+  MAX_TAGS,
+  TAG_KEY_RE,
+  TAG_VALUE_RE,
+} from '../../protocol/messages.js';
 import { authedConnector, withSession } from '../client-context.js';
 import {
   CLIENT_OPTIONS,
@@ -134,6 +141,38 @@ async function checkNamedUsers(inv: Invocation, conn: Connector, warn: (text: st
       'or pass --allow-unknown to let them in once they sign up',
   );
 }
+
+/**
+ * `--tag KEY=VALUE`s as a record: a UsageError for a malformed one (or a key given twice with
+ * different values, for `agent`).
+ */
+export function tagsOption(inv: Invocation): Record<string, string> {
+  const tags: Record<string, string> = {};
+  for (const text of list(inv, 'tag')) {
+    const eq = text.indexOf('=');
+    const key = eq < 0 ? text : text.slice(0, eq);
+    const value = eq < 0 ? undefined : text.slice(eq + 1);
+    if (value === undefined || !TAG_KEY_RE.test(key) || !TAG_VALUE_RE.test(value))
+      throw new UsageError(
+        `--tag ${text}: write KEY=VALUE, KEY a lower-case word (a-z, 0-9, _ . -), VALUE up to 64 of A-Z a-z 0-9 _ . : / @ + -`,
+      );
+    if (tags[key] !== undefined && tags[key] !== value)
+      throw new UsageError(`--tag ${key} is given twice, with different values`);
+    tags[key] = value;
+  }
+  if (Object.keys(tags).length > MAX_TAGS)
+    throw new UsageError(`at most ${MAX_TAGS} --tag options`);
+  return tags;
+}
+
+const TAG_OPTION = {
+  tag: {
+    type: 'string',
+    multiple: true,
+    value: 'KEY=VALUE',
+    description: 'a tag (repeatable), e.g. --tag env=prod --tag role=web',
+  },
+} as const;
 
 const HOST_OPTIONS = {
   allow: {
@@ -388,6 +427,7 @@ export const agent: Command = {
   positionals: [0, 0],
   options: {
     session: { type: 'string', value: 'ID', description: 'session ID (required)' },
+    ...TAG_OPTION,
     'start-timeout': {
       type: 'string',
       value: 'S',
@@ -399,6 +439,7 @@ export const agent: Command = {
   async run(inv) {
     const sessionId = sessionOption(str(inv, 'session'));
     if (!sessionId) throw new UsageError('agent needs --session ID');
+    const tags = tagsOption(inv);
     const shell = shellOf(inv);
     const me = userInfo();
     const log = (text: string) => inv.io.stderr.write(`${new Date().toISOString()} ${text}\n`);
@@ -423,6 +464,7 @@ export const agent: Command = {
     const host = new HostSession({
       kind: 'agent',
       sessionId,
+      tags,
       ...hostBase(inv, conn, 'agent'),
       spawnShell: (cols, rows, term) =>
         spawnPty({
@@ -673,12 +715,25 @@ export const attach: Command = {
 export const sessions: Command = {
   name: 'sessions',
   summary: 'List the remote sessions you may attach to.',
-  usage: '[--json]',
+  usage: '[--tag KEY=VALUE]... [--json]',
+  details: "With --tag, only sessions carrying every tag given (an agent's --tag).",
   positionals: [0, 0],
-  options: { ...JSON_OPTION, ...CLIENT_OPTIONS },
+  options: {
+    tag: {
+      ...TAG_OPTION.tag,
+      description: 'only sessions with this tag (repeatable: all must match)',
+    },
+    ...JSON_OPTION,
+    ...CLIENT_OPTIONS,
+  },
   async run(inv) {
+    const wanted = Object.entries(tagsOption(inv));
     return withSession(inv, async ({ client }) => {
-      const { sessions, truncated } = await client.request('sessions.list', {});
+      const listed = await client.request('sessions.list', {});
+      const truncated = listed.truncated;
+      const sessions = listed.sessions.filter((s) =>
+        wanted.every(([k, v]) => (s.tags ?? {})[k] === v),
+      );
       if (truncated)
         inv.io.stderr.write(
           `switchboard sessions: the relay lists only the first ${sessions.length} sessions you may attach to\n`,
@@ -687,17 +742,22 @@ export const sessions: Command = {
       else
         table(
           inv.io.stdout,
-          ['SESSION', 'OWNER', 'KIND', 'HOST', 'SINCE', 'CONTROLLERS', 'STATUS'],
+          ['SESSION', 'OWNER', 'KIND', 'HOST', 'TAGS', 'SINCE', 'CONTROLLERS', 'STATUS'],
           sessions.map((s) => [
             s.sessionId,
             s.owner,
             s.kind,
             s.hostName,
+            Object.entries(s.tags ?? {})
+              .map(([k, v]) => `${k}=${v}`)
+              .join(',') || '-',
             ago(s.since),
             String(s.controllers),
             s.live ? 'live' : 'offline',
           ]),
-          '(no sessions you may attach to)',
+          wanted.length > 0
+            ? '(no sessions you may attach to with those tags)'
+            : '(no sessions you may attach to)',
         );
       return Exit.OK;
     });
