@@ -15,7 +15,7 @@ import {
 /** A tag's key: a lower-case word (`env`, `role`, `dc.zone`). */
 export const TAG_KEY_RE = /^[a-z][a-z0-9_.-]{0,31}$/;
 /** A tag's value: no spaces or shell metacharacters, at most 64 characters. */
-export const TAG_VALUE_RE = /^[A-Za-z0-9_.:\/@+-]{0,64}$/;
+export const TAG_VALUE_RE = /^[A-Za-z0-9_.:/@+-]{0,64}$/;
 /** Tags one session may carry. */
 export const MAX_TAGS = 16;
 
