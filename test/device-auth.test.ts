@@ -8,7 +8,14 @@ import type { RelayClient } from '../src/client/relay-client.js';
 import { generateDeviceKey, type DeviceKeyPair } from '../src/crypto/device-key.js';
 import { signDeviceAuth } from '../src/crypto/login-proof.js';
 import { ErrorCode, SwitchboardError } from '../src/protocol/errors.js';
-import { FAST_ARGON2, connectClient, makeTempDir, startTestRelay } from './helpers.js';
+import {
+  FAST_ARGON2,
+  connectClient,
+  httpsGet,
+  makeTempDir,
+  registration,
+  startTestRelay,
+} from './helpers.js';
 
 const PASSWORD = 'correct horse battery';
 
@@ -142,5 +149,58 @@ describe('auth.device', async () => {
       revoked: false,
       closed: 0,
     });
+  });
+});
+
+describe('REST for scripts: GET /v1/sessions and /v1/devices', async () => {
+  const r = await startTestRelay({ auth: { argon2: FAST_ARGON2 } });
+  after(() => r.close());
+
+  it('lists sessions with their tags (filtered by ?tag=KEY=VALUE) and the devices, with a bearer token', async () => {
+    const c = await connectClient(r.server, r.fingerprint, makeTempDir('switchboard-home-'));
+    after(() => c.close());
+    await c.request('auth.signup', { user: 'hana', password: PASSWORD });
+    const { token } = await c.request('auth.login', {
+      user: 'hana',
+      password: PASSWORD,
+      device: { publicKey: generateDeviceKey().publicKey.toString('base64'), name: 'laptop' },
+    });
+    for (const [id, env] of [
+      ['rest-1', 'prod'],
+      ['rest-2', 'staging'],
+    ] as const)
+      await c.request('session.register', {
+        ...registration(id),
+        tags: { env, role: 'web' },
+      });
+    const get = async (path: string) => {
+      const res = await httpsGet(r.port, path, { authorization: `Bearer ${token}` });
+      return { status: res.status, json: JSON.parse(res.body) as Record<string, unknown> };
+    };
+    const all = await get('/v1/sessions');
+    assert.equal(all.status, 200);
+    const prod = await get('/v1/sessions?tag=env=prod&tag=role=web');
+    assert.deepEqual(
+      (prod.json['sessions'] as Array<{ sessionId: string; tags: unknown }>).map((s) => [
+        s.sessionId,
+        s.tags,
+      ]),
+      [['rest-1', { env: 'prod', role: 'web' }]],
+    );
+    assert.equal((all.json['sessions'] as unknown[]).length, 2);
+    const devices = await get('/v1/devices');
+    assert.deepEqual(
+      (devices.json['devices'] as Array<{ name: string; current: boolean }>).map((d) => [
+        d.name,
+        d.current,
+      ]),
+      [['laptop', true]],
+    );
+    assert.equal((await httpsGet(r.port, '/v1/sessions', {})).status, 401);
+    // A tag a session registers must be well formed: refused, nothing registered.
+    const bad = await refusal(
+      c.request('session.register', { ...registration('rest-3'), tags: { Env: 'x' } }),
+    );
+    assert.equal(bad.code, ErrorCode.INVALID_MESSAGE);
   });
 });
