@@ -10,7 +10,8 @@ import BetterSqlite3 from 'better-sqlite3';
 import { hostname } from 'node:os';
 import { after, describe, it } from 'node:test';
 import type { RelayClient } from '../src/client/relay-client.js';
-import { ErrorCode, SwitchboardError } from '../src/protocol/errors.js';
+import type { SwitchboardError } from '../src/protocol/errors.js';
+import { ErrorCode } from '../src/protocol/errors.js';
 import { MAX_PROTOCOL_ERRORS, MAX_QUEUED_BYTES } from '../src/protocol/limits.js';
 import type { RelayEvent } from '../src/protocol/messages.js';
 import {
@@ -20,6 +21,7 @@ import {
   httpsGet,
   makeTempDir,
   newDevice,
+  refusal,
   registration,
   removeTempDirs,
   startServeProcess,
@@ -46,16 +48,6 @@ async function loggedIn(r: TestRelay, user: string, signup = true): Promise<Rela
   if (signup) await c.request('auth.signup', { user, password: PASSWORD });
   await c.request('auth.login', { user, password: PASSWORD, device: newDevice() });
   return c;
-}
-
-async function refusal(p: Promise<unknown>): Promise<SwitchboardError> {
-  try {
-    await p;
-  } catch (err) {
-    assert.ok(err instanceof SwitchboardError, `a SwitchboardError, got ${String(err)}`);
-    return err;
-  }
-  assert.fail('expected a refusal');
 }
 
 /** Resolves with `p`, or rejects naming `what` if it takes longer than `ms`. */

@@ -7,27 +7,18 @@ import { after, describe, it } from 'node:test';
 import type { RelayClient } from '../src/client/relay-client.js';
 import { generateDeviceKey, type DeviceKeyPair } from '../src/crypto/device-key.js';
 import { signDeviceAuth } from '../src/crypto/login-proof.js';
-import { ErrorCode, SwitchboardError } from '../src/protocol/errors.js';
+import { ErrorCode } from '../src/protocol/errors.js';
 import {
   FAST_ARGON2,
   connectClient,
   httpsGet,
   makeTempDir,
+  refusal,
   registration,
   startTestRelay,
 } from './helpers.js';
 
 const PASSWORD = 'correct horse battery';
-
-async function refusal(p: Promise<unknown>): Promise<SwitchboardError> {
-  try {
-    await p;
-  } catch (err) {
-    assert.ok(err instanceof SwitchboardError, `a SwitchboardError, got ${String(err)}`);
-    return err;
-  }
-  assert.fail('expected a refusal');
-}
 
 describe('auth.device', async () => {
   const r = await startTestRelay({ auth: { argon2: FAST_ARGON2 } });

@@ -1,4 +1,5 @@
 // Shared integration-test helpers: a real relay on port 0, the real CLI binary, raw sockets for abuse.
+import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -502,4 +503,15 @@ export async function codeOf(p: Promise<unknown>): Promise<string> {
     if (err instanceof SwitchboardError) return err.code;
     throw err;
   }
+}
+
+/** The SwitchboardError `p` rejects with; fails the test if it resolves or rejects otherwise. */
+export async function refusal(p: Promise<unknown>): Promise<SwitchboardError> {
+  try {
+    await p;
+  } catch (err) {
+    assert.ok(err instanceof SwitchboardError, `a SwitchboardError, got ${String(err)}`);
+    return err;
+  }
+  assert.fail('expected a refusal');
 }
