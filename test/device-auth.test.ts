@@ -101,7 +101,13 @@ describe('auth.device', async () => {
   it("revokes a device: its proofs, tokens and password logins stop, it leaves the user's keys, and its connections close", async () => {
     const agentKey = generateDeviceKey();
     const owner = await register('gus', generateDeviceKey());
-    (await register('gus', agentKey, false)).close();
+    const agentLogin = await connect();
+    const { token: agentToken } = await agentLogin.request('auth.login', {
+      user: 'gus',
+      password: PASSWORD,
+      device: { publicKey: agentKey.publicKey.toString('base64'), name: 'box' },
+    });
+    agentLogin.close();
     const agent = await connect();
     await agent.authenticateDevice('gus', agentKey);
     const closed = new Promise((resolve) => agent.once('close', resolve));
@@ -116,6 +122,11 @@ describe('auth.device', async () => {
     const c = await connect();
     const err = await refusal(c.authenticateDevice('gus', agentKey));
     assert.equal(err.code, ErrorCode.TOKEN_REVOKED);
+    // Its old tokens say why they no longer work.
+    const reuse = await connect();
+    const stale = await refusal(reuse.request('auth.token', { token: agentToken }));
+    assert.equal(stale.code, ErrorCode.TOKEN_REVOKED);
+    assert.match(stale.message, /this device was revoked/);
     const login = await refusal(register('gus', agentKey, false));
     assert.equal(login.code, ErrorCode.TOKEN_REVOKED);
     // Refused before any token was made for it: none of its tokens is usable or even live.

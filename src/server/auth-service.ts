@@ -511,6 +511,9 @@ export class AuthService {
       );
     }
     if (row.revokedAt !== null) {
+      // Revoked with its device: say so (logging in again with that key will not work either).
+      if ((await this.#store.devices.findById(row.deviceId))?.revokedAt != null)
+        throw revokedDevice();
       throw new AuthError(
         ErrorCode.TOKEN_REVOKED,
         'this login was ended (logout, or a password change); log in again with `switchboard login`',
