@@ -1,7 +1,7 @@
 // The real CLI when the network is not what it expects: logout with the relay down, serve on a busy port.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync } from 'node:fs';
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer, type AddressInfo } from 'node:net';
@@ -118,5 +118,21 @@ describe('usage errors', () => {
     const far = await run(['agent', '--banana'], home);
     assert.equal(far.code, 2);
     assert.doesNotMatch(far.err, /did you mean/);
+  });
+});
+
+describe('agent --record', () => {
+  it('refuses --record-input without --record, and a directory it cannot write, before connecting (exit 2)', async () => {
+    const alone = await run(['agent', '--session', 'rec-box', '--record-input'], offlineHome());
+    assert.equal(alone.code, 2);
+    assert.match(alone.err, /--record-input needs --record DIR/);
+    const file = join(mkdtempSync(join(tmpdir(), 'sb-rec-')), 'a-file');
+    writeFileSync(file, '');
+    const bad = await run(
+      ['agent', '--session', 'rec-box', '--record', join(file, 'sub')],
+      offlineHome(),
+    );
+    assert.equal(bad.code, 2);
+    assert.match(bad.err, /--record .*: cannot write there \(ENOTDIR\)/);
   });
 });

@@ -2,7 +2,8 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { readdirSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { channelPrologue } from '../src/channel/e2e.js';
@@ -15,6 +16,12 @@ import { openSync, closeSync } from 'node:fs';
 import type { RelayClient } from '../src/client/relay-client.js';
 import { Harness, testShell, type TestUser } from './terminal-harness.js';
 import { TamperProxy } from './tamper-proxy.js';
+
+const require = createRequire(import.meta.url);
+const { Terminal: HeadlessTerminal } = require('@xterm/headless') as {
+  Terminal: typeof import('@xterm/headless').Terminal;
+};
+const { spawn: spawnPty } = require('node-pty') as typeof import('node-pty');
 
 const unhandled: unknown[] = [];
 process.on('unhandledRejection', (err) => unhandled.push(err));
@@ -609,6 +616,84 @@ describe('remote terminal', () => {
     assert.deepEqual((await second.waitEnd()).exit, { code: 6 });
     assert.equal(shells, 1);
     assert.deepEqual(host.controllers(), []);
+  });
+
+  it('records an agent shell as an asciicast v2 file (0600) that replays to the same screen, and asciinema reads', async () => {
+    const dir = mkdtempSync(join(h.dir, 'recordings-'));
+    const host = await h.agent(
+      alice,
+      'rec-1',
+      { allow: ['bob'] },
+      { record: { dir, input: true } },
+    );
+    const recorded = once(host, 'recorded') as Promise<[string]>;
+    const ctl = h.controller(bob, 'rec-1', { cols: 80, rows: 24 });
+    await ctl.start();
+    ctl.type('printf \'plain \\033[1mbold\\033[0m \\303\\251t\\303\\251 %s\\n\' "$(stty size)"\r');
+    await ctl.waitForText('24 80');
+    const beforeResize = ctl.text.length;
+    ctl.session.resize(100, 30);
+    ctl.type(
+      'until [ "$(stty size)" = "30 100" ]; do sleep 0.02; done; echo "wide=$(tput cols)"\r',
+    );
+    await ctl.waitForText('wide=100');
+    ctl.type('exit 2\r');
+    assert.deepEqual((await ctl.waitEnd()).exit, { code: 2 });
+    const [path] = await recorded;
+    assert.equal(statSync(path).mode & 0o777, 0o600);
+    const [header, ...events] = readFileSync(path, 'utf8')
+      .trimEnd()
+      .split('\n')
+      .map((l) => JSON.parse(l) as unknown);
+    assert.deepEqual(
+      { ...(header as Record<string, unknown>), timestamp: 0 },
+      {
+        version: 2,
+        width: 80,
+        height: 24,
+        timestamp: 0,
+        title: 'rec-1: bob',
+        env: { TERM: 'xterm-256color' },
+      },
+    );
+    const typed = events
+      .filter((e) => (e as [number, string])[1] === 'i')
+      .map((e) => (e as string[])[2])
+      .join('');
+    assert.match(typed, /exit 2/);
+    assert.ok(events.some((e) => (e as unknown[])[1] === 'r' && (e as unknown[])[2] === '100x30'));
+    // Replayed on a terminal of the recorded size, it ends on the screen the controller saw.
+    const replay = new HeadlessTerminal({ cols: 80, rows: 24, allowProposedApi: true });
+    for (const [, type, text] of events as Array<[number, string, string]>) {
+      if (type === 'o') await new Promise<void>((r) => replay.write(text, r));
+      if (type === 'r') {
+        const [cols, rows] = text.split('x').map(Number);
+        replay.resize(cols!, rows!);
+      }
+    }
+    const seen = new HeadlessTerminal({ cols: 80, rows: 24, allowProposedApi: true });
+    const bytes = Buffer.from(ctl.text, 'latin1');
+    await new Promise<void>((r) => seen.write(bytes.subarray(0, beforeResize), r));
+    seen.resize(100, 30);
+    await new Promise<void>((r) => seen.write(bytes.subarray(beforeResize), r));
+    const screen = (t: typeof seen) =>
+      Array.from({ length: t.rows }, (_, y) =>
+        t.buffer.active.getLine(t.buffer.active.viewportY + y)?.translateToString(true),
+      ).join('\n');
+    assert.match(screen(replay), /plain bold été 24 80/);
+    assert.match(screen(replay), /wide=100/);
+    assert.equal(screen(replay), screen(seen));
+    replay.dispose();
+    seen.dispose();
+    // asciinema (the player users have) reads it: `asciinema cat` (on a terminal) prints it.
+    const cat = await new Promise<{ code: number; out: string }>((resolve) => {
+      const p = spawnPty('asciinema', ['cat', path], { cols: 100, rows: 30 });
+      let out = '';
+      p.onData((d) => (out += d));
+      p.onExit(({ exitCode }) => resolve({ code: exitCode, out }));
+    });
+    assert.equal(cat.code, 0, cat.out);
+    assert.match(cat.out, /wide=100/);
   });
 
   it('stays stopped when stop() comes while it is reconnecting', async () => {

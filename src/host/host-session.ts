@@ -1,4 +1,5 @@
 // The host side of a remote session: registration, reconnection, and one E2E peer per channel.
+import { Recording, type RecordingOptions } from './recording.js';
 import { EventEmitter } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import type { KnownPeers, NewDevicePolicy } from '../client/known-peers.js';
@@ -49,6 +50,8 @@ export interface HostSessionOptions {
    * through `approve`); an agent pins it and says so ('pin'); --strict-keys refuses ('refuse').
    */
   newDevice?: NewDevicePolicy;
+  /** `agent --record DIR`: each agent shell as an asciicast v2 file there (see recording.ts). */
+  record?: RecordingOptions;
   /** `agent --tag KEY=VALUE`s, registered with the session (`sessions --tag` selects by them). */
   tags?: Record<string, string>;
   detachedTtlMs?: number;
@@ -262,8 +265,18 @@ export class HostSession extends EventEmitter {
     }
     let stream = this.#o.stream;
     if (!stream) {
-      const pty = this.#o.spawnShell!(hello.cols, hello.rows, controllerTerm(hello.term));
+      const term = controllerTerm(hello.term);
+      // The recording first: if its file cannot be made, no shell is started (and none leaks).
+      const recording = this.#o.record && this.#newRecording(att, hello, term);
+      let pty: Pty;
+      try {
+        pty = this.#o.spawnShell!(hello.cols, hello.rows, term);
+      } catch (err) {
+        recording?.close();
+        throw err;
+      }
       stream = new TerminalStream({ pty, cols: hello.cols, rows: hello.rows, lossless: true });
+      if (recording) this.#record(stream, recording);
       // The shell ended: forget it once its controller has the exit. A controller that is away
       // gets it on resume; one that never comes back is forgotten with the detached TTL.
       stream.on('exitSent', (sentTo: Attachment) => {
@@ -273,6 +286,32 @@ export class HostSession extends EventEmitter {
     const placed = { att, stream };
     this.#placed.set(att.id, placed);
     return { placed, resumed: false };
+  }
+
+  #newRecording(att: Attachment, size: { cols: number; rows: number }, term: string): Recording {
+    const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+    return new Recording(
+      this.#o.record!.dir,
+      `${this.#sessionId ?? this.#o.sessionId}-${stamp}-${att.user}-${att.id.slice(0, 8)}.cast`,
+      {
+        width: size.cols,
+        height: size.rows,
+        title: `${this.#sessionId ?? this.#o.sessionId}: ${att.user}`,
+        term,
+      },
+    );
+  }
+
+  /** Records an agent shell from its first byte to its exit; 'recorded' (path) when complete. */
+  #record(stream: TerminalStream, recording: Recording): void {
+    stream.on('output', (data: Buffer) => recording.output(data));
+    stream.on('resize', (cols: number, rows: number) => recording.resize(cols, rows));
+    if (this.#o.record!.input) stream.on('input', (data: Buffer) => recording.input(data));
+    stream.once('exit', () => recording.close());
+    recording.done.then(
+      (path) => this.emit('recorded', path),
+      (err: Error) => this.notice(`recording ${recording.path} failed: ${err.message}`),
+    );
   }
 
   forget(attachment: string): void {

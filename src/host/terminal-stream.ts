@@ -64,7 +64,8 @@ export interface TerminalStreamOptions {
 
 /**
  * Events: 'output' (Buffer, for the local terminal), 'exit' ({code, signal}), 'exitSent'
- * (Attachment: its controller has been sent the exit, after all the output before it).
+ * (Attachment: its controller has been sent the exit, after all the output before it), 'input'
+ * (Buffer: a controller's keystrokes, as written to the PTY), 'resize' (cols, rows).
  */
 export class TerminalStream extends EventEmitter {
   readonly pty: Pty;
@@ -292,8 +293,10 @@ export class TerminalStream extends EventEmitter {
     if (end <= att.inputOffset) return;
     const skip = Math.max(0, att.inputOffset - offset);
     // A Buffer view of the decoded record for the PTY edge (no copy).
-    this.pty.write(Buffer.from(data.buffer, data.byteOffset + skip, data.length - skip));
+    const bytes = Buffer.from(data.buffer, data.byteOffset + skip, data.length - skip);
+    this.pty.write(bytes);
     att.inputOffset = end;
+    this.emit('input', bytes);
   }
 
   /** Input from the host's own terminal (share). */
@@ -335,6 +338,7 @@ export class TerminalStream extends EventEmitter {
     this.rows = rows;
     this.pty.resize(cols, rows);
     this.#screen.resize(cols, rows);
+    this.emit('resize', cols, rows);
   }
 
   /**

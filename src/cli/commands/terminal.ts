@@ -1,5 +1,6 @@
 // Remote terminal commands: share (interactive host), agent (unattended host), attach, sessions.
-import { existsSync, readFileSync } from 'node:fs';
+import { accessSync, constants as fsConstants, existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { resolve as resolvePath } from 'node:path';
 import { constants as osConstants, hostname, userInfo } from 'node:os';
 import { AttachSession, type ReconnectInfo } from '../../client/attach-session.js';
 import { Backoff } from '../../client/backoff.js';
@@ -163,6 +164,24 @@ export function tagsOption(inv: Invocation): Record<string, string> {
   if (Object.keys(tags).length > MAX_TAGS)
     throw new UsageError(`at most ${MAX_TAGS} --tag options`);
   return tags;
+}
+
+/** `--record DIR` (made 0700 if missing, and it must be writable) and `--record-input`. */
+function recordOption(inv: Invocation): { dir: string; input: boolean } | undefined {
+  const dir = str(inv, 'record');
+  if (dir === undefined) {
+    if (bool(inv, 'record-input')) throw new UsageError('--record-input needs --record DIR');
+    return undefined;
+  }
+  try {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    accessSync(dir, fsConstants.W_OK);
+  } catch (err) {
+    throw new UsageError(
+      `--record ${dir}: cannot write there (${(err as NodeJS.ErrnoException).code ?? String(err)})`,
+    );
+  }
+  return { dir: resolvePath(dir), input: bool(inv, 'record-input') };
 }
 
 const TAG_OPTION = {
@@ -428,6 +447,16 @@ export const agent: Command = {
   options: {
     session: { type: 'string', value: 'ID', description: 'session ID (required)' },
     ...TAG_OPTION,
+    record: {
+      type: 'string',
+      value: 'DIR',
+      description:
+        'record each shell as an asciicast v2 file (mode 0600) in DIR, for asciinema play',
+    },
+    'record-input': {
+      type: 'boolean',
+      description: 'with --record, keystrokes too (they include whatever is typed, passwords too)',
+    },
     'start-timeout': {
       type: 'string',
       value: 'S',
@@ -440,6 +469,7 @@ export const agent: Command = {
     const sessionId = sessionOption(str(inv, 'session'));
     if (!sessionId) throw new UsageError('agent needs --session ID');
     const tags = tagsOption(inv);
+    const record = recordOption(inv);
     const shell = shellOf(inv);
     const me = userInfo();
     const log = (text: string) => inv.io.stderr.write(`${new Date().toISOString()} ${text}\n`);
@@ -465,6 +495,7 @@ export const agent: Command = {
       kind: 'agent',
       sessionId,
       tags,
+      ...(record ? { record } : {}),
       ...hostBase(inv, conn, 'agent'),
       spawnShell: (cols, rows, term) =>
         spawnPty({
