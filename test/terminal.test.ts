@@ -16,12 +16,14 @@ import { openSync, closeSync } from 'node:fs';
 import type { RelayClient } from '../src/client/relay-client.js';
 import { Harness, testShell, type TestUser } from './terminal-harness.js';
 import { TamperProxy } from './tamper-proxy.js';
+import type { Terminal as XtermHeadless } from '@xterm/headless';
+import type * as NodePty from 'node-pty';
 
 const require = createRequire(import.meta.url);
 const { Terminal: HeadlessTerminal } = require('@xterm/headless') as {
-  Terminal: typeof import('@xterm/headless').Terminal;
+  Terminal: typeof XtermHeadless;
 };
-const { spawn: spawnPty } = require('node-pty') as typeof import('node-pty');
+const { spawn: spawnPty } = require('node-pty') as typeof NodePty;
 
 const unhandled: unknown[] = [];
 process.on('unhandledRejection', (err) => unhandled.push(err));
