@@ -151,6 +151,16 @@ describe('auth.device', async () => {
       revoked: false,
       closed: 0,
     });
+    // Nobody revokes another account's device: it is not theirs to name.
+    const otherKey = generateDeviceKey();
+    const other = await register('ivo', otherKey);
+    const [theirs] = (await other.request('devices.list', {})).devices;
+    const notYours = await refusal(
+      owner.request('devices.revoke', { fingerprint: theirs!.fingerprint }),
+    );
+    assert.equal(notYours.code, ErrorCode.UNKNOWN_USER);
+    const still = await connect();
+    assert.equal((await still.authenticateDevice('ivo', otherKey)).user, 'ivo');
   });
 });
 
@@ -204,5 +214,12 @@ describe('REST for scripts: GET /v1/sessions and /v1/devices', async () => {
       c.request('session.register', { ...registration('rest-3'), tags: { Env: 'x' } }),
     );
     assert.equal(bad.code, ErrorCode.INVALID_MESSAGE);
+    const many = Object.fromEntries(Array.from({ length: 17 }, (_, i) => [`t${i}`, 'x']));
+    const tooMany = await refusal(
+      c.request('session.register', { ...registration('rest-4'), tags: many }),
+    );
+    assert.equal(tooMany.code, ErrorCode.INVALID_MESSAGE);
+    assert.match(tooMany.message, /at most 16 tags/);
+    assert.equal(((await get('/v1/sessions')).json['sessions'] as unknown[]).length, 2);
   });
 });

@@ -698,6 +698,31 @@ describe('remote terminal', () => {
     assert.match(cat.out, /wide=100/);
   });
 
+  it('records no keystrokes without --record-input', async () => {
+    const dir = mkdtempSync(join(h.dir, 'recordings-'));
+    const host = await h.agent(
+      alice,
+      'rec-2',
+      { allow: ['bob'] },
+      { record: { dir, input: false } },
+    );
+    const recorded = once(host, 'recorded') as Promise<[string]>;
+    const ctl = h.controller(bob, 'rec-2');
+    await ctl.start();
+    ctl.type('echo "shown-$((2+2))"\r');
+    await ctl.waitForText('shown-4');
+    ctl.type('exit\r');
+    await ctl.waitEnd();
+    const [path] = await recorded;
+    const types = readFileSync(path, 'utf8')
+      .trimEnd()
+      .split('\n')
+      .slice(1)
+      .map((l) => (JSON.parse(l) as [number, string, string])[1]);
+    assert.ok(types.includes('o'));
+    assert.equal(types.includes('i'), false, 'keystrokes were recorded');
+  });
+
   it('stays stopped when stop() comes while it is reconnecting', async () => {
     let connecting!: () => void;
     const isConnecting = new Promise<void>((r) => (connecting = r));

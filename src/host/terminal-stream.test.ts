@@ -11,7 +11,7 @@ import {
 } from '../protocol/terminal.js';
 import { spawnPty } from './pty.js';
 import { SCREEN_BACKLOG_BYTES, terminateScreenWorker } from './screen.js';
-import { Attachment, TerminalStream } from './terminal-stream.js';
+import { Attachment, REPAINT_MIN_INTERVAL_MS, TerminalStream } from './terminal-stream.js';
 
 /** Bytes the test program prints: three output windows, under the replay buffer. */
 const BYTES = 3_000_000;
@@ -258,6 +258,46 @@ describe('TerminalStream', () => {
       assert.deepEqual([stream.cols, stream.rows], [80, 20], 'a viewer does not count');
       stream.disconnect(small, 0);
       assert.deepEqual([stream.cols, stream.rows], [100, 30], 'back to the host once it left');
+    } finally {
+      stream.close();
+    }
+  });
+
+  it('sends at most one asked-for repaint a second per attachment (REPAINT_MIN_INTERVAL_MS)', async () => {
+    const stream = new TerminalStream({
+      pty: program('exec cat'),
+      cols: 80,
+      rows: 24,
+      lossless: false,
+    });
+    try {
+      const att = new Attachment('bob', 'key', false);
+      const got: TerminalMessage[] = [];
+      let wake = () => {};
+      stream.connect(att, {
+        send: (m) => {
+          got.push(m);
+          wake();
+        },
+      });
+      const until = (done: () => boolean) =>
+        new Promise<void>((resolve) => {
+          wake = () => done() && resolve();
+          wake();
+        });
+      const snapshots = () => got.filter((m) => m.type === 'snapshot').length;
+      await until(() => snapshots() === 1); // the repaint every new attachment starts with
+      stream.repaint(att, 10_000);
+      await until(() => snapshots() === 2);
+      stream.repaint(att, 10_000 + REPAINT_MIN_INTERVAL_MS - 1); // too soon: ignored
+      // A repaint holds the output back until it is sent: the marker's echo comes after it.
+      stream.input(att, 0, Buffer.from('marker\n'));
+      await until(() =>
+        got.some((m) => m.type === 'output' && Buffer.from(m.data).toString().includes('marker')),
+      );
+      assert.equal(snapshots(), 2);
+      stream.repaint(att, 10_000 + REPAINT_MIN_INTERVAL_MS);
+      await until(() => snapshots() === 3);
     } finally {
       stream.close();
     }
