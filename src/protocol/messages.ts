@@ -41,6 +41,10 @@ export const SERVICE_RE = /^[a-z][a-z0-9-]{1,31}$/;
 const service = z.string().regex(SERVICE_RE, 'service names are 2-32 chars: a-z, 0-9 and -');
 /** A device key's fingerprint as `keyFingerprint` prints it: "SHA256:" + 43 base64 chars. */
 const fingerprint = z.string().regex(/^SHA256:[A-Za-z0-9+/]{43}$/, 'not a key fingerprint');
+/** A session's tags (see TAG_KEY_RE, TAG_VALUE_RE, MAX_TAGS). */
+const tags = z
+  .record(z.string().regex(TAG_KEY_RE), z.string().regex(TAG_VALUE_RE))
+  .refine((t) => Object.keys(t).length <= MAX_TAGS, `at most ${MAX_TAGS} tags`);
 /**
  * Where a channel goes: a remote session (its host serves what it registered), a user (the
  * newest of their connections that offers the service) or one device of a user (its
@@ -127,7 +131,7 @@ export const RequestParams = {
   }),
   /** The account's devices; `revoke`: one of them, by fingerprint, and its live connections. */
   'devices.list': z.object({}),
-  'devices.revoke': z.object({ fingerprint: z.string().regex(/^SHA256:[A-Za-z0-9+/]{43}$/) }),
+  'devices.revoke': z.object({ fingerprint }),
   'auth.logout': z.object({ all: z.boolean().optional() }),
   whoami: z.object({}),
   'users.list': z.object({
@@ -148,14 +152,12 @@ export const RequestParams = {
     viewers: userList,
     /** The services this host serves on channels into the session. Absent: `terminal` only. */
     services: z.array(service).min(1).max(MAX_SERVICES_PER_SESSION).optional(),
-    /** The host's `--tag KEY=VALUE`s (see TAG_KEY_RE, TAG_VALUE_RE, MAX_TAGS). */
-    tags: z
-      .record(z.string().regex(TAG_KEY_RE), z.string().regex(TAG_VALUE_RE))
-      .refine((t) => Object.keys(t).length <= MAX_TAGS, `at most ${MAX_TAGS} tags`)
-      .optional(),
+    /** The host's `--tag KEY=VALUE`s. */
+    tags: tags.optional(),
   }),
   'session.unregister': z.object({ sessionId }),
-  'sessions.list': z.object({}),
+  /** With `tags`: only sessions carrying every one (filtered before the reply's cap). */
+  'sessions.list': z.object({ tags: tags.optional() }),
   /** Before services: `channel.open` of the terminal at a session, kept for older clients. */
   'session.attach': z.object({ sessionId, readOnly: z.boolean() }),
   /** The services this connection serves to channels aimed at its user or device (replaces any earlier offer). */

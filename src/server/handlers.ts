@@ -676,7 +676,7 @@ async function registerOne(
           hostName: req.hostName,
           allow: req.allow,
           viewers: req.viewers,
-          tags: req.tags ?? {},
+          ...(req.tags ? { tags: req.tags } : {}),
         },
         now,
       );
@@ -740,15 +740,17 @@ async function sessionUnregister(
 
 async function sessionsList(
   conn: UserCaller,
-  _req: Params<'sessions.list'>,
+  req: Params<'sessions.list'>,
   s: Services,
 ): Promise<Results['sessions.list']> {
   const rows = await s.store.remoteSessions.listAll();
   const me = conn.auth.user;
   const owners = new Map<number, string>();
   const sessions: SessionSummary[] = [];
+  const wanted = Object.entries(req.tags ?? {});
   for (const row of rows) {
     if (row.status === 'closed') continue;
+    if (!wanted.every(([k, v]) => row.tags[k] === v)) continue;
     const access = relayAccess(row, me.id, me.name);
     if (access === 'none' || access === 'ask') continue;
     // A bounded reply, whoever names this user in their --allow lists (see SESSIONS_LIST_MAX).

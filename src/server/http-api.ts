@@ -192,20 +192,20 @@ const GET_ROUTES = new Map<
     }),
     // The sessions the caller may attach to, with their tags; ?tag=KEY=VALUE (repeatable) keeps
     // only those carrying every one.
-    '/v1/sessions': (url) => ({
-      params: decodeParams('sessions.list', {}),
-      show: (r) => {
-        const { sessions, truncated } = r as Results['sessions.list'];
-        const wanted = url.searchParams.getAll('tag').map((t) => {
-          const eq = t.indexOf('=');
-          return eq < 0 ? [t, undefined] : [t.slice(0, eq), t.slice(eq + 1)];
-        });
-        return {
-          sessions: sessions.filter((s) => wanted.every(([k, v]) => s.tags[k!] === v)),
-          ...(truncated ? { truncated } : {}),
-        };
-      },
-    }),
+    '/v1/sessions': (url) => {
+      const tags = url.searchParams.getAll('tag').map((t) => {
+        const eq = t.indexOf('=');
+        // Without "=", the whole text is the key, which the schema refuses (400), as a bad value.
+        return eq < 0 ? [`${t}=`, ''] : [t.slice(0, eq), t.slice(eq + 1)];
+      });
+      return {
+        params: decodeParams(
+          'sessions.list',
+          tags.length > 0 ? { tags: Object.fromEntries(tags) } : {},
+        ),
+        show: (r) => r,
+      };
+    },
     // The caller's account's devices (as `switchboard devices --json`).
     '/v1/devices': () => ({ params: decodeParams('devices.list', {}), show: (r) => r }),
     '/v1/whoami': () => ({

@@ -758,12 +758,13 @@ export const sessions: Command = {
     ...CLIENT_OPTIONS,
   },
   async run(inv) {
-    const wanted = Object.entries(tagsOption(inv));
+    const tags = tagsOption(inv);
+    const filtered = Object.keys(tags).length > 0;
     return withSession(inv, async ({ client }) => {
-      const listed = await client.request('sessions.list', {});
-      const truncated = listed.truncated;
-      const sessions = listed.sessions.filter((s) =>
-        wanted.every(([k, v]) => (s.tags ?? {})[k] === v),
+      // The relay filters, before it caps the reply.
+      const { sessions, truncated } = await client.request(
+        'sessions.list',
+        filtered ? { tags } : {},
       );
       if (truncated)
         inv.io.stderr.write(
@@ -786,7 +787,7 @@ export const sessions: Command = {
             String(s.controllers),
             s.live ? 'live' : 'offline',
           ]),
-          wanted.length > 0
+          filtered
             ? '(no sessions you may attach to with those tags)'
             : '(no sessions you may attach to)',
         );
