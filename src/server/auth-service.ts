@@ -1,4 +1,5 @@
 // Accounts: sign-up, password login with throttling, device registration, session tokens.
+import { passwordProblem } from '../protocol/password-rules.js';
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { hash as argonHash, verify as argonVerify } from '@node-rs/argon2';
 import { AuthError, ErrorCode } from '../protocol/errors.js';
@@ -266,15 +267,8 @@ export class AuthService {
   }
 
   #checkStrength(name: string, password: string): void {
-    if (password.length < this.#options.minPasswordLength) {
-      throw new AuthError(
-        ErrorCode.WEAK_PASSWORD,
-        `passwords need at least ${this.#options.minPasswordLength} characters`,
-      );
-    }
-    if (password.toLowerCase() === name.toLowerCase()) {
-      throw new AuthError(ErrorCode.WEAK_PASSWORD, 'the password must differ from the user name');
-    }
+    const problem = passwordProblem(name, password, this.#options.minPasswordLength);
+    if (problem !== undefined) throw new AuthError(ErrorCode.WEAK_PASSWORD, problem);
   }
 
   #hash(password: string): Promise<string> {

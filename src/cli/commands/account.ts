@@ -1,4 +1,5 @@
 // Account commands: signup, login, logout, whoami, users, passwd, account delete.
+import { passwordProblem } from '../../protocol/password-rules.js';
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import { keyFingerprint } from '../../crypto/device-key.js';
@@ -67,11 +68,7 @@ async function newPasswordOf(
 ): Promise<string> {
   for (let tries = 1; ; tries++) {
     const password = await readLine(inv.io, `${label}: `, false);
-    let weak: string | undefined;
-    if (minLength !== undefined && password.length < minLength)
-      weak = `passwords need at least ${minLength} characters`;
-    else if (user !== undefined && password.toLowerCase() === user.toLowerCase())
-      weak = 'the password must differ from the user name';
+    const weak = passwordProblem(user, password, minLength);
     const problem =
       weak ??
       ((await readLine(inv.io, `${label} again: `, false)) === password
