@@ -118,8 +118,7 @@ export class LocalTerminal {
     const start = this.#statusShown ? '\r\x1b[2K' : '\r\n';
     this.#statusShown = !final;
     // Cut to the width: a wrapped line could not be rewritten in place.
-    const room = Math.max(10, this.size().cols - 1 - NOTICE_PREFIX_WIDTH);
-    const shown = text.length > room ? `${text.slice(0, room - 1)}…` : text;
+    const shown = oneLine(text, Math.max(10, this.size().cols - 1 - NOTICE_PREFIX_WIDTH));
     this.#io.stderr.write(`${start}${NOTICE_PREFIX}${shown}${final ? '\r\n' : ''}`);
   }
 

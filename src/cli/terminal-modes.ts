@@ -26,6 +26,10 @@ const RESET =
 
 // `ESC [ ? Pm h|l`: a DEC private mode set or reset, several modes separated by `;`.
 const DEC_MODE_RE = /\x1b\[\?([\d;]*)([hl])/g; // eslint-disable-line no-control-regex
+/** The start of one (a chunk without it, and not ending in a cut one, changes nothing). */
+const DEC_MODE_START = '\x1b[?';
+/** What a mode sequence cut short looks like at the end of a chunk. */
+const UNFINISHED_DEC_MODE_RE = /^\x1b(\[(\?[\d;]*)?)?$/; // eslint-disable-line no-control-regex
 
 export class TerminalModes {
   #altScreen = false;
@@ -37,18 +41,22 @@ export class TerminalModes {
   }
 
   feed(data: Uint8Array): void {
+    const bytes = Buffer.from(data.buffer, data.byteOffset, data.length);
+    // Every output chunk comes here: most hold no mode sequence and end on none, so they are
+    // passed over without decoding (found with two byte searches).
+    if (this.#tail === '' && bytes.indexOf(DEC_MODE_START) < 0) {
+      const esc = bytes.lastIndexOf(0x1b);
+      if (esc < 0 || bytes.length - esc >= MAX_TAIL) return;
+    }
     // latin1 keeps one character per byte: the sequences are ASCII, the rest does not matter.
-    const text =
-      this.#tail + Buffer.from(data.buffer, data.byteOffset, data.length).toString('latin1');
+    const text = this.#tail + bytes.toString('latin1');
     for (const m of text.matchAll(DEC_MODE_RE))
       for (const mode of m[1]!.split(';'))
         if (ALT_SCREEN_MODES.has(mode)) this.#altScreen = m[2] === 'h';
-    // Keep an unfinished sequence (an ESC near the end) for the next chunk.
+    // Keep a sequence cut at the end of the chunk that may still become a mode change.
     const esc = text.lastIndexOf('\x1b');
-    this.#tail =
-      esc >= 0 && text.length - esc < MAX_TAIL && !/[hl]/.test(text.slice(esc + 3))
-        ? text.slice(esc)
-        : '';
+    const rest = esc >= 0 && text.length - esc < MAX_TAIL ? text.slice(esc) : '';
+    this.#tail = UNFINISHED_DEC_MODE_RE.test(rest) ? rest : '';
   }
 
   /** Written on leaving: back to the main screen if needed, every other mode to its default. */

@@ -147,7 +147,7 @@ async function checkNamedUsers(inv: Invocation, conn: Connector, warn: (text: st
  * `--tag KEY=VALUE`s as a record: a UsageError for a malformed one (or a key given twice with
  * different values, for `agent`).
  */
-export function tagsOption(inv: Invocation): Record<string, string> {
+function tagsOption(inv: Invocation): Record<string, string> {
   const tags: Record<string, string> = {};
   for (const text of list(inv, 'tag')) {
     const eq = text.indexOf('=');
