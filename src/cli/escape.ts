@@ -1,8 +1,8 @@
 // SSH-style escapes: "~" right after Enter starts a command ("~." detach, "~~" a literal "~").
 
 /** Bracketed paste markers (the terminal sends them around pasted text when the program asks). */
-const PASTE_START = '\x1b[200~';
-const PASTE_END = '\x1b[201~';
+const PASTE_START = Buffer.from('\x1b[200~');
+const PASTE_END = Buffer.from('\x1b[201~');
 
 export type Scanned = { type: 'data'; data: Buffer } | { type: 'command'; key: string };
 
@@ -12,8 +12,8 @@ export class EscapeScanner {
   #pendingTilde = false;
   /** Inside a bracketed paste (ESC[200~ … ESC[201~): pasted text never forms an escape. */
   #inPaste = false;
-  /** The last bytes seen, to find the paste markers also when a read splits them. */
-  #recent = '';
+  /** The last bytes seen (as many as a paste marker has), to find one also when a read splits it. */
+  readonly #recent = Buffer.alloc(PASTE_START.length);
 
   /** `keys`: the characters that form commands after "~" (e.g. ".", "?"). */
   constructor(keys: string) {
@@ -33,12 +33,15 @@ export class EscapeScanner {
     };
     for (let i = 0; i < chunk.length; i++) {
       const byte = chunk[i]!;
-      this.#recent = (this.#recent + String.fromCharCode(byte)).slice(-PASTE_START.length);
+      this.#recent.copyWithin(0, 1);
+      this.#recent[this.#recent.length - 1] = byte;
+      // Both markers end in "~": compared only then, with no allocation per byte.
+      const marker = byte === 0x7e;
       if (this.#inPaste) {
-        if (this.#recent === PASTE_END) this.#inPaste = false;
+        if (marker && this.#recent.equals(PASTE_END)) this.#inPaste = false;
         continue;
       }
-      if (this.#recent === PASTE_START) {
+      if (marker && this.#recent.equals(PASTE_START)) {
         this.#inPaste = true;
         this.#atLineStart = false;
         continue;
