@@ -96,6 +96,31 @@ describe('auth.device', async () => {
     // None of it logged the connection in.
     err = await refusal(c.request('whoami', {}));
     assert.equal(err.code, ErrorCode.AUTH_REQUIRED);
+    // A connection logged in as one user cannot prove a device of another: refused before any
+    // token is made for that device.
+    const doraKey = generateDeviceKey();
+    await register('dora', doraKey);
+    const tokensOf = (key: DeviceKeyPair) => {
+      const db = new BetterSqlite3(join(r.dataDir, 'switchboard.db'), { readonly: true });
+      try {
+        return (
+          db
+            .prepare(
+              'SELECT count(*) AS n FROM auth_tokens t JOIN devices d ON d.id = t.device_id WHERE d.public_key = ?',
+            )
+            .get(key.publicKey.toString('base64')) as { n: number }
+        ).n;
+      } finally {
+        db.close();
+      }
+    };
+    c = await connect();
+    await c.authenticateDevice('ezra', key);
+    const before = tokensOf(doraKey);
+    err = await refusal(c.authenticateDevice('dora', doraKey));
+    assert.equal(err.code, ErrorCode.BAD_CREDENTIALS);
+    assert.match(err.message, /already logged in as another user/);
+    assert.equal(tokensOf(doraKey), before);
   });
 
   it("revokes a device: its proofs, tokens and password logins stop, it leaves the user's keys, and its connections close", async () => {

@@ -282,13 +282,7 @@ async function login(
   req: Params<'auth.login'>,
   s: Services,
 ): Promise<Results['auth.login']> {
-  // Refuse before verifying: setAuth would refuse anyway, but only after a token was issued.
-  if (conn.auth && conn.auth.user.name !== req.user) {
-    throw new AuthError(
-      ErrorCode.BAD_CREDENTIALS,
-      'this connection is already logged in as another user',
-    );
-  }
+  refuseOtherUser(conn, req.user);
   const result = await s.auth.login(req.user, req.password, req.device, {
     address: conn.address,
     challenge: conn.challenge,
@@ -313,11 +307,28 @@ async function tokenAuth(
 ): Promise<Results['auth.token']> {
   const auth = await s.auth.authenticate(req.token);
   await setAuth(conn, auth, s);
+  return authReply(auth);
+}
+
+/** The reply of `auth.token` and `auth.device`: who the connection is now. */
+function authReply(auth: Authenticated): Results['auth.token'] {
   return {
     user: auth.user.name,
     device: devicePeerInfo(auth.user.name, auth.device),
     expiresAt: new Date(auth.expiresAt).toISOString(),
   };
+}
+
+/**
+ * Refuses a login as `user` on a connection logged in as someone else, before verifying anything:
+ * setAuth would refuse too, but only after a token was issued.
+ */
+function refuseOtherUser(conn: Connection, user: string): void {
+  if (conn.auth && conn.auth.user.name !== user)
+    throw new AuthError(
+      ErrorCode.BAD_CREDENTIALS,
+      'this connection is already logged in as another user',
+    );
 }
 
 async function logout(
@@ -511,12 +522,7 @@ async function deviceAuth(
   req: Params<'auth.device'>,
   s: Services,
 ): Promise<Results['auth.device']> {
-  if (conn.auth && conn.auth.user.name !== req.user) {
-    throw new AuthError(
-      ErrorCode.BAD_CREDENTIALS,
-      'this connection is already logged in as another user',
-    );
-  }
+  refuseOtherUser(conn, req.user);
   const token = await s.auth.deviceLogin(req.user, req.publicKey, req.proof, {
     challenge: conn.challenge,
     relayFingerprint: s.fingerprint,
@@ -527,11 +533,7 @@ async function deviceAuth(
     { user: auth.user.name, device: auth.device.fingerprint, conn: conn.id },
     'device auth',
   );
-  return {
-    user: auth.user.name,
-    device: devicePeerInfo(auth.user.name, auth.device),
-    expiresAt: new Date(auth.expiresAt).toISOString(),
-  };
+  return authReply(auth);
 }
 
 async function devicesList(
