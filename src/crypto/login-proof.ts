@@ -36,10 +36,20 @@ export function verifyLoginProof(
   user: string,
   proof: string,
 ): boolean {
+  return verifyProof(publicKey, challenge, proof, () => loginProofMessage(challenge, user));
+}
+
+/** A base64 proof checked against the signed bytes `message()` builds; never throws. */
+function verifyProof(
+  publicKey: Uint8Array,
+  challenge: Uint8Array,
+  proof: string,
+  message: () => Buffer,
+): boolean {
   if (challenge.length !== LOGIN_CHALLENGE_BYTES) return false;
   const signature = Buffer.from(proof, 'base64');
   if (signature.length !== SIGNATURE_BYTES) return false;
-  return verifySignature(publicKey, loginProofMessage(challenge, user), signature);
+  return verifySignature(publicKey, message(), signature);
 }
 
 /**
@@ -48,7 +58,7 @@ export function verifyLoginProof(
  * fingerprint binds it to the relay the device sees: a relay that passes another relay's challenge
  * on gets a proof that relay refuses.
  */
-export function deviceAuthMessage(challenge: Uint8Array, user: string, relay: string): Buffer {
+function deviceAuthMessage(challenge: Uint8Array, user: string, relay: string): Buffer {
   return Buffer.concat([
     Buffer.from(`${DEVICE_AUTH_CONTEXT}\0`, 'utf8'),
     challenge,
@@ -73,8 +83,5 @@ export function verifyDeviceAuth(
   relay: string,
   proof: string,
 ): boolean {
-  if (challenge.length !== LOGIN_CHALLENGE_BYTES) return false;
-  const signature = Buffer.from(proof, 'base64');
-  if (signature.length !== SIGNATURE_BYTES) return false;
-  return verifySignature(publicKey, deviceAuthMessage(challenge, user, relay), signature);
+  return verifyProof(publicKey, challenge, proof, () => deviceAuthMessage(challenge, user, relay));
 }
