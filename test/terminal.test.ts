@@ -386,7 +386,13 @@ describe('remote terminal', () => {
     await ctl.waitForText('exit 3');
     const stream = host.placed(info.welcome.attachment)!.stream;
     const exited = once(stream, 'exit');
+    // The shell ends only once the host knows the controller is gone (else the exit would be
+    // sent to the dead connection: see the closing note on that race).
+    const dropped = new Promise<void>((resolve) =>
+      host.on('notice', (t: string) => t.startsWith("bob's connection dropped") && resolve()),
+    );
     ctl.session.simulateDrop();
+    await dropped;
     closeSync(openSync(gate, 'w'));
     await exited;
     reconnect();
