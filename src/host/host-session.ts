@@ -54,6 +54,8 @@ export interface HostSessionOptions {
   record?: RecordingOptions;
   /** `agent --tag KEY=VALUE`s, registered with the session (`sessions --tag` selects by them). */
   tags?: Record<string, string>;
+  /** Users the agent's --policy grants commands to: the relay routes their exec (not the terminal). */
+  operators?: readonly string[];
   detachedTtlMs?: number;
   /** Default SLOW_CONTROLLER_TIMEOUT_MS. */
   slowControllerTimeoutMs?: number;
@@ -99,11 +101,13 @@ export class HostSession extends EventEmitter {
   /** Aborted by stop(): ends a reconnect's wait at once. */
   readonly #stopping = new AbortController();
   #sweep: NodeJS.Timeout | undefined;
+  #operators: string[];
 
   constructor(options: HostSessionOptions) {
     super();
     this.#o = options;
     this.#services = new Map((options.services ?? DEFAULT_SERVICES).map((svc) => [svc.name, svc]));
+    this.#operators = [...(options.operators ?? [])];
     if (options.kind === 'share' && !options.stream) throw new TypeError('share needs a stream');
     if (options.kind === 'agent' && !options.spawnShell)
       throw new TypeError('agent needs spawnShell');
@@ -140,6 +144,7 @@ export class HostSession extends EventEmitter {
         viewers: [...this.#o.policy.viewers],
         services: [...this.#services.keys()],
         ...(this.#o.tags && Object.keys(this.#o.tags).length > 0 ? { tags: this.#o.tags } : {}),
+        ...(this.#operators.length > 0 ? { operators: this.#operators } : {}),
       });
       this.#sessionId = sessionId;
     } catch (err) {
@@ -207,6 +212,20 @@ export class HostSession extends EventEmitter {
       stopped: () => this.#stopped,
       notice: (text) => this.notice(text),
     });
+  }
+
+  /**
+   * A reloaded --policy names other users: the relay routes their exec from now on (and at
+   * every later registration). Sent at once when connected; a reconnect registers the new list.
+   */
+  async setOperators(operators: readonly string[]): Promise<void> {
+    this.#operators = [...operators];
+    const client = this.#client;
+    if (client && this.#sessionId)
+      await client.request('session.update', {
+        sessionId: this.#sessionId,
+        operators: this.#operators,
+      });
   }
 
   /** The terminal service's peers, so `drop` can reach them. */

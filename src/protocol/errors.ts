@@ -39,6 +39,12 @@ export const ErrorCode = {
   PEER_GONE: 'PEER_GONE',
   CHANNEL_CLOSED: 'CHANNEL_CLOSED',
   SLOW_PEER: 'SLOW_PEER',
+  /** A signed request (exec, push) whose signature is missing, forged, or not for this agent. */
+  SIGNATURE_INVALID: 'SIGNATURE_INVALID',
+  /** A signed request seen before, or signed for another channel: a replay. */
+  REQUEST_REPLAYED: 'REQUEST_REPLAYED',
+  /** A signed request whose time is too far from the agent's clock. */
+  REQUEST_STALE: 'REQUEST_STALE',
   /** The target does not serve the service a channel asked for. */
   SERVICE_UNAVAILABLE: 'SERVICE_UNAVAILABLE',
   // end-to-end

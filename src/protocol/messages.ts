@@ -154,7 +154,11 @@ export const RequestParams = {
     services: z.array(service).min(1).max(MAX_SERVICES_PER_SESSION).optional(),
     /** The host's `--tag KEY=VALUE`s. */
     tags: tags.optional(),
+    /** Users the agent's --policy grants commands to: routed to its exec and push, never its terminal. */
+    operators: userList.optional(),
   }),
+  /** A live host changes what it registered: an agent's reloaded --policy names other operators. */
+  'session.update': z.object({ sessionId, operators: userList }),
   'session.unregister': z.object({ sessionId }),
   /** With `tags`: only sessions carrying every one (filtered before the reply's cap). */
   'sessions.list': z.object({ tags: tags.optional() }),
@@ -281,6 +285,7 @@ export interface Results {
   };
   'keys.get': { user: string; devices: PeerInfo[] };
   'session.register': { sessionId: string };
+  'session.update': { sessionId: string };
   'session.unregister': { removed: boolean };
   /** `truncated`: there were more than SESSIONS_LIST_MAX; the first ones by age are listed. */
   'sessions.list': { sessions: SessionSummary[]; truncated?: boolean };

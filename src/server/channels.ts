@@ -18,15 +18,19 @@ import type { Connection } from './connection.js';
 import { devicePeerInfo, peerInfoOf, type LiveSession } from './directory.js';
 import type { Services } from './handlers.js';
 
+/** What an agent's policy users (`operators`) may open: the services that check the policy. */
+export const OPERATOR_SERVICES: ReadonlySet<string> = new Set(['exec', 'push']);
+
 /** Relay-side access check; the host checks again and its answer is the one that counts. */
 export function relayAccess(
   row: RemoteSessionRow,
   userId: number,
   userName: string,
-): 'owner' | 'allow' | 'viewer' | 'ask' | 'none' {
+): 'owner' | 'allow' | 'viewer' | 'operator' | 'ask' | 'none' {
   if (row.ownerId === userId) return 'owner';
   if (row.allow.includes(userName)) return 'allow';
   if (row.viewers.includes(userName)) return 'viewer';
+  if (row.kind === 'agent' && row.operators.includes(userName)) return 'operator';
   return row.kind === 'share' ? 'ask' : 'none';
 }
 
@@ -68,6 +72,13 @@ async function toSession(
     throw new SessionError(
       ErrorCode.NOT_ALLOWED,
       `you are not allowed on session "${sessionId}"; ask its owner to add you with --allow`,
+    );
+  }
+  // An agent's --policy grants commands, not a shell: the agent decides what they may run.
+  if (access === 'operator' && !OPERATOR_SERVICES.has(service)) {
+    throw new SessionError(
+      ErrorCode.NOT_ALLOWED,
+      `session "${sessionId}" grants you commands (switchboard exec), not "${service}"`,
     );
   }
   if (!live.services.has(service)) {

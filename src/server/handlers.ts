@@ -154,6 +154,7 @@ const HANDLERS: HandlerTable = {
   'users.list': entry({ auth: 'user', door: 'any', handler: usersList }),
   'keys.get': entry({ auth: 'user', door: 'any', handler: keysGet }),
   'session.register': entry({ auth: 'user', door: 'websocket', handler: sessionRegister }),
+  'session.update': entry({ auth: 'user', door: 'websocket', handler: sessionUpdate }),
   'session.unregister': entry({ auth: 'user', door: 'websocket', handler: sessionUnregister }),
   'sessions.list': entry({ auth: 'user', door: 'any', handler: sessionsList }),
   'session.attach': entry({ auth: 'user', door: 'websocket', handler: sessionAttach }),
@@ -679,6 +680,7 @@ async function registerOne(
           allow: req.allow,
           viewers: req.viewers,
           ...(req.tags ? { tags: req.tags } : {}),
+          ...(req.operators ? { operators: req.operators } : {}),
         },
         now,
       );
@@ -721,6 +723,23 @@ async function registerOne(
     'session live',
   );
   return { sessionId };
+}
+
+async function sessionUpdate(
+  conn: UserCaller,
+  req: Params<'session.update'>,
+  s: Services,
+): Promise<Results['session.update']> {
+  const live = await s.state.sessions.locate(req.sessionId);
+  if (!live || live.host !== conn)
+    throw new SessionError(
+      ErrorCode.SESSION_NOT_FOUND,
+      `session "${req.sessionId}" is not registered on this connection`,
+    );
+  await s.store.remoteSessions.setOperators(req.sessionId, req.operators);
+  live.row = { ...live.row, operators: req.operators };
+  s.log.info({ session: req.sessionId, operators: req.operators.length }, 'session updated');
+  return { sessionId: req.sessionId };
 }
 
 async function sessionUnregister(

@@ -92,6 +92,7 @@ export class SessionLeases {
       renewLeases: (relayId, now, until) => repo.renewLeases(relayId, now, until),
       releaseLease: (id, relayId, now) => repo.releaseLease(id, relayId, now),
       releaseLeases: (relayId, now) => repo.releaseLeases(relayId, now),
+      setOperators: (id, operators) => repo.setOperators(id, operators),
       register: (row, now, lease) => {
         // A host back on this relay: a pending release must not end the new registration.
         this.#unreleased.delete(row.id);

@@ -498,6 +498,7 @@ class KyselyRemoteSessionsRepo implements RemoteSessionsRepo {
           allow: JSON.stringify(row.allow),
           viewers: JSON.stringify(row.viewers),
           tags: JSON.stringify(row.tags ?? {}),
+          operators: JSON.stringify(row.operators ?? []),
           created_at: now,
           last_seen_at: now,
           status: 'live',
@@ -513,6 +514,7 @@ class KyselyRemoteSessionsRepo implements RemoteSessionsRepo {
               allow: eb.ref('excluded.allow'),
               viewers: eb.ref('excluded.viewers'),
               tags: eb.ref('excluded.tags'),
+              operators: eb.ref('excluded.operators'),
               last_seen_at: eb.ref('excluded.last_seen_at'),
               status: eb.ref('excluded.status'),
               relay_id: eb.ref('excluded.relay_id'),
@@ -542,6 +544,16 @@ class KyselyRemoteSessionsRepo implements RemoteSessionsRepo {
       await this.#db
         .updateTable('remote_sessions')
         .set({ status, last_seen_at: now, relay_id: null, lease_until: null })
+        .where('id', '=', id)
+        .execute();
+    });
+  }
+
+  setOperators(id: string, operators: string[]): Promise<void> {
+    return guard('remoteSessions.setOperators', async () => {
+      await this.#db
+        .updateTable('remote_sessions')
+        .set({ operators: JSON.stringify(operators) })
         .where('id', '=', id)
         .execute();
     });
@@ -786,6 +798,7 @@ function toRemoteSession(r: Selectable<RemoteSessionsTable>, now?: number): Remo
     allow: parseStringArray(r.allow),
     viewers: parseStringArray(r.viewers),
     tags: parseStringRecord(r.tags),
+    operators: parseStringArray(r.operators),
     createdAt: r.created_at,
     lastSeenAt: r.last_seen_at,
     status: expired ? 'offline' : r.status,

@@ -203,6 +203,19 @@ export const migrations: Readonly<Record<string, Migration>> = Object.freeze({
       await db.schema.alterTable('remote_sessions').dropColumn('tags').execute();
     },
   },
+  '0006_session_operators': {
+    async up(db: Kysely<unknown>): Promise<void> {
+      // The users an agent's --policy grants commands to: the relay routes their exec and push
+      // channels (never the terminal), and the agent decides what they may run.
+      await db.schema
+        .alterTable('remote_sessions')
+        .addColumn('operators', 'text', (c) => c.notNull().defaultTo('[]'))
+        .execute();
+    },
+    async down(db: Kysely<unknown>): Promise<void> {
+      await db.schema.alterTable('remote_sessions').dropColumn('operators').execute();
+    },
+  },
 });
 
 const provider: MigrationProvider = {

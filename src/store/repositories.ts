@@ -121,11 +121,11 @@ export interface SessionLease {
 }
 
 /** A terminal reachable through the relay. All times epoch ms. */
-/** What `remoteSessions.register` takes: the row's own fields, tags optional (default none). */
+/** What `remoteSessions.register` takes: the row's own fields, tags and operators optional (default none). */
 export type RegisterRow = Omit<
   RemoteSessionRow,
-  'createdAt' | 'status' | 'lastSeenAt' | 'relayId' | 'leaseUntil' | 'tags'
-> & { tags?: Record<string, string> };
+  'createdAt' | 'status' | 'lastSeenAt' | 'relayId' | 'leaseUntil' | 'tags' | 'operators'
+> & { tags?: Record<string, string>; operators?: string[] };
 
 export interface RemoteSessionRow {
   id: string;
@@ -141,6 +141,11 @@ export interface RemoteSessionRow {
   viewers: string[];
   /** The host's `--tag KEY=VALUE`s; a stored value that is not a JSON object of strings reads `{}`. */
   tags: Record<string, string>;
+  /**
+   * Users the agent's --policy grants commands to: they may open its exec and push channels,
+   * never its terminal (same corrupt-value rule as `allow`).
+   */
+  operators: string[];
   createdAt: number;
   /**
    * When the host was last known to be connected: set by register, setStatus, the lease
@@ -180,6 +185,8 @@ export interface RemoteSessionsRepo {
    * newer registration; 'live' needs a lease, so only register makes a session live.
    */
   setStatus(id: string, status: RemoteSessionRow['status'], now: number): Promise<void>;
+  /** Replaces the session's operators (an agent reloaded its --policy); a missing id is a no-op. */
+  setOperators(id: string, operators: string[]): Promise<void>;
   /**
    * Extends every live lease `relayId` holds to `until` and sets their lastSeenAt = now, in one
    * UPDATE, expired ones included (no other relay has taken them); returns how many.

@@ -58,6 +58,8 @@ export interface RemoteSessionsTable {
   lease_until: number | null;
   /** JSON text: Record<string, string>, the host's `--tag KEY=VALUE`s (migration 0005). */
   tags: string;
+  /** JSON text: string[], the users the agent's --policy names (migration 0006). */
+  operators: string;
 }
 
 /** A sign-up invite; only the SHA-256 of its code is stored. */

@@ -187,14 +187,14 @@ const DEVICE_REVOCATION_SQLITE_SCHEMA: ReadonlyArray<
   ],
 ];
 
-/** What 0005_session_tags changed (SQLite appends the column to the stored DDL). */
+/** What 0005_session_tags and 0006_session_operators changed (SQLite appends the column to the stored DDL). */
 const SESSION_TAGS_SQLITE_SCHEMA: ReadonlyArray<
   readonly [type: string, name: string, sql: string]
 > = [
   [
     'table',
     'remote_sessions',
-    'CREATE TABLE "remote_sessions" ("id" text primary key, "owner_id" integer not null references "users" ("id") on delete cascade, "kind" text not null, "host_name" text not null, "allow" text default \'[]\' not null, "viewers" text default \'[]\' not null, "created_at" bigint not null, "last_seen_at" bigint not null, "status" text not null, "relay_id" text, "lease_until" bigint, "tags" text default \'{}\' not null, constraint "remote_sessions_kind_check" check (kind in (\'share\', \'agent\')), constraint "remote_sessions_status_check" check (status in (\'live\', \'offline\', \'closed\')))',
+    'CREATE TABLE "remote_sessions" ("id" text primary key, "owner_id" integer not null references "users" ("id") on delete cascade, "kind" text not null, "host_name" text not null, "allow" text default \'[]\' not null, "viewers" text default \'[]\' not null, "created_at" bigint not null, "last_seen_at" bigint not null, "status" text not null, "relay_id" text, "lease_until" bigint, "tags" text default \'{}\' not null, "operators" text default \'[]\' not null, constraint "remote_sessions_kind_check" check (kind in (\'share\', \'agent\')), constraint "remote_sessions_status_check" check (status in (\'live\', \'offline\', \'closed\')))',
   ],
 ];
 
@@ -514,6 +514,7 @@ function repositorySuite(b: Backend): void {
         ownerId: aliceId,
         ...fields,
         tags: {},
+        operators: [],
         createdAt: 1_000,
         lastSeenAt: 1_000,
         status: 'live',
@@ -531,11 +532,12 @@ function repositorySuite(b: Backend): void {
           allow: ['carol'],
           viewers: ['bob'],
           tags: { env: 'prod' },
+          operators: ['dave'],
         },
         2_000,
         { relayId: 'relay-b', until: 32_000 },
       );
-      // Re-registering replaces the tags with the host's current ones.
+      // Re-registering replaces the tags and operators with the host's current ones.
       assert.deepEqual(again, {
         id: 's1',
         ownerId: aliceId,
@@ -544,12 +546,20 @@ function repositorySuite(b: Backend): void {
         allow: ['carol'],
         viewers: ['bob'],
         tags: { env: 'prod' },
+        operators: ['dave'],
         createdAt: 1_000,
         lastSeenAt: 2_000,
         status: 'live',
         relayId: 'relay-b',
         leaseUntil: 32_000,
       });
+      // An agent that reloaded its policy: only the operators change.
+      await store.remoteSessions.setOperators('s1', ['erin']);
+      const updated = await store.remoteSessions.find('s1', 2_000);
+      assert.deepEqual(updated?.operators, ['erin']);
+      assert.deepEqual(updated?.tags, { env: 'prod' });
+      await store.remoteSessions.setOperators('missing', ['erin']);
+      await store.remoteSessions.setOperators('s1', ['dave']);
 
       assert.equal(
         await store.remoteSessions.register({ id: 's1', ownerId: bobId, ...fields }, 3_000, {
@@ -1018,6 +1028,7 @@ describe('sqlite', () => {
           { name: '0003_session_leases' },
           { name: '0004_device_revocation' },
           { name: '0005_session_tags' },
+          { name: '0006_session_operators' },
         ],
         'only the new migrations ran',
       );

@@ -9,14 +9,7 @@ import { KnownServers } from '../../client/known-servers.js';
 import { keyFingerprint } from '../../crypto/device-key.js';
 import { APPROVAL_TIMEOUT_MS } from '../../host/timeouts.js';
 import { ErrorCode, SwitchboardError } from '../../protocol/errors.js';
-import {
-  SESSION_ID_RE,
-  USERNAME_RE,
-  type PeerInfo,
-  MAX_TAGS,
-  TAG_KEY_RE,
-  TAG_VALUE_RE,
-} from '../../protocol/messages.js';
+import { SESSION_ID_RE, USERNAME_RE, type PeerInfo } from '../../protocol/messages.js';
 import { authedConnector, withSession } from '../client-context.js';
 import {
   CLIENT_OPTIONS,
@@ -33,6 +26,8 @@ import { Exit, UsageError, exitCodeFor } from '../exit-codes.js';
 import { writeFileAtomic } from '../../client/atomic-file.js';
 import { FILES, type Home } from '../home.js';
 import { ago, json, table } from '../output.js';
+import { TAG_OPTION, tagsOption } from '../tags.js';
+import type { ExecRecord } from '../../host/services/exec.js';
 import { LocalTerminal } from '../terminal-io.js';
 
 const RESUME_FILE = 'attachments.json';
@@ -48,12 +43,26 @@ const SHARE_EXIT_DELIVERY_TIMEOUT_MS = 2_000; // ms
  * starts faster without the emulator (measured in docs/performance.md).
  */
 async function hostModules() {
-  const [{ HostSession }, { spawnPty }, { TerminalStream }] = await Promise.all([
+  const [{ HostSession, DEFAULT_SERVICES }, { spawnPty }, { TerminalStream }] = await Promise.all([
     import('../../host/host-session.js'),
     import('../../host/pty.js'),
     import('../../host/terminal-stream.js'),
   ]);
-  return { HostSession, spawnPty, TerminalStream };
+  return { HostSession, DEFAULT_SERVICES, spawnPty, TerminalStream };
+}
+
+/** `agent --policy FILE`, checked at start: an invalid file is a usage error naming the line. */
+async function policyOption(inv: Invocation) {
+  const file = str(inv, 'policy');
+  if (file === undefined) return undefined;
+  const { loadPolicy, PolicyError } = await import('../../host/policy.js');
+  const path = resolvePath(file);
+  try {
+    return { path, policy: loadPolicy(path), load: () => loadPolicy(path), PolicyError };
+  } catch (err) {
+    if (err instanceof PolicyError) throw new UsageError(`--policy: ${err.message}`);
+    throw err;
+  }
 }
 
 /**
@@ -143,29 +152,6 @@ async function checkNamedUsers(inv: Invocation, conn: Connector, warn: (text: st
   );
 }
 
-/**
- * `--tag KEY=VALUE`s as a record: a UsageError for a malformed one (or a key given twice with
- * different values, for `agent`).
- */
-function tagsOption(inv: Invocation): Record<string, string> {
-  const tags: Record<string, string> = {};
-  for (const text of list(inv, 'tag')) {
-    const eq = text.indexOf('=');
-    const key = eq < 0 ? text : text.slice(0, eq);
-    const value = eq < 0 ? undefined : text.slice(eq + 1);
-    if (value === undefined || !TAG_KEY_RE.test(key) || !TAG_VALUE_RE.test(value))
-      throw new UsageError(
-        `--tag ${text}: write KEY=VALUE, KEY a lower-case word (a-z, 0-9, _ . -), VALUE up to 64 of A-Z a-z 0-9 _ . : / @ + -`,
-      );
-    if (tags[key] !== undefined && tags[key] !== value)
-      throw new UsageError(`--tag ${key} is given twice, with different values`);
-    tags[key] = value;
-  }
-  if (Object.keys(tags).length > MAX_TAGS)
-    throw new UsageError(`at most ${MAX_TAGS} --tag options`);
-  return tags;
-}
-
 /** `--record DIR` (made 0700 if missing, and it must be writable) and `--record-input`. */
 function recordOption(inv: Invocation): { dir: string; input: boolean } | undefined {
   const dir = str(inv, 'record');
@@ -183,15 +169,6 @@ function recordOption(inv: Invocation): { dir: string; input: boolean } | undefi
   }
   return { dir: resolvePath(dir), input: bool(inv, 'record-input') };
 }
-
-const TAG_OPTION = {
-  tag: {
-    type: 'string',
-    multiple: true,
-    value: 'KEY=VALUE',
-    description: 'a tag (repeatable), e.g. --tag env=prod --tag role=web',
-  },
-} as const;
 
 const HOST_OPTIONS = {
   allow: {
@@ -457,6 +434,12 @@ export const agent: Command = {
       type: 'boolean',
       description: 'with --record, keystrokes too (they include whatever is typed, passwords too)',
     },
+    policy: {
+      type: 'string',
+      value: 'FILE',
+      description:
+        'what other users may exec and push here (JSON or YAML; reloaded on SIGHUP; `switchboard policy check FILE`)',
+    },
     'start-timeout': {
       type: 'string',
       value: 'S',
@@ -471,6 +454,8 @@ export const agent: Command = {
     const tags = tagsOption(inv);
     const record = recordOption(inv);
     const shell = shellOf(inv);
+    const policyFile = await policyOption(inv);
+    let policy = policyFile?.policy;
     const me = userInfo();
     const log = (text: string) => inv.io.stderr.write(`${new Date().toISOString()} ${text}\n`);
     // A relay that is down (or restarting) at start is waited for, within --start-timeout: a
@@ -490,11 +475,32 @@ export const agent: Command = {
     } finally {
       conn.client.close();
     }
-    const { HostSession, spawnPty } = await hostModules();
+    const { HostSession, DEFAULT_SERVICES, spawnPty } = await hostModules();
+    const { execService } = await import('../../host/services/exec.js');
+    // Like sshd: a clean environment, not the agent's own.
+    const cleanEnv = (term?: string): Record<string, string> => ({
+      HOME: me.homedir,
+      USER: me.username,
+      LOGNAME: me.username,
+      SHELL: shell,
+      PATH: inv.io.env['PATH'] ?? '/usr/local/bin:/usr/bin:/bin',
+      ...(term ? { TERM: term } : {}),
+      LANG: inv.io.env['LANG'] ?? 'C.UTF-8',
+      SWITCHBOARD_SESSION: sessionId,
+    });
     const host = new HostSession({
       kind: 'agent',
       sessionId,
       tags,
+      operators: policy ? [...policy.users.keys()] : [],
+      services: [
+        ...DEFAULT_SERVICES,
+        execService({
+          policy: () => policy,
+          env: (user) => ({ ...cleanEnv(), SWITCHBOARD_USER: user }),
+          cwd: me.homedir,
+        }),
+      ],
       ...(record ? { record } : {}),
       ...hostBase(inv, conn, 'agent'),
       spawnShell: (cols, rows, term) =>
@@ -502,22 +508,47 @@ export const agent: Command = {
           file: shell,
           args: ['-l'],
           cwd: me.homedir,
-          // Like sshd: a clean environment, not the agent's own.
-          env: {
-            HOME: me.homedir,
-            USER: me.username,
-            LOGNAME: me.username,
-            SHELL: shell,
-            PATH: inv.io.env['PATH'] ?? '/usr/local/bin:/usr/bin:/bin',
-            TERM: term,
-            LANG: inv.io.env['LANG'] ?? 'C.UTF-8',
-            SWITCHBOARD_SESSION: sessionId,
-          },
+          env: cleanEnv(term),
           cols,
           rows,
         }),
     });
     host.on('notice', log);
+    host.on('exec', (r: ExecRecord) => {
+      const how = r.exit
+        ? r.exit.code !== null
+          ? `exit ${r.exit.code}`
+          : `signal ${r.exit.signal ?? '?'}`
+        : `${r.code ?? 'refused'}`;
+      log(
+        `exec by ${r.user} (${r.fingerprint}): ${r.decision} by ${r.rule}; ${how}` +
+          (r.exit
+            ? ` in ${r.exit.durationMs} ms, ${r.exit.stdout.bytes}+${r.exit.stderr.bytes} bytes out`
+            : ''),
+      );
+    });
+    // SIGHUP reloads --policy; an invalid file keeps the policy in force and says why.
+    const onHup = (): void => {
+      if (!policyFile) {
+        log('SIGHUP: no --policy to reload');
+        return;
+      }
+      try {
+        policy = policyFile.load();
+      } catch (err) {
+        log(
+          `SIGHUP: kept the policy in force; ${policyFile.path} is invalid: ${(err as Error).message}`,
+        );
+        return;
+      }
+      log(`SIGHUP: reloaded ${policyFile.path} (${policy.users.size} users)`);
+      void host
+        .setOperators([...policy.users.keys()])
+        .catch((err: unknown) =>
+          log(`the relay did not take the new policy's users yet: ${(err as Error).message}`),
+        );
+    };
+    process.on('SIGHUP', onHup);
     host.on('state', (s: string) =>
       log(s === 'reconnecting' ? 'lost the relay; reconnecting' : 'connected to the relay'),
     );
@@ -528,6 +559,7 @@ export const agent: Command = {
     inv.io.stdout.write(`${id}\n`);
     return new Promise<number>((resolve) => {
       const stop = (signal: string) => {
+        process.removeListener('SIGHUP', onHup);
         log(`stopping (${signal})`);
         void host.stop().then(() => resolve(Exit.OK));
       };

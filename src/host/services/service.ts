@@ -27,6 +27,11 @@ export interface ServiceContext {
 export interface HostService {
   /** The name controllers ask for in `channel.open` (SERVICE_RE). */
   readonly name: string;
+  /**
+   * The service makes its own access decision (exec and push, under the agent's policy): a peer
+   * the host's access rule denies still reaches it, and it refuses what the policy does not grant.
+   */
+  readonly decidesAccess?: boolean;
   /** Takes over one channel: sets its handlers, answers, closes it when done. */
   serve(ctx: ServiceContext): void;
 }

@@ -1,0 +1,857 @@
+// `switchboard exec`: a command on one agent (like `ssh host cmd`) or on a fleet (like pssh).
+import { createHash } from 'node:crypto';
+import { mkdirSync, readFileSync, writeFileSync, type WriteStream } from 'node:fs';
+import { basename, join } from 'node:path';
+import { StringDecoder } from 'node:string_decoder';
+import { constants as osConstants } from 'node:os';
+import { KnownPeers } from '../../client/known-peers.js';
+import { openService, secureOpened } from '../../client/open-channel.js';
+import type { RelayClient } from '../../client/relay-client.js';
+import { ExecCall, type ExecOutcome } from '../../client/services/exec.js';
+import { ErrorCode, SwitchboardError } from '../../protocol/errors.js';
+import {
+  EXEC_MAX_SCRIPT_BYTES,
+  EXEC_SERVICE,
+  type ExecCommand,
+  type ExecExit,
+} from '../../protocol/exec.js';
+import { FANOUT_MAX_TARGETS } from '../../protocol/limits.js';
+import type { Results, SessionSummary } from '../../protocol/messages.js';
+import { formatBytes, formatDuration, parseDuration } from '../../protocol/units.js';
+import {
+  CLIENT_OPTIONS,
+  bool,
+  numberOption,
+  str,
+  type Command,
+  type Invocation,
+} from '../command.js';
+import { connectAuthed, type Session } from '../client-context.js';
+import { Exit, UsageError, exitCodeFor } from '../exit-codes.js';
+import { FILES } from '../home.js';
+import { TAG_OPTION, tagsOption } from '../tags.js';
+
+/** Exit codes of a fan-out (the README lists them). */
+export const ExecExitCode = {
+  /** At least one host ran the command and it failed (non-zero, signal, limit) or was refused. */
+  SOME_FAILED: 6,
+  /** At least one host could not be reached (offline, no answer, lost mid-command). */
+  SOME_UNREACHABLE: 7,
+  /** One target: the agent stopped the command at its --timeout (as timeout(1) exits). */
+  TIMED_OUT: 124,
+} as const;
+
+/** Hosts running at once unless --parallel says otherwise. */
+export const EXEC_DEFAULT_PARALLEL = 32;
+/** The agent must finish the E2E handshake within this, or it is reported unreachable. */
+export const EXEC_CONNECT_TIMEOUT_MS = 10_000; // ms
+/** What --group keeps of one host's output to print as a block; the rest is counted, not shown. */
+export const EXEC_GROUP_BUFFER_BYTES = 16 * 1024 * 1024; // bytes
+
+const GLOB_CHARS = /[*?[]/;
+
+export const exec: Command = {
+  name: 'exec',
+  summary: 'Run a command on agents: one like `ssh host cmd`, many with live output and a summary.',
+  usage: '[TARGET] [--tag KEY=VALUE]... [options] -- CMD [ARGS...]',
+  details:
+    "TARGET is a session ID, a comma-separated list, or a glob (quote it: 'web-*'); --tag selects\n" +
+    'agents by their tags (all must match). The command runs as an argv, with no shell: ; | $ and\n' +
+    "quotes reach it literally. --shell 'LINE' runs /bin/sh -c LINE and --script FILE runs a local\n" +
+    "script with its #! interpreter, where the agent's policy allows it. Each request is signed by\n" +
+    "this device's key and sent end to end; the agent checks the signature and its --policy.\n" +
+    '\n' +
+    'One session ID: stdout and stderr come through raw and apart, stdin is forwarded (-n: not),\n' +
+    "and exec exits with the command's exit code (128+N for signal N, 124 at --timeout).\n" +
+    'Several targets, a glob or --tag: --parallel at a time, each line prefixed with its host\n' +
+    '(--group: each host in one block), a progress line on a terminal, a summary on stderr.\n' +
+    'Exits 0 if every host succeeded, 6 if any failed or was refused, 7 if any was unreachable.\n' +
+    'Ctrl-C cancels everywhere (SIGINT, then SIGTERM, then SIGKILL to the process group).\n' +
+    '--json prints NDJSON events: start, stdout, stderr, exit or unreachable per host, then summary.',
+  positionals: [0, Infinity],
+  rest: true,
+  options: {
+    ...TAG_OPTION,
+    tag: { ...TAG_OPTION.tag, description: 'agents with this tag (repeatable: all must match)' },
+    shell: {
+      type: 'string',
+      value: 'LINE',
+      description: 'run LINE through /bin/sh -c on the agent (if its policy allows)',
+    },
+    script: {
+      type: 'string',
+      value: 'FILE',
+      description: `send FILE (up to ${formatBytes(EXEC_MAX_SCRIPT_BYTES)}) and run it with its #! interpreter`,
+    },
+    parallel: {
+      type: 'string',
+      value: 'N',
+      description: `hosts at once (default ${EXEC_DEFAULT_PARALLEL})`,
+    },
+    timeout: {
+      type: 'string',
+      value: 'DURATION',
+      description: 'stop the command after this long on each host (30s, 5m, 1h)',
+    },
+    group: { type: 'boolean', description: "print each host's output in one block as it finishes" },
+    'out-dir': {
+      type: 'string',
+      value: 'DIR',
+      description:
+        "write each host's stdout and stderr to DIR, plus hosts.succeeded / hosts.failed",
+    },
+    'no-stdin': {
+      type: 'boolean',
+      short: 'n',
+      description: 'one target: do not forward standard input (the command reads nothing)',
+    },
+    json: { type: 'boolean', description: 'print NDJSON events instead of text' },
+    ...CLIENT_OPTIONS,
+  },
+  async run(inv) {
+    const request = parseRequest(inv);
+    const session = await connectAuthed(inv);
+    try {
+      const hosts = await selectHosts(session.client, request.target, request.tags);
+      if (request.single && !request.json) return await runOne(inv, session, hosts[0]!, request);
+      return await runMany(inv, session, hosts, request);
+    } finally {
+      session.client.close();
+    }
+  },
+};
+
+interface ExecRequestOptions {
+  target: string | undefined;
+  tags: Record<string, string>;
+  command: ExecCommand;
+  script?: Uint8Array;
+  timeoutMs?: number;
+  parallel: number;
+  /** One literal session ID, no --tag: behaves like `ssh host cmd`. */
+  single: boolean;
+  json: boolean;
+  group: boolean;
+  outDir?: string;
+}
+
+function parseRequest(inv: Invocation): ExecRequestOptions {
+  const tags = tagsOption(inv);
+  const hasTags = Object.keys(tags).length > 0;
+  // Without --, the first word is the target (unless --tag selects) and the rest the command.
+  let target: string | undefined;
+  let argv: string[];
+  if (inv.rest) {
+    if (inv.positionals.length > 1)
+      throw new UsageError(
+        `one TARGET before --, not "${inv.positionals.join(' ')}" (a list is comma-separated)`,
+      );
+    target = inv.positionals[0];
+    argv = inv.rest;
+  } else if (hasTags) {
+    argv = inv.positionals;
+  } else {
+    target = inv.positionals[0];
+    argv = inv.positionals.slice(1);
+  }
+  if (target === undefined && !hasTags)
+    throw new UsageError('name a TARGET (session ID, list or glob) or --tag KEY=VALUE');
+  const shell = str(inv, 'shell');
+  const scriptFile = str(inv, 'script');
+  const modes = [argv.length > 0, shell !== undefined, scriptFile !== undefined].filter(Boolean);
+  if (modes.length !== 1)
+    throw new UsageError(
+      modes.length === 0
+        ? 'no command: write it after -- (switchboard exec web-1 -- uname -a), or use --shell or --script'
+        : 'give one of: a command after --, --shell LINE, --script FILE (arguments after -- go to the script)',
+    );
+  let command: ExecCommand;
+  let script: Uint8Array | undefined;
+  if (scriptFile !== undefined) {
+    try {
+      script = readFileSync(scriptFile);
+    } catch (err) {
+      throw new UsageError(
+        `--script ${scriptFile}: cannot read it (${(err as NodeJS.ErrnoException).code ?? String(err)})`,
+      );
+    }
+    if (script.length === 0) throw new UsageError(`--script ${scriptFile} is empty`);
+    if (script.length > EXEC_MAX_SCRIPT_BYTES)
+      throw new UsageError(
+        `--script ${scriptFile} is ${formatBytes(script.length)}; at most ${formatBytes(EXEC_MAX_SCRIPT_BYTES)} (use switchboard push for files)`,
+      );
+    command = {
+      kind: 'script',
+      name: basename(scriptFile),
+      sha256: createHash('sha256').update(script).digest('hex'),
+      size: script.length,
+      args: inv.rest ?? [],
+    };
+  } else if (shell !== undefined) {
+    if (shell.trim() === '') throw new UsageError('--shell needs a command line');
+    command = { kind: 'shell', line: shell };
+  } else {
+    command = { kind: 'argv', argv };
+  }
+  const timeoutText = str(inv, 'timeout');
+  let timeoutMs: number | undefined;
+  if (timeoutText !== undefined) {
+    try {
+      timeoutMs = parseDuration(timeoutText);
+    } catch (err) {
+      throw new UsageError(`--timeout: ${(err as Error).message}`);
+    }
+  }
+  const parallel =
+    numberOption(str(inv, 'parallel'), 'parallel', 1, FANOUT_MAX_TARGETS, true) ??
+    EXEC_DEFAULT_PARALLEL;
+  const single =
+    target !== undefined && !hasTags && !target.includes(',') && !GLOB_CHARS.test(target);
+  const outDir = str(inv, 'out-dir');
+  return {
+    target,
+    tags,
+    command,
+    ...(script ? { script } : {}),
+    ...(timeoutMs !== undefined ? { timeoutMs } : {}),
+    parallel,
+    single: single && !bool(inv, 'group') && outDir === undefined,
+    json: bool(inv, 'json'),
+    group: bool(inv, 'group'),
+    ...(outDir !== undefined ? { outDir } : {}),
+  };
+}
+
+/** A glob over session IDs: `*` any run, `?` one character, `[...]` a class. */
+export function globRegExp(glob: string): RegExp {
+  let re = '';
+  for (let i = 0; i < glob.length; i++) {
+    const c = glob[i]!;
+    if (c === '*') re += '.*';
+    else if (c === '?') re += '.';
+    else if (c === '[') {
+      const end = glob.indexOf(']', i + 1);
+      if (end < 0) throw new UsageError(`"${glob}": a [ without its ]`);
+      const body = glob
+        .slice(i + 1, end)
+        .replace(/^!/, '^')
+        .replace(/[\\\]]/g, '\\$&');
+      re += `[${body}]`;
+      i = end;
+    } else re += c.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  }
+  return new RegExp(`^${re}$`);
+}
+
+/**
+ * The sessions TARGET and --tag name, among those the relay lists for me. Nothing matching is
+ * a usage error that says what exists; a literal ID not listed is one too.
+ */
+async function selectHosts(
+  client: RelayClient,
+  target: string | undefined,
+  tags: Record<string, string>,
+): Promise<SessionSummary[]> {
+  const hasTags = Object.keys(tags).length > 0;
+  const { sessions } = await client.request('sessions.list', hasTags ? { tags } : {});
+  const agents = sessions.filter((s) => s.kind === 'agent');
+  const exists = (): string => {
+    const names = agents.map((s) => s.sessionId);
+    if (names.length === 0)
+      return hasTags
+        ? 'no agent you may reach has those tags (switchboard sessions lists what you may reach)'
+        : 'you may reach no agent (switchboard sessions lists sessions)';
+    const shown = names.slice(0, 20).join(', ');
+    return `agents you may reach${hasTags ? ' with those tags' : ''}: ${shown}${names.length > 20 ? `, and ${names.length - 20} more` : ''}`;
+  };
+  if (target === undefined) {
+    if (agents.length === 0) throw new UsageError(exists());
+    return agents;
+  }
+  const chosen = new Map<string, SessionSummary>();
+  for (const pattern of target.split(',').map((p) => p.trim())) {
+    if (pattern === '') throw new UsageError(`"${target}": an empty name in the list`);
+    if (GLOB_CHARS.test(pattern)) {
+      const re = globRegExp(pattern);
+      const hits = agents.filter((s) => re.test(s.sessionId));
+      if (hits.length === 0) throw new UsageError(`"${pattern}" matches no agent; ${exists()}`);
+      for (const s of hits) chosen.set(s.sessionId, s);
+    } else {
+      const hit = agents.find((s) => s.sessionId === pattern);
+      if (!hit) {
+        const share = sessions.find((s) => s.sessionId === pattern);
+        throw new UsageError(
+          share
+            ? `"${pattern}" is a share, not an agent: exec runs on agents (switchboard agent)`
+            : `no agent "${pattern}"${hasTags ? ' with those tags' : ''}; ${exists()}`,
+        );
+      }
+      chosen.set(hit.sessionId, hit);
+    }
+  }
+  return [...chosen.values()];
+}
+
+function callOptions(session: Session, request: ExecRequestOptions) {
+  return {
+    service: EXEC_SERVICE,
+    user: session.me.user,
+    key: session.home.deviceKey(),
+    server: session.login.server,
+    knownPeers: new KnownPeers(session.home.path(FILES.knownPeers)),
+    timeoutMs: EXEC_CONNECT_TIMEOUT_MS,
+    command: request.command,
+    ...(request.script ? { script: request.script } : {}),
+    ...(request.timeoutMs !== undefined ? { timeoutMs: request.timeoutMs } : {}),
+  };
+}
+
+/** The exit status a shell would give: the code, or 128 + the signal's number. */
+export function shellStatus(exit: ExecExit): number {
+  if (exit.code !== null) return exit.code;
+  const n = exit.signal ? osConstants.signals[exit.signal as NodeJS.Signals] : undefined;
+  return n === undefined ? Exit.FAILURE : 128 + n;
+}
+
+/** One target, as `ssh host cmd`: raw output, stdin forwarded, the command's exit code. */
+async function runOne(
+  inv: Invocation,
+  session: Session,
+  host: SessionSummary,
+  request: ExecRequestOptions,
+): Promise<number> {
+  const io = inv.io;
+  const o = callOptions(session, request);
+  const { channel, opened } = await openService(session.client, {
+    ...o,
+    target: { kind: 'session', sessionId: host.sessionId },
+  });
+  const forwardStdin = !bool(inv, 'no-stdin');
+  const outHash = createHash('sha256');
+  const errHash = createHash('sha256');
+  const call = new ExecCall(
+    {
+      channel,
+      user: o.user,
+      key: o.key,
+      session: host.sessionId,
+      agentFingerprint: opened.host.fingerprint,
+      command: o.command,
+      ...(o.script ? { script: o.script } : {}),
+      ...(o.timeoutMs !== undefined ? { timeoutMs: o.timeoutMs } : {}),
+      stdin: forwardStdin,
+    },
+    {
+      onStdout: (data, done) => {
+        outHash.update(data);
+        writeOrDrop(io.stdout, data, done);
+      },
+      onStderr: (data, done) => {
+        errHash.update(data);
+        writeOrDrop(io.stderr, data, done);
+      },
+      onStdinDrain: () => io.stdin.resume(),
+    },
+  );
+  const onData = (chunk: Buffer): void => {
+    if (!call.writeStdin(chunk)) io.stdin.pause();
+  };
+  const onEnd = (): void => call.endStdin();
+  if (forwardStdin) {
+    io.stdin.on('data', onData);
+    io.stdin.once('end', onEnd);
+    io.stdin.on('error', onEnd);
+    io.stdin.resume();
+  }
+  let interrupts = 0;
+  const onSigint = (): void => {
+    interrupts += 1;
+    if (interrupts === 1) call.cancel();
+    else call.abandon('cancelled');
+  };
+  process.on('SIGINT', onSigint);
+  let outcome: ExecOutcome;
+  try {
+    outcome = await call.result;
+  } finally {
+    process.removeListener('SIGINT', onSigint);
+    if (forwardStdin) {
+      io.stdin.removeListener('data', onData);
+      io.stdin.removeListener('end', onEnd);
+      io.stdin.removeListener('error', onEnd);
+      io.stdin.pause();
+      // A terminal or pipe nobody reads any more must not keep the process alive.
+      (io.stdin as { unref?: () => void }).unref?.();
+    }
+  }
+  await Promise.all([flushed(io.stdout), flushed(io.stderr)]);
+  const name = `switchboard exec: ${host.sessionId}`;
+  if (outcome.kind === 'refused') {
+    io.stderr.write(`${name}: refused: ${outcome.refused.message} [${outcome.refused.code}]\n`);
+    return exitCodeFor(new SwitchboardError(outcome.refused.code, outcome.refused.message));
+  }
+  if (outcome.kind === 'lost') {
+    io.stderr.write(
+      `${name}: the agent ${outcome.started ? 'was lost while the command ran' : 'did not run the command'}: ${outcome.message} [${outcome.code}]\n`,
+    );
+    return outcome.started
+      ? Exit.FAILURE
+      : exitCodeFor(new SwitchboardError(outcome.code as ErrorCode, outcome.message));
+  }
+  const exit = outcome.exit;
+  if (
+    outHash.digest('hex') !== exit.stdout.sha256 ||
+    errHash.digest('hex') !== exit.stderr.sha256
+  ) {
+    io.stderr.write(`${name}: the output received differs from what the agent sent (SHA-256)\n`);
+    return Exit.FAILURE;
+  }
+  if (exit.message) io.stderr.write(`${name}: ${exit.message}\n`);
+  if (interrupts > 0) return Exit.INTERRUPTED;
+  if (exit.reason === 'timeout') return ExecExitCode.TIMED_OUT;
+  return shellStatus(exit);
+}
+
+/** Writes `data`, then calls `done`; a reader that went away (EPIPE) drops the rest, as ssh does. */
+function writeOrDrop(out: NodeJS.WritableStream, data: Uint8Array, done: () => void): void {
+  if ((out as WriteStream).destroyed) return done();
+  out.write(data, () => done());
+}
+
+function flushed(out: NodeJS.WritableStream): Promise<void> {
+  if ((out as WriteStream).destroyed || (out as WriteStream).writableLength === 0)
+    return Promise.resolve();
+  return new Promise((resolve) => out.write('', () => resolve()));
+}
+
+type HostState = 'pending' | 'running' | 'succeeded' | 'failed' | 'unreachable' | 'cancelled';
+
+interface HostRun {
+  host: SessionSummary;
+  state: HostState;
+  startedAt?: number;
+  durationMs?: number;
+  outcome?: ExecOutcome;
+  /** Why it is unreachable or was not run. */
+  problem?: { code: string; message: string };
+  call?: ExecCall;
+  bytes: { stdout: number; stderr: number };
+  lines: { stdout: LineSplitter; stderr: LineSplitter };
+  block?: { stdout: Buffer[]; stderr: Buffer[]; kept: number; dropped: number };
+  files?: { stdout: string; stderr: string };
+}
+
+/** Many hosts (or --json): --parallel at once, live prefixed lines, a summary, exit 0/6/7. */
+async function runMany(
+  inv: Invocation,
+  session: Session,
+  hosts: SessionSummary[],
+  request: ExecRequestOptions,
+): Promise<number> {
+  const io = inv.io;
+  const o = callOptions(session, request);
+  const out = new FleetOutput(inv, request, hosts);
+  if (request.outDir) {
+    try {
+      mkdirSync(request.outDir, { recursive: true, mode: 0o700 });
+    } catch (err) {
+      throw new UsageError(
+        `--out-dir ${request.outDir}: cannot create it (${(err as NodeJS.ErrnoException).code ?? String(err)})`,
+      );
+    }
+  }
+  const runs: HostRun[] = hosts.map((host) => ({
+    host,
+    state: 'pending',
+    bytes: { stdout: 0, stderr: 0 },
+    lines: { stdout: new LineSplitter(), stderr: new LineSplitter() },
+    ...(request.group ? { block: { stdout: [], stderr: [], kept: 0, dropped: 0 } } : {}),
+    ...(request.outDir
+      ? {
+          files: {
+            stdout: join(request.outDir, `${host.sessionId}.stdout`),
+            stderr: join(request.outDir, `${host.sessionId}.stderr`),
+          },
+        }
+      : {}),
+  }));
+  let cancelled = false;
+  let interrupts = 0;
+  const queue = [...runs];
+  // Offline agents are reported at once, never waited on.
+  for (const run of runs)
+    if (!run.host.live) {
+      queue.splice(queue.indexOf(run), 1);
+      finishUnreachable(run, ErrorCode.SESSION_OFFLINE, 'the agent is offline');
+    }
+  let running = 0;
+  let wake: (() => void) | undefined;
+  const settled = new Promise<void>((resolve) => (wake = resolve));
+  const checkDone = (): void => {
+    if (running === 0 && (queue.length === 0 || cancelled)) wake?.();
+  };
+
+  function finishUnreachable(run: HostRun, code: string, message: string): void {
+    run.state = 'unreachable';
+    run.problem = { code, message };
+    if (run.startedAt !== undefined) run.durationMs = performance.now() - run.startedAt;
+    out.finished(run);
+  }
+
+  const launch = async (): Promise<void> => {
+    const batch = queue.splice(0, Math.max(0, request.parallel - running));
+    if (batch.length === 0 || cancelled) return checkDone();
+    running += batch.length;
+    for (const run of batch) {
+      run.state = 'running';
+      run.startedAt = performance.now();
+    }
+    out.progress(runs);
+    let results;
+    try {
+      ({ results } = await session.client.request('channel.fanout', {
+        service: EXEC_SERVICE,
+        targets: batch.map((r) => ({ kind: 'session' as const, sessionId: r.host.sessionId })),
+      }));
+    } catch (err) {
+      const e = err instanceof SwitchboardError ? err : undefined;
+      results = batch.map(() => ({
+        error: { code: e?.code ?? ErrorCode.INTERNAL, message: e?.message ?? String(err) },
+      }));
+    }
+    batch.forEach((run, i) => void runHost(run, results[i]!));
+  };
+
+  const runHost = async (
+    run: HostRun,
+    result: Results['channel.fanout']['results'][number],
+  ): Promise<void> => {
+    try {
+      if ('error' in result) {
+        if (REFUSAL_CODES.has(result.error.code)) {
+          run.state = 'failed';
+          run.problem = result.error;
+          run.durationMs = performance.now() - run.startedAt!;
+          out.finished(run);
+        } else finishUnreachable(run, result.error.code, result.error.message);
+        return;
+      }
+      let opened;
+      try {
+        opened = await secureOpened(session.client, result, { ...o, target: result.target });
+      } catch (err) {
+        const e = err instanceof SwitchboardError ? err : undefined;
+        const code = e?.code ?? ErrorCode.INTERNAL;
+        if (REFUSAL_CODES.has(code) || code === ErrorCode.PEER_KEY_CHANGED) {
+          run.state = 'failed';
+          run.problem = { code, message: e?.message ?? String(err) };
+          run.durationMs = performance.now() - run.startedAt!;
+          out.finished(run);
+        } else finishUnreachable(run, code, e?.message ?? String(err));
+        return;
+      }
+      if (cancelled) {
+        void opened.channel.close('cancelled');
+        run.state = 'cancelled';
+        out.finished(run);
+        return;
+      }
+      out.started(run);
+      const call = new ExecCall(
+        {
+          channel: opened.channel,
+          user: o.user,
+          key: o.key,
+          session: run.host.sessionId,
+          agentFingerprint: opened.opened.host.fingerprint,
+          command: o.command,
+          ...(o.script ? { script: o.script } : {}),
+          ...(o.timeoutMs !== undefined ? { timeoutMs: o.timeoutMs } : {}),
+          stdin: false,
+        },
+        {
+          onStdout: (data, done) => out.data(run, 'stdout', data, done),
+          onStderr: (data, done) => out.data(run, 'stderr', data, done),
+        },
+      );
+      run.call = call;
+      const outcome = await call.result;
+      run.outcome = outcome;
+      run.durationMs = performance.now() - run.startedAt!;
+      if (outcome.kind === 'lost') {
+        finishUnreachable(
+          run,
+          outcome.code,
+          outcome.started ? `lost while the command ran: ${outcome.message}` : outcome.message,
+        );
+        return;
+      }
+      if (outcome.kind === 'refused') {
+        run.state = 'failed';
+        run.problem = { code: outcome.refused.code, message: outcome.refused.message };
+      } else
+        run.state =
+          outcome.exit.code === 0 && outcome.exit.reason === undefined ? 'succeeded' : 'failed';
+      out.finished(run);
+    } finally {
+      run.call = undefined;
+      running -= 1;
+      out.progress(runs);
+      void launch();
+      checkDone();
+    }
+  };
+
+  const onSigint = (): void => {
+    interrupts += 1;
+    cancelled = true;
+    for (const run of queue.splice(0)) {
+      run.state = 'cancelled';
+      out.finished(run);
+    }
+    for (const run of runs)
+      if (run.call) {
+        if (interrupts === 1) run.call.cancel();
+        else run.call.abandon('cancelled');
+      }
+    checkDone();
+  };
+  process.on('SIGINT', onSigint);
+  try {
+    void launch();
+    checkDone();
+    await settled;
+  } finally {
+    process.removeListener('SIGINT', onSigint);
+  }
+  out.summary(runs);
+  if (request.outDir) {
+    const names = (states: HostState[]) =>
+      runs
+        .filter((r) => states.includes(r.state))
+        .map((r) => `${r.host.sessionId}\n`)
+        .join('');
+    writeFileSync(join(request.outDir, 'hosts.succeeded'), names(['succeeded']), { mode: 0o600 });
+    writeFileSync(
+      join(request.outDir, 'hosts.failed'),
+      names(['failed', 'unreachable', 'cancelled']),
+      {
+        mode: 0o600,
+      },
+    );
+    writeFileSync(join(request.outDir, 'hosts.unreachable'), names(['unreachable']), {
+      mode: 0o600,
+    });
+  }
+  await Promise.all([flushed(io.stdout), flushed(io.stderr)]);
+  if (interrupts > 0) return Exit.INTERRUPTED;
+  if (runs.some((r) => r.state === 'unreachable')) return ExecExitCode.SOME_UNREACHABLE;
+  if (runs.some((r) => r.state !== 'succeeded')) return ExecExitCode.SOME_FAILED;
+  return Exit.OK;
+}
+
+/** Refusals by the relay or the agent: the host was reached and said no (failed, not unreachable). */
+const REFUSAL_CODES = new Set<string>([
+  ErrorCode.NOT_ALLOWED,
+  ErrorCode.DENIED,
+  ErrorCode.SERVICE_UNAVAILABLE,
+  ErrorCode.SIGNATURE_INVALID,
+  ErrorCode.REQUEST_REPLAYED,
+  ErrorCode.REQUEST_STALE,
+]);
+
+/** Splits a byte stream into whole lines (the last partial one kept until more comes or the end). */
+class LineSplitter {
+  #partial: Buffer = Buffer.alloc(0);
+  push(data: Uint8Array): Buffer[] {
+    const buf = this.#partial.length ? Buffer.concat([this.#partial, data]) : Buffer.from(data);
+    const lines: Buffer[] = [];
+    let start = 0;
+    for (let nl = buf.indexOf(10, start); nl >= 0; nl = buf.indexOf(10, start)) {
+      lines.push(buf.subarray(start, nl + 1));
+      start = nl + 1;
+    }
+    this.#partial = buf.subarray(start);
+    return lines;
+  }
+  end(): Buffer | undefined {
+    const rest = this.#partial;
+    this.#partial = Buffer.alloc(0);
+    return rest.length > 0 ? Buffer.concat([rest, Buffer.from('\n')]) : undefined;
+  }
+}
+
+const COLOURS = [36, 33, 35, 32, 34, 91, 96, 93, 95, 92];
+
+/** Everything a fan-out prints: prefixed lines or blocks, NDJSON, progress, files, summary. */
+class FleetOutput {
+  readonly #io: Invocation['io'];
+  readonly #r: ExecRequestOptions;
+  readonly #width: number;
+  readonly #colour: boolean;
+  readonly #progress: boolean;
+  readonly #decoders = new Map<string, StringDecoder>();
+  #progressShown = false;
+
+  constructor(inv: Invocation, request: ExecRequestOptions, hosts: SessionSummary[]) {
+    this.#io = inv.io;
+    this.#r = request;
+    this.#width = Math.min(32, Math.max(...hosts.map((h) => h.sessionId.length)));
+    const noColour = inv.io.env['NO_COLOR'] !== undefined && inv.io.env['NO_COLOR'] !== '';
+    this.#colour = Boolean(inv.io.stdout.isTTY) && !noColour;
+    this.#progress = Boolean(inv.io.stderr.isTTY) && !request.json;
+  }
+
+  #event(event: Record<string, unknown>): void {
+    this.#io.stdout.write(`${JSON.stringify(event)}\n`);
+  }
+
+  #prefix(run: HostRun): string {
+    const name = run.host.sessionId.padEnd(this.#width);
+    if (!this.#colour) return `${name} | `;
+    const hash = [...run.host.sessionId].reduce((h, c) => (h * 31 + c.charCodeAt(0)) >>> 0, 7);
+    return `\x1b[${COLOURS[hash % COLOURS.length]}m${name}\x1b[0m | `;
+  }
+
+  /** Takes the progress line off before other output goes to the terminal. */
+  #clearProgress(): void {
+    if (this.#progressShown) {
+      this.#io.stderr.write('\r\x1b[K');
+      this.#progressShown = false;
+    }
+  }
+
+  progress(runs: HostRun[]): void {
+    if (!this.#progress) return;
+    const count = (s: HostState) => runs.filter((r) => r.state === s).length;
+    const done = count('succeeded');
+    const line =
+      `[${done + count('failed') + count('unreachable') + count('cancelled')}/${runs.length}] ` +
+      `${count('running')} running, ${done} succeeded, ${count('failed')} failed, ${count('unreachable')} unreachable`;
+    this.#io.stderr.write(`\r\x1b[K${line}`);
+    this.#progressShown = true;
+  }
+
+  started(run: HostRun): void {
+    if (this.#r.json) this.#event({ event: 'start', host: run.host.sessionId });
+  }
+
+  data(run: HostRun, stream: 'stdout' | 'stderr', data: Uint8Array, done: () => void): void {
+    run.bytes[stream] += data.length;
+    if (run.files) writeFileSync(run.files[stream], data, { flag: 'a', mode: 0o600 });
+    if (this.#r.json) {
+      const key = `${run.host.sessionId}\0${stream}`;
+      let decoder = this.#decoders.get(key);
+      if (!decoder) this.#decoders.set(key, (decoder = new StringDecoder('utf8')));
+      const text = decoder.write(Buffer.from(data));
+      if (text) this.#event({ event: stream, host: run.host.sessionId, data: text });
+      return done();
+    }
+    if (run.block) {
+      const room = EXEC_GROUP_BUFFER_BYTES - run.block.kept;
+      if (data.length <= room) {
+        run.block[stream].push(Buffer.from(data));
+        run.block.kept += data.length;
+      } else run.block.dropped += data.length;
+      return done();
+    }
+    const lines = run.lines[stream].push(data);
+    if (lines.length === 0) return done();
+    this.#clearProgress();
+    const sink = stream === 'stdout' ? this.#io.stdout : this.#io.stderr;
+    const prefix = this.#prefix(run);
+    sink.write(lines.map((l) => `${prefix}${l.toString('utf8')}`).join(''), () => done());
+  }
+
+  finished(run: HostRun): void {
+    const name = run.host.sessionId;
+    if (!this.#r.json && !run.block) {
+      for (const stream of ['stdout', 'stderr'] as const) {
+        const rest = run.lines[stream].end();
+        if (!rest) continue;
+        this.#clearProgress();
+        (stream === 'stdout' ? this.#io.stdout : this.#io.stderr).write(
+          `${this.#prefix(run)}${rest.toString('utf8')}`,
+        );
+      }
+    }
+    if (run.block && !this.#r.json && run.state !== 'cancelled') {
+      this.#clearProgress();
+      this.#io.stdout.write(`── ${name}: ${this.#verdict(run)} ──\n`);
+      for (const b of run.block.stdout) this.#io.stdout.write(b);
+      for (const b of run.block.stderr) this.#io.stderr.write(b);
+      if (run.block.dropped > 0)
+        this.#io.stdout.write(
+          `[${formatBytes(run.block.dropped)} more not shown; --out-dir keeps all of it]\n`,
+        );
+    }
+    if (this.#r.json) {
+      const exit = run.outcome?.kind === 'exit' ? run.outcome.exit : undefined;
+      this.#event({
+        event:
+          run.state === 'unreachable'
+            ? 'unreachable'
+            : run.state === 'cancelled'
+              ? 'cancelled'
+              : 'exit',
+        host: name,
+        state: run.state,
+        ...(exit ? { code: exit.code, signal: exit.signal } : {}),
+        ...(exit?.reason ? { reason: exit.reason } : {}),
+        ...(exit?.message ? { message: exit.message } : {}),
+        ...(run.problem ? { error: run.problem } : {}),
+        ...(run.durationMs !== undefined ? { durationMs: Math.round(run.durationMs) } : {}),
+        ...(exit ? { stdout: exit.stdout, stderr: exit.stderr } : {}),
+      });
+    }
+  }
+
+  #verdict(run: HostRun): string {
+    const exit = run.outcome?.kind === 'exit' ? run.outcome.exit : undefined;
+    if (run.state === 'unreachable') return `unreachable: ${run.problem?.message ?? ''}`;
+    if (run.state === 'cancelled') return 'not run (cancelled)';
+    if (run.problem) return `refused: ${run.problem.message}`;
+    if (!exit) return run.state;
+    const status = exit.code !== null ? `exit ${exit.code}` : `signal ${exit.signal ?? '?'}`;
+    return exit.message ? `${status} (${exit.message})` : status;
+  }
+
+  summary(runs: HostRun[]): void {
+    this.#clearProgress();
+    const count = (s: HostState) => runs.filter((r) => r.state === s).length;
+    const totals = {
+      succeeded: count('succeeded'),
+      failed: count('failed'),
+      unreachable: count('unreachable'),
+      cancelled: count('cancelled'),
+    };
+    if (this.#r.json) {
+      this.#event({
+        event: 'summary',
+        hosts: runs.length,
+        ...totals,
+        ...(this.#r.outDir ? { outDir: this.#r.outDir } : {}),
+      });
+      return;
+    }
+    const err = this.#io.stderr;
+    const rows = runs.map((r) => [
+      r.host.sessionId,
+      r.state,
+      this.#verdict(r),
+      r.durationMs !== undefined ? formatDuration(r.durationMs) : '-',
+      r.state === 'unreachable' || r.state === 'cancelled'
+        ? '-'
+        : `${formatBytes(r.bytes.stdout)} / ${formatBytes(r.bytes.stderr)}`,
+    ]);
+    const head = ['HOST', 'RESULT', 'STATUS', 'TIME', 'STDOUT / STDERR'];
+    const widths = head.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
+    const line = (cells: string[]) =>
+      cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join('  ');
+    err.write(`\n${line(head)}\n${rows.map((r) => `${line(r)}\n`).join('')}`);
+    err.write(
+      `${totals.succeeded} succeeded, ${totals.failed} failed, ${totals.unreachable} unreachable` +
+        `${totals.cancelled ? `, ${totals.cancelled} not run (cancelled)` : ''}\n`,
+    );
+  }
+}
