@@ -106,6 +106,11 @@ export const COMMANDS: readonly LazyCommand[] = [
     load: async () => (await import('./commands/exec.js')).exec,
   },
   {
+    name: 'audit',
+    summary: 'List the signed audit log of your agents; --verify checks it was not tampered with.',
+    load: async () => (await import('./commands/audit.js')).audit,
+  },
+  {
     name: 'ping',
     summary: "Round trips to a session's host through the end-to-end channel, like ping.",
     load: async () => (await import('./commands/ping.js')).ping,

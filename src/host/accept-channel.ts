@@ -82,6 +82,14 @@ export function acceptChannel(
         const access = o.access(peer, event.readOnly);
         // Refused here, for every service: a relay that routes anyone at all gets no further.
         if (access === 'deny' && !service.decidesAccess) {
+          o.host?.emit('audit', {
+            type: 'refusal',
+            user: peer.user,
+            fingerprint: peer.fingerprint,
+            service: event.service,
+            code: ErrorCode.NOT_ALLOWED,
+            message: 'not allowed here',
+          });
           o.notice(`refused ${peer.user} (${peer.fingerprint}): not allowed here`);
           return void channel.close(`${peer.user} is not allowed here`, ErrorCode.NOT_ALLOWED);
         }

@@ -162,10 +162,14 @@ export class HostSession extends EventEmitter {
       if (event.type === 'channel.open') this.#onChannelOpen(client, event);
     });
     client.once('close', () => {
-      if (this.#client === client) this.#client = undefined;
+      if (this.#client === client) {
+        this.#client = undefined;
+        this.emit('client', undefined);
+      }
       if (!this.#stopped) void this.#reconnect();
     });
     this.emit('registered', this.#sessionId);
+    this.emit('client', client);
     this.emit('state', 'connected');
   }
 

@@ -133,3 +133,10 @@ export const INVITE_CODE_BYTES = 24; // bytes
 export const INVITE_MAX_USES = 1000;
 export const INVITE_MAX_LIFETIME_SEC = 365 * 24 * 3600; // s
 export const INVITE_DEFAULT_LIFETIME_SEC = 7 * 24 * 3600; // s
+
+/** Largest body of one audit entry (argv included); a longer argv is cut, its SHA-256 kept. */
+export const AUDIT_MAX_BODY_BYTES = 16 * 1024; // bytes
+/** Entries one `audit.append` carries. */
+export const AUDIT_APPEND_MAX_ENTRIES = 100;
+/** Entries one `audit.list` answers with at most (the reply says where to go on). */
+export const AUDIT_LIST_MAX = 1000;

@@ -1,6 +1,9 @@
 // The one message-types module: every control message on the wire, as zod schemas and TS types.
 import { z } from 'zod';
 import {
+  AUDIT_APPEND_MAX_ENTRIES,
+  AUDIT_LIST_MAX,
+  AUDIT_MAX_BODY_BYTES,
   FANOUT_MAX_TARGETS,
   INVITE_MAX_LIFETIME_SEC,
   MAX_SERVICES_PER_SESSION,
@@ -31,6 +34,11 @@ const sessionId = z
   .string()
   .regex(SESSION_ID_RE, 'session IDs are 3-64 letters, digits and dashes');
 const password = z.string().min(1).max(1024);
+/** `agent:SESSION:FINGERPRINT` or `relay:FINGERPRINT` (protocol/audit.ts). */
+const auditLog = z
+  .string()
+  .max(160)
+  .regex(/^(agent:[A-Za-z0-9-]{3,64}|relay):SHA256:[A-Za-z0-9+/]{43}$/, 'an audit log name');
 const b64 = z
   .string()
   .max(4096)
@@ -142,6 +150,33 @@ export const RequestParams = {
     limit: z.number().int().min(1).max(USERS_PAGE_MAX).optional(),
   }),
   'keys.get': z.object({ user: username }),
+  /** An agent's audit log: the relay's last entry of it (0 if none). */
+  'audit.head': z.object({ log: auditLog }),
+  /** An agent ships entries of its own log, in order, continuing from the relay's head. */
+  'audit.append': z.object({
+    log: auditLog,
+    entries: z
+      .array(
+        z.object({
+          body: z.string().min(2).max(AUDIT_MAX_BODY_BYTES),
+          sig: b64,
+        }),
+      )
+      .min(1)
+      .max(AUDIT_APPEND_MAX_ENTRIES),
+  }),
+  /**
+   * Audit entries the caller may see: of their own agents, and of their own actions elsewhere.
+   * Ordered by log, then seq; `after` continues a listing.
+   */
+  'audit.list': z.object({
+    host: sessionId.optional(),
+    user: username.optional(),
+    /** Epoch ms: entries at or after. */
+    since: z.number().int().min(0).optional(),
+    after: z.object({ log: auditLog, seq: z.number().int().min(0) }).optional(),
+    limit: z.number().int().min(1).max(AUDIT_LIST_MAX).optional(),
+  }),
   'session.register': z.object({
     sessionId: sessionId.optional(),
     kind: z.enum(['share', 'agent']),
@@ -226,6 +261,16 @@ export interface SessionSummary {
   live: boolean;
 }
 
+/** One stored audit entry, with the key the relay checked its signature against. */
+export interface AuditEntryView {
+  log: string;
+  seq: number;
+  body: string;
+  sig: string;
+  /** The signer's raw Ed25519 public key, base64 (its fingerprint is the log name's last part). */
+  key: string;
+}
+
 /** An invite as admins see it (never the code: only its hash is stored). */
 export interface InviteSummary {
   id: number;
@@ -284,6 +329,13 @@ export interface Results {
     next?: string;
   };
   'keys.get': { user: string; devices: PeerInfo[] };
+  'audit.head': { seq: number; hash: string };
+  'audit.append': { seq: number };
+  'audit.list': {
+    entries: AuditEntryView[];
+    /** More entries follow: pass as `after`. */
+    next?: { log: string; seq: number };
+  };
   'session.register': { sessionId: string };
   'session.update': { sessionId: string };
   'session.unregister': { removed: boolean };

@@ -1,5 +1,6 @@
 // The handler table: one typed entry per request type, with its middleware, for every door (WebSocket and REST).
 import { randomBytes } from 'node:crypto';
+import { auditAppend, auditHead, auditList } from './audit-handlers.js';
 import { AuthError, ErrorCode, ProtocolError, SessionError } from '../protocol/errors.js';
 import {
   FANOUT_TARGETS_PER_TOKEN,
@@ -153,6 +154,9 @@ const HANDLERS: HandlerTable = {
   whoami: entry({ auth: 'user', door: 'any', handler: whoami }),
   'users.list': entry({ auth: 'user', door: 'any', handler: usersList }),
   'keys.get': entry({ auth: 'user', door: 'any', handler: keysGet }),
+  'audit.head': entry({ auth: 'user', door: 'websocket', handler: auditHead }),
+  'audit.append': entry({ auth: 'user', door: 'websocket', handler: auditAppend }),
+  'audit.list': entry({ auth: 'user', door: 'any', handler: auditList }),
   'session.register': entry({ auth: 'user', door: 'websocket', handler: sessionRegister }),
   'session.update': entry({ auth: 'user', door: 'websocket', handler: sessionUpdate }),
   'session.unregister': entry({ auth: 'user', door: 'websocket', handler: sessionUnregister }),

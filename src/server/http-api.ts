@@ -206,6 +206,28 @@ const GET_ROUTES = new Map<
         show: (r) => r,
       };
     },
+    // Audit entries the caller may see (as `audit.list`): ?host=ID&user=U&since=ISO-or-epoch-ms
+    // &limit=N, and ?after_log=LOG&after_seq=N to continue; each entry is the signed body as is.
+    '/v1/audit': (url) => {
+      const q = url.searchParams;
+      const since = q.get('since');
+      const sinceMs =
+        since === null ? undefined : /^\d+$/.test(since) ? Number(since) : Date.parse(since);
+      const afterLog = q.get('after_log');
+      return {
+        params: decodeParams('audit.list', {
+          ...(q.get('host') !== null ? { host: q.get('host') } : {}),
+          ...(q.get('user') !== null ? { user: q.get('user') } : {}),
+          // An unreadable time is NaN, which the schema refuses (400).
+          ...(sinceMs !== undefined ? { since: sinceMs } : {}),
+          ...(q.get('limit') !== null ? { limit: Number(q.get('limit')) } : {}),
+          ...(afterLog !== null
+            ? { after: { log: afterLog, seq: Number(q.get('after_seq')) } }
+            : {}),
+        }),
+        show: (r) => r,
+      };
+    },
     // The caller's account's devices (as `switchboard devices --json`).
     '/v1/devices': () => ({ params: decodeParams('devices.list', {}), show: (r) => r }),
     '/v1/whoami': () => ({

@@ -31,6 +31,7 @@ import type {
   UsersTable,
 } from './schema.js';
 import { guard, toStorageError } from './storage-error.js';
+import { KyselyAuditRepo } from './audit-repository.js';
 
 // Conflicts are resolved with INSERT ... ON CONFLICT (SQLite >= 3.24, PostgreSQL >= 9.5)
 // rather than by catching constraint errors: it is atomic under concurrency on both, and
@@ -139,6 +140,7 @@ export function createRepositories(db: Kysely<Database>): StoreRepositories {
     tokens: new KyselyTokensRepo(db),
     remoteSessions: new KyselyRemoteSessionsRepo(db),
     invites: new KyselyInvitesRepo(db),
+    audit: new KyselyAuditRepo(db),
   });
 }
 

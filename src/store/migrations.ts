@@ -216,6 +216,45 @@ export const migrations: Readonly<Record<string, Migration>> = Object.freeze({
       await db.schema.alterTable('remote_sessions').dropColumn('operators').execute();
     },
   },
+  '0007_audit_entries': {
+    async up(db: Kysely<unknown>): Promise<void> {
+      // The relay's copy of every agent's signed, hash-chained audit log (and, later, its own):
+      // append-only by design; `body` is the exact signed JSON, the other columns index it.
+      await db.schema
+        .createTable('audit_entries')
+        .addColumn('id', 'integer', id(db))
+        .addColumn('log', 'text', (c) => c.notNull())
+        .addColumn('seq', 'bigint', (c) => c.notNull())
+        .addColumn('owner_id', 'integer', (c) => c.references('users.id').onDelete('cascade'))
+        .addColumn('session', 'text')
+        .addColumn('actor', 'text')
+        .addColumn('type', 'text', (c) => c.notNull())
+        .addColumn('time', 'bigint', (c) => c.notNull())
+        .addColumn('body', 'text', (c) => c.notNull())
+        .addColumn('sig', 'text', (c) => c.notNull())
+        .addColumn('signer', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createIndex('audit_entries_log_seq')
+        .unique()
+        .on('audit_entries')
+        .columns(['log', 'seq'])
+        .execute();
+      await db.schema
+        .createIndex('audit_entries_owner')
+        .on('audit_entries')
+        .column('owner_id')
+        .execute();
+      await db.schema
+        .createIndex('audit_entries_actor')
+        .on('audit_entries')
+        .column('actor')
+        .execute();
+    },
+    async down(db: Kysely<unknown>): Promise<void> {
+      await db.schema.dropTable('audit_entries').execute();
+    },
+  },
 });
 
 const provider: MigrationProvider = {

@@ -1,4 +1,5 @@
 // The storage interfaces the rest of Switchboard codes against; rows are plain objects, times epoch ms.
+import type { AuditRepo } from './audit-repository.js';
 
 /** An account. `name` is matched exactly: the auth layer normalises it before storing. */
 export interface UserRow {
@@ -249,6 +250,7 @@ export interface StoreRepositories {
   readonly tokens: TokensRepo;
   readonly remoteSessions: RemoteSessionsRepo;
   readonly invites: InvitesRepo;
+  readonly audit: AuditRepo;
 }
 
 /** The SQL dialects a Store runs on. */

@@ -74,10 +74,30 @@ export interface InvitesTable {
   created_at: number;
 }
 
+/** One audit entry as the relay keeps it (migration 0007); `body` is the signed JSON. */
+export interface AuditEntriesTable {
+  id: Generated<number>;
+  log: string;
+  seq: number;
+  /** The agent's owner (who may list the log); null for the relay's own log. */
+  owner_id: number | null;
+  session: string | null;
+  /** The user who acted (exec, attach...), if any. */
+  actor: string | null;
+  type: string;
+  /** epoch ms, from the body */
+  time: number;
+  body: string;
+  sig: string;
+  /** The signer's raw public key, base64. */
+  signer: string;
+}
+
 export interface Database {
   users: UsersTable;
   devices: DevicesTable;
   auth_tokens: AuthTokensTable;
   remote_sessions: RemoteSessionsTable;
   invites: InvitesTable;
+  audit_entries: AuditEntriesTable;
 }

@@ -198,6 +198,30 @@ const SESSION_TAGS_SQLITE_SCHEMA: ReadonlyArray<
   ],
 ];
 
+/** What 0007_audit_entries added. */
+const AUDIT_SQLITE_SCHEMA: ReadonlyArray<readonly [type: string, name: string, sql: string]> = [
+  [
+    'table',
+    'audit_entries',
+    'CREATE TABLE "audit_entries" ("id" integer primary key autoincrement, "log" text not null, "seq" bigint not null, "owner_id" integer references "users" ("id") on delete cascade, "session" text, "actor" text, "type" text not null, "time" bigint not null, "body" text not null, "sig" text not null, "signer" text not null)',
+  ],
+  [
+    'index',
+    'audit_entries_log_seq',
+    'CREATE UNIQUE INDEX "audit_entries_log_seq" on "audit_entries" ("log", "seq")',
+  ],
+  [
+    'index',
+    'audit_entries_owner',
+    'CREATE INDEX "audit_entries_owner" on "audit_entries" ("owner_id")',
+  ],
+  [
+    'index',
+    'audit_entries_actor',
+    'CREATE INDEX "audit_entries_actor" on "audit_entries" ("actor")',
+  ],
+];
+
 /** The schema every migration makes today, ordered as sqlite_master is read below. */
 const LATEST_SQLITE_SCHEMA = [
   ...SHIPPED_SQLITE_SCHEMA.filter(
@@ -213,6 +237,7 @@ const LATEST_SQLITE_SCHEMA = [
   ),
   ...DEVICE_REVOCATION_SQLITE_SCHEMA,
   ...SESSION_TAGS_SQLITE_SCHEMA,
+  ...AUDIT_SQLITE_SCHEMA,
 ].sort(([ta, na], [tb, nb]) => (ta === tb ? (na < nb ? -1 : 1) : ta < tb ? -1 : 1));
 
 /** The repository tests, the same on every dialect. */
@@ -1029,6 +1054,7 @@ describe('sqlite', () => {
           { name: '0004_device_revocation' },
           { name: '0005_session_tags' },
           { name: '0006_session_operators' },
+          { name: '0007_audit_entries' },
         ],
         'only the new migrations ran',
       );
@@ -1100,6 +1126,7 @@ describe('postgres', () => {
       assert.deepEqual(
         ids.map((r) => [r.table_name, r.data_type, r.is_identity]),
         [
+          ['audit_entries', 'integer', 'YES'],
           ['auth_tokens', 'integer', 'YES'],
           ['devices', 'integer', 'YES'],
           ['invites', 'integer', 'YES'],

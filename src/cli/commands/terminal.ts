@@ -1,6 +1,6 @@
 // Remote terminal commands: share (interactive host), agent (unattended host), attach, sessions.
 import { accessSync, constants as fsConstants, existsSync, mkdirSync, readFileSync } from 'node:fs';
-import { resolve as resolvePath } from 'node:path';
+import { dirname, join, resolve as resolvePath } from 'node:path';
 import { constants as osConstants, hostname, userInfo } from 'node:os';
 import { AttachSession, type ReconnectInfo } from '../../client/attach-session.js';
 import { Backoff } from '../../client/backoff.js';
@@ -434,6 +434,12 @@ export const agent: Command = {
       type: 'boolean',
       description: 'with --record, keystrokes too (they include whatever is typed, passwords too)',
     },
+    'audit-log': {
+      type: 'string',
+      value: 'FILE',
+      description:
+        'where the signed, hash-chained audit log goes (default $SWITCHBOARD_HOME/audit/SESSION.log)',
+    },
     policy: {
       type: 'string',
       value: 'FILE',
@@ -514,6 +520,20 @@ export const agent: Command = {
         }),
     });
     host.on('notice', log);
+    // Every attach, exec, push and refusal: signed, chained, fsynced, and shipped to the relay.
+    const auditFile = str(inv, 'audit-log') ?? conn.home.path(join('audit', `${sessionId}.log`));
+    mkdirSync(dirname(auditFile), { recursive: true, mode: 0o700 });
+    const { AuditLog, auditHostSession } = await import('../../host/audit-log.js');
+    const { agentLogName } = await import('../../protocol/audit.js');
+    const key = conn.home.deviceKey();
+    const audit = new AuditLog(
+      auditFile,
+      agentLogName(sessionId, keyFingerprint(key.publicKey)),
+      key,
+    );
+    auditHostSession(host, audit, (err) =>
+      log(`audit: could not append to ${auditFile}: ${err.message}`),
+    );
     host.on('exec', (r: ExecRecord) => {
       const how = r.exit
         ? r.exit.code !== null
@@ -561,7 +581,10 @@ export const agent: Command = {
       const stop = (signal: string) => {
         process.removeListener('SIGHUP', onHup);
         log(`stopping (${signal})`);
-        void host.stop().then(() => resolve(Exit.OK));
+        void host.stop().then(() => {
+          audit.close();
+          resolve(Exit.OK);
+        });
       };
       process.once('SIGINT', () => stop('SIGINT'));
       process.once('SIGTERM', () => stop('SIGTERM'));

@@ -265,6 +265,14 @@ export class TerminalPeer extends EventEmitter {
     // A resume continues from the controller's offset, unless it asks for the screen instead.
     const resumeOffset = didResume && !hello.resume?.repaint ? hello.resume?.offset : undefined;
     placed.stream.connect(placed.att, sink, resumeOffset);
+    this.#host.emit('audit', {
+      type: 'attach',
+      user: this.#peer.user,
+      fingerprint: this.#peer.fingerprint,
+      mode: placed.att.readOnly ? 'read-only' : 'read-write',
+      resumed: didResume,
+      ...(placed.watching !== undefined ? { watching: placed.watching } : {}),
+    });
     this.#host.notice(
       `${this.#peer.user} (${this.#peer.fingerprint}) ${didResume ? 'resumed' : 'attached'} ${placed.att.readOnly ? 'read-only' : 'read-write'}${placed.watching !== undefined ? `, watching ${placed.watching}'s shell` : ''}`,
     );

@@ -1,0 +1,264 @@
+// The audit log end to end: agents sign and chain entries, ship them to the relay (also after an
+// outage), and `switchboard audit --verify` detects an edited, a deleted and a reordered entry.
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { tmpdir } from 'node:os';
+import { after, before, describe, it } from 'node:test';
+import Database from 'better-sqlite3';
+import { openService } from '../src/client/open-channel.js';
+import { ExecCall } from '../src/client/services/exec.js';
+import { keyFingerprint } from '../src/crypto/device-key.js';
+import { AuditLog, auditHostSession, readLogFile } from '../src/host/audit-log.js';
+import { DEFAULT_SERVICES, type HostSession } from '../src/host/host-session.js';
+import { parsePolicy } from '../src/host/policy.js';
+import { execService } from '../src/host/services/exec.js';
+import { agentLogName, signEntry, verifyChain, type EntryHead } from '../src/protocol/audit.js';
+import { ErrorCode } from '../src/protocol/errors.js';
+import { EXEC_SERVICE } from '../src/protocol/exec.js';
+import { codeOf, runCli, waitFor } from './helpers.js';
+import { Harness, type TestUser } from './terminal-harness.js';
+
+const ENV = { PATH: process.env['PATH'] ?? '/usr/bin:/bin', HOME: tmpdir() };
+
+describe('the audit log', () => {
+  const h = new Harness();
+  let owner: TestUser;
+  let carol: TestUser;
+  let host: HostSession;
+  let audit: AuditLog;
+  let cliHome: string;
+  const logFile = () => audit.file;
+
+  before(async () => {
+    await h.start();
+    owner = await h.user('auowner');
+    carol = await h.user('aucarol');
+    const policy = parsePolicy('{"users": {"aucarol": {"commands": [["echo", "..."]]}}}', 'p.json');
+    host = await h.agent(
+      owner,
+      'au-box',
+      {},
+      {
+        operators: ['aucarol'],
+        services: [
+          ...DEFAULT_SERVICES,
+          execService({ policy: () => policy, env: () => ENV, cwd: tmpdir() }),
+        ],
+      },
+    );
+    audit = new AuditLog(
+      join(mkdtempSync(join(h.dir, 'audit-')), 'au-box.log'),
+      agentLogName('au-box', keyFingerprint(owner.key.publicKey)),
+      owner.key,
+    );
+    auditHostSession(host, audit, (err) => assert.fail(err));
+    // The log starts after the host connected: hand it the connection the way a reconnect does.
+    host.emit('client', await owner.connect());
+    // The owner on the CLI, for `switchboard audit`: another device of the same account.
+    cliHome = mkdtempSync(join(h.dir, 'cli-auowner-'));
+    const signup = await runCli(
+      [
+        'login',
+        '--user',
+        'auowner',
+        '--password-stdin',
+        '--server',
+        h.server,
+        '--fingerprint',
+        h.relay.certificate.fingerprint,
+      ],
+      { home: cliHome, stdin: 'auowner-password\n' },
+    );
+    assert.equal(signup.code, 0, signup.stderr);
+  });
+  after(() => {
+    audit.close();
+    return h.close();
+  });
+
+  async function exec(user: TestUser, argv: string[]): Promise<void> {
+    const client = await user.connect();
+    h.defer(() => client.close());
+    const { channel, opened } = await openService(client, {
+      service: EXEC_SERVICE,
+      target: { kind: 'session', sessionId: 'au-box' },
+      user: user.name,
+      key: user.key,
+      server: h.server,
+      knownPeers: user.knownPeers,
+    });
+    const call = new ExecCall(
+      {
+        channel,
+        user: user.name,
+        key: user.key,
+        session: 'au-box',
+        agentFingerprint: opened.host.fingerprint,
+        command: { kind: 'argv', argv },
+        stdin: false,
+      },
+      { onStdout: (_d, done) => done(), onStderr: (_d, done) => done() },
+    );
+    await call.result;
+    client.close();
+  }
+
+  const relayEntries = async () => {
+    const client = await owner.connect();
+    h.defer(() => client.close());
+    return (await client.request('audit.list', { host: 'au-box' })).entries;
+  };
+
+  it('records each exec and refusal, signed and chained, locally and at the relay', async () => {
+    await exec(owner, ['echo', 'one']);
+    await exec(carol, ['uname', '-a']); // refused by the policy
+    await exec(carol, ['echo', 'two']);
+    const local = readLogFile(logFile());
+    assert.equal(local.length, 3);
+    const heads = local.map((e) => JSON.parse(e.body) as EntryHead);
+    assert.deepEqual(
+      heads.map((e) => [e.seq, e.type, e['user'], e['decision']]),
+      [
+        [1, 'exec', 'auowner', 'allowed'],
+        [2, 'exec', 'aucarol', 'refused'],
+        [3, 'exec', 'aucarol', 'allowed'],
+      ],
+    );
+    // The output itself is never in the log: only its size and hash.
+    assert.ok(!readFileSync(logFile(), 'utf8').includes('one\\n'));
+    assert.equal((heads[0]!['exit'] as { stdout: { bytes: number } }).stdout.bytes, 4);
+    assert.equal(verifyChain(audit.log, local, owner.key.publicKey), undefined);
+    await waitFor(async () => (await relayEntries()).length === 3, 5_000, 'the relay to hold 3');
+    const atRelay = await relayEntries();
+    assert.deepEqual(
+      atRelay.map((e) => e.body),
+      local.map((e) => e.body),
+    );
+    // carol sees her own entries only, not the owner's.
+    const c = await carol.connect();
+    h.defer(() => c.close());
+    const hers = (await c.request('audit.list', {})).entries;
+    assert.deepEqual(
+      hers.map((e) => (JSON.parse(e.body) as EntryHead)['user']),
+      ['aucarol', 'aucarol'],
+    );
+  });
+
+  it('after an outage, the agent sends the relay what it missed', async () => {
+    host.emit('client', undefined);
+    audit.append('test', { note: 'while away 1' });
+    audit.append('test', { note: 'while away 2' });
+    assert.equal((await relayEntries()).length, 3);
+    host.emit('client', await owner.connect());
+    await waitFor(async () => (await relayEntries()).length === 5, 5_000, 'the relay to catch up');
+    assert.equal(verifyChain(audit.log, await relayEntries(), owner.key.publicKey), undefined);
+  });
+
+  it('the relay refuses entries that are not the chain it holds, or not the agent own', async () => {
+    const client = await owner.connect();
+    h.defer(() => client.close());
+    const head = await client.request('audit.head', { log: audit.log });
+    const body = (seq: number, prev: string): EntryHead => ({
+      v: 1,
+      log: audit.log,
+      seq,
+      prev,
+      time: new Date().toISOString(),
+      type: 'test',
+    });
+    // A gap: seq head+2.
+    assert.equal(
+      await codeOf(
+        client.request('audit.append', {
+          log: audit.log,
+          entries: [signEntry(owner.key, body(head.seq + 2, head.hash))],
+        }),
+      ),
+      ErrorCode.CONFLICT,
+    );
+    // Signed by another key (carol's).
+    assert.equal(
+      await codeOf(
+        client.request('audit.append', {
+          log: audit.log,
+          entries: [signEntry(carol.key, body(head.seq + 1, head.hash))],
+        }),
+      ),
+      ErrorCode.CONFLICT,
+    );
+    // Another device's log: carol may not write the owner's.
+    const c = await carol.connect();
+    h.defer(() => c.close());
+    assert.equal(
+      await codeOf(
+        c.request('audit.append', { log: audit.log, entries: [signEntry(carol.key, body(1, ''))] }),
+      ),
+      ErrorCode.NOT_ALLOWED,
+    );
+    assert.equal((await client.request('audit.head', { log: audit.log })).seq, head.seq);
+  });
+
+  it('audit --verify passes, then names an edited, a deleted and a reordered entry', async () => {
+    const verify = () => runCli(['audit', '--verify', '--host', 'au-box'], { home: cliHome });
+    const ok = await verify();
+    assert.equal(ok.code, 0, ok.stdout + ok.stderr);
+    assert.match(ok.stdout, /5 entries, signatures and chain verified/);
+    const db = new Database(join(h.dataDir, 'switchboard.db'));
+    h.defer(() => void db.close());
+    const bodyOf = (seq: number) =>
+      (
+        db
+          .prepare('select body from audit_entries where log = ? and seq = ?')
+          .get(audit.log, seq) as { body: string }
+      ).body;
+    const setBody = (seq: number, body: string) =>
+      db
+        .prepare('update audit_entries set body = ? where log = ? and seq = ?')
+        .run(body, audit.log, seq);
+    // Edited: carol's refusal turned into an allowance.
+    const original2 = bodyOf(2);
+    setBody(2, original2.replace('"refused"', '"allowed"'));
+    const edited = await verify();
+    assert.equal(edited.code, 1);
+    assert.match(edited.stdout, /FAILED .*entry 2: the signature does not match/);
+    setBody(2, original2);
+    // Reordered: entries 2 and 3 swapped.
+    const original3 = bodyOf(3);
+    setBody(2, original3);
+    setBody(3, original2);
+    const reordered = await verify();
+    assert.equal(reordered.code, 1);
+    assert.match(reordered.stdout, /entry 3 appears where 2 belongs \(reordered/);
+    setBody(2, original2);
+    setBody(3, original3);
+    // Deleted: entry 4 removed.
+    const row4 = db.prepare('select * from audit_entries where log = ? and seq = 4').get(audit.log);
+    db.prepare('delete from audit_entries where log = ? and seq = 4').run(audit.log);
+    const deleted = await verify();
+    assert.equal(deleted.code, 1);
+    assert.match(deleted.stdout, /entry 4 is missing \(deleted\)/);
+    const cols = Object.keys(row4 as object);
+    db.prepare(
+      `insert into audit_entries (${cols.join(',')}) values (${cols.map(() => '?').join(',')})`,
+    ).run(...Object.values(row4 as object));
+    assert.equal((await verify()).code, 0);
+  });
+
+  it('audit --verify --file checks the local log and names an edited line', async () => {
+    // The agent's own home: its device key is the one that signed.
+    const agentHome = mkdtempSync(join(h.dir, 'agent-home-'));
+    writeFileSync(join(agentHome, 'device_ed25519'), owner.key.toPrivatePem(), { mode: 0o600 });
+    const ok = await runCli(['audit', '--verify', '--file', logFile()], { home: agentHome });
+    assert.equal(ok.code, 0, ok.stdout + ok.stderr);
+    const lines = readFileSync(logFile(), 'utf8').split('\n');
+    const copy = join(h.dir, 'edited.log');
+    writeFileSync(
+      copy,
+      lines.map((l, i) => (i === 0 ? l.replace('echo one', 'echo 1') : l)).join('\n'),
+    );
+    const bad = await runCli(['audit', '--verify', '--file', copy], { home: agentHome });
+    assert.equal(bad.code, 1);
+    assert.match(bad.stdout, /entry 1: the signature does not match/);
+  });
+});
