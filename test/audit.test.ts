@@ -106,8 +106,13 @@ describe('the audit log', () => {
 
   const relayEntries = async () => {
     const client = await owner.connect();
-    h.defer(() => client.close());
-    return (await client.request('audit.list', { host: 'au-box' })).entries;
+    try {
+      const { entries } = await client.request('audit.list', { host: 'au-box' });
+      // The relay's own entries about this session (channels routed to it) are another log.
+      return entries.filter((e) => e.log === audit.log);
+    } finally {
+      client.close();
+    }
   };
 
   it('records each exec and refusal, signed and chained, locally and at the relay', async () => {
@@ -139,10 +144,9 @@ describe('the audit log', () => {
     const c = await carol.connect();
     h.defer(() => c.close());
     const hers = (await c.request('audit.list', {})).entries;
-    assert.deepEqual(
-      hers.map((e) => (JSON.parse(e.body) as EntryHead)['user']),
-      ['aucarol', 'aucarol'],
-    );
+    assert.ok(hers.every((e) => (JSON.parse(e.body) as EntryHead)['user'] === 'aucarol'));
+    // Of the agent's log, her two requests; the rest are the relay's (her login, her channels).
+    assert.equal(hers.filter((e) => e.log === audit.log).length, 2);
   });
 
   it('after an outage, the agent sends the relay what it missed', async () => {
@@ -203,7 +207,7 @@ describe('the audit log', () => {
     const verify = () => runCli(['audit', '--verify', '--host', 'au-box'], { home: cliHome });
     const ok = await verify();
     assert.equal(ok.code, 0, ok.stdout + ok.stderr);
-    assert.match(ok.stdout, /5 entries, signatures and chain verified/);
+    assert.match(ok.stdout, /au-box.*: 5 entries, signatures and chain verified/);
     const db = new Database(join(h.dataDir, 'switchboard.db'));
     h.defer(() => void db.close());
     const bodyOf = (seq: number) =>
@@ -243,6 +247,65 @@ describe('the audit log', () => {
       `insert into audit_entries (${cols.join(',')}) values (${cols.map(() => '?').join(',')})`,
     ).run(...Object.values(row4 as object));
     assert.equal((await verify()).code, 0);
+  });
+
+  it('the relay keeps its own signed chain: logins, failed logins, routed channels, revocations', async () => {
+    const failed = await runCli(
+      [
+        'login',
+        '--user',
+        'auowner',
+        '--password-stdin',
+        '--server',
+        h.server,
+        '--fingerprint',
+        h.relay.certificate.fingerprint,
+      ],
+      { home: mkdtempSync(join(h.dir, 'cli-wrong-')), stdin: 'not-the-password\n' },
+    );
+    assert.equal(failed.code, 3);
+    const doomed = await h.user('auowner', h.server, h.relay.certificate.fingerprint, 'doomed');
+    const c = await owner.connect();
+    h.defer(() => c.close());
+    await c.request('devices.revoke', { fingerprint: keyFingerprint(doomed.key.publicKey) });
+    const db = new Database(join(h.dataDir, 'switchboard.db'), { readonly: true });
+    h.defer(() => void db.close());
+    const rows = () =>
+      db
+        .prepare(
+          "select body, sig, signer from audit_entries where log like 'relay:%' order by seq",
+        )
+        .all() as { body: string; sig: string; signer: string }[];
+    await waitFor(
+      () => rows().some((r) => r.body.includes('"device-revoked"')),
+      5_000,
+      'the revocation entry',
+    );
+    const all = rows();
+    const heads = all.map((r) => JSON.parse(r.body) as EntryHead);
+    const log = heads[0]!.log;
+    assert.equal(
+      verifyChain(log, all, Buffer.from(all[0]!.signer, 'base64')),
+      undefined,
+      'the whole relay chain verifies',
+    );
+    const seen = (type: string, user: string, extra: (h: EntryHead) => boolean = () => true) =>
+      heads.some((x) => x.type === type && x['user'] === user && extra(x));
+    assert.ok(seen('login', 'auowner'));
+    assert.ok(seen('login-failed', 'auowner', (x) => x['code'] === ErrorCode.BAD_CREDENTIALS));
+    assert.ok(
+      seen('channel', 'aucarol', (x) => x['service'] === 'exec' && x['target'] === 'au-box'),
+    );
+    assert.ok(seen('device-revoked', 'auowner'));
+    // Only its hash and signature are stored: no password, ever.
+    assert.ok(
+      !all.some((r) => r.body.includes('not-the-password') || r.body.includes('auowner-password')),
+    );
+    // The owner sees, through the relay, the exec routed into their agent by carol.
+    const mine = (await c.request('audit.list', {})).entries.map(
+      (e) => JSON.parse(e.body) as EntryHead,
+    );
+    assert.ok(mine.some((x) => x.type === 'channel' && x['user'] === 'aucarol'));
   });
 
   it('audit --verify --file checks the local log and names an edited line', async () => {

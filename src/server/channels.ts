@@ -195,6 +195,16 @@ async function openOne(
     { target: key, service, user: conn.auth.user.name, readOnly, channel: route.channel },
     'channel open',
   );
+  // Who reached what, through this relay: attaches, exec and push routing.
+  s.audit.record({
+    type: 'channel',
+    user: conn.auth.user.name,
+    fingerprint: conn.auth.device.fingerprint,
+    service,
+    target: key,
+    readOnly,
+    ...(landing.live ? { ownerId: landing.live.row.ownerId, session: landing.live.row.id } : {}),
+  });
   return {
     channel: route.channel,
     service,

@@ -1,6 +1,7 @@
 // The handler table: one typed entry per request type, with its middleware, for every door (WebSocket and REST).
 import { randomBytes } from 'node:crypto';
 import { auditAppend, auditHead, auditList } from './audit-handlers.js';
+import type { RelayAudit } from './relay-audit.js';
 import { AuthError, ErrorCode, ProtocolError, SessionError } from '../protocol/errors.js';
 import {
   FANOUT_TARGETS_PER_TOKEN,
@@ -44,6 +45,8 @@ import type { PerAccountLimits } from './relay.js';
 export const SERVER_NAME = 'switchboard/0.1.0';
 
 export interface Services {
+  /** The relay's own signed audit log (relay-audit.ts). */
+  audit: RelayAudit;
   store: Store;
   auth: AuthService;
   /** Sign-up invites and who may make them (`serve --admin`). */
@@ -288,11 +291,21 @@ async function login(
   s: Services,
 ): Promise<Results['auth.login']> {
   refuseOtherUser(conn, req.user);
-  const result = await s.auth.login(req.user, req.password, req.device, {
+  const result = await audited(
+    s,
+    { type: 'login-failed', user: req.user, address: conn.address },
+    s.auth.login(req.user, req.password, req.device, {
+      address: conn.address,
+      challenge: conn.challenge,
+      deviceProof: req.deviceProof,
+      isCancelled: () => conn.closed,
+    }),
+  );
+  s.audit.record({
+    type: 'login',
+    user: result.user.name,
+    fingerprint: result.device.fingerprint,
     address: conn.address,
-    challenge: conn.challenge,
-    deviceProof: req.deviceProof,
-    isCancelled: () => conn.closed,
   });
   // Resolve through the new token so a logout on this connection revokes exactly that token.
   await setAuth(conn, await s.auth.authenticate(result.token), s);
@@ -322,6 +335,20 @@ function authReply(auth: Authenticated): Results['auth.token'] {
     device: devicePeerInfo(auth.user.name, auth.device),
     expiresAt: new Date(auth.expiresAt).toISOString(),
   };
+}
+
+/** `work`'s result; if it fails with a refusal (not a crash), `failed` goes in the relay's audit. */
+async function audited<T>(
+  s: Services,
+  failed: { type: 'login-failed' | 'device-auth'; user: string; [k: string]: unknown },
+  work: Promise<T>,
+): Promise<T> {
+  try {
+    return await work;
+  } catch (err) {
+    if (err instanceof AuthError) s.audit.record({ ...failed, code: err.code });
+    throw err;
+  }
 }
 
 /**
@@ -528,16 +555,27 @@ async function deviceAuth(
   s: Services,
 ): Promise<Results['auth.device']> {
   refuseOtherUser(conn, req.user);
-  const token = await s.auth.deviceLogin(req.user, req.publicKey, req.proof, {
-    challenge: conn.challenge,
-    relayFingerprint: s.fingerprint,
-  });
+  const token = await audited(
+    s,
+    { type: 'device-auth', user: req.user, address: conn.address, ok: false },
+    s.auth.deviceLogin(req.user, req.publicKey, req.proof, {
+      challenge: conn.challenge,
+      relayFingerprint: s.fingerprint,
+    }),
+  );
   const auth = await s.auth.authenticate(token);
   await setAuth(conn, auth, s);
   s.log.info(
     { user: auth.user.name, device: auth.device.fingerprint, conn: conn.id },
     'device auth',
   );
+  s.audit.record({
+    type: 'device-auth',
+    user: auth.user.name,
+    fingerprint: auth.device.fingerprint,
+    address: conn.address,
+    ok: true,
+  });
   return authReply(auth);
 }
 
@@ -582,6 +620,13 @@ async function devicesRevoke(
     'device revoked',
   );
   s.log.info({ user: conn.auth.user.name, device: req.fingerprint, closed }, 'device revoked');
+  s.audit.record({
+    type: 'device-revoked',
+    user: conn.auth.user.name,
+    ownerId: conn.auth.user.id,
+    fingerprint: req.fingerprint,
+    closed,
+  });
   return { revoked, closed };
 }
 

@@ -1,4 +1,5 @@
 // The relay: one TLS port serving HTTPS, the WebSocket protocol, heartbeats and clean shutdown.
+import { RelayAudit, loadRelayAuditKey } from './relay-audit.js';
 import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
 import { createServer, type Server } from 'node:https';
@@ -250,7 +251,9 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
       { admin: name },
       'no account has this --admin name, so it gets no admin rights; sign it up, then restart',
     );
+  const relayAudit = new RelayAudit(store, loadRelayAuditKey(options.dataDir), log, now);
   const services: Services = {
+    audit: relayAudit,
     store: leases.bind(store),
     auth,
     invites,
@@ -600,6 +603,7 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
     await serverClosed;
     // Only this relay's leases: another relay sharing the database keeps its sessions live.
     await leases.stop();
+    await relayAudit.flush();
     await store.close();
     log.info({ reason }, 'relay stopped');
   }

@@ -98,7 +98,7 @@ export const audit: Command = {
         ['TIME', 'HOST', 'USER', 'EVENT', 'WHAT', 'RESULT'],
         rows.map(({ head }) => [
           head.time.replace(/\.\d+Z$/, 'Z'),
-          head.log.split(':')[1] ?? head.log,
+          head.log.startsWith('relay:') ? 'relay' : (head.log.split(':')[1] ?? head.log),
           String(head['user'] ?? '-'),
           head.type,
           what(head),
@@ -133,6 +133,9 @@ function what(head: EntryHead): string {
   if (head.type === 'attach') return String(h['mode'] ?? '');
   if (head.type === 'recording') return cut(String(h['file'] ?? ''));
   if (head.type === 'refusal') return String(h['service'] ?? '');
+  if (head.type === 'channel') return cut(`${String(h['service'])} → ${String(h['target'])}`);
+  if (typeof h['address'] === 'string') return `from ${h['address']}`;
+  if (head.type === 'device-revoked') return String(h['fingerprint'] ?? '');
   return '';
 }
 
@@ -147,6 +150,7 @@ function result(head: EntryHead): string {
       ? `exit ${exit.code}${exit.reason ? ` (${exit.reason})` : ''}`
       : `signal ${exit.signal ?? '?'}${exit.reason ? ` (${exit.reason})` : ''}`;
   if (typeof h['sha256'] === 'string') return `sha256 ${h['sha256'].slice(0, 16)}…`;
+  if (typeof h['code'] === 'string') return String(h['code']);
   return '-';
 }
 
