@@ -200,6 +200,27 @@ describe('the audit log', () => {
       ),
       ErrorCode.NOT_ALLOWED,
     );
+    // The owner's other device may not write this device's log either (the name's fingerprint).
+    const other = await h.user('auowner', h.server, h.relay.certificate.fingerprint, 'other');
+    const o = await other.connect();
+    h.defer(() => o.close());
+    assert.equal(
+      await codeOf(
+        o.request('audit.append', { log: audit.log, entries: [signEntry(other.key, body(1, ''))] }),
+      ),
+      ErrorCode.NOT_ALLOWED,
+    );
+    // carol's own device, but on a session she does not own.
+    const carolLog = agentLogName('au-box', keyFingerprint(carol.key.publicKey));
+    assert.equal(
+      await codeOf(
+        c.request('audit.append', {
+          log: carolLog,
+          entries: [signEntry(carol.key, { ...body(1, ''), log: carolLog })],
+        }),
+      ),
+      ErrorCode.NOT_ALLOWED,
+    );
     assert.equal((await client.request('audit.head', { log: audit.log })).seq, head.seq);
   });
 
