@@ -740,6 +740,10 @@ describe('an agent that outlives its login token', () => {
     await ctl.waitText('still-42');
     ctl.write('\r~.');
     await ctl.waitExit();
+    // And runs a command there (exec is signed by boris's device and checked by the agent).
+    const ran = await runCli(['exec', 'long-box', '--', 'echo', 'exec-after-expiry'], borisAgain);
+    assert.equal(ran.code, 0, ran.err);
+    assert.equal(ran.out, 'exec-after-expiry\n');
     // The owner, logged in again elsewhere, sees the agent's device online, and revokes it.
     const almaAgain = await cliUser(h, 'alma', 'login');
     const listed = await runCli(['devices', '--json'], almaAgain);
@@ -757,6 +761,9 @@ describe('an agent that outlives its login token', () => {
     assert.match(revoked.out, /Revoked SHA256:.*; 1 live connection\(s\) of it closed/);
     assert.equal(await agent.waitExit(), 3);
     assert.match(agent.out, /this device was revoked/);
+    const after = await runCli(['exec', 'long-box', '--', 'true'], borisAgain);
+    assert.equal(after.code, 5, after.err);
+    assert.match(after.err, /SESSION_OFFLINE/);
   });
 });
 
