@@ -281,6 +281,14 @@ describe('exec on an agent', () => {
     if (pid) assert.equal(alive(pid), false);
   });
 
+  it('takes a command up to one record, and refuses a longer one locally with a clear error', async () => {
+    const word = 'x'.repeat(60_000);
+    const ran = await run(h, owner, 'ex-box', ['printf', '%s', word]);
+    assert.equal(ran.stdout.toString(), word);
+    const code = await codeOf(run(h, owner, 'ex-box', ['printf', '%s', 'x'.repeat(65_200)]));
+    assert.equal(code, ErrorCode.FRAME_TOO_LARGE);
+  });
+
   it('runs a script with its #! interpreter, checked by SHA-256', async () => {
     const script = Buffer.from('#!/bin/sh\necho "script $1 as $SWITCHBOARD_USER"\n');
     const ran = await run(

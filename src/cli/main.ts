@@ -106,6 +106,11 @@ export const COMMANDS: readonly LazyCommand[] = [
     load: async () => (await import('./commands/exec.js')).exec,
   },
   {
+    name: 'push',
+    summary: 'Copy files to agents: verified by SHA-256, written under a temporary name, renamed.',
+    load: async () => (await import('./commands/push.js')).push,
+  },
+  {
     name: 'audit',
     summary: 'List the signed audit log of your agents; --verify checks it was not tampered with.',
     load: async () => (await import('./commands/audit.js')).audit,

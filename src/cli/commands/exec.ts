@@ -4,51 +4,54 @@ import { mkdirSync, readFileSync, writeFileSync, type WriteStream } from 'node:f
 import { basename, join } from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
 import { constants as osConstants } from 'node:os';
-import { KnownPeers } from '../../client/known-peers.js';
-import { openService, secureOpened } from '../../client/open-channel.js';
-import type { RelayClient } from '../../client/relay-client.js';
+import { openService } from '../../client/open-channel.js';
 import { ExecCall, type ExecOutcome } from '../../client/services/exec.js';
-import { ErrorCode, SwitchboardError } from '../../protocol/errors.js';
+import { SwitchboardError, type ErrorCode } from '../../protocol/errors.js';
 import {
   EXEC_MAX_SCRIPT_BYTES,
   EXEC_SERVICE,
   type ExecCommand,
   type ExecExit,
 } from '../../protocol/exec.js';
-import { FANOUT_MAX_TARGETS } from '../../protocol/limits.js';
-import type { Results, SessionSummary } from '../../protocol/messages.js';
+import type { SessionSummary } from '../../protocol/messages.js';
 import { formatBytes, formatDuration, parseDuration } from '../../protocol/units.js';
-import {
-  CLIENT_OPTIONS,
-  bool,
-  numberOption,
-  str,
-  type Command,
-  type Invocation,
-} from '../command.js';
+import { CLIENT_OPTIONS, bool, str, type Command, type Invocation } from '../command.js';
 import { connectAuthed, type Session } from '../client-context.js';
 import { Exit, UsageError, exitCodeFor } from '../exit-codes.js';
-import { FILES } from '../home.js';
+import {
+  FANOUT_CONNECT_TIMEOUT_MS,
+  FANOUT_DEFAULT_PARALLEL,
+  FanoutExitCode,
+  FanoutStatus,
+  countStates,
+  fanoutExitCode,
+  flushed,
+  isSingleTarget,
+  openOptions,
+  parallelOption,
+  runFanout,
+  selectHosts,
+  type FanoutRun,
+  type HostState,
+} from '../fanout.js';
 import { TAG_OPTION, tagsOption } from '../tags.js';
 
-/** Exit codes of a fan-out (the README lists them). */
+/** Exit codes of a fan-out (the README lists them), and of one target at its --timeout. */
 export const ExecExitCode = {
   /** At least one host ran the command and it failed (non-zero, signal, limit) or was refused. */
-  SOME_FAILED: 6,
+  SOME_FAILED: FanoutExitCode.SOME_FAILED,
   /** At least one host could not be reached (offline, no answer, lost mid-command). */
-  SOME_UNREACHABLE: 7,
+  SOME_UNREACHABLE: FanoutExitCode.SOME_UNREACHABLE,
   /** One target: the agent stopped the command at its --timeout (as timeout(1) exits). */
   TIMED_OUT: 124,
 } as const;
 
 /** Hosts running at once unless --parallel says otherwise. */
-export const EXEC_DEFAULT_PARALLEL = 32;
+export const EXEC_DEFAULT_PARALLEL = FANOUT_DEFAULT_PARALLEL;
 /** The agent must finish the E2E handshake within this, or it is reported unreachable. */
-export const EXEC_CONNECT_TIMEOUT_MS = 10_000; // ms
+export const EXEC_CONNECT_TIMEOUT_MS = FANOUT_CONNECT_TIMEOUT_MS; // ms
 /** What --group keeps of one host's output to print as a block; the rest is counted, not shown. */
 export const EXEC_GROUP_BUFFER_BYTES = 16 * 1024 * 1024; // bytes
-
-const GLOB_CHARS = /[*?[]/;
 
 export const exec: Command = {
   name: 'exec',
@@ -112,7 +115,7 @@ export const exec: Command = {
     const request = parseRequest(inv);
     const session = await connectAuthed(inv);
     try {
-      const hosts = await selectHosts(session.client, request.target, request.tags);
+      const hosts = await selectHosts(session.client, request.target, request.tags, 'exec');
       if (request.single && !request.json) return await runOne(inv, session, hosts[0]!, request);
       return await runMany(inv, session, hosts, request);
     } finally {
@@ -202,11 +205,8 @@ function parseRequest(inv: Invocation): ExecRequestOptions {
       throw new UsageError(`--timeout: ${(err as Error).message}`);
     }
   }
-  const parallel =
-    numberOption(str(inv, 'parallel'), 'parallel', 1, FANOUT_MAX_TARGETS, true) ??
-    EXEC_DEFAULT_PARALLEL;
-  const single =
-    target !== undefined && !hasTags && !target.includes(',') && !GLOB_CHARS.test(target);
+  const parallel = parallelOption(inv);
+  const single = isSingleTarget(target, tags);
   const outDir = str(inv, 'out-dir');
   return {
     target,
@@ -222,84 +222,9 @@ function parseRequest(inv: Invocation): ExecRequestOptions {
   };
 }
 
-/** A glob over session IDs: `*` any run, `?` one character, `[...]` a class. */
-export function globRegExp(glob: string): RegExp {
-  let re = '';
-  for (let i = 0; i < glob.length; i++) {
-    const c = glob[i]!;
-    if (c === '*') re += '.*';
-    else if (c === '?') re += '.';
-    else if (c === '[') {
-      const end = glob.indexOf(']', i + 1);
-      if (end < 0) throw new UsageError(`"${glob}": a [ without its ]`);
-      const body = glob
-        .slice(i + 1, end)
-        .replace(/^!/, '^')
-        .replace(/[\\\]]/g, '\\$&');
-      re += `[${body}]`;
-      i = end;
-    } else re += c.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-  }
-  return new RegExp(`^${re}$`);
-}
-
-/**
- * The sessions TARGET and --tag name, among those the relay lists for me. Nothing matching is
- * a usage error that says what exists; a literal ID not listed is one too.
- */
-async function selectHosts(
-  client: RelayClient,
-  target: string | undefined,
-  tags: Record<string, string>,
-): Promise<SessionSummary[]> {
-  const hasTags = Object.keys(tags).length > 0;
-  const { sessions } = await client.request('sessions.list', hasTags ? { tags } : {});
-  const agents = sessions.filter((s) => s.kind === 'agent');
-  const exists = (): string => {
-    const names = agents.map((s) => s.sessionId);
-    if (names.length === 0)
-      return hasTags
-        ? 'no agent you may reach has those tags (switchboard sessions lists what you may reach)'
-        : 'you may reach no agent (switchboard sessions lists sessions)';
-    const shown = names.slice(0, 20).join(', ');
-    return `agents you may reach${hasTags ? ' with those tags' : ''}: ${shown}${names.length > 20 ? `, and ${names.length - 20} more` : ''}`;
-  };
-  if (target === undefined) {
-    if (agents.length === 0) throw new UsageError(exists());
-    return agents;
-  }
-  const chosen = new Map<string, SessionSummary>();
-  for (const pattern of target.split(',').map((p) => p.trim())) {
-    if (pattern === '') throw new UsageError(`"${target}": an empty name in the list`);
-    if (GLOB_CHARS.test(pattern)) {
-      const re = globRegExp(pattern);
-      const hits = agents.filter((s) => re.test(s.sessionId));
-      if (hits.length === 0) throw new UsageError(`"${pattern}" matches no agent; ${exists()}`);
-      for (const s of hits) chosen.set(s.sessionId, s);
-    } else {
-      const hit = agents.find((s) => s.sessionId === pattern);
-      if (!hit) {
-        const share = sessions.find((s) => s.sessionId === pattern);
-        throw new UsageError(
-          share
-            ? `"${pattern}" is a share, not an agent: exec runs on agents (switchboard agent)`
-            : `no agent "${pattern}"${hasTags ? ' with those tags' : ''}; ${exists()}`,
-        );
-      }
-      chosen.set(hit.sessionId, hit);
-    }
-  }
-  return [...chosen.values()];
-}
-
 function callOptions(session: Session, request: ExecRequestOptions) {
   return {
-    service: EXEC_SERVICE,
-    user: session.me.user,
-    key: session.home.deviceKey(),
-    server: session.login.server,
-    knownPeers: new KnownPeers(session.home.path(FILES.knownPeers)),
-    timeoutMs: EXEC_CONNECT_TIMEOUT_MS,
+    ...openOptions(session, EXEC_SERVICE),
     command: request.command,
     ...(request.script ? { script: request.script } : {}),
     ...(request.timeoutMs !== undefined ? { timeoutMs: request.timeoutMs } : {}),
@@ -418,22 +343,8 @@ function writeOrDrop(out: NodeJS.WritableStream, data: Uint8Array, done: () => v
   out.write(data, () => done());
 }
 
-function flushed(out: NodeJS.WritableStream): Promise<void> {
-  if ((out as WriteStream).destroyed || (out as WriteStream).writableLength === 0)
-    return Promise.resolve();
-  return new Promise((resolve) => out.write('', () => resolve()));
-}
-
-type HostState = 'pending' | 'running' | 'succeeded' | 'failed' | 'unreachable' | 'cancelled';
-
-interface HostRun {
-  host: SessionSummary;
-  state: HostState;
-  startedAt?: number;
-  durationMs?: number;
+interface HostRun extends FanoutRun {
   outcome?: ExecOutcome;
-  /** Why it is unreachable or was not run. */
-  problem?: { code: string; message: string };
   call?: ExecCall;
   bytes: { stdout: number; stderr: number };
   lines: { stdout: LineSplitter; stderr: LineSplitter };
@@ -475,88 +386,13 @@ async function runMany(
         }
       : {}),
   }));
-  let cancelled = false;
-  let interrupts = 0;
-  const queue = [...runs];
-  // Offline agents are reported at once, never waited on.
-  for (const run of runs)
-    if (!run.host.live) {
-      queue.splice(queue.indexOf(run), 1);
-      finishUnreachable(run, ErrorCode.SESSION_OFFLINE, 'the agent is offline');
-    }
-  let running = 0;
-  let wake: (() => void) | undefined;
-  const settled = new Promise<void>((resolve) => (wake = resolve));
-  const checkDone = (): void => {
-    if (running === 0 && (queue.length === 0 || cancelled)) wake?.();
-  };
-
-  function finishUnreachable(run: HostRun, code: string, message: string): void {
-    run.state = 'unreachable';
-    run.problem = { code, message };
-    if (run.startedAt !== undefined) run.durationMs = performance.now() - run.startedAt;
-    out.finished(run);
-  }
-
-  const launch = async (): Promise<void> => {
-    const batch = queue.splice(0, Math.max(0, request.parallel - running));
-    if (batch.length === 0 || cancelled) return checkDone();
-    running += batch.length;
-    for (const run of batch) {
-      run.state = 'running';
-      run.startedAt = performance.now();
-    }
-    out.progress(runs);
-    let results;
-    try {
-      ({ results } = await session.client.request('channel.fanout', {
-        service: EXEC_SERVICE,
-        targets: batch.map((r) => ({ kind: 'session' as const, sessionId: r.host.sessionId })),
-      }));
-    } catch (err) {
-      const e = err instanceof SwitchboardError ? err : undefined;
-      results = batch.map(() => ({
-        error: { code: e?.code ?? ErrorCode.INTERNAL, message: e?.message ?? String(err) },
-      }));
-    }
-    batch.forEach((run, i) => void runHost(run, results[i]!));
-  };
-
-  const runHost = async (
-    run: HostRun,
-    result: Results['channel.fanout']['results'][number],
-  ): Promise<void> => {
-    try {
-      if ('error' in result) {
-        if (REFUSAL_CODES.has(result.error.code)) {
-          run.state = 'failed';
-          run.problem = result.error;
-          run.durationMs = performance.now() - run.startedAt!;
-          out.finished(run);
-        } else finishUnreachable(run, result.error.code, result.error.message);
-        return;
-      }
-      let opened;
-      try {
-        opened = await secureOpened(session.client, result, { ...o, target: result.target });
-      } catch (err) {
-        const e = err instanceof SwitchboardError ? err : undefined;
-        const code = e?.code ?? ErrorCode.INTERNAL;
-        if (REFUSAL_CODES.has(code) || code === ErrorCode.PEER_KEY_CHANGED) {
-          run.state = 'failed';
-          run.problem = { code, message: e?.message ?? String(err) };
-          run.durationMs = performance.now() - run.startedAt!;
-          out.finished(run);
-        } else finishUnreachable(run, code, e?.message ?? String(err));
-        return;
-      }
-      if (cancelled) {
-        void opened.channel.close('cancelled');
-        run.state = 'cancelled';
-        out.finished(run);
-        return;
-      }
-      out.started(run);
+  const { interrupts } = await runFanout({
+    client: session.client,
+    open: o,
+    runs,
+    parallel: request.parallel,
+    view: out,
+    work: async (run, opened) => {
       const call = new ExecCall(
         {
           channel: opened.channel,
@@ -575,55 +411,33 @@ async function runMany(
         },
       );
       run.call = call;
-      const outcome = await call.result;
+      const outcome = await call.result.finally(() => (run.call = undefined));
       run.outcome = outcome;
-      run.durationMs = performance.now() - run.startedAt!;
-      if (outcome.kind === 'lost') {
-        finishUnreachable(
-          run,
-          outcome.code,
-          outcome.started ? `lost while the command ran: ${outcome.message}` : outcome.message,
-        );
-        return;
-      }
-      if (outcome.kind === 'refused') {
-        run.state = 'failed';
-        run.problem = { code: outcome.refused.code, message: outcome.refused.message };
-      } else
-        run.state =
-          outcome.exit.code === 0 && outcome.exit.reason === undefined ? 'succeeded' : 'failed';
-      out.finished(run);
-    } finally {
-      run.call = undefined;
-      running -= 1;
-      out.progress(runs);
-      void launch();
-      checkDone();
-    }
-  };
-
-  const onSigint = (): void => {
-    interrupts += 1;
-    cancelled = true;
-    for (const run of queue.splice(0)) {
-      run.state = 'cancelled';
-      out.finished(run);
-    }
-    for (const run of runs)
-      if (run.call) {
-        if (interrupts === 1) run.call.cancel();
-        else run.call.abandon('cancelled');
-      }
-    checkDone();
-  };
-  process.on('SIGINT', onSigint);
-  try {
-    void launch();
-    checkDone();
-    await settled;
-  } finally {
-    process.removeListener('SIGINT', onSigint);
-  }
+      if (outcome.kind === 'lost')
+        return {
+          state: 'unreachable',
+          problem: {
+            code: outcome.code,
+            message: outcome.started
+              ? `lost while the command ran: ${outcome.message}`
+              : outcome.message,
+          },
+        };
+      if (outcome.kind === 'refused')
+        return {
+          state: 'failed',
+          problem: { code: outcome.refused.code, message: outcome.refused.message },
+        };
+      return {
+        state:
+          outcome.exit.code === 0 && outcome.exit.reason === undefined ? 'succeeded' : 'failed',
+      };
+    },
+    interrupt: (run, first) => {
+      if (first) run.call?.cancel();
+      else run.call?.abandon('cancelled');
+    },
+  });
   out.summary(runs);
   if (request.outDir) {
     const names = (states: HostState[]) =>
@@ -644,21 +458,8 @@ async function runMany(
     });
   }
   await Promise.all([flushed(io.stdout), flushed(io.stderr)]);
-  if (interrupts > 0) return Exit.INTERRUPTED;
-  if (runs.some((r) => r.state === 'unreachable')) return ExecExitCode.SOME_UNREACHABLE;
-  if (runs.some((r) => r.state !== 'succeeded')) return ExecExitCode.SOME_FAILED;
-  return Exit.OK;
+  return fanoutExitCode(runs, interrupts);
 }
-
-/** Refusals by the relay or the agent: the host was reached and said no (failed, not unreachable). */
-const REFUSAL_CODES = new Set<string>([
-  ErrorCode.NOT_ALLOWED,
-  ErrorCode.DENIED,
-  ErrorCode.SERVICE_UNAVAILABLE,
-  ErrorCode.SIGNATURE_INVALID,
-  ErrorCode.REQUEST_REPLAYED,
-  ErrorCode.REQUEST_STALE,
-]);
 
 /** Splits a byte stream into whole lines (the last partial one kept until more comes or the end). */
 class LineSplitter {
@@ -689,9 +490,8 @@ class FleetOutput {
   readonly #r: ExecRequestOptions;
   readonly #width: number;
   readonly #colour: boolean;
-  readonly #progress: boolean;
+  readonly #status: FanoutStatus;
   readonly #decoders = new Map<string, StringDecoder>();
-  #progressShown = false;
 
   constructor(inv: Invocation, request: ExecRequestOptions, hosts: SessionSummary[]) {
     this.#io = inv.io;
@@ -699,7 +499,7 @@ class FleetOutput {
     this.#width = Math.min(32, Math.max(...hosts.map((h) => h.sessionId.length)));
     const noColour = inv.io.env['NO_COLOR'] !== undefined && inv.io.env['NO_COLOR'] !== '';
     this.#colour = Boolean(inv.io.stdout.isTTY) && !noColour;
-    this.#progress = Boolean(inv.io.stderr.isTTY) && !request.json;
+    this.#status = new FanoutStatus(inv.io.stderr, Boolean(inv.io.stderr.isTTY) && !request.json);
   }
 
   #event(event: Record<string, unknown>): void {
@@ -713,23 +513,8 @@ class FleetOutput {
     return `\x1b[${COLOURS[hash % COLOURS.length]}m${name}\x1b[0m | `;
   }
 
-  /** Takes the progress line off before other output goes to the terminal. */
-  #clearProgress(): void {
-    if (this.#progressShown) {
-      this.#io.stderr.write('\r\x1b[K');
-      this.#progressShown = false;
-    }
-  }
-
-  progress(runs: HostRun[]): void {
-    if (!this.#progress) return;
-    const count = (s: HostState) => runs.filter((r) => r.state === s).length;
-    const done = count('succeeded');
-    const line =
-      `[${done + count('failed') + count('unreachable') + count('cancelled')}/${runs.length}] ` +
-      `${count('running')} running, ${done} succeeded, ${count('failed')} failed, ${count('unreachable')} unreachable`;
-    this.#io.stderr.write(`\r\x1b[K${line}`);
-    this.#progressShown = true;
+  progress(runs: readonly HostRun[]): void {
+    this.#status.progress(runs);
   }
 
   started(run: HostRun): void {
@@ -757,7 +542,7 @@ class FleetOutput {
     }
     const lines = run.lines[stream].push(data);
     if (lines.length === 0) return done();
-    this.#clearProgress();
+    this.#status.clear();
     const sink = stream === 'stdout' ? this.#io.stdout : this.#io.stderr;
     const prefix = this.#prefix(run);
     sink.write(lines.map((l) => `${prefix}${l.toString('utf8')}`).join(''), () => done());
@@ -769,14 +554,14 @@ class FleetOutput {
       for (const stream of ['stdout', 'stderr'] as const) {
         const rest = run.lines[stream].end();
         if (!rest) continue;
-        this.#clearProgress();
+        this.#status.clear();
         (stream === 'stdout' ? this.#io.stdout : this.#io.stderr).write(
           `${this.#prefix(run)}${rest.toString('utf8')}`,
         );
       }
     }
     if (run.block && !this.#r.json && run.state !== 'cancelled') {
-      this.#clearProgress();
+      this.#status.clear();
       this.#io.stdout.write(`── ${name}: ${this.#verdict(run)} ──\n`);
       for (const b of run.block.stdout) this.#io.stdout.write(b);
       for (const b of run.block.stderr) this.#io.stderr.write(b);
@@ -817,15 +602,8 @@ class FleetOutput {
   }
 
   summary(runs: HostRun[]): void {
-    this.#clearProgress();
-    const count = (s: HostState) => runs.filter((r) => r.state === s).length;
-    const totals = {
-      succeeded: count('succeeded'),
-      failed: count('failed'),
-      unreachable: count('unreachable'),
-      cancelled: count('cancelled'),
-    };
     if (this.#r.json) {
+      const { running: _running, ...totals } = countStates(runs);
       this.#event({
         event: 'summary',
         hosts: runs.length,
@@ -834,24 +612,19 @@ class FleetOutput {
       });
       return;
     }
-    const err = this.#io.stderr;
-    const rows = runs.map((r) => [
-      r.host.sessionId,
-      r.state,
-      this.#verdict(r),
-      r.durationMs !== undefined ? formatDuration(r.durationMs) : '-',
-      r.state === 'unreachable' || r.state === 'cancelled'
-        ? '-'
-        : `${formatBytes(r.bytes.stdout)} / ${formatBytes(r.bytes.stderr)}`,
+    this.#status.summary(runs, [
+      { head: 'STATUS', cell: (r) => this.#verdict(r) },
+      {
+        head: 'TIME',
+        cell: (r) => (r.durationMs !== undefined ? formatDuration(r.durationMs) : '-'),
+      },
+      {
+        head: 'STDOUT / STDERR',
+        cell: (r) =>
+          r.state === 'unreachable' || r.state === 'cancelled'
+            ? '-'
+            : `${formatBytes(r.bytes.stdout)} / ${formatBytes(r.bytes.stderr)}`,
+      },
     ]);
-    const head = ['HOST', 'RESULT', 'STATUS', 'TIME', 'STDOUT / STDERR'];
-    const widths = head.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
-    const line = (cells: string[]) =>
-      cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join('  ');
-    err.write(`\n${line(head)}\n${rows.map((r) => `${line(r)}\n`).join('')}`);
-    err.write(
-      `${totals.succeeded} succeeded, ${totals.failed} failed, ${totals.unreachable} unreachable` +
-        `${totals.cancelled ? `, ${totals.cancelled} not run (cancelled)` : ''}\n`,
-    );
   }
 }

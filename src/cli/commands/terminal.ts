@@ -28,6 +28,7 @@ import { FILES, type Home } from '../home.js';
 import { ago, json, table } from '../output.js';
 import { TAG_OPTION, tagsOption } from '../tags.js';
 import type { ExecRecord } from '../../host/services/exec.js';
+import type { PushRecord } from '../../host/services/push.js';
 import { LocalTerminal } from '../terminal-io.js';
 
 const RESUME_FILE = 'attachments.json';
@@ -483,6 +484,10 @@ export const agent: Command = {
     }
     const { HostSession, DEFAULT_SERVICES, spawnPty } = await hostModules();
     const { execService } = await import('../../host/services/exec.js');
+    const { pushService } = await import('../../host/services/push.js');
+    const { NonceCache } = await import('../../host/services/signed-request.js');
+    // One replay cache for every signed request this agent takes: exec and push.
+    const nonces = new NonceCache();
     // Like sshd: a clean environment, not the agent's own.
     const cleanEnv = (term?: string): Record<string, string> => ({
       HOME: me.homedir,
@@ -505,7 +510,9 @@ export const agent: Command = {
           policy: () => policy,
           env: (user) => ({ ...cleanEnv(), SWITCHBOARD_USER: user }),
           cwd: me.homedir,
+          nonces,
         }),
+        pushService({ policy: () => policy, nonces }),
       ],
       ...(record ? { record } : {}),
       ...hostBase(inv, conn, 'agent'),
@@ -545,6 +552,15 @@ export const agent: Command = {
           (r.exit
             ? ` in ${r.exit.durationMs} ms, ${r.exit.stdout.bytes}+${r.exit.stderr.bytes} bytes out`
             : ''),
+      );
+    });
+    host.on('push', (r: PushRecord) => {
+      const written = r.files.filter((f) => f.result === 'written').length;
+      log(
+        `push by ${r.user} (${r.fingerprint}) to ${r.dir}: ${r.decision} by ${r.rule}; ` +
+          (r.decision === 'refused'
+            ? (r.code ?? 'refused')
+            : `${written} of ${r.files.length} file(s) written${r.code ? `, ${r.code}` : ''}`),
       );
     });
     // SIGHUP reloads --policy; an invalid file keeps the policy in force and says why.

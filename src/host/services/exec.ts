@@ -14,12 +14,11 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { SecureDuplex } from '../../channel/e2e.js';
-import { keyFingerprint } from '../../crypto/device-key.js';
 import { ErrorCode, SwitchboardError } from '../../protocol/errors.js';
 import {
   EXEC_CHUNK_BYTES,
   EXEC_KILL_GRACE_MS,
-  EXEC_MAX_CLOCK_SKEW_MS,
+  EXEC_REQUEST_FORMAT,
   EXEC_SERVICE,
   EXEC_WINDOW_BYTES,
   ExecType,
@@ -28,7 +27,6 @@ import {
   encodeCount,
   encodeData,
   encodeJson,
-  openSignedRequest,
   type ExecEndReason,
   type ExecExit,
   type ExecRefused,
@@ -40,9 +38,16 @@ import type { HostSession } from '../host-session.js';
 import { decide, type Decision, type ExecAsk, type ExecPolicy } from '../policy.js';
 import { PEER_SETUP_TIMEOUT_MS } from '../timeouts.js';
 import type { HostService } from './service.js';
+import {
+  NonceCache,
+  REQUEST_NONCES_MAX,
+  acceptSignedRequest,
+  asSwitchboardError,
+  fullAccess,
+} from './signed-request.js';
 
 /** Nonces remembered (each for twice the clock skew); past this, the oldest are dropped early. */
-export const EXEC_NONCES_MAX = 100_000;
+export const EXEC_NONCES_MAX = REQUEST_NONCES_MAX;
 
 /** How the agent runs commands: set by `agent` (policy file, environment, home directory). */
 export interface ExecConfig {
@@ -51,6 +56,8 @@ export interface ExecConfig {
   /** The environment of a command run for `user` (like sshd: clean, not the agent's own). */
   env(user: string): Record<string, string>;
   cwd: string;
+  /** The agent's replay cache, shared with push (default: one of its own). */
+  nonces?: NonceCache;
   now?: () => number;
 }
 
@@ -75,7 +82,7 @@ export interface ExecRecord {
 
 /** The exec service for an agent; its replay cache lives as long as the agent. */
 export function execService(config: ExecConfig): HostService {
-  const nonces = new Map<string, number>();
+  const nonces = config.nonces ?? new NonceCache();
   const now = config.now ?? Date.now;
   return {
     name: EXEC_SERVICE,
@@ -93,7 +100,7 @@ class ExecRun {
   readonly #peer: PeerInfo;
   readonly #config: ExecConfig;
   readonly #now: () => number;
-  readonly #nonces: Map<string, number>;
+  readonly #nonces: NonceCache;
   readonly #firstTimer: NodeJS.Timeout;
   #request: ExecRequest | undefined;
   #decision: Decision | undefined;
@@ -117,7 +124,7 @@ class ExecRun {
     peer: PeerInfo,
     config: ExecConfig,
     now: () => number,
-    nonces: Map<string, number>,
+    nonces: NonceCache,
   ) {
     this.#host = host;
     this.#channel = channel;
@@ -179,21 +186,26 @@ class ExecRun {
 
   /** Signature, binding, freshness, then the policy; refusals are sent sealed and recorded. */
   #onRequest(message: Uint8Array): void {
-    const publicKey = Buffer.from(this.#peer.publicKey, 'base64');
     let request: ExecRequest;
     try {
-      request = openSignedRequest(message, publicKey);
-      this.#checkBinding(request);
+      request = acceptSignedRequest(EXEC_REQUEST_FORMAT, message, {
+        host: this.#host,
+        channel: this.#channel,
+        peer: this.#peer,
+        nonces: this.#nonces,
+        now: this.#now,
+      });
     } catch (err) {
       const e = asError(err);
       return this.#refuse({ code: e.code, rule: 'signature', message: e.message }, undefined);
     }
     this.#request = request;
-    const o = this.#host.options;
     const user = this.#peer.user;
-    const full =
-      user === o.policy.owner ? 'owner' : o.policy.allow.includes(user) ? '--allow' : undefined;
-    const decision = decide(this.#config.policy(), { user, full }, askOf(request));
+    const decision = decide(
+      this.#config.policy(),
+      { user, full: fullAccess(this.#host, user) },
+      askOf(request),
+    );
     this.#decision = decision;
     if (!decision.allowed)
       return this.#refuse(
@@ -209,49 +221,6 @@ class ExecRun {
         ? request.command.argv
         : ['/bin/sh', '-c', request.command.line],
     );
-  }
-
-  #checkBinding(request: ExecRequest): void {
-    const host = this.#host;
-    if (request.user !== this.#peer.user)
-      throw new SwitchboardError(
-        ErrorCode.SIGNATURE_INVALID,
-        `the request names ${request.user}, but ${this.#peer.user} sent it`,
-      );
-    const me = keyFingerprint(host.options.key.publicKey);
-    if (request.agent.session !== host.sessionId || request.agent.fingerprint !== me)
-      throw new SwitchboardError(
-        ErrorCode.SIGNATURE_INVALID,
-        `the request was signed for ${request.agent.session} (${request.agent.fingerprint}), not this agent`,
-      );
-    if (request.channel !== this.#channel.handshakeHash)
-      throw new SwitchboardError(
-        ErrorCode.REQUEST_REPLAYED,
-        'the request was signed for another channel: a replay',
-      );
-    const now = this.#now();
-    const skew = request.issuedAt - now;
-    if (Math.abs(skew) > EXEC_MAX_CLOCK_SKEW_MS)
-      throw new SwitchboardError(
-        ErrorCode.REQUEST_STALE,
-        `the request's time is ${Math.round(Math.abs(skew) / 1000)} s ${skew > 0 ? 'ahead of' : 'behind'} this agent's clock ` +
-          `(at most ${EXEC_MAX_CLOCK_SKEW_MS / 1000} s): check both clocks`,
-      );
-    this.#remember(request.nonce, now);
-  }
-
-  #remember(nonce: string, now: number): void {
-    const nonces = this.#nonces;
-    if (nonces.has(nonce))
-      throw new SwitchboardError(
-        ErrorCode.REQUEST_REPLAYED,
-        'the request was seen before: a replay',
-      );
-    for (const [n, until] of nonces) {
-      if (until > now && nonces.size < EXEC_NONCES_MAX) break;
-      nonces.delete(n);
-    }
-    nonces.set(nonce, now + 2 * EXEC_MAX_CLOCK_SKEW_MS);
   }
 
   #onScript(chunk: Uint8Array): void {
@@ -468,9 +437,7 @@ function askOf(request: ExecRequest): ExecAsk {
 }
 
 function asError(err: unknown): SwitchboardError {
-  return err instanceof SwitchboardError
-    ? err
-    : new SwitchboardError(ErrorCode.INTERNAL, 'the agent failed to run the request');
+  return asSwitchboardError(err, 'the agent failed to run the request');
 }
 
 function spawnMessage(file: string, err: NodeJS.ErrnoException, script: boolean): string {
