@@ -9,7 +9,8 @@ import { openService } from '../src/client/open-channel.js';
 import { ExecCall, type ExecOutcome } from '../src/client/services/exec.js';
 import { generateDeviceKey, keyFingerprint } from '../src/crypto/device-key.js';
 import { DEFAULT_SERVICES, type HostSession } from '../src/host/host-session.js';
-import { parsePolicy, type ExecPolicy } from '../src/host/policy.js';
+import { parsePolicy } from '../src/host/policy-file.js';
+import type { ExecPolicy } from '../src/host/policy.js';
 import { execService } from '../src/host/services/exec.js';
 import { ErrorCode, SwitchboardError } from '../src/protocol/errors.js';
 import {
@@ -465,6 +466,14 @@ describe('exec through a relay that tampers', () => {
     // The probe has the genuine request's line only: neither the replay nor the second one ran.
     await waitFor(() => existsSync(probe), 2_000, 'the genuine command');
     assert.equal(readFileSync(probe, 'utf8'), 'x\n');
+  });
+
+  it('a request signed for another channel is refused, even with a fresh nonce', async () => {
+    const answer = await sendRaw(ops, (ctx) =>
+      encodeSignedRequest(ops.key, request(ctx, { channel: 'ab'.repeat(32) })),
+    );
+    assert.equal((answer as ExecRefused).code, ErrorCode.REQUEST_REPLAYED);
+    assert.equal(existsSync(marker), false);
   });
 
   it('a request whose time is outside the window is refused as stale', async () => {
