@@ -11,7 +11,7 @@ import { ExecCall } from '../src/client/services/exec.js';
 import { keyFingerprint } from '../src/crypto/device-key.js';
 import { AuditLog, auditHostSession, readLogFile } from '../src/host/audit-log.js';
 import { DEFAULT_SERVICES, type HostSession } from '../src/host/host-session.js';
-import { parsePolicy } from '../src/host/policy.js';
+import { parsePolicy } from '../src/host/policy-file.js';
 import { execService } from '../src/host/services/exec.js';
 import { agentLogName, signEntry, verifyChain, type EntryHead } from '../src/protocol/audit.js';
 import { ErrorCode } from '../src/protocol/errors.js';

@@ -19,7 +19,7 @@ import { openService } from '../src/client/open-channel.js';
 import { PushCall, type LocalFile, type PushOutcome } from '../src/client/services/push.js';
 import { generateDeviceKey } from '../src/crypto/device-key.js';
 import { DEFAULT_SERVICES, type HostSession } from '../src/host/host-session.js';
-import { parsePolicy } from '../src/host/policy.js';
+import { parsePolicy } from '../src/host/policy-file.js';
 import { execService } from '../src/host/services/exec.js';
 import { pushService, type PushRecord } from '../src/host/services/push.js';
 import { NonceCache } from '../src/host/services/signed-request.js';

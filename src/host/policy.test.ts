@@ -4,15 +4,13 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
+import { PolicyError, loadPolicy, parsePolicy } from './policy-file.js';
 import {
   DEFAULT_MAX_OUTPUT_BYTES,
   DEFAULT_MAX_RUN_MS,
-  PolicyError,
   decide,
   describeGrants,
-  loadPolicy,
   matchesPattern,
-  parsePolicy,
   type ExecAsk,
   type ExecPolicy,
 } from './policy.js';

@@ -31,7 +31,10 @@ export const policy: Command = {
     if (user !== undefined && !USERNAME_RE.test(user))
       throw new UsageError(`--user "${user}" is not a user name`);
     // Loaded here, not at the top, so that `--help` does not pull in the YAML parser.
-    const { PolicyError, describeGrants, loadPolicy } = await import('../../host/policy.js');
+    const [{ PolicyError, loadPolicy }, { describeGrants }] = await Promise.all([
+      import('../../host/policy-file.js'),
+      import('../../host/policy.js'),
+    ]);
     let loaded;
     try {
       loaded = loadPolicy(file);

@@ -56,7 +56,7 @@ async function hostModules() {
 async function policyOption(inv: Invocation) {
   const file = str(inv, 'policy');
   if (file === undefined) return undefined;
-  const { loadPolicy, PolicyError } = await import('../../host/policy.js');
+  const { loadPolicy, PolicyError } = await import('../../host/policy-file.js');
   const path = resolvePath(file);
   try {
     return { path, policy: loadPolicy(path), load: () => loadPolicy(path), PolicyError };
