@@ -13,7 +13,13 @@ import { AuditLog, auditHostSession, readLogFile } from '../src/host/audit-log.j
 import { DEFAULT_SERVICES, type HostSession } from '../src/host/host-session.js';
 import { parsePolicy } from '../src/host/policy-file.js';
 import { execService } from '../src/host/services/exec.js';
-import { agentLogName, signEntry, verifyChain, type EntryHead } from '../src/protocol/audit.js';
+import {
+  AUDIT_MAX_BODY_BYTES,
+  agentLogName,
+  signEntry,
+  verifyChain,
+  type EntryHead,
+} from '../src/protocol/audit.js';
 import { ErrorCode } from '../src/protocol/errors.js';
 import { EXEC_SERVICE } from '../src/protocol/exec.js';
 import { codeOf, runCli, waitFor } from './helpers.js';
@@ -327,6 +333,43 @@ describe('the audit log', () => {
       (e) => JSON.parse(e.body) as EntryHead,
     );
     assert.ok(mine.some((x) => x.type === 'channel' && x['user'] === 'aucarol'));
+  });
+
+  it('an entry too big for the relay is bounded, so shipping never stops', async () => {
+    const files = Array.from({ length: 1000 }, (_, i) => ({
+      name: `file-${i}.bin`,
+      size: i,
+      sha256: 'ab'.repeat(32),
+      result: 'written',
+    }));
+    const before = (await relayEntries()).length;
+    const entry = audit.append('push', { user: 'auowner', dir: '/srv', files });
+    assert.ok(Buffer.byteLength(entry.body) <= AUDIT_MAX_BODY_BYTES);
+    const head = JSON.parse(entry.body) as EntryHead;
+    assert.equal(head['truncated'], true);
+    assert.deepEqual((head['files'] as { count: number }).count, 1000);
+    audit.append('test', { note: 'after the big one' });
+    await waitFor(async () => (await relayEntries()).length === before + 2, 5_000, 'both shipped');
+  });
+
+  it('refills the relay from the file after it lost entries, and survives a torn last line', async () => {
+    // The relay loses its newest two entries (a restored backup).
+    const db = new Database(join(h.dataDir, 'switchboard.db'));
+    h.defer(() => void db.close());
+    const top = (await relayEntries()).length;
+    db.prepare('delete from audit_entries where log = ? and seq > ?').run(audit.log, top - 2);
+    host.emit('client', await owner.connect());
+    await waitFor(async () => (await relayEntries()).length === top, 5_000, 'the refill');
+    assert.equal(verifyChain(audit.log, await relayEntries(), owner.key.publicKey), undefined);
+    // A crash mid-write leaves half a line: a new log on that file cuts it and goes on.
+    const copy = join(h.dir, 'torn.log');
+    writeFileSync(copy, `${readFileSync(logFile(), 'utf8')}{"body":"{\\"v\\":1,`);
+    const reopened = new AuditLog(copy, audit.log, owner.key);
+    reopened.append('test', { note: 'after the tear' });
+    reopened.close();
+    const entries = readLogFile(copy);
+    assert.equal(entries.length, top + 1);
+    assert.equal(verifyChain(audit.log, entries, owner.key.publicKey), undefined);
   });
 
   it('audit --verify --file checks the local log and names an edited line', async () => {

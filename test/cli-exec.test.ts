@@ -1,20 +1,22 @@
 // The real `switchboard exec` binary against a real relay and 50 agents (in this process, through
 // the library): one target like ssh, a fan-out with one host offline and one failing.
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { DEFAULT_SERVICES } from '../src/host/host-session.js';
 import { execService } from '../src/host/services/exec.js';
-import { runCli } from './helpers.js';
+import { CLI, runCli } from './helpers.js';
 import { Harness, type TestUser } from './terminal-harness.js';
 
 const AGENTS = 50;
 const name = (i: number) => `fleet-${String(i).padStart(2, '0')}`;
 
 describe('switchboard exec', () => {
-  const h = new Harness({ perAccount: { liveSessions: AGENTS + 5, connections: AGENTS + 20 } });
+  const h = new Harness({ perAccount: { liveSessions: AGENTS + 10, connections: AGENTS + 30 } });
   let home: string;
   let owner: TestUser;
   const exec = (args: string[], stdin?: string) =>
@@ -136,10 +138,63 @@ describe('switchboard exec', () => {
     assert.equal(literal.stdout, 'a;b|c $HOME *\n');
   });
 
+  it('`exec box -- yes | head -1`: the reader goes, the remote command stops, exit 141', async () => {
+    const child = spawn(process.execPath, [CLI, 'exec', 'fleet-03', '--', 'yes'], {
+      env: { ...process.env, SWITCHBOARD_HOME: home },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.setEncoding('utf8').on('data', (t: string) => (stderr += t));
+    child.stdout.once('data', () => child.stdout.destroy());
+    const [code] = (await once(child, 'exit')) as [number | null];
+    assert.equal(code, 141, stderr);
+    assert.equal(stderr, '');
+  });
+
   it('--timeout stops the command and exits 124', async () => {
     const r = await exec(['fleet-02', '--timeout', '300ms', '--', 'sleep', '30']);
     assert.equal(r.code, 124, r.stderr);
     assert.match(r.stderr, /time limit/);
+  });
+
+  it('first contact with agents on several devices of one user: every handshake pins, none is refused', async () => {
+    for (let i = 0; i < 6; i++) {
+      const device = await h.user('fleet', h.server, h.relay.certificate.fingerprint, `box-${i}`);
+      await h.agent(
+        device,
+        `multi-${i}`,
+        {},
+        {
+          services: [
+            ...DEFAULT_SERVICES,
+            execService({
+              policy: () => undefined,
+              env: () => ({ PATH: '/usr/bin:/bin' }),
+              cwd: tmpdir(),
+            }),
+          ],
+        },
+      );
+    }
+    // A new home: nothing pinned yet, and all six handshakes run at once.
+    const fresh = mkdtempSync(join(h.dir, 'cli-fresh-'));
+    const login = await runCli(
+      [
+        'login',
+        '--user',
+        'fleet',
+        '--password-stdin',
+        '--server',
+        h.server,
+        '--fingerprint',
+        h.relay.certificate.fingerprint,
+      ],
+      { home: fresh, stdin: 'fleet-password\n' },
+    );
+    assert.equal(login.code, 0, login.stderr);
+    const r = await runCli(['exec', 'multi-*', '--', 'true'], { home: fresh, timeoutMs: 60_000 });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /6 succeeded, 0 failed, 0 unreachable/);
   });
 
   it('a selection that matches nothing is a usage error that says what exists', async () => {

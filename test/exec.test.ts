@@ -290,6 +290,65 @@ describe('exec on an agent', () => {
     assert.equal(code, ErrorCode.FRAME_TOO_LARGE);
   });
 
+  it('cuts off a controller that floods standard input past the window', async () => {
+    const client = await owner.connect();
+    h.defer(() => client.close());
+    const { channel, opened } = await openService(client, {
+      service: EXEC_SERVICE,
+      target: { kind: 'session', sessionId: 'ex-box' },
+      user: owner.name,
+      key: owner.key,
+      server: h.server,
+      knownPeers: owner.knownPeers,
+    });
+    const call = new ExecCall(
+      {
+        channel,
+        user: owner.name,
+        key: owner.key,
+        session: 'ex-box',
+        agentFingerprint: opened.host.fingerprint,
+        command: { kind: 'argv', argv: ['sleep', '30'] },
+        stdin: true,
+      },
+      {
+        onStarted: () => {
+          // Ignores writeStdin's false: 8 MiB into a command that reads nothing.
+          for (let i = 0; i < 128; i++) call.writeStdin(Buffer.alloc(65536));
+        },
+        onStdout: (_d, done) => done(),
+        onStderr: (_d, done) => done(),
+      },
+    );
+    const outcome = await call.result;
+    assert.equal(outcome.kind, 'lost', JSON.stringify(outcome));
+    assert.equal((outcome as { code: string }).code, ErrorCode.INVALID_MESSAGE);
+  });
+
+  it('an agent that stops ends the commands still running, and records them first', async () => {
+    const records: Array<{ exit?: { reason?: string; signal: string | null } }> = [];
+    const host = await execAgent(h, owner, 'ex-stopping');
+    host.on('exec', (r: (typeof records)[number]) => records.push(r));
+    let pid = 0;
+    let startedOk!: () => void;
+    const started = new Promise<void>((r) => (startedOk = r));
+    const ran = run(h, owner, 'ex-stopping', ['sh', '-c', 'trap "" INT; exec sleep 300'], {
+      onStarted: (call) => {
+        pid = call.started!.pid; // exec keeps the pid: it is sleep's
+        startedOk();
+      },
+    });
+    await started;
+    assert.ok(alive(pid));
+    await host.stop();
+    // Stopped, and recorded, by the time stop() returns: SIGINT ignored, SIGTERM ended it.
+    assert.equal(records.length, 1);
+    assert.equal(records[0]!.exit?.reason, 'interrupted');
+    assert.equal(records[0]!.exit?.signal, 'SIGTERM');
+    await waitFor(() => !alive(pid), 2_000, 'the command to be gone');
+    await ran.catch(() => undefined);
+  });
+
   it('runs a script with its #! interpreter, checked by SHA-256', async () => {
     const script = Buffer.from('#!/bin/sh\necho "script $1 as $SWITCHBOARD_USER"\n');
     const ran = await run(

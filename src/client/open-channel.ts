@@ -87,10 +87,21 @@ export async function secureOpened(
   return { channel, opened, pin };
 }
 
+/** How long one directory answer serves further channels to the same user (a fleet's handshakes). */
+export const DIRECTORY_MEMO_MS = 10_000; // ms
+
+const directoryMemo = new WeakMap<
+  RelayClient,
+  Map<string, { at: number; keys: Promise<string[] | undefined> }>
+>();
+
 /**
- * The keys the relay's directory lists for `peer.user`, fetched only when `peer`'s key is not
- * pinned but the user has pins (to tell another device of theirs from a replaced key);
- * undefined otherwise, or if the directory cannot be asked (the key then counts as changed).
+ * The keys the relay's directory lists for `peer.user`, fetched whenever `peer`'s key is not
+ * pinned yet: to tell another device of theirs from a replaced key. That includes first
+ * contact: channels opened in parallel (a fan-out to a user's agents on several machines) pin
+ * one device while the others are still in their handshake, and each of those then needs the
+ * list. One answer per user and connection serves for DIRECTORY_MEMO_MS. Undefined if the key is
+ * pinned, or the directory cannot be asked (the key then counts as changed).
  */
 export async function listedIfUnpinned(
   client: RelayClient,
@@ -98,9 +109,21 @@ export async function listedIfUnpinned(
   server: string,
   peer: { user: string; publicKey: string },
 ): Promise<string[] | undefined> {
-  if (knownPeers.check(server, peer.user, peer.publicKey) !== 'changed') return undefined;
-  return client.request('keys.get', { user: peer.user }).then(
+  if (knownPeers.check(server, peer.user, peer.publicKey) === 'pinned') return undefined;
+  let memo = directoryMemo.get(client);
+  if (!memo) directoryMemo.set(client, (memo = new Map()));
+  const now = Date.now();
+  const hit = memo.get(peer.user);
+  // A recent answer that lists this key serves; one that does not is asked again (the key may
+  // be a device registered since).
+  if (hit && now - hit.at < DIRECTORY_MEMO_MS) {
+    const keys = await hit.keys;
+    if (keys?.includes(peer.publicKey)) return keys;
+  }
+  const keys = client.request('keys.get', { user: peer.user }).then(
     (r) => r.devices.map((d) => d.publicKey),
     () => undefined,
   );
+  memo.set(peer.user, { at: now, keys });
+  return keys;
 }

@@ -1,6 +1,6 @@
 // The agent's audit log: one signed, hash-chained entry per attach, exec, push and refusal,
 // appended to a local file (0600, fsynced) and shipped to the relay, which keeps a copy without gaps.
-import { closeSync, fsyncSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, openSync, readFileSync, truncateSync, writeSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import type { EventEmitter } from 'node:events';
 import type { RelayClient } from '../client/relay-client.js';
@@ -39,6 +39,13 @@ export function readLogFile(path: string): SignedEntry[] {
   return entries;
 }
 
+/** Bytes of entries one `audit.append` carries at most (well under the relay's frame limit). */
+export const AUDIT_APPEND_MAX_BYTES = 128 * 1024; // bytes
+/** After a failed shipment, the next try (the next entry or reconnect may come sooner). */
+export const AUDIT_RETRY_MS = 5_000; // ms
+
+const seqOf = (e: SignedEntry): number => (JSON.parse(e.body) as EntryHead).seq;
+
 export class AuditLog {
   readonly file: string;
   readonly log: string;
@@ -46,19 +53,24 @@ export class AuditLog {
   readonly #fd: number;
   #seq: number;
   #prev: string;
-  /** Entries not yet known to be at the relay, oldest first (bounded by what the file holds). */
+  /** Entries not yet known to be at the relay, oldest first (the file keeps everything). */
   #entries: SignedEntry[];
-  #relayHas = 0;
+  #relayHas = -1;
   #shipping = false;
   #client: RelayClient | undefined;
+  #retry: NodeJS.Timeout | undefined;
+  #closed = false;
 
   constructor(file: string, log: string, key: DeviceKeyPair) {
     this.file = file;
     this.log = log;
     this.#key = key;
-    this.#entries = readLogFile(file).filter((e) => (JSON.parse(e.body) as EntryHead).log === log);
+    // A line torn by a crash mid-write was never complete, so never acknowledged: cut it off,
+    // or the next entry would be glued to it.
+    truncateTornLine(file);
+    this.#entries = this.#readOwn();
     const last = this.#entries.at(-1);
-    this.#seq = last ? (JSON.parse(last.body) as EntryHead).seq : 0;
+    this.#seq = last ? seqOf(last) : 0;
     this.#prev = last ? bodyHash(last.body) : '';
     this.#fd = openSync(file, 'a', 0o600);
   }
@@ -67,7 +79,13 @@ export class AuditLog {
     return this.#seq;
   }
 
-  /** Appends one entry (fsynced before this returns), then ships what the relay lacks. */
+  #readOwn(after = 0): SignedEntry[] {
+    return readLogFile(this.file).filter(
+      (e) => (JSON.parse(e.body) as EntryHead).log === this.log && seqOf(e) > after,
+    );
+  }
+
+  /** Appends one entry (written whole and fsynced before this returns), then ships it. */
   append(type: string, fields: Record<string, unknown>): SignedEntry {
     const body: EntryHead = {
       v: 1,
@@ -79,7 +97,8 @@ export class AuditLog {
       ...boundFields(fields),
     };
     const entry = signEntry(this.#key, body);
-    writeSync(this.#fd, `${JSON.stringify(entry)}\n`);
+    const line = Buffer.from(`${JSON.stringify(entry)}\n`);
+    for (let at = 0; at < line.length;) at += writeSync(this.#fd, line, at);
     fsyncSync(this.#fd);
     this.#seq = body.seq;
     this.#prev = bodyHash(entry.body);
@@ -96,59 +115,99 @@ export class AuditLog {
   }
 
   /**
-   * Sends the entries after the relay's last one, in batches; after an outage the relay gets
-   * everything it missed. Failures are retried at the next append or reconnect.
+   * Sends the entries after the relay's last one, in batches of at most AUDIT_APPEND_MAX_ENTRIES
+   * and AUDIT_APPEND_MAX_BYTES; after an outage, or to a relay that lost entries, the missing
+   * ones are read back from the file. A failure is retried after AUDIT_RETRY_MS.
    */
   async ship(): Promise<void> {
     const client = this.#client;
-    if (!client || this.#shipping) return;
+    if (!client || this.#shipping || this.#closed) return;
     this.#shipping = true;
+    clearTimeout(this.#retry);
+    let failed = false;
     try {
       if (this.#relayHas < 0) {
-        const head = await client.request('audit.head', { log: this.log });
-        this.#relayHas = head.seq;
+        this.#relayHas = (await client.request('audit.head', { log: this.log })).seq;
+        const oldest = this.#entries[0];
+        if (this.#relayHas < (oldest ? seqOf(oldest) : this.#seq + 1) - 1)
+          this.#entries = this.#readOwn(this.#relayHas);
       }
       for (;;) {
-        const pending = this.#entries.filter(
-          (e) => (JSON.parse(e.body) as EntryHead).seq > this.#relayHas,
-        );
-        if (pending.length === 0) break;
-        const batch = pending.slice(0, AUDIT_APPEND_MAX_ENTRIES);
+        const batch = this.#nextBatch();
+        if (batch.length === 0) break;
         const { seq } = await client.request('audit.append', { log: this.log, entries: batch });
         this.#relayHas = seq;
-        // What the relay holds need not stay in memory; the file keeps everything.
-        this.#entries = this.#entries.filter(
-          (e) => (JSON.parse(e.body) as EntryHead).seq > this.#relayHas,
-        );
+        this.#entries = this.#entries.filter((e) => seqOf(e) > seq);
       }
     } catch (err) {
       if (!(err instanceof SwitchboardError)) throw err;
-      this.#relayHas = -1; // ask again next time
+      this.#relayHas = -1; // ask for the head again
+      failed = true;
     } finally {
       this.#shipping = false;
     }
-    if (this.#client === client && this.#entries.length > 0 && this.#relayHas >= 0)
-      void this.ship();
+    if (this.#closed || this.#client !== client) return;
+    if (failed) {
+      this.#retry = setTimeout(() => void this.ship(), AUDIT_RETRY_MS);
+      this.#retry.unref();
+    } else if (this.#nextBatch().length > 0) void this.ship();
+  }
+
+  #nextBatch(): SignedEntry[] {
+    const batch: SignedEntry[] = [];
+    let bytes = 0;
+    for (const e of this.#entries) {
+      if (seqOf(e) <= this.#relayHas) continue;
+      const size = e.body.length + e.sig.length + 32;
+      if (batch.length >= AUDIT_APPEND_MAX_ENTRIES) break;
+      if (batch.length > 0 && bytes + size > AUDIT_APPEND_MAX_BYTES) break;
+      batch.push(e);
+      bytes += size;
+    }
+    return batch;
   }
 
   close(): void {
+    this.#closed = true;
+    clearTimeout(this.#retry);
     closeSync(this.#fd);
   }
 }
 
-/** Keeps a body under AUDIT_MAX_BODY_BYTES: a long argv is replaced by its length and SHA-256. */
-function boundFields(fields: Record<string, unknown>): Record<string, unknown> {
-  const text = JSON.stringify(fields);
-  if (Buffer.byteLength(text) <= AUDIT_MAX_BODY_BYTES - 1024) return fields;
-  const { argv, command, ...rest } = fields as { argv?: unknown; command?: unknown };
-  const cut = { ...rest } as Record<string, unknown>;
-  if (argv !== undefined) {
-    const a = JSON.stringify(argv);
-    cut['argvSha256'] = createHash('sha256').update(a).digest('hex');
-    cut['argvBytes'] = Buffer.byteLength(a);
+/** Cuts a file back to its last newline (nothing if it ends with one, or does not exist). */
+function truncateTornLine(path: string): void {
+  let data: Buffer;
+  try {
+    data = readFileSync(path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw err;
   }
-  if (typeof command === 'string') cut['command'] = `${command.slice(0, 512)}…`;
-  return cut;
+  if (data.length === 0 || data[data.length - 1] === 0x0a) return;
+  truncateSync(path, data.lastIndexOf(0x0a) + 1);
+}
+
+/**
+ * Keeps a body's fields under AUDIT_MAX_BODY_BYTES whatever they hold (a push of 1000 files, a
+ * long argv): past the bound, strings are cut, lists and objects replaced by their size and
+ * SHA-256, and `truncated` says so. An entry the relay would refuse would stop shipping for good.
+ */
+export function boundFields(fields: Record<string, unknown>): Record<string, unknown> {
+  const text = JSON.stringify(fields);
+  const room = AUDIT_MAX_BODY_BYTES - 1024; // the head's fields
+  if (Buffer.byteLength(text) <= room) return fields;
+  const sha = (v: unknown) => createHash('sha256').update(JSON.stringify(v)).digest('hex');
+  const cut: Record<string, unknown> = { truncated: true, fieldsSha256: sha(fields) };
+  for (const [k, v] of Object.entries(fields)) {
+    if (typeof v === 'string') cut[k] = v.length > 256 ? `${v.slice(0, 256)}…` : v;
+    else if (Array.isArray(v)) cut[k] = { count: v.length, sha256: sha(v) };
+    else if (v !== null && typeof v === 'object')
+      cut[k] = JSON.stringify(v).length > 1024 ? { sha256: sha(v) } : v;
+    else cut[k] = v;
+  }
+  return Buffer.byteLength(JSON.stringify(cut)) <= room
+    ? cut
+    : { truncated: true, fieldsSha256: sha(fields) };
 }
 
 /**

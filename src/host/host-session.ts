@@ -415,6 +415,8 @@ export class HostSession extends EventEmitter {
         ? `the agent on ${this.#o.hostName} stopped`
         : `${this.#o.policy.owner} stopped sharing`;
     for (const peer of [...this.#peers]) peer.refuse(ErrorCode.CHANNEL_CLOSED, why);
+    // Commands still running end now (exec stops their process groups), audited, before we go.
+    await Promise.all([...this.#services.values()].map((svc) => svc.stop?.()));
     const client = this.#client;
     if (client && this.#sessionId) {
       await client

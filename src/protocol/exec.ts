@@ -61,12 +61,18 @@ export const EXEC_KILL_GRACE_MS = 2_000; // ms
 /** Nonce bytes (base64 in the request). */
 export const EXEC_NONCE_BYTES = REQUEST_NONCE_BYTES; // bytes
 
+/** An argument as a process can receive it: no NUL (exec would refuse it after the policy said yes). */
+const word = z
+  .string()
+  .max(EXEC_MAX_REQUEST_BYTES)
+  .regex(/^[^\0]*$/, 'an argument cannot contain NUL');
+
 export const ExecCommand = z.discriminatedUnion('kind', [
   z.object({
     kind: z.literal('argv'),
-    argv: z.array(z.string().min(0).max(EXEC_MAX_REQUEST_BYTES)).min(1).max(EXEC_MAX_ARGS),
+    argv: z.array(word).min(1).max(EXEC_MAX_ARGS),
   }),
-  z.object({ kind: z.literal('shell'), line: z.string().min(1).max(EXEC_MAX_REQUEST_BYTES) }),
+  z.object({ kind: z.literal('shell'), line: word.min(1) }),
   z.object({
     kind: z.literal('script'),
     /** The file's base name, for the audit and the process title. */
@@ -74,7 +80,7 @@ export const ExecCommand = z.discriminatedUnion('kind', [
     sha256: sha256Hex,
     size: z.number().int().min(1).max(EXEC_MAX_SCRIPT_BYTES),
     /** Arguments after the script. */
-    args: z.array(z.string().max(EXEC_MAX_REQUEST_BYTES)).max(EXEC_MAX_ARGS),
+    args: z.array(word).max(EXEC_MAX_ARGS),
   }),
 ]);
 export type ExecCommand = z.infer<typeof ExecCommand>;

@@ -140,3 +140,5 @@ export const AUDIT_MAX_BODY_BYTES = 16 * 1024; // bytes
 export const AUDIT_APPEND_MAX_ENTRIES = 100;
 /** Entries one `audit.list` answers with at most (the reply says where to go on). */
 export const AUDIT_LIST_MAX = 1000;
+/** Bytes of entries one `audit.list` answers with at most (clients drop messages past 1 MiB). */
+export const AUDIT_LIST_MAX_BYTES = 512 * 1024; // bytes

@@ -6,7 +6,7 @@
 // gaps, and what it serves can be checked again by anyone with the device's public key.
 import { ErrorCode, ProtocolError, SessionError } from '../protocol/errors.js';
 import { bodyHash, verifyChain, type EntryHead } from '../protocol/audit.js';
-import { AUDIT_LIST_MAX } from '../protocol/limits.js';
+import { AUDIT_LIST_MAX, AUDIT_LIST_MAX_BYTES } from '../protocol/limits.js';
 import type { Params, Results } from '../protocol/messages.js';
 import type { AuditRow } from '../store/audit-repository.js';
 import type { UserCaller } from './caller.js';
@@ -92,8 +92,15 @@ export async function auditList(
     ...(req.after ? { after: req.after } : {}),
     limit: limit + 1,
   });
-  const more = rows.length > limit;
-  const page = rows.slice(0, limit);
+  // A page also stops at AUDIT_LIST_MAX_BYTES, so the reply fits any client's message limit.
+  const page: AuditRow[] = [];
+  let bytes = 0;
+  for (const r of rows.slice(0, limit)) {
+    bytes += r.body.length + r.sig.length + r.signer.length + r.log.length + 64;
+    if (page.length > 0 && bytes > AUDIT_LIST_MAX_BYTES) break;
+    page.push(r);
+  }
+  const more = rows.length > page.length;
   const last = page.at(-1);
   return {
     entries: page.map((r) => ({ log: r.log, seq: r.seq, body: r.body, sig: r.sig, key: r.signer })),

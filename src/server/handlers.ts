@@ -346,7 +346,9 @@ async function audited<T>(
   try {
     return await work;
   } catch (err) {
-    if (err instanceof AuthError) s.audit.record({ ...failed, code: err.code });
+    // Throttled attempts are refused before any check: counted in metrics, not audited one by one.
+    if (err instanceof AuthError && err.code !== ErrorCode.THROTTLED)
+      s.audit.record({ ...failed, code: err.code });
     throw err;
   }
 }

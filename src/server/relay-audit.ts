@@ -17,6 +17,9 @@ import {
 import { bodyHash, signEntry, type EntryHead } from '../protocol/audit.js';
 import type { Store } from '../store/repositories.js';
 
+/** Entries waiting to be stored; past it new ones are dropped, and the drop is logged. */
+export const RELAY_AUDIT_MAX_PENDING = 10_000;
+
 /** The relay's audit key file in the data directory. */
 export const RELAY_AUDIT_KEY_FILE = 'audit_ed25519';
 
@@ -46,6 +49,9 @@ export class RelayAudit {
   readonly #now: () => number;
   /** Appends run one at a time: each takes the head the previous one wrote. */
   #queue: Promise<void> = Promise.resolve();
+  #pending = 0;
+  /** Entries dropped because RELAY_AUDIT_MAX_PENDING were waiting (the database too slow). */
+  dropped = 0;
 
   constructor(store: Store, key: DeviceKeyPair, logger: Logger, now: () => number) {
     this.#store = store;
@@ -57,10 +63,17 @@ export class RelayAudit {
 
   /** Queues one entry; a storage failure is logged (never thrown at the request that caused it). */
   record(event: RelayEvent): void {
-    this.#queue = this.#queue.then(
-      () => this.#append(event),
-      () => this.#append(event),
-    );
+    if (this.#pending >= RELAY_AUDIT_MAX_PENDING) {
+      if (this.dropped++ % 1000 === 0)
+        this.#logger.warn(
+          { dropped: this.dropped },
+          'relay audit entries dropped: storage too slow',
+        );
+      return;
+    }
+    this.#pending += 1;
+    const append = () => this.#append(event).finally(() => (this.#pending -= 1));
+    this.#queue = this.#queue.then(append, append);
     this.#queue.catch((err: unknown) => this.#logger.error({ err }, 'relay audit append failed'));
   }
 

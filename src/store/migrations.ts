@@ -225,7 +225,8 @@ export const migrations: Readonly<Record<string, Migration>> = Object.freeze({
         .addColumn('id', 'integer', id(db))
         .addColumn('log', 'text', (c) => c.notNull())
         .addColumn('seq', 'bigint', (c) => c.notNull())
-        .addColumn('owner_id', 'integer', (c) => c.references('users.id').onDelete('cascade'))
+        // An account's deletion must not erase the record (nor leave holes in the relay's chain).
+        .addColumn('owner_id', 'integer', (c) => c.references('users.id').onDelete('set null'))
         .addColumn('session', 'text')
         .addColumn('actor', 'text')
         .addColumn('type', 'text', (c) => c.notNull())

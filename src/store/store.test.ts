@@ -203,7 +203,7 @@ const AUDIT_SQLITE_SCHEMA: ReadonlyArray<readonly [type: string, name: string, s
   [
     'table',
     'audit_entries',
-    'CREATE TABLE "audit_entries" ("id" integer primary key autoincrement, "log" text not null, "seq" bigint not null, "owner_id" integer references "users" ("id") on delete cascade, "session" text, "actor" text, "type" text not null, "time" bigint not null, "body" text not null, "sig" text not null, "signer" text not null)',
+    'CREATE TABLE "audit_entries" ("id" integer primary key autoincrement, "log" text not null, "seq" bigint not null, "owner_id" integer references "users" ("id") on delete set null, "session" text, "actor" text, "type" text not null, "time" bigint not null, "body" text not null, "sig" text not null, "signer" text not null)',
   ],
   [
     'index',

@@ -193,6 +193,12 @@ async function verifyRelay(inv: Invocation, host: string | undefined): Promise<n
     const mine = new Set(
       (await client.request('devices.list', {})).devices.map((d) => d.fingerprint),
     );
+    const me = (await client.request('whoami', {})).user;
+    const mySessions = new Set(
+      (await client.request('sessions.list', {})).sessions
+        .filter((s) => s.owner === me)
+        .map((s) => s.sessionId),
+    );
     const logs = new Map<string, AuditEntryView[]>();
     let after: { log: string; seq: number } | undefined;
     for (let page = 0; page < MAX_PAGES; page++) {
@@ -227,6 +233,21 @@ async function verifyRelay(inv: Invocation, host: string | undefined): Promise<n
         continue;
       }
       const key = Buffer.from(entries[0]!.key, 'base64');
+      const session = /^agent:([^:]+):/.exec(log)?.[1];
+      if (!mine.has(signer) && session !== undefined && mySessions.has(session)) {
+        // A log of one of your own agents, signed by a key that is none of your devices.
+        reports.push({
+          log,
+          entries: entries.length,
+          checked: 'signatures',
+          problem: {
+            seq: entries[0]!.seq,
+            kind: 'forged',
+            message: `a log of your session ${session}, signed by ${signer}, which is not one of your devices (forged)`,
+          },
+        });
+        continue;
+      }
       if (mine.has(signer)) {
         const problem = verifyChain(log, entries, key);
         reports.push({

@@ -1,6 +1,6 @@
 // `switchboard exec`: a command on one agent (like `ssh host cmd`) or on a fleet (like pssh).
 import { createHash } from 'node:crypto';
-import { mkdirSync, readFileSync, writeFileSync, type WriteStream } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync, type WriteStream } from 'node:fs';
 import { basename, join } from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
 import { constants as osConstants } from 'node:os';
@@ -295,11 +295,22 @@ async function runOne(
     else call.abandon('cancelled');
   };
   process.on('SIGINT', onSigint);
+  // `exec box -- cat big | head`: the reader went away; stop the command, as ssh does on SIGPIPE.
+  let pipeClosed = false;
+  const onOutError = (err: NodeJS.ErrnoException): void => {
+    if (err.code !== 'EPIPE') throw err;
+    if (!pipeClosed) call.cancel();
+    pipeClosed = true;
+  };
+  io.stdout.on('error', onOutError);
+  io.stderr.on('error', onOutError);
   let outcome: ExecOutcome;
   try {
     outcome = await call.result;
   } finally {
     process.removeListener('SIGINT', onSigint);
+    io.stdout.removeListener('error', onOutError);
+    io.stderr.removeListener('error', onOutError);
     if (forwardStdin) {
       io.stdin.removeListener('data', onData);
       io.stdin.removeListener('end', onEnd);
@@ -309,6 +320,7 @@ async function runOne(
       (io.stdin as { unref?: () => void }).unref?.();
     }
   }
+  if (pipeClosed) return EXIT_PIPE_CLOSED;
   await Promise.all([flushed(io.stdout), flushed(io.stderr)]);
   const name = `switchboard exec: ${host.sessionId}`;
   if (outcome.kind === 'refused') {
@@ -336,6 +348,9 @@ async function runOne(
   if (exit.reason === 'timeout') return ExecExitCode.TIMED_OUT;
   return shellStatus(exit);
 }
+
+/** What a shell reports for a program killed by SIGPIPE (128 + 13): `exec ... | head`. */
+const EXIT_PIPE_CLOSED = 141;
 
 /** Writes `data`, then calls `done`; a reader that went away (EPIPE) drops the rest, as ssh does. */
 function writeOrDrop(out: NodeJS.WritableStream, data: Uint8Array, done: () => void): void {
@@ -386,6 +401,9 @@ async function runMany(
         }
       : {}),
   }));
+  // This run's files only: what an earlier run left for these hosts goes first.
+  for (const run of runs)
+    if (run.files) for (const f of [run.files.stdout, run.files.stderr]) rmSync(f, { force: true });
   const { interrupts } = await runFanout({
     client: session.client,
     open: o,
@@ -519,11 +537,28 @@ class FleetOutput {
 
   started(run: HostRun): void {
     if (this.#r.json) this.#event({ event: 'start', host: run.host.sessionId });
+    // This run's output only: a directory used before is overwritten, host by host.
+    if (run.files)
+      for (const f of [run.files.stdout, run.files.stderr]) this.#writeFile(run, f, '', 'w');
+  }
+
+  /** Writes to a host's --out-dir file; a failure (disk full) is said once and stops its files. */
+  #writeFile(run: HostRun, file: string, data: Uint8Array | string, flag: 'a' | 'w'): void {
+    if (!run.files) return;
+    try {
+      writeFileSync(file, data, { flag, mode: 0o600 });
+    } catch (err) {
+      run.files = undefined;
+      this.#status.clear();
+      this.#io.stderr.write(
+        `switchboard exec: ${run.host.sessionId}: cannot write ${file} (${(err as NodeJS.ErrnoException).code ?? String(err)}); its output goes on without --out-dir\n`,
+      );
+    }
   }
 
   data(run: HostRun, stream: 'stdout' | 'stderr', data: Uint8Array, done: () => void): void {
     run.bytes[stream] += data.length;
-    if (run.files) writeFileSync(run.files[stream], data, { flag: 'a', mode: 0o600 });
+    if (run.files) this.#writeFile(run, run.files[stream], data, 'a');
     if (this.#r.json) {
       const key = `${run.host.sessionId}\0${stream}`;
       let decoder = this.#decoders.get(key);
@@ -569,6 +604,8 @@ class FleetOutput {
         this.#io.stdout.write(
           `[${formatBytes(run.block.dropped)} more not shown; --out-dir keeps all of it]\n`,
         );
+      // Printed: not kept until the end (a thousand hosts would hold their output all along).
+      run.block = { stdout: [], stderr: [], kept: 0, dropped: 0 };
     }
     if (this.#r.json) {
       const exit = run.outcome?.kind === 'exit' ? run.outcome.exit : undefined;

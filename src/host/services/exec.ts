@@ -84,12 +84,20 @@ export interface ExecRecord {
 export function execService(config: ExecConfig): HostService {
   const nonces = config.nonces ?? new NonceCache();
   const now = config.now ?? Date.now;
+  const runs = new Set<ExecRun>();
   return {
     name: EXEC_SERVICE,
     decidesAccess: true,
     serve(ctx) {
       if (!ctx.host) return void ctx.channel.close('exec runs in a session', ErrorCode.NOT_ALLOWED);
-      new ExecRun(ctx.host, ctx.channel, ctx.peer, config, now, nonces);
+      const run = new ExecRun(ctx.host, ctx.channel, ctx.peer, config, now, nonces, () =>
+        runs.delete(run),
+      );
+      runs.add(run);
+    },
+    // The agent stops: every command still running is ended (and audited) before it goes.
+    async stop() {
+      await Promise.all([...runs].map((run) => run.interrupt()));
     },
   };
 }
@@ -116,7 +124,11 @@ class ExecRun {
   #killTimer: NodeJS.Timeout | undefined;
   #runTimer: NodeJS.Timeout | undefined;
   #tmpDir: string | undefined;
+  #uploadTimer: NodeJS.Timeout | undefined;
   #done = false;
+  readonly #onDone: () => void;
+  readonly #finished: Promise<void>;
+  #resolveFinished!: () => void;
 
   constructor(
     host: HostSession,
@@ -125,7 +137,10 @@ class ExecRun {
     config: ExecConfig,
     now: () => number,
     nonces: NonceCache,
+    onDone: () => void,
   ) {
+    this.#onDone = onDone;
+    this.#finished = new Promise((resolve) => (this.#resolveFinished = resolve));
     this.#host = host;
     this.#channel = channel;
     this.#peer = peer;
@@ -170,7 +185,8 @@ class ExecRun {
       case ExecType.CANCEL:
         return this.#kill('cancelled');
       case ExecType.ACK:
-        this.#acked = Math.max(this.#acked, decodeCount(message));
+        // Never more than was sent: a larger count would switch flow control off.
+        this.#acked = Math.min(this.#sent, Math.max(this.#acked, decodeCount(message)));
         if (this.#paused && this.#sent - this.#acked < EXEC_WINDOW_BYTES) {
           this.#paused = false;
           this.#child?.stdout?.resume();
@@ -223,6 +239,25 @@ class ExecRun {
     );
   }
 
+  /** Ends what runs, as when the controller goes away; resolves once it is over and recorded. */
+  interrupt(): Promise<void> {
+    if (this.#child && !this.#done) this.#kill('interrupted');
+    else if (!this.#done)
+      this.#fail(new SwitchboardError(ErrorCode.CHANNEL_CLOSED, 'the agent stopped'));
+    return this.#finished;
+  }
+
+  /** Marks the run over (once): timers off, temporary files gone, the service forgets it. */
+  #end(): void {
+    this.#done = true;
+    clearTimeout(this.#firstTimer);
+    clearTimeout(this.#uploadTimer);
+    clearTimeout(this.#runTimer);
+    this.#cleanup();
+    this.#onDone();
+    this.#resolveFinished();
+  }
+
   #onScript(chunk: Uint8Array): void {
     const request = this.#request!;
     const script = this.#script;
@@ -232,7 +267,14 @@ class ExecRun {
     if (script.got > request.command.size)
       throw new SwitchboardError(ErrorCode.INVALID_MESSAGE, 'the script is longer than announced');
     script.chunks.push(Buffer.from(chunk));
-    if (script.got < request.command.size) return;
+    clearTimeout(this.#uploadTimer);
+    if (script.got < request.command.size) {
+      this.#uploadTimer = setTimeout(
+        () => this.#fail(new SwitchboardError(ErrorCode.TIMEOUT, 'the script stopped arriving')),
+        PEER_SETUP_TIMEOUT_MS,
+      );
+      return;
+    }
     const body = Buffer.concat(script.chunks);
     this.#script = undefined;
     if (createHash('sha256').update(body).digest('hex') !== request.command.sha256)
@@ -249,6 +291,9 @@ class ExecRun {
   #onStdin(chunk: Uint8Array): void {
     const stdin = this.#child?.stdin;
     if (!this.#request?.stdin || !stdin || stdin.writableEnded) return;
+    // Our controller waits for STDIN_ACKs; one that does not would fill this agent's memory.
+    if (stdin.writableLength > EXEC_WINDOW_BYTES)
+      throw new SwitchboardError(ErrorCode.INVALID_MESSAGE, 'standard input past the window');
     const n = chunk.length;
     stdin.write(chunk, () => this.#channel.send(encodeCount(ExecType.STDIN_ACK, n)));
   }
@@ -256,6 +301,8 @@ class ExecRun {
   #start(argv: string[]): void {
     const request = this.#request!;
     const decision = this.#decision!;
+    // Cancelled while its script was still arriving: it never starts.
+    if (this.#reason) return this.#finish({ code: null, signal: null, reason: this.#reason });
     this.#startedAt = this.#now();
     const child = spawn(argv[0]!, argv.slice(1), {
       cwd: this.#config.cwd,
@@ -340,8 +387,6 @@ class ExecRun {
   #finish(end: Pick<ExecExit, 'code' | 'signal' | 'reason' | 'message'>): void {
     if (this.#done) return;
     this.#done = true;
-    clearTimeout(this.#runTimer);
-    this.#cleanup();
     const reason = end.reason ?? this.#reason;
     const exit: ExecExit = {
       code: end.code,
@@ -355,7 +400,9 @@ class ExecRun {
             }
           : reason === 'timeout'
             ? { message: 'stopped at its time limit' }
-            : {}),
+            : reason === 'cancelled'
+              ? { message: 'cancelled' }
+              : {}),
       durationMs: this.#startedAt ? this.#now() - this.#startedAt : 0,
       stdout: this.#out.digest(),
       stderr: this.#err.digest(),
@@ -363,6 +410,7 @@ class ExecRun {
     this.#channel.send(encodeJson(ExecType.EXIT, exit));
     void this.#channel.close('done');
     this.#record({ decision: 'allowed', rule: this.#decision!.rule, exit });
+    this.#end();
   }
 
   #cleanup(): void {
@@ -379,12 +427,24 @@ class ExecRun {
       { decision: 'refused', rule: refused.rule, code: refused.code, message: refused.message },
       request,
     );
+    this.#end();
   }
 
   #fail(err: unknown): void {
     const e = asError(err);
     if (this.#child && !this.#done) this.#kill('interrupted');
-    else if (!this.#request) this.#done = true;
+    else if (!this.#done) {
+      // Ended before a command ran (a protocol error, a script that did not match or stopped
+      // arriving): recorded too, if there was a request to record.
+      this.#end();
+      if (this.#request)
+        this.#record({
+          decision: this.#decision?.allowed ? 'allowed' : 'refused',
+          rule: this.#decision?.rule ?? 'request',
+          code: e.code,
+          message: e.message,
+        });
+    }
     void this.#channel.close(e.message, e.code);
   }
 
@@ -392,7 +452,9 @@ class ExecRun {
   #onChannelClosed(): void {
     clearTimeout(this.#firstTimer);
     if (this.#child && !this.#done) this.#kill('interrupted');
-    else if (!this.#child) this.#cleanup();
+    else if (!this.#done && this.#request && !this.#child)
+      this.#fail(new SwitchboardError(ErrorCode.CHANNEL_CLOSED, 'the requester went away first'));
+    else if (!this.#done) this.#end();
   }
 
   #record(

@@ -32,6 +32,8 @@ export interface HostService {
    * the host's access rule denies still reaches it, and it refuses what the policy does not grant.
    */
   readonly decidesAccess?: boolean;
+  /** The host stops: end what still runs (and record it) before the connection goes. */
+  stop?(): Promise<void>;
   /** Takes over one channel: sets its handlers, answers, closes it when done. */
   serve(ctx: ServiceContext): void;
 }
