@@ -3,13 +3,13 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { DEFAULT_SERVICES } from '../src/host/host-session.js';
 import { execService } from '../src/host/services/exec.js';
-import { CLI, runCli } from './helpers.js';
+import { CLI, runCli, waitFor } from './helpers.js';
 import { Harness, type TestUser } from './terminal-harness.js';
 
 const AGENTS = 50;
@@ -195,6 +195,87 @@ describe('switchboard exec', () => {
     const r = await runCli(['exec', 'multi-*', '--', 'true'], { home: fresh, timeoutMs: 60_000 });
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stderr, /6 succeeded, 0 failed, 0 unreachable/);
+  });
+
+  it('agent --policy: checked at start, reloaded on SIGHUP, an invalid file keeps the old one', async () => {
+    const policy = join(h.dir, 'policy.json');
+    writeFileSync(policy, '{"users": {"fleetops": {"commands": [["echo", "..."]]}}}');
+    const opsHome = mkdtempSync(join(h.dir, 'cli-ops-'));
+    const opsSignup = await runCli(
+      [
+        'signup',
+        '--user',
+        'fleetops',
+        '--password-stdin',
+        '--server',
+        h.server,
+        '--fingerprint',
+        h.relay.certificate.fingerprint,
+      ],
+      { home: opsHome, stdin: 'fleetops-password\n' },
+    );
+    assert.equal(opsSignup.code, 0, opsSignup.stderr);
+    const newHome = mkdtempSync(join(h.dir, 'cli-new-'));
+    const newSignup = await runCli(
+      [
+        'signup',
+        '--user',
+        'fleetnew',
+        '--password-stdin',
+        '--server',
+        h.server,
+        '--fingerprint',
+        h.relay.certificate.fingerprint,
+      ],
+      { home: newHome, stdin: 'fleetnew-password\n' },
+    );
+    assert.equal(newSignup.code, 0, newSignup.stderr);
+    const asNew = () => runCli(['exec', 'hup-box', '--', 'echo', 'new'], { home: newHome });
+    // A broken file: the agent does not start, and says where.
+    writeFileSync(join(h.dir, 'broken.json'), '{"users": {"fleetops": {"comands": []}}}');
+    const broken = await runCli(
+      ['agent', '--session', 'hup-box', '--policy', join(h.dir, 'broken.json')],
+      { home },
+    );
+    assert.equal(broken.code, 2);
+    assert.match(broken.stderr, /broken\.json:1:\d+: users\.fleetops\.comands: unknown key/);
+    const agent = spawn(
+      process.execPath,
+      [CLI, 'agent', '--session', 'hup-box', '--policy', policy],
+      {
+        env: { ...process.env, SWITCHBOARD_HOME: home },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    let log = '';
+    agent.stderr.setEncoding('utf8').on('data', (t: string) => (log += t));
+    h.defer(async () => {
+      agent.kill('SIGTERM');
+      if (agent.exitCode === null) await once(agent, 'exit');
+    });
+    await waitFor(() => log.includes('agent serving session hup-box'), 20_000, 'the agent');
+    const asOps = (argv: string[]) => runCli(['exec', 'hup-box', '--', ...argv], { home: opsHome });
+    assert.equal((await asOps(['echo', 'hi'])).code, 0);
+    assert.equal((await asOps(['uname', '-s'])).code, 5);
+    const before = await asNew();
+    assert.equal(before.code, 2, before.stderr); // the relay does not even list hup-box for them
+    // Reloaded: uname -s is granted now, and fleetnew is named (the relay routes them from now on).
+    writeFileSync(
+      policy,
+      '{"users": {"fleetops": {"commands": [["echo", "..."], ["uname", "-s"]]}, "fleetnew": {"commands": [["echo", "..."]]}}}',
+    );
+    agent.kill('SIGHUP');
+    await waitFor(() => log.includes('SIGHUP: reloaded'), 5_000, 'the reload');
+    const granted = await asOps(['uname', '-s']);
+    assert.equal(granted.code, 0, granted.stderr);
+    const after = await asNew();
+    assert.equal(after.code, 0, after.stderr);
+    assert.equal(after.stdout, 'new\n');
+    // An invalid file: the policy in force stays, and the agent says why.
+    writeFileSync(policy, '{"users": {"fleetops": {"commands": [["...", "x"]]}}}');
+    agent.kill('SIGHUP');
+    await waitFor(() => log.includes('kept the policy in force'), 5_000, 'the refusal to reload');
+    assert.equal((await asOps(['uname', '-s'])).code, 0);
   });
 
   it('a selection that matches nothing is a usage error that says what exists', async () => {
