@@ -129,7 +129,9 @@ function what(head: EntryHead): string {
   const h = head as Record<string, unknown>;
   if (typeof h['command'] === 'string') return cut(h['command']);
   if (head.type === 'push' && typeof h['dir'] === 'string')
-    return cut(`${Array.isArray(h['files']) ? h['files'].length : 0} file(s) to ${h['dir']}`);
+    return cut(
+      `${Array.isArray(h['files']) ? h['files'].length : ((h['files'] as { count?: number } | undefined)?.count ?? 0)} file(s) to ${h['dir']}`,
+    );
   if (head.type === 'attach') return String(h['mode'] ?? '');
   if (head.type === 'recording') return cut(String(h['file'] ?? ''));
   if (head.type === 'refusal') return String(h['service'] ?? '');
@@ -149,6 +151,10 @@ function result(head: EntryHead): string {
     return exit.code !== null
       ? `exit ${exit.code}${exit.reason ? ` (${exit.reason})` : ''}`
       : `signal ${exit.signal ?? '?'}${exit.reason ? ` (${exit.reason})` : ''}`;
+  if (head.type === 'push' && Array.isArray(h['files'])) {
+    const files = h['files'] as Array<{ result?: string }>;
+    return `${files.filter((f) => f.result === 'written').length}/${files.length} written`;
+  }
   if (typeof h['sha256'] === 'string') return `sha256 ${h['sha256'].slice(0, 16)}…`;
   if (typeof h['code'] === 'string') return String(h['code']);
   return '-';
