@@ -1,4 +1,5 @@
 // `switchboard exec`: a command on one agent (like `ssh host cmd`) or on a fleet (like pssh).
+import { signedCallOn } from '../../client/services/signed-call.js';
 import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, rmSync, writeFileSync, type WriteStream } from 'node:fs';
 import { basename, join } from 'node:path';
@@ -413,11 +414,7 @@ async function runMany(
     work: async (run, opened) => {
       const call = new ExecCall(
         {
-          channel: opened.channel,
-          user: o.user,
-          key: o.key,
-          session: run.host.sessionId,
-          agentFingerprint: opened.opened.host.fingerprint,
+          ...signedCallOn(opened, o, run.host.sessionId),
           command: o.command,
           ...(o.script ? { script: o.script } : {}),
           ...(o.timeoutMs !== undefined ? { timeoutMs: o.timeoutMs } : {}),

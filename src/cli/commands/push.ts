@@ -1,4 +1,5 @@
 // `switchboard push FILE... TARGET:DIR`: files to a fleet of agents, each verified by SHA-256 at the agent.
+import { signedCallOn } from '../../client/services/signed-call.js';
 import { createHash } from 'node:crypto';
 import { open } from 'node:fs/promises';
 import { basename } from 'node:path';
@@ -86,11 +87,7 @@ export const push: Command = {
         work: async (run, opened) => {
           const call = new PushCall(
             {
-              channel: opened.channel,
-              user: open.user,
-              key: open.key,
-              session: run.host.sessionId,
-              agentFingerprint: opened.opened.host.fingerprint,
+              ...signedCallOn(opened, open, run.host.sessionId),
               dir: request.dir,
               mkdir: request.mkdir,
               files,

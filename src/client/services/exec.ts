@@ -1,11 +1,9 @@
 // The exec service, controller side: sign one request, stream its output, report how it ended.
-import { randomBytes } from 'node:crypto';
+import { requestHead, type SignedCallOptions } from './signed-call.js';
 import type { SecureDuplex } from '../../channel/e2e.js';
-import type { DeviceKeyPair } from '../../crypto/device-key.js';
 import { ErrorCode } from '../../protocol/errors.js';
 import {
   EXEC_CHUNK_BYTES,
-  EXEC_NONCE_BYTES,
   EXEC_WINDOW_BYTES,
   ExecType,
   decodeCount,
@@ -27,21 +25,13 @@ export type ExecOutcome =
   /** The channel ended without an exit: the agent went away, or the relay or the channel failed. */
   | { kind: 'lost'; code: string; message: string; started: ExecStarted | undefined };
 
-export interface ExecCallOptions {
-  channel: SecureDuplex;
-  /** Who signs: my account and this device's key. */
-  user: string;
-  key: DeviceKeyPair;
-  /** The agent: its session, and its device key's fingerprint (the handshake proved it). */
-  session: string;
-  agentFingerprint: string;
+export interface ExecCallOptions extends SignedCallOptions {
   command: ExecCommand;
   /** The script's bytes, for a `script` command. */
   script?: Uint8Array;
   timeoutMs?: number;
   /** Standard input follows (writeStdin, endStdin); else the command's is empty. */
   stdin: boolean;
-  now?: () => number;
 }
 
 /**
@@ -75,13 +65,7 @@ export class ExecCall {
     this.#sinks = sinks;
     this.result = new Promise((resolve) => (this.#resolve = resolve));
     const request: ExecRequest = {
-      v: 1,
-      op: 'exec',
-      user: o.user,
-      agent: { session: o.session, fingerprint: o.agentFingerprint },
-      channel: o.channel.handshakeHash,
-      nonce: randomBytes(EXEC_NONCE_BYTES).toString('base64'),
-      issuedAt: (o.now ?? Date.now)(),
+      ...requestHead('exec', o),
       command: o.command,
       ...(o.timeoutMs !== undefined ? { timeoutMs: o.timeoutMs } : {}),
       stdin: o.stdin,

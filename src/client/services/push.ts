@@ -1,8 +1,7 @@
 // The push service, controller side: sign one request, send each file's bytes under the agent's window, collect its results.
-import { randomBytes } from 'node:crypto';
+import { requestHead, type SignedCallOptions } from './signed-call.js';
 import { open, type FileHandle } from 'node:fs/promises';
 import type { SecureDuplex } from '../../channel/e2e.js';
-import type { DeviceKeyPair } from '../../crypto/device-key.js';
 import { ErrorCode } from '../../protocol/errors.js';
 import {
   PUSH_CHUNK_BYTES,
@@ -17,7 +16,6 @@ import {
   type PushSkip,
 } from '../../protocol/push.js';
 import { decodeCount, decodeJson, encodeJson } from '../../protocol/service-message.js';
-import { REQUEST_NONCE_BYTES } from '../../protocol/signed-request.js';
 
 /** A local file to push, as read and hashed once before any agent is contacted. */
 export interface LocalFile {
@@ -46,20 +44,12 @@ export type PushOutcome =
       files: PushFileResult[];
     };
 
-export interface PushCallOptions {
-  channel: SecureDuplex;
-  /** Who signs: my account and this device's key. */
-  user: string;
-  key: DeviceKeyPair;
-  /** The agent: its session, and its device key's fingerprint (the handshake proved it). */
-  session: string;
-  agentFingerprint: string;
+export interface PushCallOptions extends SignedCallOptions {
   /** Where the files go on the agent (absolute). */
   dir: string;
   /** Create `dir` if it is missing (where the agent's policy allows). */
   mkdir: boolean;
   files: readonly LocalFile[];
-  now?: () => number;
 }
 
 export interface PushSinks {
@@ -91,13 +81,7 @@ export class PushCall {
     this.#buffer[0] = PushType.DATA;
     this.result = new Promise((resolve) => (this.#resolve = resolve));
     const request: PushRequest = {
-      v: 1,
-      op: 'push',
-      user: o.user,
-      agent: { session: o.session, fingerprint: o.agentFingerprint },
-      channel: o.channel.handshakeHash,
-      nonce: randomBytes(REQUEST_NONCE_BYTES).toString('base64'),
-      issuedAt: (o.now ?? Date.now)(),
+      ...requestHead('push', o),
       dir: o.dir,
       mkdir: o.mkdir,
       files: o.files.map((f) => ({ name: f.name, size: f.size, mode: f.mode, sha256: f.sha256 })),
