@@ -9,8 +9,9 @@
 // is timed from spawn to exit. OpenSSH: one private sshd (temp host key, temp authorized_keys),
 // reached under N distinct Host aliases by Debian's `parallel-ssh -p 100 -h hosts -i true`. As
 // root, missing openssh-server/openssh-client and pssh are installed with apt-get first (not timed).
-import { mkdtempSync, rmSync } from 'node:fs';
-import { cpus, loadavg, release, tmpdir, totalmem } from 'node:os';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { guardRun, machineInfo } from './lib/bench-run.js';
 import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
@@ -24,11 +25,11 @@ import {
   procMemory,
   type PsshTool,
 } from './lib/exec-fleet.js';
-import { cpuModel, median, parseJsonEvents, timed } from './lib/exec-runs.js';
+import { parseJsonEvents, timed } from './lib/exec-runs.js';
 import { intFlag } from './lib/flags.js';
 import { ensureOpenSsh, type OpenSshTools } from './lib/openssh-rig.js';
 import { findRoot } from './lib/root.js';
-import { round, table } from './lib/stats.js';
+import { median, round, table } from './lib/stats.js';
 
 const { values: flags } = parseArgs({
   options: {
@@ -165,12 +166,7 @@ async function main(): Promise<void> {
   const sshSkipped =
     typeof sshTools === 'string' ? sshTools : typeof pssh === 'string' ? pssh : undefined;
   const machine = {
-    nproc: cpus().length,
-    cpuModel: cpuModel(),
-    memGiB: round(totalmem() / 2 ** 30),
-    kernel: release(),
-    node: process.version,
-    loadAvgAtStart: round(loadavg()[0] ?? 0, 2),
+    ...machineInfo(),
     ssh: typeof sshTools === 'string' ? null : sshTools.version,
     pssh: typeof pssh === 'string' ? null : pssh.version,
   };
@@ -184,30 +180,11 @@ async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'switchboard-bench-exec-'));
   const cpuProf = flags['cpu-prof'] ? resolve(flags['cpu-prof']) : undefined;
   const profArgs = cpuProf ? ['--cpu-prof', '--cpu-prof-dir', cpuProf] : [];
-  const cleanups: Array<() => Promise<unknown>> = [];
-  // One cleanup, however many paths ask for it (a signal, the watchdog, main's finally): a run
-  // cut short fails in main while the signal's cleanup is still stopping processes.
-  let cleaning: Promise<void> | undefined;
-  const cleanup = (): Promise<void> =>
-    (cleaning ??= (async () => {
-      while (cleanups.length > 0) await cleanups.pop()!().catch(() => undefined);
-      rmSync(dir, { recursive: true, force: true });
-    })());
-  const onSignal = (signal: NodeJS.Signals) => {
-    if (interrupted) return;
-    interrupted = true;
-    console.error(`\n${signal}: cleaning up…`);
-    void cleanup().finally(() => process.exit(130));
-  };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
-  const watchdog = setTimeout(() => {
-    console.error(
-      `\nthe benchmark took over ${TOTAL_LIMIT_MS / 1000} s; cleaning up and giving up`,
-    );
-    void cleanup().finally(() => process.exit(1));
-  }, TOTAL_LIMIT_MS);
-  watchdog.unref();
+  const { cleanups, done } = guardRun({
+    dir,
+    limitMs: TOTAL_LIMIT_MS,
+    onInterrupt: () => (interrupted = true),
+  });
 
   try {
     // Agent i carries inN=yes for every size N > i, so --tag inN=yes selects exactly N agents.
@@ -580,8 +557,7 @@ async function main(): Promise<void> {
       }),
     );
   } finally {
-    clearTimeout(watchdog);
-    await cleanup();
+    await done();
   }
 }
 

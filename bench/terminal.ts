@@ -10,15 +10,16 @@
 // client → relay hop → host shape. As root, a missing openssh-server/openssh-client is installed
 // with apt-get first (not timed); otherwise the OpenSSH columns are skipped with the reason.
 import { findRoot } from './lib/root.js';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { cpus, loadavg, release, tmpdir, totalmem } from 'node:os';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { guardRun, machineInfo } from './lib/bench-run.js';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { cpuSeconds } from './lib/cpu.js';
 import { OpenSshRig, ensureOpenSsh, type OpenSshTools } from './lib/openssh-rig.js';
 import { seqPayload, writePayload, type Payload } from './lib/payload.js';
 import type { RemoteTerminal } from './lib/remote-terminal.js';
-import { round, summarize, table, type Summary } from './lib/stats.js';
+import { median, round, summarize, table, type Summary } from './lib/stats.js';
 import { SwitchboardRig } from './lib/switchboard-rig.js';
 import {
   measureAttach,
@@ -192,12 +193,6 @@ async function measureSystem(
   };
 }
 
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-}
-
 /** The figures of the report: per round, and their median over the rounds. */
 const FIGURES: Array<{
   key: string;
@@ -247,16 +242,6 @@ function medians(rounds: SystemResult[]): Record<string, number | undefined> {
 
 function unavailable(): never {
   throw new Error('OpenSSH is not available');
-}
-
-function cpuModel(): string {
-  try {
-    const m = /^model name\s*:\s*(.+)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'));
-    if (m?.[1]) return m[1].trim();
-  } catch {
-    // not Linux
-  }
-  return cpus()[0]?.model ?? 'unknown';
 }
 
 function report(
@@ -323,13 +308,7 @@ async function main(): Promise<void> {
     ? 'skipped with --no-ssh'
     : ensureOpenSsh((text) => console.log(text));
   const machine = {
-    nproc: cpus().length,
-    cpuModel: cpuModel(),
-    memGiB: round(totalmem() / 2 ** 30),
-    kernel: release(),
-    node: process.version,
-    /** Other load on the machine when the run started (1-minute load average). */
-    loadAvgAtStart: round(loadavg()[0] ?? 0, 2),
+    ...machineInfo(),
     ssh: typeof sshTools === 'string' ? null : sshTools.version,
   };
   console.log(
@@ -340,7 +319,6 @@ async function main(): Promise<void> {
   if (typeof sshTools === 'string') console.log(`OpenSSH comparison skipped: ${sshTools}`);
 
   const dir = mkdtempSync(join(tmpdir(), 'switchboard-bench-term-'));
-  const cleanups: Array<() => Promise<unknown>> = [];
   /** Clients still running, closed first when the run is cut short. */
   const live = new Set<RemoteTerminal>();
   const tracked =
@@ -351,27 +329,11 @@ async function main(): Promise<void> {
       void term.ended.then(() => live.delete(term));
       return term;
     };
-  const cleanup = async () => {
-    await Promise.all([...live].map((t) => t.close().catch(() => undefined)));
-    while (cleanups.length > 0) await cleanups.pop()!().catch(() => undefined);
-    rmSync(dir, { recursive: true, force: true });
-  };
-  let interrupted = false;
-  const onSignal = (signal: NodeJS.Signals) => {
-    if (interrupted) return;
-    interrupted = true;
-    console.error(`\n${signal}: cleaning up…`);
-    void cleanup().finally(() => process.exit(130));
-  };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
-  const watchdog = setTimeout(() => {
-    console.error(
-      `\nthe benchmark took over ${(ROUND_LIMIT_MS * ROUNDS) / 1000} s; cleaning up and giving up`,
-    );
-    void cleanup().finally(() => process.exit(1));
-  }, ROUND_LIMIT_MS * ROUNDS);
-  watchdog.unref();
+  const { cleanups, done } = guardRun({
+    dir,
+    limitMs: ROUND_LIMIT_MS * ROUNDS,
+    first: () => Promise.all([...live].map((t) => t.close().catch(() => undefined))),
+  });
 
   try {
     const payloads = {
@@ -504,8 +466,7 @@ async function main(): Promise<void> {
         `bulk output was not received intact through ${broken.map((s) => s.label).join(', ')}`,
       );
   } finally {
-    clearTimeout(watchdog);
-    await cleanup();
+    await done();
   }
 }
 

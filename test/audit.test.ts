@@ -6,8 +6,6 @@ import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { after, before, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
-import { openService } from '../src/client/open-channel.js';
-import { ExecCall } from '../src/client/services/exec.js';
 import { keyFingerprint } from '../src/crypto/device-key.js';
 import { AuditLog, auditHostSession, readLogFile } from '../src/host/audit-log.js';
 import { DEFAULT_SERVICES, type HostSession } from '../src/host/host-session.js';
@@ -21,8 +19,8 @@ import {
   type EntryHead,
 } from '../src/protocol/audit.js';
 import { ErrorCode } from '../src/protocol/errors.js';
-import { EXEC_SERVICE } from '../src/protocol/exec.js';
 import { codeOf, runCli, waitFor } from './helpers.js';
+import { run } from './exec-client.js';
 import { Harness, type TestUser } from './terminal-harness.js';
 
 const ENV = { PATH: process.env['PATH'] ?? '/usr/bin:/bin', HOME: tmpdir() };
@@ -63,19 +61,7 @@ describe('the audit log', () => {
     host.emit('client', await owner.connect());
     // The owner on the CLI, for `switchboard audit`: another device of the same account.
     cliHome = mkdtempSync(join(h.dir, 'cli-auowner-'));
-    const signup = await runCli(
-      [
-        'login',
-        '--user',
-        'auowner',
-        '--password-stdin',
-        '--server',
-        h.server,
-        '--fingerprint',
-        h.relay.certificate.fingerprint,
-      ],
-      { home: cliHome, stdin: 'auowner-password\n' },
-    );
+    const signup = await h.cliAccount('login', 'auowner', cliHome);
     assert.equal(signup.code, 0, signup.stderr);
   });
   after(() => {
@@ -84,30 +70,7 @@ describe('the audit log', () => {
   });
 
   async function exec(user: TestUser, argv: string[]): Promise<void> {
-    const client = await user.connect();
-    h.defer(() => client.close());
-    const { channel, opened } = await openService(client, {
-      service: EXEC_SERVICE,
-      target: { kind: 'session', sessionId: 'au-box' },
-      user: user.name,
-      key: user.key,
-      server: h.server,
-      knownPeers: user.knownPeers,
-    });
-    const call = new ExecCall(
-      {
-        channel,
-        user: user.name,
-        key: user.key,
-        session: 'au-box',
-        agentFingerprint: opened.host.fingerprint,
-        command: { kind: 'argv', argv },
-        stdin: false,
-      },
-      { onStdout: (_d, done) => done(), onStderr: (_d, done) => done() },
-    );
-    await call.result;
-    client.close();
+    await run(h, user, 'au-box', argv);
   }
 
   const relayEntries = async () => {
@@ -277,18 +240,11 @@ describe('the audit log', () => {
   });
 
   it('the relay keeps its own signed chain: logins, failed logins, routed channels, revocations', async () => {
-    const failed = await runCli(
-      [
-        'login',
-        '--user',
-        'auowner',
-        '--password-stdin',
-        '--server',
-        h.server,
-        '--fingerprint',
-        h.relay.certificate.fingerprint,
-      ],
-      { home: mkdtempSync(join(h.dir, 'cli-wrong-')), stdin: 'not-the-password\n' },
+    const failed = await h.cliAccount(
+      'login',
+      'auowner',
+      mkdtempSync(join(h.dir, 'cli-wrong-')),
+      'not-the-password',
     );
     assert.equal(failed.code, 3);
     const doomed = await h.user('auowner', h.server, h.relay.certificate.fingerprint, 'doomed');

@@ -25,19 +25,7 @@ describe('switchboard exec', () => {
   before(async () => {
     await h.start();
     home = mkdtempSync(join(h.dir, 'cli-fleet-'));
-    const signup = await runCli(
-      [
-        'signup',
-        '--user',
-        'fleet',
-        '--password-stdin',
-        '--server',
-        h.server,
-        '--fingerprint',
-        h.relay.certificate.fingerprint,
-      ],
-      { home, stdin: 'fleet-password\n' },
-    );
+    const signup = await h.cliAccount('signup', 'fleet', home);
     assert.equal(signup.code, 0, signup.stderr);
     owner = await h.user('fleet'); // another device of the same account, for the agents
     await Promise.all(
@@ -178,19 +166,7 @@ describe('switchboard exec', () => {
     }
     // A new home: nothing pinned yet, and all six handshakes run at once.
     const fresh = mkdtempSync(join(h.dir, 'cli-fresh-'));
-    const login = await runCli(
-      [
-        'login',
-        '--user',
-        'fleet',
-        '--password-stdin',
-        '--server',
-        h.server,
-        '--fingerprint',
-        h.relay.certificate.fingerprint,
-      ],
-      { home: fresh, stdin: 'fleet-password\n' },
-    );
+    const login = await h.cliAccount('login', 'fleet', fresh);
     assert.equal(login.code, 0, login.stderr);
     const r = await runCli(['exec', 'multi-*', '--', 'true'], { home: fresh, timeoutMs: 60_000 });
     assert.equal(r.code, 0, r.stderr);
@@ -201,34 +177,10 @@ describe('switchboard exec', () => {
     const policy = join(h.dir, 'policy.json');
     writeFileSync(policy, '{"users": {"fleetops": {"commands": [["echo", "..."]]}}}');
     const opsHome = mkdtempSync(join(h.dir, 'cli-ops-'));
-    const opsSignup = await runCli(
-      [
-        'signup',
-        '--user',
-        'fleetops',
-        '--password-stdin',
-        '--server',
-        h.server,
-        '--fingerprint',
-        h.relay.certificate.fingerprint,
-      ],
-      { home: opsHome, stdin: 'fleetops-password\n' },
-    );
+    const opsSignup = await h.cliAccount('signup', 'fleetops', opsHome);
     assert.equal(opsSignup.code, 0, opsSignup.stderr);
     const newHome = mkdtempSync(join(h.dir, 'cli-new-'));
-    const newSignup = await runCli(
-      [
-        'signup',
-        '--user',
-        'fleetnew',
-        '--password-stdin',
-        '--server',
-        h.server,
-        '--fingerprint',
-        h.relay.certificate.fingerprint,
-      ],
-      { home: newHome, stdin: 'fleetnew-password\n' },
-    );
+    const newSignup = await h.cliAccount('signup', 'fleetnew', newHome);
     assert.equal(newSignup.code, 0, newSignup.stderr);
     const asNew = () => runCli(['exec', 'hup-box', '--', 'echo', 'new'], { home: newHome });
     // A broken file: the agent does not start, and says where.

@@ -5,7 +5,6 @@ import { existsSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { openService } from '../src/client/open-channel.js';
 import { ExecCall, type ExecOutcome } from '../src/client/services/exec.js';
 import { generateDeviceKey, keyFingerprint } from '../src/crypto/device-key.js';
 import { DEFAULT_SERVICES, type HostSession } from '../src/host/host-session.js';
@@ -18,12 +17,12 @@ import {
   ExecType,
   decodeJson,
   encodeSignedRequest,
-  type ExecCommand,
   type ExecRefused,
   type ExecRequest,
 } from '../src/protocol/exec.js';
 import { codeOf, waitFor } from './helpers.js';
-import { proxiedHarness } from './tamper-proxy.js';
+import { run, type Ran } from './exec-client.js';
+import { flipFirstLargeRecord, proxiedHarness } from './tamper-proxy.js';
 import { Harness, type TestUser } from './terminal-harness.js';
 
 const ENV = { PATH: process.env['PATH'] ?? '/usr/bin:/bin', HOME: tmpdir(), LANG: 'C.UTF-8' };
@@ -48,82 +47,6 @@ async function execAgent(
       }),
     ],
   });
-}
-
-interface Ran {
-  outcome: ExecOutcome;
-  stdout: Buffer;
-  stderr: Buffer;
-  call: ExecCall;
-}
-
-/** Runs `command` on `sessionId` as `user` through the library, collecting all output. */
-async function run(
-  h: Harness,
-  user: TestUser,
-  sessionId: string,
-  command: ExecCommand | string[],
-  o: {
-    stdin?: Buffer;
-    timeoutMs?: number;
-    script?: Buffer;
-    onStarted?: (call: ExecCall) => void;
-    server?: string;
-  } = {},
-): Promise<Ran> {
-  const client = await user.connect();
-  h.defer(() => client.close());
-  const { channel, opened } = await openService(client, {
-    service: EXEC_SERVICE,
-    target: { kind: 'session', sessionId },
-    user: user.name,
-    key: user.key,
-    server: o.server ?? h.server,
-    knownPeers: user.knownPeers,
-  });
-  const out: Buffer[] = [];
-  const err: Buffer[] = [];
-  const call: ExecCall = new ExecCall(
-    {
-      channel,
-      user: user.name,
-      key: user.key,
-      session: sessionId,
-      agentFingerprint: opened.host.fingerprint,
-      command: Array.isArray(command) ? { kind: 'argv', argv: command } : command,
-      ...(o.script ? { script: o.script } : {}),
-      ...(o.timeoutMs !== undefined ? { timeoutMs: o.timeoutMs } : {}),
-      stdin: o.stdin !== undefined,
-    },
-    {
-      onStarted: () => o.onStarted?.(call),
-      onStdout: (d, done) => {
-        out.push(Buffer.from(d));
-        done();
-      },
-      onStderr: (d, done) => {
-        err.push(Buffer.from(d));
-        done();
-      },
-      onStdinDrain: () => pump(),
-    },
-  );
-  // Standard input in 64 KiB pieces, waiting for the window when the agent has not caught up.
-  let at = 0;
-  const pump = (): void => {
-    const input = o.stdin;
-    if (!input) return;
-    while (at < input.length) {
-      const piece = input.subarray(at, at + 65536);
-      at += piece.length;
-      if (!call.writeStdin(piece)) return;
-    }
-    call.endStdin();
-  };
-  pump();
-  const outcome = await call.result;
-  client.close();
-  return { outcome, stdout: Buffer.concat(out), stderr: Buffer.concat(err), call };
 }
 
 function exitOf(ran: Ran) {
@@ -291,16 +214,7 @@ describe('exec on an agent', () => {
   });
 
   it('cuts off a controller that floods standard input past the window', async () => {
-    const client = await owner.connect();
-    h.defer(() => client.close());
-    const { channel, opened } = await openService(client, {
-      service: EXEC_SERVICE,
-      target: { kind: 'session', sessionId: 'ex-box' },
-      user: owner.name,
-      key: owner.key,
-      server: h.server,
-      knownPeers: owner.knownPeers,
-    });
+    const { channel, opened } = await h.openService(owner, EXEC_SERVICE, 'ex-box');
     const call = new ExecCall(
       {
         channel,
@@ -385,16 +299,7 @@ describe('exec through a relay that tampers', () => {
     user: TestUser,
     message: (ctx: { handshakeHash: string; fingerprint: string }) => Uint8Array | Uint8Array[],
   ): Promise<ExecRefused | { closed: string }> {
-    const client = await user.connect();
-    h.defer(() => client.close());
-    const { channel, opened } = await openService(client, {
-      service: EXEC_SERVICE,
-      target: { kind: 'session', sessionId: 'tp-box' },
-      user: user.name,
-      key: user.key,
-      server: h.server,
-      knownPeers: user.knownPeers,
-    });
+    const { channel, opened } = await h.openService(user, EXEC_SERVICE, 'tp-box');
     const answer = new Promise<ExecRefused | { closed: string }>((resolve) =>
       channel.setHandlers({
         onMessage: (m) => {
@@ -432,17 +337,7 @@ describe('exec through a relay that tampers', () => {
 
   it('an argv rewritten in transit fails to open: the agent runs nothing', async () => {
     const opsViaProxy = await h.user('tpops', proxy().address, proxy().fingerprint, 'via-proxy');
-    let flipped = 0;
-    proxy().tamper = {
-      toRelayBinary: (frame) => {
-        // The request is the first large record after the handshake: flip a byte in it.
-        if (frame.length > 300 && flipped === 0) {
-          flipped += 1;
-          frame[frame.length - 20]! ^= 0x01;
-        }
-        return frame;
-      },
-    };
+    const flipped = flipFirstLargeRecord(proxy());
     const code = await codeOf(
       run(h, opsViaProxy, 'tp-box', ['touch', marker], { server: proxy().address }).then((r) => {
         if (r.outcome.kind === 'lost')
@@ -450,7 +345,7 @@ describe('exec through a relay that tampers', () => {
         return r;
       }),
     );
-    assert.equal(flipped, 1);
+    assert.equal(flipped(), 1);
     assert.equal(code, ErrorCode.DECRYPT_FAILED);
     assert.equal(existsSync(marker), false);
   });

@@ -15,7 +15,6 @@ import {
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { readLocalFiles } from '../src/cli/commands/push.js';
-import { openService } from '../src/client/open-channel.js';
 import { PushCall, type LocalFile, type PushOutcome } from '../src/client/services/push.js';
 import { generateDeviceKey } from '../src/crypto/device-key.js';
 import { DEFAULT_SERVICES, type HostSession } from '../src/host/host-session.js';
@@ -38,7 +37,7 @@ import {
 } from '../src/protocol/push.js';
 import { decodeJson, encodeData } from '../src/protocol/service-message.js';
 import { makeUser, registration, runCli, waitFor } from './helpers.js';
-import { proxiedHarness } from './tamper-proxy.js';
+import { flipFirstLargeRecord, proxiedHarness } from './tamper-proxy.js';
 import { Harness, type TestUser } from './terminal-harness.js';
 
 const sha256 = (data: Uint8Array | string) => createHash('sha256').update(data).digest('hex');
@@ -93,16 +92,7 @@ async function push(
   files: readonly LocalFile[],
   o: { mkdir?: boolean; server?: string } = {},
 ): Promise<PushOutcome> {
-  const client = await user.connect();
-  h.defer(() => client.close());
-  const { channel, opened } = await openService(client, {
-    service: PUSH_SERVICE,
-    target: { kind: 'session', sessionId },
-    user: user.name,
-    key: user.key,
-    server: o.server ?? h.server,
-    knownPeers: user.knownPeers,
-  });
+  const { client, channel, opened } = await h.openService(user, PUSH_SERVICE, sessionId, o.server);
   const call = new PushCall({
     channel,
     user: user.name,
@@ -158,16 +148,7 @@ async function sendRaw(
   messages: (ctx: RawContext) => Uint8Array[],
   data: Uint8Array[] = [],
 ): Promise<RawAnswer> {
-  const client = await user.connect();
-  h.defer(() => client.close());
-  const { channel, opened } = await openService(client, {
-    service: PUSH_SERVICE,
-    target: { kind: 'session', sessionId },
-    user: user.name,
-    key: user.key,
-    server: h.server,
-    knownPeers: user.knownPeers,
-  });
+  const { channel, opened } = await h.openService(user, PUSH_SERVICE, sessionId);
   const answer: RawAnswer = { files: [], closed: '' };
   const closed = new Promise<RawAnswer>((resolve) =>
     channel.setHandlers({
@@ -385,15 +366,7 @@ describe('push to agents', () => {
     const dir = join(h.dir, 'vanish');
     mkdirSync(dir);
     const data = randomBytes(2 * 1024 * 1024);
-    const client = await owner.connect();
-    const { channel, opened } = await openService(client, {
-      service: PUSH_SERVICE,
-      target: { kind: 'session', sessionId: 'push-box' },
-      user: owner.name,
-      key: owner.key,
-      server: h.server,
-      knownPeers: owner.knownPeers,
-    });
+    const { client, channel, opened } = await h.openService(owner, PUSH_SERVICE, 'push-box');
     const ctx = { handshakeHash: channel.handshakeHash, fingerprint: opened.host.fingerprint };
     const before = records.length;
     channel.setHandlers({
@@ -443,19 +416,10 @@ describe('push through a relay that tampers', () => {
 
   it('a request rewritten in transit fails to open: nothing is written', async () => {
     const viaProxy = await h.user('ptowner', proxy().address, proxy().fingerprint, 'via-proxy');
-    let flipped = 0;
-    proxy().tamper = {
-      toRelayBinary: (frame) => {
-        if (frame.length > 300 && flipped === 0) {
-          flipped += 1;
-          frame[frame.length - 20]! ^= 0x01;
-        }
-        return frame;
-      },
-    };
+    const flipped = flipFirstLargeRecord(proxy());
     const files = await localFiles(h, { x: { data: 'x' } });
     const outcome = await push(h, viaProxy, 'pt-box', dir, files, { server: proxy().address });
-    assert.equal(flipped, 1);
+    assert.equal(flipped(), 1);
     assert.equal(outcome.kind, 'lost', JSON.stringify(outcome));
     assert.equal((outcome as { code: string }).code, ErrorCode.DECRYPT_FAILED);
     assert.deepEqual(readdirSync(dir), []);
@@ -507,16 +471,7 @@ describe('push through a relay that tampers', () => {
     assert.equal(replay.refused?.code, ErrorCode.REQUEST_REPLAYED);
     // The agent's one replay cache: a nonce seen by exec is refused to push.
     const nonce = randomBytes(16).toString('base64');
-    const client = await owner.connect();
-    h.defer(() => client.close());
-    const exec = await openService(client, {
-      service: EXEC_SERVICE,
-      target: { kind: 'session', sessionId: 'pt-box' },
-      user: owner.name,
-      key: owner.key,
-      server: h.server,
-      knownPeers: owner.knownPeers,
-    });
+    const exec = await h.openService(owner, EXEC_SERVICE, 'pt-box');
     const execClosed = new Promise<void>((resolve) =>
       exec.channel.setHandlers({ onMessage: () => undefined, onClose: () => resolve() }),
     );

@@ -138,3 +138,21 @@ export function proxiedHarness(): { h: Harness; proxy: () => TamperProxy } {
     },
   };
 }
+
+/**
+ * Sets `proxy` to flip one byte near the end of the first large binary frame toward the relay
+ * (the signed request, the first large record after the handshake); returns how many it flipped.
+ */
+export function flipFirstLargeRecord(proxy: TamperProxy): () => number {
+  let flipped = 0;
+  proxy.tamper = {
+    toRelayBinary: (frame) => {
+      if (frame.length > 300 && flipped === 0) {
+        flipped += 1;
+        frame[frame.length - 20]! ^= 0x01;
+      }
+      return frame;
+    },
+  };
+  return () => flipped;
+}

@@ -20,6 +20,7 @@ import {
   type Welcome,
 } from '../src/protocol/terminal.js';
 import { startRelay, type Relay, type RelayOptions } from '../src/server/relay.js';
+import { runCli, type CliResult } from './helpers.js';
 
 /** Cheap Argon2 for tests only: hundreds of logins would otherwise dominate the run time. */
 export const FAST_ARGON2 = { memoryCost: 1024, timeCost: 1, parallelism: 1 };
@@ -211,6 +212,39 @@ export class Harness {
   }
 
   /**
+   * A new connection of `user` (closed at the end, or earlier by the caller) and an end-to-end
+   * channel on it to `service` on `sessionId`, through `server` (this relay by default).
+   */
+  async openService(user: TestUser, service: string, sessionId: string, server = this.server) {
+    const client = await user.connect();
+    this.defer(() => client.close());
+    const { channel, opened } = await openService(client, {
+      service,
+      target: { kind: 'session', sessionId },
+      user: user.name,
+      key: user.key,
+      server,
+      knownPeers: user.knownPeers,
+    });
+    return { client, channel, opened };
+  }
+
+  /**
+   * `switchboard signup` or `login` of `name` through the real CLI into `home`, against this
+   * relay (pinned with --fingerprint); the password on stdin, `${name}-password` unless given.
+   */
+  cliAccount(
+    how: 'signup' | 'login',
+    name: string,
+    home: string,
+    password = `${name}-password`,
+  ): Promise<CliResult> {
+    const args = [how, '--user', name, '--password-stdin'];
+    args.push('--server', this.server, '--fingerprint', this.relay.certificate.fingerprint);
+    return runCli(args, { home, stdin: `${password}\n` });
+  }
+
+  /**
    * A controller built from the protocol primitives (relay client, handshake, sealed records) with
    * none of AttachSession's own rules: it sends whatever the test tells it to, whatever the
    * welcome said. For testing the host's checks, not the client's.
@@ -220,16 +254,7 @@ export class Harness {
     sessionId: string,
     hello: Partial<Hello> = {},
   ): Promise<RawController> {
-    const client = await user.connect();
-    this.defer(() => client.close());
-    const { channel } = await openService(client, {
-      service: 'terminal',
-      target: { kind: 'session', sessionId },
-      user: user.name,
-      key: user.key,
-      server: this.server,
-      knownPeers: user.knownPeers,
-    });
+    const { channel } = await this.openService(user, 'terminal', sessionId);
     const received: TerminalMessage[] = [];
     let resolveWelcome!: (w: Welcome) => void;
     let resolveClosed!: (c: { code: string; reason: string }) => void;

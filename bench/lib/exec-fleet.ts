@@ -1,41 +1,26 @@
 // The two fleets of the exec benchmark on loopback: a relay with agent processes, and one sshd for pssh.
-import { execFile, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Child } from './child.js';
+import { clockTicks } from './cpu.js';
 import {
-  chmodSync,
-  existsSync,
-  mkdirSync,
-  readFileSync,
-  rmdirSync,
-  unlinkSync,
-  writeFileSync,
-} from 'node:fs';
-import { createConnection, createServer } from 'node:net';
-import { delimiter, join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { Child } from './child.js';
-import type { OpenSshTools } from './openssh-rig.js';
+  PrivsepDir,
+  aptGetInstall,
+  makeSshKeys,
+  negotiatedCrypto,
+  startSshd,
+  which,
+  writeSshConfig,
+  type OpenSshTools,
+} from './openssh-rig.js';
+import { SwitchboardProcesses } from './switchboard-rig.js';
 
 /** Time for the relay or one agent to come up, and for one signup or login (default Argon2). */
 const START_TIMEOUT_MS = 60_000; // ms
-/** apt-get update + install, generously. */
-const INSTALL_TIMEOUT_MS = 300_000; // ms
-/** Debian's hook that stops package scripts from starting services; 101 = "not allowed". */
-const POLICY_RC_D = '/usr/sbin/policy-rc.d';
-/** sshd's privilege-separation directory on Debian; it refuses to start as root without it. */
-const PRIVSEP_DIR = '/run/sshd';
 
 // ---------------------------------------------------------------------------------------------
 // /proc readings (Linux)
-
-let ticks: number | undefined;
-function clockTicks(): number {
-  if (ticks === undefined) {
-    const r = spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' });
-    ticks = Number(r.stdout?.trim());
-    if (!Number.isFinite(ticks) || ticks <= 0) ticks = 100; // the usual Linux value
-  }
-  return ticks;
-}
 
 /** CPU seconds of a process itself and of its children it has waited for (utime+stime, cutime+cstime). */
 export interface ProcCpu {
@@ -133,56 +118,32 @@ export function agentSessionId(i: number): string {
   return `bench-${String(i).padStart(3, '0')}`;
 }
 
-export class SwitchboardFleet {
+export class SwitchboardFleet extends SwitchboardProcesses {
   readonly #o: FleetOptions;
-  readonly #children: Child[] = [];
-  server = '';
-  fingerprint = '';
-  relayPid: number | undefined;
   readonly agentPids: number[] = [];
   readonly controllerHome: string;
 
   constructor(options: FleetOptions) {
+    super(options.root, START_TIMEOUT_MS);
     this.#o = options;
     this.controllerHome = join(options.dir, 'home-controller');
-  }
-
-  get bin(): string {
-    return join(this.#o.root, 'bin', 'switchboard');
   }
 
   /** The relay (defaults, but for loopback), the accounts, then every agent, waiting for each. */
   async start(): Promise<void> {
     const { dir } = this.#o;
-    const relay = this.#spawn('relay', this.#o.nodeArgs ?? [], [
-      'serve',
-      '--host',
-      '127.0.0.1',
-      '--port',
-      '0',
-      '--data-dir',
-      join(dir, 'relay'),
-      '--log-level',
-      'warn',
-    ]);
-    const m = await relay.waitForStdout(
-      /listening on 127\.0\.0\.1:(\d+) [^\n]*\n[^\n]*fingerprint:\n\s+([0-9A-Fa-f:]{95})/,
-      START_TIMEOUT_MS,
-    );
-    this.server = `127.0.0.1:${m[1]}`;
-    this.fingerprint = m[2]!;
-    this.relayPid = relay.pid;
+    await this.startRelay(join(dir, 'relay'), this.#o.nodeArgs ?? []);
 
-    await this.#account('signup', this.controllerHome, CONTROLLER_USER);
+    await this.account('signup', this.controllerHome, CONTROLLER_USER);
     const hosts = Array.from({ length: this.#o.agents }, (_, i) => i);
     // Each agent has its own home and device key, as on its own machine; the first of each
     // account signs it up, the others log in to it.
     const homes = hosts.map((i) => join(dir, 'agents', agentSessionId(i)));
     const userOf = (i: number) => HOST_USERS[i % HOST_USERS.length]!;
     for (const i of hosts.slice(0, HOST_USERS.length))
-      await this.#account('signup', homes[i]!, userOf(i));
+      await this.account('signup', homes[i]!, userOf(i));
     await inPool(hosts.slice(HOST_USERS.length), START_CONCURRENCY, (i) =>
-      this.#account('login', homes[i]!, userOf(i)),
+      this.account('login', homes[i]!, userOf(i)),
     );
     await this.#agent(0, homes[0]!, this.#o.nodeArgs ?? []);
     await this.#o.afterFirst?.(this.agentPids[0]!);
@@ -191,47 +152,21 @@ export class SwitchboardFleet {
 
   async #agent(i: number, home: string, nodeArgs: string[]): Promise<void> {
     const id = agentSessionId(i);
-    const tags = this.#o.tags(i).flatMap((t) => ['--tag', t]);
-    const agent = this.#spawn(
-      `agent ${id}`,
+    const agent = await this.startAgent({
+      name: `agent ${id}`,
       nodeArgs,
-      ['agent', '--session', id, '--allow', CONTROLLER_USER, '--shell', '/bin/sh', ...tags],
-      { SWITCHBOARD_HOME: home },
-    );
-    await agent.waitForStdout(new RegExp(`^${id}$`, 'm'), START_TIMEOUT_MS);
+      home,
+      session: id,
+      allow: CONTROLLER_USER,
+      shell: '/bin/sh',
+      extraArgs: this.#o.tags(i).flatMap((t) => ['--tag', t]),
+    });
     this.agentPids[i] = agent.pid!;
-  }
-
-  #spawn(name: string, nodeArgs: string[], args: string[], env: NodeJS.ProcessEnv = {}): Child {
-    const child = new Child(name, process.execPath, [...nodeArgs, this.bin, ...args], {
-      ...process.env,
-      ...env,
-    });
-    this.#children.push(child);
-    return child;
-  }
-
-  #account(how: 'signup' | 'login', home: string, user: string): Promise<void> {
-    mkdirSync(home, { recursive: true, mode: 0o700 });
-    const args = [this.bin, how, '--user', user, '--password-stdin'];
-    args.push('--server', this.server, '--fingerprint', this.fingerprint);
-    return new Promise((resolve, reject) => {
-      const child = execFile(
-        process.execPath,
-        args,
-        { env: { ...process.env, SWITCHBOARD_HOME: home }, timeout: START_TIMEOUT_MS },
-        (err, stdout, stderr) =>
-          err
-            ? reject(new Error(`${how} ${user} failed: ${err.message}\n${stdout}${stderr}`))
-            : resolve(),
-      );
-      child.stdin!.end(`${user}-bench-password\n`);
-    });
   }
 
   /** Stops every agent at once (each gets SIGTERM, then SIGKILL after a grace), then the relay. */
   async stop(): Promise<void> {
-    const [relay, ...agents] = this.#children;
+    const [relay, ...agents] = this.children;
     await Promise.all(agents.map((c) => c.stop()));
     await relay?.stop();
   }
@@ -240,16 +175,6 @@ export class SwitchboardFleet {
 // ---------------------------------------------------------------------------------------------
 // OpenSSH: pssh from Debian, and one private sshd that takes 100 connections at once
 
-function which(names: string[]): string | undefined {
-  const dirs = [...(process.env['PATH'] ?? '').split(delimiter), '/usr/sbin', '/usr/bin'];
-  for (const name of names)
-    for (const d of dirs) {
-      const p = join(d, name);
-      if (p.startsWith('/') && existsSync(p)) return p;
-    }
-  return undefined;
-}
-
 /** pssh's program (Debian names it parallel-ssh) and its version line. */
 export interface PsshTool {
   path: string;
@@ -257,7 +182,7 @@ export interface PsshTool {
 }
 
 function findPssh(): PsshTool | undefined {
-  const path = which(['parallel-ssh', 'pssh']);
+  const path = which('parallel-ssh', 'pssh');
   if (!path) return undefined;
   const v = spawnSync(path, ['--version'], { encoding: 'utf8' });
   return { path, version: `${path.split('/').pop()} ${`${v.stdout}${v.stderr}`.trim()}` };
@@ -272,50 +197,11 @@ export function ensurePssh(log: (text: string) => void): PsshTool | string {
   if (found) return found;
   if (process.getuid?.() !== 0)
     return 'pssh (parallel-ssh) is not installed and this is not root: sudo apt-get install pssh';
-  if (!which(['apt-get'])) return 'pssh is not installed and there is no apt-get to install it';
+  if (!which('apt-get')) return 'pssh is not installed and there is no apt-get to install it';
   log('installing pssh with apt-get (once; not timed)…');
-  const ownPolicy = !existsSync(POLICY_RC_D);
-  if (ownPolicy) writeFileSync(POLICY_RC_D, '#!/bin/sh\nexit 101\n', { mode: 0o755 });
-  try {
-    const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-    for (const args of [['update'], ['install', '-y', '--no-install-recommends', 'pssh']]) {
-      const r = spawnSync('apt-get', args, { env, encoding: 'utf8', timeout: INSTALL_TIMEOUT_MS });
-      if (r.status !== 0)
-        return (
-          `apt-get ${args.join(' ')} failed (${r.error?.message ?? `exit ${r.status}`}):\n` +
-          `${(r.stdout ?? '').slice(-1500)}${(r.stderr ?? '').slice(-1500)}`
-        );
-    }
-  } finally {
-    if (ownPolicy) unlinkSync(POLICY_RC_D);
-  }
+  const failed = aptGetInstall(['pssh']);
+  if (failed) return failed;
   return findPssh() ?? 'apt-get installed pssh, but neither parallel-ssh nor pssh is found';
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() =>
-        typeof address === 'object' && address
-          ? resolve(address.port)
-          : reject(new Error('no port')),
-      );
-    });
-  });
-}
-
-function canConnect(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = createConnection({ host: '127.0.0.1', port });
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
-  });
 }
 
 export interface SshFleetOptions {
@@ -334,7 +220,7 @@ export interface SshFleetOptions {
 export class SshFleet {
   readonly #o: SshFleetOptions;
   #sshd: Child | undefined;
-  #madePrivsep = false;
+  #privsep: PrivsepDir | undefined;
   port = 0;
   readonly config: string;
   readonly knownHosts: string;
@@ -363,125 +249,39 @@ export class SshFleet {
 
   async start(): Promise<void> {
     const { dir, tools } = this.#o;
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
-    const hostKey = join(dir, 'host_ed25519');
-    const clientKey = join(dir, 'client_ed25519');
-    for (const key of [hostKey, clientKey]) {
-      const r = spawnSync(tools.sshKeygen, [
-        '-q',
-        '-t',
-        'ed25519',
-        '-N',
-        '',
-        '-C',
-        'bench',
-        '-f',
-        key,
-      ]);
-      if (r.status !== 0) throw new Error(`ssh-keygen failed: ${r.stderr?.toString()}`);
-    }
-    const authorized = join(dir, 'authorized_keys');
-    writeFileSync(authorized, readFileSync(`${clientKey}.pub`), { mode: 0o600 });
-    chmodSync(authorized, 0o600);
-    if (process.getuid?.() === 0 && !existsSync(PRIVSEP_DIR)) {
-      mkdirSync(PRIVSEP_DIR, { mode: 0o755 });
-      this.#madePrivsep = true;
-    }
+    const keys = makeSshKeys(tools, dir);
+    this.#privsep = new PrivsepDir();
     const user = process.env['USER'] ?? (process.getuid?.() === 0 ? 'root' : 'nobody');
-    for (let attempt = 1; ; attempt++) {
-      const port = await freePort();
-      const sshdConfig = join(dir, 'sshd_config');
-      writeFileSync(
-        sshdConfig,
-        [
-          `Port ${port}`,
-          'ListenAddress 127.0.0.1',
-          `HostKey ${hostKey}`,
-          `PidFile ${join(dir, 'sshd.pid')}`,
-          `AuthorizedKeysFile ${authorized}`,
-          'PermitRootLogin yes',
-          'PubkeyAuthentication yes',
-          'PasswordAuthentication no',
-          'KbdInteractiveAuthentication no',
-          'UsePAM no',
-          'StrictModes no',
-          'PrintMotd no',
-          'PrintLastLog no',
-          'UseDNS no',
-          'X11Forwarding no',
-          // Unauthenticated connections at once before sshd starts dropping them: pssh -p 100.
-          'MaxStartups 300:30:600',
-          // sshd runs each command through the user's login shell; Debian's bash, started by sshd
-          // with a socket as stdin, sources ~/.bashrc unless SHLVL says it is nested. A heavy
-          // .bashrc (here root's pyenv init, ~170 ms) would be measured as ssh's cost.
-          'SetEnv SHLVL=1',
-          'LogLevel ERROR',
-          '',
-        ].join('\n'),
-        { mode: 0o600 },
-      );
-      const sshd = new Child('sshd', tools.sshd, ['-D', '-e', '-f', sshdConfig], process.env);
-      this.#sshd = sshd;
-      let exited = false;
-      void sshd.exited.then(() => (exited = true));
-      const deadline = Date.now() + 10_000;
-      while (!exited && Date.now() < deadline) {
-        if (await canConnect(port)) {
-          this.port = port;
-          break;
-        }
-        await sleep(50);
-      }
-      if (this.port) break;
-      await sshd.stop();
-      if (attempt >= 3)
-        throw new Error(`sshd did not start on 127.0.0.1:${port}\n${sshd.describe()}`);
-    }
-    writeFileSync(
+    const { sshd, port } = await startSshd({
+      tools,
+      dir,
+      name: 'fleet',
+      keys,
+      extraConfig: [
+        // Unauthenticated connections at once before sshd starts dropping them: pssh -p 100.
+        'MaxStartups 300:30:600',
+        // sshd runs each command through the user's login shell; Debian's bash, started by sshd
+        // with a socket as stdin, sources ~/.bashrc unless SHLVL says it is nested. A heavy
+        // .bashrc (here root's pyenv init, ~170 ms) would be measured as ssh's cost.
+        'SetEnv SHLVL=1',
+      ],
+    });
+    this.#sshd = sshd;
+    this.port = port;
+    writeSshConfig(
       this.config,
-      [
-        'Host sbh-*',
-        '  HostName 127.0.0.1',
-        `  Port ${this.port}`,
-        `  User ${user}`,
-        `  IdentityFile ${clientKey}`,
-        '  IdentitiesOnly yes',
-        '  StrictHostKeyChecking no',
-        `  UserKnownHostsFile ${this.knownHosts}`,
-        '  GlobalKnownHostsFile /dev/null',
-        '  BatchMode yes',
-        '  LogLevel ERROR',
-        '  ControlMaster no',
-        '  ControlPath none',
-        '  Compression no',
-        '  ForwardAgent no',
-        '  UpdateHostKeys no',
-        '',
-      ].join('\n'),
-      { mode: 0o600 },
+      ['Host sbh-*', '  HostName 127.0.0.1', `  Port ${this.port}`, `  User ${user}`],
+      { clientKey: keys.clientKey, knownHosts: this.knownHosts },
     );
   }
 
   /** Key exchange and cipher ssh and this sshd agree on (from one `ssh -v`). */
   negotiated(): string {
-    const r = spawnSync(this.#o.tools.ssh, ['-F', this.config, '-v', this.alias(0), 'true'], {
-      encoding: 'utf8',
-      timeout: 10_000,
-    });
-    const kex = /kex: algorithm: (\S+)/.exec(r.stderr ?? '')?.[1] ?? 'unknown kex';
-    const cipher =
-      /kex: server->client cipher: (\S+)/.exec(r.stderr ?? '')?.[1] ?? 'unknown cipher';
-    return `${cipher}, ${kex}`;
+    return negotiatedCrypto(this.#o.tools.ssh, ['-F', this.config, this.alias(0), 'true']);
   }
 
   async stop(): Promise<void> {
     await this.#sshd?.stop();
-    if (this.#madePrivsep) {
-      try {
-        rmdirSync(PRIVSEP_DIR);
-      } catch {
-        // Something else uses it now; leave it.
-      }
-    }
+    this.#privsep?.remove();
   }
 }

@@ -1,7 +1,5 @@
 // Timed runs of client programs for the exec benchmark: wall time, CPU, and when each line came.
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import { cpus } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { procCpu } from './exec-fleet.js';
 
@@ -64,20 +62,4 @@ export function parseJsonEvents(ran: Ran): Array<Record<string, unknown> & { atM
     ...(JSON.parse(l) as Record<string, unknown>),
     atMs: ran.lineMs[i]!,
   }));
-}
-
-export function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-}
-
-export function cpuModel(): string {
-  try {
-    const m = /^model name\s*:\s*(.+)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'));
-    if (m?.[1]) return m[1].trim();
-  } catch {
-    // not Linux
-  }
-  return cpus()[0]?.model ?? 'unknown';
 }

@@ -23,9 +23,14 @@ export interface OpenSshTools {
   version: string;
 }
 
-function which(name: string): string | undefined {
+/** The first of `names` found on PATH or in the usual system directories. */
+export function which(...names: string[]): string | undefined {
   const dirs = [...(process.env['PATH'] ?? '').split(delimiter), '/usr/sbin', '/sbin', '/usr/bin'];
-  return dirs.map((d) => join(d, name)).find((p) => p.startsWith('/') && existsSync(p));
+  for (const name of names) {
+    const found = dirs.map((d) => join(d, name)).find((p) => p.startsWith('/') && existsSync(p));
+    if (found) return found;
+  }
+  return undefined;
 }
 
 function findTools(): OpenSshTools | undefined {
@@ -35,6 +40,29 @@ function findTools(): OpenSshTools | undefined {
   if (!ssh || !sshd || !sshKeygen) return undefined;
   const v = spawnSync(ssh, ['-V'], { encoding: 'utf8' });
   return { ssh, sshd, sshKeygen, version: `${v.stderr}${v.stdout}`.trim() };
+}
+
+/**
+ * `apt-get update` and `apt-get install` of `packages`, without letting a package's postinst
+ * start a service (e.g. sshd on 0.0.0.0:22) meanwhile. Returns the failure, if any, as a string.
+ */
+export function aptGetInstall(packages: string[]): string | undefined {
+  const ownPolicy = !existsSync(POLICY_RC_D);
+  if (ownPolicy) writeFileSync(POLICY_RC_D, '#!/bin/sh\nexit 101\n', { mode: 0o755 });
+  try {
+    const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+    for (const args of [['update'], ['install', '-y', '--no-install-recommends', ...packages]]) {
+      const r = spawnSync('apt-get', args, { env, encoding: 'utf8', timeout: INSTALL_TIMEOUT_MS });
+      if (r.status !== 0)
+        return (
+          `apt-get ${args.join(' ')} failed (${r.error?.message ?? `exit ${r.status}`}):\n` +
+          `${(r.stdout ?? '').slice(-1500)}${(r.stderr ?? '').slice(-1500)}`
+        );
+    }
+  } finally {
+    if (ownPolicy) unlinkSync(POLICY_RC_D);
+  }
+  return undefined;
 }
 
 /**
@@ -55,25 +83,8 @@ export function ensureOpenSsh(log: (text: string) => void): OpenSshTools | strin
   if (!which('apt-get'))
     return `OpenSSH is not installed and there is no apt-get to install it; install ${wanted} by hand.`;
   log(`installing ${wanted} with apt-get (once; not timed)…`);
-  // The package's postinst would start sshd on 0.0.0.0:22; forbid service starts meanwhile.
-  const ownPolicy = !existsSync(POLICY_RC_D);
-  if (ownPolicy) writeFileSync(POLICY_RC_D, '#!/bin/sh\nexit 101\n', { mode: 0o755 });
-  try {
-    const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-    for (const args of [
-      ['update'],
-      ['install', '-y', '--no-install-recommends', 'openssh-server', 'openssh-client'],
-    ]) {
-      const r = spawnSync('apt-get', args, { env, encoding: 'utf8', timeout: INSTALL_TIMEOUT_MS });
-      if (r.status !== 0)
-        return (
-          `apt-get ${args.join(' ')} failed (${r.error?.message ?? `exit ${r.status}`}):\n` +
-          `${(r.stdout ?? '').slice(-1500)}${(r.stderr ?? '').slice(-1500)}`
-        );
-    }
-  } finally {
-    if (ownPolicy) unlinkSync(POLICY_RC_D);
-  }
+  const failed = aptGetInstall(['openssh-server', 'openssh-client']);
+  if (failed) return failed;
   return findTools() ?? `apt-get installed ${wanted}, but ssh/sshd/ssh-keygen are still not found`;
 }
 
@@ -104,6 +115,143 @@ function canConnect(port: number): Promise<boolean> {
   });
 }
 
+/** A fresh host key and client key in `dir`, the client's public key as the only authorized one. */
+export interface SshKeys {
+  hostKey: string;
+  clientKey: string;
+  authorized: string;
+}
+
+export function makeSshKeys(tools: OpenSshTools, dir: string): SshKeys {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const hostKey = join(dir, 'host_ed25519');
+  const clientKey = join(dir, 'client_ed25519');
+  for (const key of [hostKey, clientKey])
+    execFileSync(tools.sshKeygen, ['-q', '-t', 'ed25519', '-N', '', '-C', 'bench', '-f', key]);
+  const authorized = join(dir, 'authorized_keys');
+  execFileSync('cp', [`${clientKey}.pub`, authorized]);
+  chmodSync(authorized, 0o600);
+  return { hostKey, clientKey, authorized };
+}
+
+/**
+ * sshd's privilege-separation directory, made when running as root without it; `remove()`
+ * takes away only what this made.
+ */
+export class PrivsepDir {
+  #made = false;
+
+  constructor() {
+    if (process.getuid?.() === 0 && !existsSync(PRIVSEP_DIR)) {
+      mkdirSync(PRIVSEP_DIR, { mode: 0o755 });
+      this.#made = true;
+    }
+  }
+
+  remove(): void {
+    if (!this.#made) return;
+    try {
+      rmdirSync(PRIVSEP_DIR);
+    } catch {
+      // Something else uses it now; leave it.
+    }
+  }
+}
+
+/**
+ * A private sshd on a free port of 127.0.0.1 that takes only the client key (up to three tries
+ * for the port); `extraConfig` adds sshd_config lines.
+ */
+export async function startSshd(o: {
+  tools: OpenSshTools;
+  dir: string;
+  name: string;
+  keys: SshKeys;
+  extraConfig: string[];
+}): Promise<{ sshd: Child; port: number }> {
+  for (let attempt = 1; ; attempt++) {
+    const port = await freePort();
+    const sshdConfig = join(o.dir, `sshd_config.${o.name}`);
+    writeFileSync(
+      sshdConfig,
+      [
+        `Port ${port}`,
+        'ListenAddress 127.0.0.1',
+        `HostKey ${o.keys.hostKey}`,
+        `PidFile ${join(o.dir, `sshd.${o.name}.pid`)}`,
+        `AuthorizedKeysFile ${o.keys.authorized}`,
+        'PermitRootLogin yes',
+        'PubkeyAuthentication yes',
+        'PasswordAuthentication no',
+        'KbdInteractiveAuthentication no',
+        'UsePAM no',
+        // The scratch directory lives under /tmp, which StrictModes would reject.
+        'StrictModes no',
+        'PrintMotd no',
+        'PrintLastLog no',
+        'X11Forwarding no',
+        'UseDNS no',
+        ...o.extraConfig,
+        'LogLevel ERROR',
+        '',
+      ].join('\n'),
+      { mode: 0o600 },
+    );
+    const sshd = new Child(
+      `sshd (${o.name})`,
+      o.tools.sshd,
+      ['-D', '-e', '-f', sshdConfig],
+      process.env,
+    );
+    const deadline = Date.now() + START_TIMEOUT_MS;
+    let exited = false;
+    void sshd.exited.then(() => (exited = true));
+    while (!exited && Date.now() < deadline) {
+      if (await canConnect(port)) return { sshd, port };
+      await sleep(50);
+    }
+    await sshd.stop();
+    if (attempt >= 3)
+      throw new Error(`sshd (${o.name}) did not start on 127.0.0.1:${port}\n${sshd.describe()}`);
+  }
+}
+
+/** An ssh_config: `hostLines` (Host, and what else names the target), then fixed client options. */
+export function writeSshConfig(
+  file: string,
+  hostLines: string[],
+  o: { clientKey: string; knownHosts: string },
+): void {
+  writeFileSync(
+    file,
+    [
+      ...hostLines,
+      `  IdentityFile ${o.clientKey}`,
+      '  IdentitiesOnly yes',
+      '  StrictHostKeyChecking no',
+      `  UserKnownHostsFile ${o.knownHosts}`,
+      '  GlobalKnownHostsFile /dev/null',
+      '  BatchMode yes',
+      '  LogLevel ERROR',
+      '  ControlMaster no',
+      '  ControlPath none',
+      '  Compression no',
+      '  ForwardAgent no',
+      '  UpdateHostKeys no',
+      '',
+    ].join('\n'),
+    { mode: 0o600 },
+  );
+}
+
+/** Key exchange and cipher ssh and sshd agree on, from one `ssh -v` run with `args`. */
+export function negotiatedCrypto(ssh: string, args: string[]): string {
+  const r = spawnSync(ssh, ['-v', ...args], { encoding: 'utf8', timeout: START_TIMEOUT_MS });
+  const kex = /kex: algorithm: (\S+)/.exec(r.stderr ?? '')?.[1] ?? 'unknown kex';
+  const cipher = /kex: server->client cipher: (\S+)/.exec(r.stderr ?? '')?.[1] ?? 'unknown cipher';
+  return `${cipher}, ${kex}`;
+}
+
 export interface OpenSshRigOptions {
   tools: OpenSshTools;
   /** Scratch directory, removed by the caller. */
@@ -118,7 +266,7 @@ export class OpenSshRig {
   readonly #o: OpenSshRigOptions;
   readonly #user = userInfo().username;
   readonly #sshds: Child[] = [];
-  #madePrivsep = false;
+  #privsep: PrivsepDir | undefined;
   /** The jump host's port and the target's: two sshd processes, as ssh refuses a jump to itself. */
   jumpPort = 0;
   targetPort = 0;
@@ -132,92 +280,28 @@ export class OpenSshRig {
   /** Keys, configs and two private sshds on 127.0.0.1 that accept only the fresh client key. */
   async start(): Promise<void> {
     const { dir, tools } = this.#o;
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
-    const hostKey = join(dir, 'host_ed25519');
-    const clientKey = join(dir, 'client_ed25519');
-    for (const key of [hostKey, clientKey])
-      execFileSync(tools.sshKeygen, ['-q', '-t', 'ed25519', '-N', '', '-C', 'bench', '-f', key]);
-    const authorized = join(dir, 'authorized_keys');
-    execFileSync('cp', [`${clientKey}.pub`, authorized]);
-    chmodSync(authorized, 0o600);
-    if (process.getuid?.() === 0 && !existsSync(PRIVSEP_DIR)) {
-      mkdirSync(PRIVSEP_DIR, { mode: 0o755 });
-      this.#madePrivsep = true;
-    }
-    this.jumpPort = await this.#startSshd('jump', hostKey, authorized);
-    this.targetPort = await this.#startSshd('target', hostKey, authorized);
+    const keys = makeSshKeys(tools, dir);
+    this.#privsep = new PrivsepDir();
+    this.jumpPort = await this.#startSshd('jump', keys);
+    this.targetPort = await this.#startSshd('target', keys);
     // -o options do not reach the ProxyJump ssh; a config file given with -F does.
-    writeFileSync(
-      this.#config,
-      [
-        'Host *',
-        `  User ${this.#user}`,
-        `  IdentityFile ${clientKey}`,
-        '  IdentitiesOnly yes',
-        '  StrictHostKeyChecking no',
-        '  UserKnownHostsFile /dev/null',
-        '  GlobalKnownHostsFile /dev/null',
-        '  BatchMode yes',
-        '  LogLevel ERROR',
-        '  ControlMaster no',
-        '  ControlPath none',
-        '  Compression no',
-        '  ForwardAgent no',
-        '  UpdateHostKeys no',
-        '',
-      ].join('\n'),
-      { mode: 0o600 },
-    );
+    writeSshConfig(this.#config, ['Host *', `  User ${this.#user}`], {
+      clientKey: keys.clientKey,
+      knownHosts: '/dev/null',
+    });
   }
 
-  async #startSshd(name: string, hostKey: string, authorized: string): Promise<number> {
+  async #startSshd(name: string, keys: SshKeys): Promise<number> {
     const { dir, tools } = this.#o;
-    for (let attempt = 1; ; attempt++) {
-      const port = await freePort();
-      const sshdConfig = join(dir, `sshd_config.${name}`);
-      writeFileSync(
-        sshdConfig,
-        [
-          `Port ${port}`,
-          'ListenAddress 127.0.0.1',
-          `HostKey ${hostKey}`,
-          `PidFile ${join(dir, `sshd.${name}.pid`)}`,
-          `AuthorizedKeysFile ${authorized}`,
-          'PermitRootLogin yes',
-          'PubkeyAuthentication yes',
-          'PasswordAuthentication no',
-          'KbdInteractiveAuthentication no',
-          'UsePAM no',
-          // The scratch directory lives under /tmp, which StrictModes would reject.
-          'StrictModes no',
-          'PrintMotd no',
-          'PrintLastLog no',
-          'AllowTcpForwarding yes',
-          'X11Forwarding no',
-          'UseDNS no',
-          'LogLevel ERROR',
-          '',
-        ].join('\n'),
-        { mode: 0o600 },
-      );
-      const sshd = new Child(
-        `sshd (${name})`,
-        tools.sshd,
-        ['-D', '-e', '-f', sshdConfig],
-        process.env,
-      );
-      this.#sshds.push(sshd);
-      const deadline = Date.now() + START_TIMEOUT_MS;
-      let exited = false;
-      void sshd.exited.then(() => (exited = true));
-      while (!exited && Date.now() < deadline) {
-        if (await canConnect(port)) return port;
-        await sleep(50);
-      }
-      await sshd.stop();
-      if (attempt >= 3)
-        throw new Error(`sshd (${name}) did not start on 127.0.0.1:${port}\n${sshd.describe()}`);
-    }
+    const { sshd, port } = await startSshd({
+      tools,
+      dir,
+      name,
+      keys,
+      extraConfig: ['AllowTcpForwarding yes'],
+    });
+    this.#sshds.push(sshd);
+    return port;
   }
 
   /** The ssh command line (without the program path) that reaches the shell through the jump. */
@@ -264,25 +348,18 @@ export class OpenSshRig {
 
   /** Key exchange and cipher this ssh and sshd agree on (from one `ssh -v` login). */
   negotiated(): string {
-    const r = spawnSync(
-      this.#o.tools.ssh,
-      ['-F', this.#config, '-v', '-p', String(this.targetPort), `${this.#user}@127.0.0.1`, 'true'],
-      { encoding: 'utf8', timeout: START_TIMEOUT_MS },
-    );
-    const kex = /kex: algorithm: (\S+)/.exec(r.stderr ?? '')?.[1] ?? 'unknown kex';
-    const cipher =
-      /kex: server->client cipher: (\S+)/.exec(r.stderr ?? '')?.[1] ?? 'unknown cipher';
-    return `${cipher}, ${kex}`;
+    return negotiatedCrypto(this.#o.tools.ssh, [
+      '-F',
+      this.#config,
+      '-p',
+      String(this.targetPort),
+      `${this.#user}@127.0.0.1`,
+      'true',
+    ]);
   }
 
   async stop(): Promise<void> {
     for (const sshd of this.#sshds) await sshd.stop();
-    if (this.#madePrivsep) {
-      try {
-        rmdirSync(PRIVSEP_DIR);
-      } catch {
-        // Something else uses it now; leave it.
-      }
-    }
+    this.#privsep?.remove();
   }
 }

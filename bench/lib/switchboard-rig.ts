@@ -19,6 +19,108 @@ const SESSION_ID = 'bench-terminal';
 /** Time for the relay and the agent to come up, and for a signup (default Argon2 cost). */
 const START_TIMEOUT_MS = 30_000; // ms
 
+/**
+ * The Switchboard processes of a rig: `bin/switchboard` children (a relay, agents) stopped by
+ * `stop()`, the relay's address, and CLI logins. Timeouts are `startTimeoutMs` each.
+ */
+export class SwitchboardProcesses {
+  readonly children: Child[] = [];
+  server = '';
+  fingerprint = '';
+  relayPid: number | undefined;
+  readonly #root: string;
+  readonly #startTimeoutMs: number;
+
+  constructor(root: string, startTimeoutMs: number) {
+    this.#root = root;
+    this.#startTimeoutMs = startTimeoutMs;
+  }
+
+  get bin(): string {
+    return join(this.#root, 'bin', 'switchboard');
+  }
+
+  /** `node [nodeArgs] bin/switchboard args…` as a long-running child. */
+  spawn(name: string, nodeArgs: string[], args: string[], env: NodeJS.ProcessEnv = {}): Child {
+    const child = new Child(name, process.execPath, [...nodeArgs, this.bin, ...args], {
+      ...process.env,
+      ...env,
+    });
+    this.children.push(child);
+    return child;
+  }
+
+  /** `switchboard serve` on 127.0.0.1 (defaults otherwise), once it prints port and fingerprint. */
+  async startRelay(dataDir: string, nodeArgs: string[]): Promise<void> {
+    const relay = this.spawn('relay', nodeArgs, [
+      'serve',
+      '--host',
+      '127.0.0.1',
+      '--port',
+      '0',
+      '--data-dir',
+      dataDir,
+      '--log-level',
+      'warn',
+    ]);
+    const m = await relay.waitForStdout(
+      /listening on 127\.0\.0\.1:(\d+) [^\n]*\n[^\n]*fingerprint:\n\s+([0-9A-Fa-f:]{95})/,
+      this.#startTimeoutMs,
+    );
+    this.server = `127.0.0.1:${m[1]}`;
+    this.fingerprint = m[2]!;
+    this.relayPid = relay.pid;
+  }
+
+  /** `switchboard signup` or `login` through the CLI into `home`, the password on stdin. */
+  account(how: 'signup' | 'login', home: string, user: string): Promise<void> {
+    mkdirSync(home, { recursive: true, mode: 0o700 });
+    const args = [this.bin, how, '--user', user, '--password-stdin'];
+    args.push('--server', this.server, '--fingerprint', this.fingerprint);
+    return new Promise((resolve, reject) => {
+      const child = execFile(
+        process.execPath,
+        args,
+        { env: { ...process.env, SWITCHBOARD_HOME: home }, timeout: this.#startTimeoutMs },
+        (err, stdout, stderr) =>
+          err
+            ? reject(new Error(`${how} ${user} failed: ${err.message}\n${stdout}${stderr}`))
+            : resolve(),
+      );
+      child.stdin!.end(`${user}-bench-password\n`);
+    });
+  }
+
+  /** `switchboard agent` from `home` serving `session` to `allow`, once it prints the session id. */
+  async startAgent(o: {
+    name: string;
+    nodeArgs: string[];
+    home: string;
+    session: string;
+    allow: string;
+    shell: string;
+    extraArgs?: string[];
+  }): Promise<Child> {
+    const agent = this.spawn(
+      o.name,
+      o.nodeArgs,
+      [
+        'agent',
+        '--session',
+        o.session,
+        '--allow',
+        o.allow,
+        '--shell',
+        o.shell,
+        ...(o.extraArgs ?? []),
+      ],
+      { SWITCHBOARD_HOME: o.home },
+    );
+    await agent.waitForStdout(new RegExp(`^${o.session}$`, 'm'), this.#startTimeoutMs);
+    return agent;
+  }
+}
+
 export interface SwitchboardRigOptions {
   /** Repository root (holds bin/switchboard). */
   root: string;
@@ -33,16 +135,13 @@ export interface SwitchboardRigOptions {
   nodeArgs?: string[];
 }
 
-export class SwitchboardRig {
+export class SwitchboardRig extends SwitchboardProcesses {
   readonly #o: SwitchboardRigOptions;
-  readonly #children: Child[] = [];
-  server = '';
-  fingerprint = '';
-  relayPid: number | undefined;
   agentPid: number | undefined;
   #controllerHome = '';
 
   constructor(options: SwitchboardRigOptions) {
+    super(options.root, START_TIMEOUT_MS);
     this.#o = options;
   }
 
@@ -50,71 +149,25 @@ export class SwitchboardRig {
     return this.#o.nodeArgs ?? [];
   }
 
-  get #bin(): string {
-    return join(this.#o.root, 'bin', 'switchboard');
-  }
-
   /** Relay, two accounts signed up through the CLI, and an agent serving SESSION_ID. */
   async start(): Promise<void> {
     const { dir } = this.#o;
-    const relay = this.#spawn('relay', [
-      'serve',
-      '--host',
-      '127.0.0.1',
-      '--port',
-      '0',
-      '--data-dir',
-      join(dir, 'relay'),
-      '--log-level',
-      'warn',
-    ]);
-    const m = await relay.waitForStdout(
-      /listening on 127\.0\.0\.1:(\d+) [^\n]*\n[^\n]*fingerprint:\n\s+([0-9A-Fa-f:]{95})/,
-      START_TIMEOUT_MS,
-    );
-    this.server = `127.0.0.1:${m[1]}`;
-    this.fingerprint = m[2]!;
-    this.relayPid = relay.pid;
+    await this.startRelay(join(dir, 'relay'), this.#nodeArgs);
 
     const hostHome = join(dir, 'home-host');
     this.#controllerHome = join(dir, 'home-controller');
-    await this.#signup(hostHome, HOST_USER);
-    await this.#signup(this.#controllerHome, CONTROLLER_USER);
+    await this.account('signup', hostHome, HOST_USER);
+    await this.account('signup', this.#controllerHome, CONTROLLER_USER);
 
-    const agent = this.#spawn(
-      'agent',
-      ['agent', '--session', SESSION_ID, '--allow', CONTROLLER_USER, '--shell', this.#o.shell],
-      { SWITCHBOARD_HOME: hostHome },
-    );
-    await agent.waitForStdout(new RegExp(`^${SESSION_ID}$`, 'm'), START_TIMEOUT_MS);
+    const agent = await this.startAgent({
+      name: 'agent',
+      nodeArgs: this.#nodeArgs,
+      home: hostHome,
+      session: SESSION_ID,
+      allow: CONTROLLER_USER,
+      shell: this.#o.shell,
+    });
     this.agentPid = agent.pid;
-  }
-
-  #spawn(name: string, args: string[], env: NodeJS.ProcessEnv = {}): Child {
-    const child = new Child(name, process.execPath, [...this.#nodeArgs, this.#bin, ...args], {
-      ...process.env,
-      ...env,
-    });
-    this.#children.push(child);
-    return child;
-  }
-
-  #signup(home: string, user: string): Promise<void> {
-    mkdirSync(home, { recursive: true, mode: 0o700 });
-    const args = [this.#bin, 'signup', '--user', user, '--password-stdin'];
-    args.push('--server', this.server, '--fingerprint', this.fingerprint);
-    return new Promise((resolve, reject) => {
-      const child = execFile(
-        process.execPath,
-        args,
-        { env: { ...process.env, SWITCHBOARD_HOME: home }, timeout: START_TIMEOUT_MS },
-        (err, stdout, stderr) =>
-          err
-            ? reject(new Error(`signup ${user} failed: ${err.message}\n${stdout}${stderr}`))
-            : resolve(),
-      );
-      child.stdin!.end(`${user}-bench-password\n`);
-    });
   }
 
   /** The controller in this process: AttachSession over a fresh logged-in relay connection. */
@@ -181,7 +234,7 @@ export class SwitchboardRig {
   openCli(): RemoteTerminal {
     return ptyTerminal('switchboard attach', {
       file: process.execPath,
-      args: [...this.#nodeArgs, this.#bin, 'attach', SESSION_ID],
+      args: [...this.#nodeArgs, this.bin, 'attach', SESSION_ID],
       cwd: this.#o.dir,
       env: {
         PATH: process.env['PATH'] ?? '/usr/bin:/bin',
@@ -214,6 +267,6 @@ export class SwitchboardRig {
 
   /** Stops the agent (ending its shells), then the relay. */
   async stop(): Promise<void> {
-    for (const child of [...this.#children].reverse()) await child.stop();
+    for (const child of [...this.children].reverse()) await child.stop();
   }
 }
