@@ -150,6 +150,14 @@ export const RequestParams = {
     limit: z.number().int().min(1).max(USERS_PAGE_MAX).optional(),
   }),
   'keys.get': z.object({ user: username }),
+  /**
+   * This device's signed prekey bundle (crypto/prekeys.ts), for senders of offline messages. The
+   * relay checks it belongs to the caller's device and is signed, and keeps it only if its prekey
+   * id is above the stored one.
+   */
+  'keys.publish': z.object({ bundle: z.record(z.unknown()) }),
+  /** The published, unexpired bundles of a user's unrevoked devices. */
+  'keys.bundles': z.object({ user: username }),
   /** An agent's audit log: the relay's last entry of it (0 if none). */
   'audit.head': z.object({ log: auditLog }),
   /** An agent ships entries of its own log, in order, continuing from the relay's head. */
@@ -329,6 +337,8 @@ export interface Results {
     next?: string;
   };
   'keys.get': { user: string; devices: PeerInfo[] };
+  'keys.publish': { prekeyId: number; expiresAt: string };
+  'keys.bundles': { user: string; devices: Array<PeerInfo & { bundle: unknown }> };
   'audit.head': { seq: number; hash: string };
   'audit.append': { seq: number };
   'audit.list': {

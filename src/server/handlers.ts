@@ -2,6 +2,7 @@
 import { randomBytes } from 'node:crypto';
 import { auditAppend, auditHead, auditList } from './audit-handlers.js';
 import type { RelayAudit } from './relay-audit.js';
+import { keysBundles, keysPublish } from './prekey-handlers.js';
 import { AuthError, ErrorCode, ProtocolError, SessionError } from '../protocol/errors.js';
 import {
   FANOUT_TARGETS_PER_TOKEN,
@@ -157,6 +158,8 @@ const HANDLERS: HandlerTable = {
   whoami: entry({ auth: 'user', door: 'any', handler: whoami }),
   'users.list': entry({ auth: 'user', door: 'any', handler: usersList }),
   'keys.get': entry({ auth: 'user', door: 'any', handler: keysGet }),
+  'keys.publish': entry({ auth: 'user', door: 'any', handler: keysPublish }),
+  'keys.bundles': entry({ auth: 'user', door: 'any', handler: keysBundles }),
   'audit.head': entry({ auth: 'user', door: 'websocket', handler: auditHead }),
   'audit.append': entry({ auth: 'user', door: 'websocket', handler: auditAppend }),
   'audit.list': entry({ auth: 'user', door: 'any', handler: auditList }),

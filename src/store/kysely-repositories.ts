@@ -32,6 +32,7 @@ import type {
 } from './schema.js';
 import { guard, toStorageError } from './storage-error.js';
 import { KyselyAuditRepo } from './audit-repository.js';
+import { KyselyPrekeysRepo } from './prekey-repository.js';
 
 // Conflicts are resolved with INSERT ... ON CONFLICT (SQLite >= 3.24, PostgreSQL >= 9.5)
 // rather than by catching constraint errors: it is atomic under concurrency on both, and
@@ -141,6 +142,7 @@ export function createRepositories(db: Kysely<Database>): StoreRepositories {
     remoteSessions: new KyselyRemoteSessionsRepo(db),
     invites: new KyselyInvitesRepo(db),
     audit: new KyselyAuditRepo(db),
+    prekeys: new KyselyPrekeysRepo(db),
   });
 }
 

@@ -256,6 +256,25 @@ export const migrations: Readonly<Record<string, Migration>> = Object.freeze({
       await db.schema.dropTable('audit_entries').execute();
     },
   },
+  '0008_device_prekeys': {
+    async up(db: Kysely<unknown>): Promise<void> {
+      // Each device's current signed prekey bundle (messaging): public keys only, checked by the
+      // relay before it is stored and again by every sender against the pinned device key.
+      await db.schema
+        .createTable('device_prekeys')
+        .addColumn('device_id', 'integer', (c) =>
+          c.primaryKey().references('devices.id').onDelete('cascade'),
+        )
+        .addColumn('prekey_id', 'bigint', (c) => c.notNull())
+        .addColumn('expires_at', 'bigint', (c) => c.notNull())
+        .addColumn('bundle', 'text', (c) => c.notNull())
+        .addColumn('published_at', 'bigint', (c) => c.notNull())
+        .execute();
+    },
+    async down(db: Kysely<unknown>): Promise<void> {
+      await db.schema.dropTable('device_prekeys').execute();
+    },
+  },
 });
 
 const provider: MigrationProvider = {

@@ -1,5 +1,6 @@
 // The storage interfaces the rest of Switchboard codes against; rows are plain objects, times epoch ms.
 import type { AuditRepo } from './audit-repository.js';
+import type { PrekeysRepo } from './prekey-repository.js';
 
 /** An account. `name` is matched exactly: the auth layer normalises it before storing. */
 export interface UserRow {
@@ -251,6 +252,7 @@ export interface StoreRepositories {
   readonly remoteSessions: RemoteSessionsRepo;
   readonly invites: InvitesRepo;
   readonly audit: AuditRepo;
+  readonly prekeys: PrekeysRepo;
 }
 
 /** The SQL dialects a Store runs on. */

@@ -93,6 +93,17 @@ export interface AuditEntriesTable {
   signer: string;
 }
 
+/** A device's published prekey bundle (migration 0008). */
+export interface DevicePrekeysTable {
+  device_id: number;
+  prekey_id: number;
+  /** epoch ms */
+  expires_at: number;
+  /** The bundle JSON as published. */
+  bundle: string;
+  published_at: number;
+}
+
 export interface Database {
   users: UsersTable;
   devices: DevicesTable;
@@ -100,4 +111,5 @@ export interface Database {
   remote_sessions: RemoteSessionsTable;
   invites: InvitesTable;
   audit_entries: AuditEntriesTable;
+  device_prekeys: DevicePrekeysTable;
 }

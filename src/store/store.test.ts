@@ -222,6 +222,15 @@ const AUDIT_SQLITE_SCHEMA: ReadonlyArray<readonly [type: string, name: string, s
   ],
 ];
 
+/** What 0008_device_prekeys added. */
+const PREKEYS_SQLITE_SCHEMA: ReadonlyArray<readonly [type: string, name: string, sql: string]> = [
+  [
+    'table',
+    'device_prekeys',
+    'CREATE TABLE "device_prekeys" ("device_id" integer primary key references "devices" ("id") on delete cascade, "prekey_id" bigint not null, "expires_at" bigint not null, "bundle" text not null, "published_at" bigint not null)',
+  ],
+];
+
 /** The schema every migration makes today, ordered as sqlite_master is read below. */
 const LATEST_SQLITE_SCHEMA = [
   ...SHIPPED_SQLITE_SCHEMA.filter(
@@ -238,6 +247,7 @@ const LATEST_SQLITE_SCHEMA = [
   ...DEVICE_REVOCATION_SQLITE_SCHEMA,
   ...SESSION_TAGS_SQLITE_SCHEMA,
   ...AUDIT_SQLITE_SCHEMA,
+  ...PREKEYS_SQLITE_SCHEMA,
 ].sort(([ta, na], [tb, nb]) => (ta === tb ? (na < nb ? -1 : 1) : ta < tb ? -1 : 1));
 
 /** The repository tests, the same on every dialect. */
@@ -1055,6 +1065,7 @@ describe('sqlite', () => {
           { name: '0005_session_tags' },
           { name: '0006_session_operators' },
           { name: '0007_audit_entries' },
+          { name: '0008_device_prekeys' },
         ],
         'only the new migrations ran',
       );
