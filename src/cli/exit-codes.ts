@@ -66,6 +66,7 @@ export function exitCodeFor(err: unknown): number {
     case ErrorCode.SIGNATURE_INVALID:
     case ErrorCode.REQUEST_REPLAYED:
     case ErrorCode.REQUEST_STALE:
+    case ErrorCode.MAILBOX_FULL:
       return Exit.REFUSED;
     default:
       return Exit.FAILURE;

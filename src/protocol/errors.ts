@@ -45,6 +45,8 @@ export const ErrorCode = {
   REQUEST_REPLAYED: 'REQUEST_REPLAYED',
   /** A signed request whose time is too far from the agent's clock. */
   REQUEST_STALE: 'REQUEST_STALE',
+  /** A device has MAILBOX_MAX_PENDING messages waiting: it must fetch before more are stored. */
+  MAILBOX_FULL: 'MAILBOX_FULL',
   /** The target does not serve the service a channel asked for. */
   SERVICE_UNAVAILABLE: 'SERVICE_UNAVAILABLE',
   // end-to-end

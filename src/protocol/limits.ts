@@ -142,3 +142,14 @@ export const AUDIT_APPEND_MAX_ENTRIES = 100;
 export const AUDIT_LIST_MAX = 1000;
 /** Bytes of entries one `audit.list` answers with at most (clients drop messages past 1 MiB). */
 export const AUDIT_LIST_MAX_BYTES = 512 * 1024; // bytes
+
+/** Largest sealed envelope of one message for one device (base64 text). */
+export const MESSAGE_MAX_BODY_BYTES = 96 * 1024; // bytes
+/** Envelopes one `message.send` carries: the recipient's devices and the sender's other ones. */
+export const MESSAGE_MAX_ENVELOPES = 200;
+/** Messages waiting for one device; past it `message.send` is refused with MAILBOX_FULL. */
+export const MAILBOX_MAX_PENDING = 10_000;
+/** How long a message waits for a device before the relay drops it. */
+export const MESSAGE_TTL_MS = 30 * 86_400_000; // ms
+/** Messages one `message.fetch` returns at most. */
+export const MESSAGE_FETCH_MAX = 500;

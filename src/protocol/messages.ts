@@ -1,6 +1,9 @@
 // The one message-types module: every control message on the wire, as zod schemas and TS types.
 import { z } from 'zod';
 import {
+  MESSAGE_FETCH_MAX,
+  MESSAGE_MAX_BODY_BYTES,
+  MESSAGE_MAX_ENVELOPES,
   AUDIT_APPEND_MAX_ENTRIES,
   AUDIT_LIST_MAX,
   AUDIT_MAX_BODY_BYTES,
@@ -158,6 +161,31 @@ export const RequestParams = {
   'keys.publish': z.object({ bundle: z.record(z.unknown()) }),
   /** The published, unexpired bundles of a user's unrevoked devices. */
   'keys.bundles': z.object({ user: username }),
+  /**
+   * A sealed message for a user: one envelope per device (theirs, and the sender's other ones, so
+   * history follows the sender), stored until each device acknowledges it. `messageId` is the
+   * sender's (random, 16 bytes): the same id twice stores nothing new.
+   */
+  'message.send': z.object({
+    to: username,
+    messageId: z.string().regex(/^[A-Za-z0-9+/]{22}==$/, 'a 16-byte message id in base64'),
+    envelopes: z
+      .array(
+        z.object({
+          device: z.string().max(64),
+          body: z.string().min(1).max(MESSAGE_MAX_BODY_BYTES),
+        }),
+      )
+      .min(1)
+      .max(MESSAGE_MAX_ENVELOPES),
+  }),
+  /** This device's waiting messages after `after`, oldest first. */
+  'message.fetch': z.object({
+    after: z.number().int().min(0).optional(),
+    limit: z.number().int().min(1).max(MESSAGE_FETCH_MAX).optional(),
+  }),
+  /** This device has kept everything up to `upTo`: the relay deletes it. */
+  'message.ack': z.object({ upTo: z.number().int().min(0) }),
   /** An agent's audit log: the relay's last entry of it (0 if none). */
   'audit.head': z.object({ log: auditLog }),
   /** An agent ships entries of its own log, in order, continuing from the relay's head. */
@@ -269,6 +297,17 @@ export interface SessionSummary {
   live: boolean;
 }
 
+/** A message waiting for this device, as `message.fetch` and the `message` event give it. */
+export interface MailboxMessage {
+  /** Its place in this device's mailbox: acknowledge up to it. */
+  seq: number;
+  from: string;
+  fromDevice: string;
+  id: string;
+  body: string;
+  sentAt: string;
+}
+
 /** One stored audit entry, with the key the relay checked its signature against. */
 export interface AuditEntryView {
   log: string;
@@ -339,6 +378,9 @@ export interface Results {
   'keys.get': { user: string; devices: PeerInfo[] };
   'keys.publish': { prekeyId: number; expiresAt: string };
   'keys.bundles': { user: string; devices: Array<PeerInfo & { bundle: unknown }> };
+  'message.send': { messageId: string; stored: number };
+  'message.fetch': { messages: MailboxMessage[]; more: boolean };
+  'message.ack': { deleted: number };
   'audit.head': { seq: number; hash: string };
   'audit.append': { seq: number };
   'audit.list': {
@@ -391,6 +433,15 @@ export const EventSchemas = {
   'channel.closed': z.object({ channel, code: z.string(), reason: z.string() }),
   shutdown: z.object({ reason: z.string() }),
   'session.revoked': z.object({ sessionId, code: z.string(), reason: z.string() }),
+  /** A message for this device, stored and now pushed (fetch and ack it as any other). */
+  message: z.object({
+    seq: z.number().int(),
+    from: username,
+    fromDevice: z.string(),
+    id: z.string(),
+    body: z.string(),
+    sentAt: z.string(),
+  }),
 } as const;
 export type EventType = keyof typeof EventSchemas;
 export type EventOf<T extends EventType> = { type: T } & z.infer<(typeof EventSchemas)[T]>;

@@ -1,7 +1,7 @@
 // In-memory state of the relay: who is online, which remote sessions are live, and channel routes.
 import { ErrorCode, SessionError } from '../protocol/errors.js';
 import { MAX_QUEUED_BYTES } from '../protocol/limits.js';
-import type { PeerInfo } from '../protocol/messages.js';
+import type { PeerInfo, RelayEvent } from '../protocol/messages.js';
 import type { DeviceRow, RemoteSessionRow } from '../store/repositories.js';
 import { CloseCode, type Connection, type Route } from './connection.js';
 import { KeyedGate } from './keyed-gate.js';
@@ -95,6 +95,16 @@ export class Directory implements Presence, ConnectionBus, SessionDirectory {
     const ids = new Set<number>();
     for (const conn of this.#online.get(userId) ?? []) if (conn.auth) ids.add(conn.auth.device.id);
     return ids;
+  }
+
+  async notifyDevice(userId: number, deviceId: number, event: RelayEvent): Promise<number> {
+    let sent = 0;
+    for (const conn of this.#online.get(userId) ?? [])
+      if (conn.auth?.device.id === deviceId && !conn.closed) {
+        conn.sendEvent(event);
+        sent += 1;
+      }
+    return sent;
   }
 
   async closeConnections(

@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { auditAppend, auditHead, auditList } from './audit-handlers.js';
 import type { RelayAudit } from './relay-audit.js';
 import { keysBundles, keysPublish } from './prekey-handlers.js';
+import { messageAck, messageFetch, messageSend } from './message-handlers.js';
 import { AuthError, ErrorCode, ProtocolError, SessionError } from '../protocol/errors.js';
 import {
   FANOUT_TARGETS_PER_TOKEN,
@@ -160,6 +161,9 @@ const HANDLERS: HandlerTable = {
   'keys.get': entry({ auth: 'user', door: 'any', handler: keysGet }),
   'keys.publish': entry({ auth: 'user', door: 'any', handler: keysPublish }),
   'keys.bundles': entry({ auth: 'user', door: 'any', handler: keysBundles }),
+  'message.send': entry({ auth: 'user', door: 'any', handler: messageSend }),
+  'message.fetch': entry({ auth: 'user', door: 'any', handler: messageFetch }),
+  'message.ack': entry({ auth: 'user', door: 'any', handler: messageAck }),
   'audit.head': entry({ auth: 'user', door: 'websocket', handler: auditHead }),
   'audit.append': entry({ auth: 'user', door: 'websocket', handler: auditAppend }),
   'audit.list': entry({ auth: 'user', door: 'any', handler: auditList }),

@@ -7,6 +7,7 @@
 // bytes they forward (`Directory.openChannel`, `forward`), the per-connection token bucket, the
 // hash queue. Login throttles and sign-up rates are behind `LimiterStore`; session ownership
 // across restarts is the lease in the store (`session-leases.ts`).
+import type { RelayEvent } from '../protocol/messages.js';
 import type { Connection } from './connection.js';
 import type { LiveSession } from './directory.js';
 
@@ -43,6 +44,8 @@ export interface ConnectionBus {
   closeConnections(userId: number, filter: ConnectionFilter, reason: string): Promise<number>;
   /** The ids of the user's devices with a live connection. */
   onlineDevices(userId: number): Promise<Set<number>>;
+  /** Sends `event` to every live connection of that device of the user; returns how many. */
+  notifyDevice(userId: number, deviceId: number, event: RelayEvent): Promise<number>;
   /**
    * The user's connection that offers `service` (on that device, if `deviceId`): the newest when
    * several do. Where a connection on another relay will appear once channels are forwarded.

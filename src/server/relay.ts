@@ -550,6 +550,9 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
     store.remoteSessions
       .deleteStale(now() - sessionReserveMs)
       .catch((err: unknown) => log.warn({ err }, 'session cleanup failed'));
+    store.mailbox
+      .deleteExpired(now())
+      .catch((err: unknown) => log.warn({ err }, 'mailbox cleanup failed'));
   }, 3600_000);
   housekeeping.unref();
 

@@ -33,6 +33,7 @@ import type {
 import { guard, toStorageError } from './storage-error.js';
 import { KyselyAuditRepo } from './audit-repository.js';
 import { KyselyPrekeysRepo } from './prekey-repository.js';
+import { KyselyMailboxRepo } from './mailbox-repository.js';
 
 // Conflicts are resolved with INSERT ... ON CONFLICT (SQLite >= 3.24, PostgreSQL >= 9.5)
 // rather than by catching constraint errors: it is atomic under concurrency on both, and
@@ -143,6 +144,7 @@ export function createRepositories(db: Kysely<Database>): StoreRepositories {
     invites: new KyselyInvitesRepo(db),
     audit: new KyselyAuditRepo(db),
     prekeys: new KyselyPrekeysRepo(db),
+    mailbox: new KyselyMailboxRepo(db),
   });
 }
 

@@ -275,6 +275,35 @@ export const migrations: Readonly<Record<string, Migration>> = Object.freeze({
       await db.schema.dropTable('device_prekeys').execute();
     },
   },
+  '0009_mailbox': {
+    async up(db: Kysely<unknown>): Promise<void> {
+      // Sealed messages waiting for a device, until it acknowledges them or they expire; the
+      // relay never holds a key to them. One row per (device, message id): a retry stores nothing.
+      await db.schema
+        .createTable('mailbox')
+        .addColumn('id', 'integer', id(db))
+        .addColumn('device_id', 'integer', (c) =>
+          c.notNull().references('devices.id').onDelete('cascade'),
+        )
+        .addColumn('sender_name', 'text', (c) => c.notNull())
+        .addColumn('sender_fingerprint', 'text', (c) => c.notNull())
+        .addColumn('message_id', 'text', (c) => c.notNull())
+        .addColumn('body', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addColumn('expires_at', 'bigint', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createIndex('mailbox_device_message')
+        .unique()
+        .on('mailbox')
+        .columns(['device_id', 'message_id'])
+        .execute();
+      await db.schema.createIndex('mailbox_expires').on('mailbox').column('expires_at').execute();
+    },
+    async down(db: Kysely<unknown>): Promise<void> {
+      await db.schema.dropTable('mailbox').execute();
+    },
+  },
 });
 
 const provider: MigrationProvider = {

@@ -1,6 +1,7 @@
 // The storage interfaces the rest of Switchboard codes against; rows are plain objects, times epoch ms.
 import type { AuditRepo } from './audit-repository.js';
 import type { PrekeysRepo } from './prekey-repository.js';
+import type { MailboxRepo } from './mailbox-repository.js';
 
 /** An account. `name` is matched exactly: the auth layer normalises it before storing. */
 export interface UserRow {
@@ -253,6 +254,7 @@ export interface StoreRepositories {
   readonly invites: InvitesRepo;
   readonly audit: AuditRepo;
   readonly prekeys: PrekeysRepo;
+  readonly mailbox: MailboxRepo;
 }
 
 /** The SQL dialects a Store runs on. */

@@ -104,6 +104,18 @@ export interface DevicePrekeysTable {
   published_at: number;
 }
 
+/** A sealed message waiting for a device (migration 0009). */
+export interface MailboxTable {
+  id: Generated<number>;
+  device_id: number;
+  sender_name: string;
+  sender_fingerprint: string;
+  message_id: string;
+  body: string;
+  created_at: number;
+  expires_at: number;
+}
+
 export interface Database {
   users: UsersTable;
   devices: DevicesTable;
@@ -112,4 +124,5 @@ export interface Database {
   invites: InvitesTable;
   audit_entries: AuditEntriesTable;
   device_prekeys: DevicePrekeysTable;
+  mailbox: MailboxTable;
 }

@@ -231,6 +231,21 @@ const PREKEYS_SQLITE_SCHEMA: ReadonlyArray<readonly [type: string, name: string,
   ],
 ];
 
+/** What 0009_mailbox added. */
+const MAILBOX_SQLITE_SCHEMA: ReadonlyArray<readonly [type: string, name: string, sql: string]> = [
+  [
+    'table',
+    'mailbox',
+    'CREATE TABLE "mailbox" ("id" integer primary key autoincrement, "device_id" integer not null references "devices" ("id") on delete cascade, "sender_name" text not null, "sender_fingerprint" text not null, "message_id" text not null, "body" text not null, "created_at" bigint not null, "expires_at" bigint not null)',
+  ],
+  [
+    'index',
+    'mailbox_device_message',
+    'CREATE UNIQUE INDEX "mailbox_device_message" on "mailbox" ("device_id", "message_id")',
+  ],
+  ['index', 'mailbox_expires', 'CREATE INDEX "mailbox_expires" on "mailbox" ("expires_at")'],
+];
+
 /** The schema every migration makes today, ordered as sqlite_master is read below. */
 const LATEST_SQLITE_SCHEMA = [
   ...SHIPPED_SQLITE_SCHEMA.filter(
@@ -248,6 +263,7 @@ const LATEST_SQLITE_SCHEMA = [
   ...SESSION_TAGS_SQLITE_SCHEMA,
   ...AUDIT_SQLITE_SCHEMA,
   ...PREKEYS_SQLITE_SCHEMA,
+  ...MAILBOX_SQLITE_SCHEMA,
 ].sort(([ta, na], [tb, nb]) => (ta === tb ? (na < nb ? -1 : 1) : ta < tb ? -1 : 1));
 
 /** The repository tests, the same on every dialect. */
@@ -1066,6 +1082,7 @@ describe('sqlite', () => {
           { name: '0006_session_operators' },
           { name: '0007_audit_entries' },
           { name: '0008_device_prekeys' },
+          { name: '0009_mailbox' },
         ],
         'only the new migrations ran',
       );
@@ -1141,6 +1158,7 @@ describe('postgres', () => {
           ['auth_tokens', 'integer', 'YES'],
           ['devices', 'integer', 'YES'],
           ['invites', 'integer', 'YES'],
+          ['mailbox', 'integer', 'YES'],
           ['remote_sessions', 'text', 'NO'],
           ['users', 'integer', 'YES'],
         ],
