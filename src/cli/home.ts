@@ -17,6 +17,8 @@ export const FILES = {
   config: 'config.json',
   knownServers: 'known_servers.json',
   knownPeers: 'known_peers.json',
+  messagingKeys: 'messaging_keys.json',
+  messages: 'messages.jsonl',
 } as const;
 
 /** The login this client holds: the token is a secret (file mode 0600). */

@@ -116,6 +116,17 @@ export const COMMANDS: readonly LazyCommand[] = [
     load: async () => (await import('./commands/audit.js')).audit,
   },
   {
+    name: 'send',
+    summary: 'Send USER an end-to-end encrypted message (- reads it from standard input).',
+    load: async () => (await import('./commands/messages.js')).send,
+  },
+  {
+    name: 'inbox',
+    summary:
+      'Print messages not yet shown on this device, and mark them read (--all: the history).',
+    load: async () => (await import('./commands/messages.js')).inbox,
+  },
+  {
     name: 'ping',
     summary: "Round trips to a session's host through the end-to-end channel, like ping.",
     load: async () => (await import('./commands/ping.js')).ping,

@@ -63,7 +63,8 @@ export function openMessage(
   provider: CryptoProvider,
   recipient: OfflineRecipient,
   body: string,
-  expect: { from: string; to: string },
+  /** `to` may be left out for a copy of one's own message (sent by one's other device). */
+  expect: { from: string; to?: string },
 ): { content: MessageContent; senderDeviceKey: Uint8Array } {
   let envelope: Envelope;
   try {
@@ -95,7 +96,11 @@ export function openMessage(
     secret.fill(0);
   }
   const content = JSON.parse(Buffer.from(plain).toString('utf8')) as MessageContent;
-  if (content.v !== 1 || content.from !== expect.from || content.to !== expect.to)
+  if (
+    content.v !== 1 ||
+    content.from !== expect.from ||
+    (expect.to !== undefined && content.to !== expect.to)
+  )
     throw new CryptoError(
       ErrorCode.DECRYPT_FAILED,
       `the message says it is from ${String(content.from)} to ${String(content.to)}, not what the relay says`,

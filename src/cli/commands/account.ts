@@ -8,6 +8,8 @@ import { AuthError, ErrorCode, SwitchboardError } from '../../protocol/errors.js
 import { USERS_PAGE_DEFAULT, USERS_PAGE_MAX } from '../../protocol/limits.js';
 import { USERNAME_RE, type Results } from '../../protocol/messages.js';
 import { connect, connectAuthed, homeOf, serverOf, withSession } from '../client-context.js';
+import { FILES, type Home } from '../home.js';
+import type { RelayClient } from '../../client/relay-client.js';
 import {
   CLIENT_OPTIONS,
   JSON_OPTION,
@@ -83,6 +85,12 @@ async function newPasswordOf(
   }
 }
 
+/** Publishes this device's prekey bundle on the logged-in connection (after `auth.login`). */
+async function publishMessagingKeys(client: RelayClient, home: Home): Promise<void> {
+  const { MessagingKeys } = await import('../../client/messaging-keys.js');
+  await new MessagingKeys(home.path(FILES.messagingKeys), home.deviceKey()).publish(client);
+}
+
 /**
  * Logs in. Connects before asking for the password, as ssh does, so that trusting the relay
  * comes first; a connection the relay closed while the user typed (it gives 60 s to log in) is
@@ -117,6 +125,12 @@ async function doLogin(
     home.saveConfig(ca ? { server, caFile: resolve(ca) } : { server });
     inv.io.stdout.write(
       `Logged in as ${result.user} on ${server}\nThis device's key: ${keyFingerprint(key.publicKey)}\n`,
+    );
+    // Others can send this device messages while it is offline once its prekeys are published.
+    await publishMessagingKeys(client, home).catch((err: unknown) =>
+      inv.io.stderr.write(
+        `switchboard login: could not publish this device's messaging keys yet (${(err as Error).message}); \`switchboard inbox\` tries again\n`,
+      ),
     );
     return Exit.OK;
   } finally {
