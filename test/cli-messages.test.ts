@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { runCli } from './helpers.js';
+import { makeTempDir, runCli, startServeProcess } from './helpers.js';
 import { Harness } from './terminal-harness.js';
 
 describe('switchboard send and inbox', () => {
@@ -58,5 +58,56 @@ describe('switchboard send and inbox', () => {
     assert.equal(unknown.code, 5);
     assert.match(unknown.stderr, /UNKNOWN_USER/);
     assert.equal((await cli('amy', ['send', 'msgbo', ''])).code, 2);
+  });
+});
+
+describe('messages survive a relay killed with SIGKILL', () => {
+  it('stored before "sent", delivered after the restart in order and once', async () => {
+    const dataDir = makeTempDir();
+    let relay = await startServeProcess(dataDir);
+    try {
+      const home = (name: string) => mkdtempSync(join(dataDir, `cli-${name}-`));
+      const amy = home('amy');
+      const bo = home('bo');
+      for (const [user, h] of [
+        ['killamy', amy],
+        ['killbo', bo],
+      ] as const) {
+        const r = await runCli(
+          [
+            'signup',
+            '--user',
+            user,
+            '--password-stdin',
+            '--server',
+            relay.server,
+            '--fingerprint',
+            relay.fingerprint,
+          ],
+          { home: h, stdin: `${user}-password\n` },
+        );
+        assert.equal(r.code, 0, r.stderr);
+      }
+      for (const n of [1, 2, 3]) {
+        const r = await runCli(['send', 'killbo', `message ${n}`], { home: amy });
+        assert.equal(r.code, 0, r.stderr);
+      }
+      relay.child.kill('SIGKILL');
+      assert.equal((await relay.exited).signal, 'SIGKILL');
+      relay = await startServeProcess(dataDir, ['--port', String(relay.port)]);
+      const inbox = await runCli(['inbox'], { home: bo });
+      assert.equal(inbox.code, 0, inbox.stderr);
+      assert.deepEqual(
+        inbox.stdout
+          .trim()
+          .split('\n')
+          .map((l) => l.replace(/^\S+\s+/, '')),
+        ['killamy → you: message 1', 'killamy → you: message 2', 'killamy → you: message 3'],
+      );
+      assert.equal((await runCli(['inbox'], { home: bo })).stdout, '');
+    } finally {
+      relay.child.kill('SIGKILL');
+      await relay.exited;
+    }
   });
 });
