@@ -34,9 +34,20 @@ describe('switchboard send and inbox', () => {
     assert.deepEqual([receipt.path, receipt.status], ['relay', 'stored']);
     assert.match(receipt.id, /^[A-Za-z0-9+/]{22}==$/);
     assert.equal((await cli('amy', ['send', 'msgbo', '-'], 'line from stdin\n')).code, 0);
+    // amy is a stranger to bo: a request, her messages held.
     const first = await cli('bo', ['inbox']);
     assert.equal(first.code, 0, first.stderr);
-    assert.match(first.stdout, /msgamy → you: hello from amy\n.*msgamy → you: line from stdin\n$/s);
+    assert.match(
+      first.stdout,
+      /^msgamy \(SHA256:\S+\) wants to message you: `switchboard contacts accept msgamy`/,
+    );
+    assert.doesNotMatch(first.stdout, /hello from amy/);
+    assert.equal((await cli('bo', ['inbox', '--all'])).stdout, '', 'held, not shown');
+    const accepted = await cli('bo', ['contacts', 'accept', 'msgamy']);
+    assert.match(
+      accepted.stdout,
+      /accepted msgamy; 2 held message\(s\):\n.*msgamy → you: hello from amy\n.*msgamy → you: line from stdin\n$/s,
+    );
     assert.equal((await cli('bo', ['inbox'])).stdout, '', 'shown once');
     const all = await cli('bo', ['inbox', '--all', '--json']);
     const lines = all.stdout
@@ -51,6 +62,45 @@ describe('switchboard send and inbox', () => {
     // amy's other device gets her sent messages too.
     const copy = await cli('amy2', ['inbox']);
     assert.match(copy.stdout, /you → msgbo: hello from amy/);
+  });
+
+  it('a blocked sender is dropped; safety numbers match on both sides and change with a key', async () => {
+    const carol = mkdtempSync(join(h.dir, 'cli-carol-'));
+    homes['carol'] = carol;
+    assert.equal((await h.cliAccount('signup', 'msgcarol', carol)).code, 0);
+    assert.equal((await cli('bo', ['contacts', 'block', 'msgcarol'])).code, 0);
+    assert.equal((await cli('carol', ['send', 'msgbo', 'let me in'])).code, 0);
+    assert.equal((await cli('bo', ['inbox'])).stdout, '', 'nothing, not even a request');
+    const list = JSON.parse((await cli('bo', ['contacts', '--json'])).stdout) as Array<{
+      user: string;
+      state: string;
+    }>;
+    assert.deepEqual(
+      list.map((c) => [c.user, c.state]),
+      [
+        ['msgamy', 'accepted'],
+        ['msgcarol', 'blocked'],
+      ],
+    );
+    const number = async (who: string, of: string) =>
+      (
+        JSON.parse((await cli(who, ['contacts', 'verify', of, '--json'])).stdout) as {
+          safetyNumber: string;
+        }
+      ).safetyNumber;
+    const fromAmy = await number('amy', 'msgbo');
+    assert.match(fromAmy, /^\d{60}$/);
+    assert.equal(await number('bo', 'msgamy'), fromAmy);
+    // amy logs in on a third device: bo's view of her keys changes once he meets it.
+    const amy3 = mkdtempSync(join(h.dir, 'cli-amy3-'));
+    assert.equal((await h.cliAccount('login', 'msgamy', amy3)).code, 0);
+    assert.notEqual(await number('amy', 'msgbo'), fromAmy);
+    const human = await cli('bo', ['contacts', 'verify', 'msgamy']);
+    // amy's second and third devices never wrote to bo: their keys are new to him, and he is told.
+    assert.match(
+      human.stdout,
+      /Safety number of you and msgamy \(some of msgamy's device keys are new to you\):\n\n(\d{5} ){3}\d{5}\n/,
+    );
   });
 
   it('refuses an unknown user and an empty message', async () => {
@@ -88,6 +138,7 @@ describe('messages survive a relay killed with SIGKILL', () => {
         );
         assert.equal(r.code, 0, r.stderr);
       }
+      assert.equal((await runCli(['contacts', 'accept', 'killamy'], { home: bo })).code, 0);
       for (const n of [1, 2, 3]) {
         const r = await runCli(['send', 'killbo', `message ${n}`], { home: amy });
         assert.equal(r.code, 0, r.stderr);

@@ -19,6 +19,7 @@ export const FILES = {
   knownPeers: 'known_peers.json',
   messagingKeys: 'messaging_keys.json',
   messages: 'messages.jsonl',
+  contacts: 'contacts.json',
 } as const;
 
 /** The login this client holds: the token is a secret (file mode 0600). */

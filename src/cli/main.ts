@@ -127,6 +127,11 @@ export const COMMANDS: readonly LazyCommand[] = [
     load: async () => (await import('./commands/messages.js')).inbox,
   },
   {
+    name: 'contacts',
+    summary: 'Your contacts and requests; accept, block, or verify one (safety number).',
+    load: async () => (await import('./commands/messages.js')).contacts,
+  },
+  {
     name: 'ping',
     summary: "Round trips to a session's host through the end-to-end channel, like ping.",
     load: async () => (await import('./commands/ping.js')).ping,

@@ -2,6 +2,7 @@
 // delivered to devices that are offline when they are sent.
 import { randomBytes } from 'node:crypto';
 import { appendFileSync, readFileSync } from 'node:fs';
+import { Contacts } from '../../client/contacts.js';
 import { KnownPeers } from '../../client/known-peers.js';
 import { MessagingKeys } from '../../client/messaging-keys.js';
 import {
@@ -14,12 +15,18 @@ import { defaultCryptoProvider as provider } from '../../crypto/default-provider
 import { toBase64 } from '../../crypto/bytes.js';
 import { keyFingerprint } from '../../crypto/device-key.js';
 import { verifyBundle } from '../../crypto/prekeys.js';
+import { formatSafetyNumber, safetyNumber } from '../../crypto/safety-number.js';
 import { ErrorCode, SwitchboardError } from '../../protocol/errors.js';
 import { USERNAME_RE, type MailboxMessage } from '../../protocol/messages.js';
 import { CLIENT_OPTIONS, bool, type Command, type Invocation } from '../command.js';
 import { withSession, type Session } from '../client-context.js';
 import { Exit, UsageError } from '../exit-codes.js';
 import { FILES } from '../home.js';
+
+/** Whether a history line is shown: mine, or from an accepted contact (others' are held). */
+function shown(l: HistoryLine, contacts: Contacts): boolean {
+  return l.direction === 'out' || contacts.get(l.from)?.state === 'accepted';
+}
 
 /** One line of the local history (`messages.jsonl`, 0600): what was sent or received. */
 interface HistoryLine extends MessageContent {
@@ -117,6 +124,9 @@ export const send: Command = {
         );
       const result = await client.request('message.send', { to, messageId: id, envelopes });
       remember(session, { ...content, direction: 'out' });
+      // Writing to someone makes them a contact (their answers are shown), unless blocked.
+      const contacts = new Contacts(session.home.path(FILES.contacts));
+      if (to !== me.user && contacts.get(to)?.state !== 'blocked') contacts.set(to, 'accepted');
       if (bool(inv, 'json'))
         inv.io.stdout.write(
           `${JSON.stringify({ id, path: 'relay', status: 'stored', devices: result.stored })}\n`,
@@ -153,6 +163,8 @@ export const inbox: Command = {
       const knownPeers = new KnownPeers(session.home.path(FILES.knownPeers));
       const json = bool(inv, 'json');
       const seen = new Set(history(session).map((l) => l.id));
+      const contacts = new Contacts(session.home.path(FILES.contacts));
+      const asked = new Set<string>();
       const print = (l: HistoryLine): void => {
         if (json) inv.io.stdout.write(`${JSON.stringify(l)}\n`);
         else
@@ -160,7 +172,7 @@ export const inbox: Command = {
             `${l.sentAt.replace(/\.\d+Z$/, 'Z')}  ${l.direction === 'in' ? `${l.from} → you` : `you → ${l.to}`}: ${l.text}\n`,
           );
       };
-      if (bool(inv, 'all')) for (const l of history(session)) print(l);
+      if (bool(inv, 'all')) for (const l of history(session)) if (shown(l, contacts)) print(l);
       const take = async (m: MailboxMessage): Promise<void> => {
         try {
           const { content, senderDeviceKey } = openMessage(
@@ -188,7 +200,8 @@ export const inbox: Command = {
             'pin',
             listed,
           );
-          if (!seen.has(content.id)) {
+          const state = content.from === me.user ? 'accepted' : contacts.get(content.from)?.state;
+          if (!seen.has(content.id) && state !== 'blocked') {
             seen.add(content.id);
             const line: HistoryLine = {
               ...content,
@@ -196,7 +209,20 @@ export const inbox: Command = {
               fromDevice: m.fromDevice,
             };
             remember(session, line);
-            print(line);
+            if (state === 'accepted') print(line);
+            else {
+              // A stranger: held until accepted, asked once.
+              if (state === undefined) contacts.set(content.from, 'pending', m.fromDevice);
+              if (!asked.has(content.from)) {
+                asked.add(content.from);
+                const note = `${content.from} (${m.fromDevice}) wants to message you: \`switchboard contacts accept ${content.from}\` shows their messages, \`switchboard contacts block ${content.from}\` refuses them`;
+                if (json)
+                  inv.io.stdout.write(
+                    `${JSON.stringify({ request: content.from, device: m.fromDevice })}\n`,
+                  );
+                else inv.io.stdout.write(`${note}\n`);
+              }
+            }
           }
         } catch (err) {
           if (!(err instanceof SwitchboardError)) throw err;
@@ -224,6 +250,79 @@ export const inbox: Command = {
         process.once('SIGINT', resolve);
         client.once('close', resolve);
       });
+      return Exit.OK;
+    });
+  },
+};
+
+export const contacts: Command = {
+  name: 'contacts',
+  summary: 'Your contacts and requests; accept, block, or verify one (safety number).',
+  usage: '[--json] | accept USER | block USER | verify USER',
+  details:
+    "A stranger's first message arrives as a request: `inbox` names them and their device and\n" +
+    'holds their messages until you `accept` them (then shows them); `block` drops what they send.\n' +
+    '`verify` prints the safety number of you and USER: 60 digits computed from both your device\n' +
+    'keys as Signal computes them; read them to each other: if they match, the relay gave each of\n' +
+    "you the other's real keys.",
+  positionals: [0, 2],
+  options: { json: { type: 'boolean', description: 'print JSON' }, ...CLIENT_OPTIONS },
+  async run(inv) {
+    const [action, user] = inv.positionals;
+    if (action !== undefined && !['accept', 'block', 'verify'].includes(action))
+      throw new UsageError(`unknown action "${action}": use accept, block or verify`);
+    if (action !== undefined && (user === undefined || !USERNAME_RE.test(user)))
+      throw new UsageError(`which user? \`switchboard contacts ${action} USER\``);
+    return withSession(inv, async (session) => {
+      const book = new Contacts(session.home.path(FILES.contacts));
+      if (action === undefined) {
+        const rows = book.list();
+        if (bool(inv, 'json')) inv.io.stdout.write(`${JSON.stringify(rows)}\n`);
+        else if (rows.length === 0) inv.io.stdout.write('(no contacts yet)\n');
+        else
+          for (const c of rows)
+            inv.io.stdout.write(
+              `${c.user.padEnd(20)} ${c.state.padEnd(9)} since ${c.since}${c.device ? `  ${c.device}` : ''}\n`,
+            );
+        return Exit.OK;
+      }
+      if (action === 'verify') {
+        const { me, client, login } = session;
+        const knownPeers = new KnownPeers(session.home.path(FILES.knownPeers));
+        const mine = (await client.request('keys.get', { user: me.user })).devices.map((d) =>
+          Buffer.from(d.publicKey, 'base64'),
+        );
+        // Both sides from the directory, as each of you sees it: a relay that showed either of
+        // you other keys gives you different numbers. Pins say whether you have met those keys.
+        const listed = (await client.request('keys.get', { user: user! })).devices.map(
+          (d) => d.publicKey,
+        );
+        const theirs = listed.map((k) => Buffer.from(k, 'base64'));
+        const pins = new Set(knownPeers.list(login.server, user!).map((p) => p.publicKey));
+        const pinned = listed.every((k) => pins.has(k));
+        const number = safetyNumber(
+          { identifier: me.user, keys: mine },
+          { identifier: user!, keys: theirs },
+        );
+        if (bool(inv, 'json'))
+          inv.io.stdout.write(`${JSON.stringify({ user, safetyNumber: number, pinned })}\n`);
+        else
+          inv.io.stdout.write(
+            `Safety number of you and ${user}${pinned ? '' : ` (some of ${user}'s device keys are new to you)`}:\n\n` +
+              `${formatSafetyNumber(number)}\n\n` +
+              `Read it to ${user} another way (in person, on a call); they run \`switchboard contacts verify ${me.user}\`.\n`,
+          );
+        return Exit.OK;
+      }
+      book.set(user!, action === 'accept' ? 'accepted' : 'blocked');
+      if (action === 'accept') {
+        const held = history(session).filter((l) => l.direction === 'in' && l.from === user);
+        inv.io.stdout.write(
+          `accepted ${user}${held.length ? `; ${held.length} held message(s):` : ''}\n`,
+        );
+        for (const l of held)
+          inv.io.stdout.write(`${l.sentAt.replace(/\.\d+Z$/, 'Z')}  ${l.from} → you: ${l.text}\n`);
+      } else inv.io.stdout.write(`blocked ${user}: what they send is dropped\n`);
       return Exit.OK;
     });
   },
