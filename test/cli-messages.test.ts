@@ -103,6 +103,17 @@ describe('switchboard send and inbox', () => {
     );
   });
 
+  it("a broadcast reaches everyone once, shown with its sender; a blocked sender's is not", async () => {
+    const sent = await cli('amy', ['broadcast', 'hello, everyone', '--json']);
+    assert.equal(sent.code, 0, sent.stderr);
+    assert.match((JSON.parse(sent.stdout) as { expiresAt: string }).expiresAt, /^\d{4}-/);
+    assert.equal((await cli('carol', ['broadcast', 'carol here'])).code, 0);
+    const got = await cli('bo', ['inbox']);
+    assert.match(got.stdout, /\[broadcast\] msgamy: hello, everyone\n/);
+    assert.doesNotMatch(got.stdout, /carol here/);
+    assert.doesNotMatch((await cli('bo', ['inbox'])).stdout, /hello, everyone/, 'once');
+  });
+
   it('refuses an unknown user and an empty message', async () => {
     const unknown = await cli('amy', ['send', 'nobody', 'hi']);
     assert.equal(unknown.code, 5);

@@ -132,6 +132,12 @@ export const COMMANDS: readonly LazyCommand[] = [
     load: async () => (await import('./commands/messages.js')).contacts,
   },
   {
+    name: 'broadcast',
+    summary:
+      'Send a signed message to every user: those online now and those who come online soon.',
+    load: async () => (await import('./commands/messages.js')).broadcast,
+  },
+  {
     name: 'ping',
     summary: "Round trips to a session's host through the end-to-end channel, like ping.",
     load: async () => (await import('./commands/ping.js')).ping,

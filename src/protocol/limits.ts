@@ -153,3 +153,14 @@ export const MAILBOX_MAX_PENDING = 10_000;
 export const MESSAGE_TTL_MS = 30 * 86_400_000; // ms
 /** Messages one `message.fetch` returns at most. */
 export const MESSAGE_FETCH_MAX = 500;
+
+/** Largest signed broadcast body (its JSON, text included). */
+export const BROADCAST_MAX_BODY_BYTES = 8 * 1024; // bytes
+/** Broadcasts one user may send per hour. */
+export const BROADCAST_PER_HOUR = 10;
+/** How long a broadcast reaches users who come online (`serve --broadcast-window`). */
+export const BROADCAST_WINDOW_MS = 30 * 60_000; // ms
+/** Broadcasts one `broadcast.fetch` returns at most. */
+export const BROADCAST_FETCH_MAX = 100;
+/** What a broadcast's signature covers besides its body. */
+export const BROADCAST_SIGNATURE_CONTEXT = 'switchboard-broadcast-v1';

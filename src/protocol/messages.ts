@@ -1,6 +1,8 @@
 // The one message-types module: every control message on the wire, as zod schemas and TS types.
 import { z } from 'zod';
 import {
+  BROADCAST_FETCH_MAX,
+  BROADCAST_MAX_BODY_BYTES,
   MESSAGE_FETCH_MAX,
   MESSAGE_MAX_BODY_BYTES,
   MESSAGE_MAX_ENVELOPES,
@@ -186,6 +188,20 @@ export const RequestParams = {
   }),
   /** This device has kept everything up to `upTo`: the relay deletes it. */
   'message.ack': z.object({ upTo: z.number().int().min(0) }),
+  /**
+   * A broadcast to every user: `body` is JSON {v: 1, id, from, sentAt, text}, `sig` the sending
+   * device's Ed25519 signature over "switchboard-broadcast-v1" NUL body.
+   */
+  'broadcast.send': z.object({
+    body: z.string().min(2).max(BROADCAST_MAX_BODY_BYTES),
+    sig: b64,
+  }),
+  /** Broadcasts still in their window that this user has not acknowledged. */
+  'broadcast.fetch': z.object({}),
+  /** This user has these broadcasts: none is offered to them again. */
+  'broadcast.ack': z.object({
+    ids: z.array(z.number().int().min(1)).min(1).max(BROADCAST_FETCH_MAX),
+  }),
   /** An agent's audit log: the relay's last entry of it (0 if none). */
   'audit.head': z.object({ log: auditLog }),
   /** An agent ships entries of its own log, in order, continuing from the relay's head. */
@@ -308,6 +324,17 @@ export interface MailboxMessage {
   sentAt: string;
 }
 
+/** A broadcast as users get it: verify `sig` with `key` (the sender's device) over the body. */
+export interface BroadcastView {
+  id: number;
+  from: string;
+  /** The signing device's raw public key, base64. */
+  key: string;
+  body: string;
+  sig: string;
+  sentAt: string;
+}
+
 /** One stored audit entry, with the key the relay checked its signature against. */
 export interface AuditEntryView {
   log: string;
@@ -381,6 +408,9 @@ export interface Results {
   'message.send': { messageId: string; stored: number };
   'message.fetch': { messages: MailboxMessage[]; more: boolean };
   'message.ack': { deleted: number };
+  'broadcast.send': { id: number; expiresAt: string; online: number };
+  'broadcast.fetch': { broadcasts: BroadcastView[] };
+  'broadcast.ack': { acked: number };
   'audit.head': { seq: number; hash: string };
   'audit.append': { seq: number };
   'audit.list': {
@@ -433,6 +463,15 @@ export const EventSchemas = {
   'channel.closed': z.object({ channel, code: z.string(), reason: z.string() }),
   shutdown: z.object({ reason: z.string() }),
   'session.revoked': z.object({ sessionId, code: z.string(), reason: z.string() }),
+  /** A broadcast just sent, pushed to everyone online (acknowledge it as any other). */
+  broadcast: z.object({
+    id: z.number().int(),
+    from: username,
+    key: z.string(),
+    body: z.string(),
+    sig: z.string(),
+    sentAt: z.string(),
+  }),
   /** A message for this device, stored and now pushed (fetch and ack it as any other). */
   message: z.object({
     seq: z.number().int(),

@@ -107,6 +107,20 @@ export class Directory implements Presence, ConnectionBus, SessionDirectory {
     return sent;
   }
 
+  async notifyAll(event: RelayEvent): Promise<number> {
+    let users = 0;
+    for (const conns of this.#online.values()) {
+      let reached = false;
+      for (const conn of conns)
+        if (conn.auth && !conn.closed) {
+          conn.sendEvent(event);
+          reached = true;
+        }
+      if (reached) users += 1;
+    }
+    return users;
+  }
+
   async closeConnections(
     userId: number,
     filter: ConnectionFilter,

@@ -4,6 +4,7 @@ import { auditAppend, auditHead, auditList } from './audit-handlers.js';
 import type { RelayAudit } from './relay-audit.js';
 import { keysBundles, keysPublish } from './prekey-handlers.js';
 import { messageAck, messageFetch, messageSend } from './message-handlers.js';
+import { broadcastAck, broadcastFetch, broadcastSend } from './broadcast-handlers.js';
 import { AuthError, ErrorCode, ProtocolError, SessionError } from '../protocol/errors.js';
 import {
   FANOUT_TARGETS_PER_TOKEN,
@@ -66,6 +67,8 @@ export interface Services {
   /** An offline session's ID stays reserved to its owner this long (ms). */
   sessionReserveMs: number;
   metrics: RelayMetrics;
+  /** How long a broadcast reaches users who come online (`serve --broadcast-window`). */
+  broadcastWindowMs: number;
   /** SHA-256 fingerprint of the relay's certificate (what `info` tells anyone). */
   fingerprint: string;
 }
@@ -164,6 +167,9 @@ const HANDLERS: HandlerTable = {
   'message.send': entry({ auth: 'user', door: 'any', handler: messageSend }),
   'message.fetch': entry({ auth: 'user', door: 'any', handler: messageFetch }),
   'message.ack': entry({ auth: 'user', door: 'any', handler: messageAck }),
+  'broadcast.send': entry({ auth: 'user', door: 'any', handler: broadcastSend }),
+  'broadcast.fetch': entry({ auth: 'user', door: 'any', handler: broadcastFetch }),
+  'broadcast.ack': entry({ auth: 'user', door: 'any', handler: broadcastAck }),
   'audit.head': entry({ auth: 'user', door: 'websocket', handler: auditHead }),
   'audit.append': entry({ auth: 'user', door: 'websocket', handler: auditAppend }),
   'audit.list': entry({ auth: 'user', door: 'any', handler: auditList }),

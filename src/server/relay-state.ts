@@ -46,6 +46,8 @@ export interface ConnectionBus {
   onlineDevices(userId: number): Promise<Set<number>>;
   /** Sends `event` to every live connection of that device of the user; returns how many. */
   notifyDevice(userId: number, deviceId: number, event: RelayEvent): Promise<number>;
+  /** Sends `event` to every logged-in connection; returns how many users it reached. */
+  notifyAll(event: RelayEvent): Promise<number>;
   /**
    * The user's connection that offers `service` (on that device, if `deviceId`): the newest when
    * several do. Where a connection on another relay will appear once channels are forwarded.

@@ -1,4 +1,5 @@
 // The relay: one TLS port serving HTTPS, the WebSocket protocol, heartbeats and clean shutdown.
+import { BROADCAST_WINDOW_MS } from '../protocol/limits.js';
 import { RelayAudit, loadRelayAuditKey } from './relay-audit.js';
 import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
@@ -70,6 +71,8 @@ export interface RelayOptions {
   hostnames?: string[];
   /** Most live remote sessions at once. Default 1000. */
   maxRemotes?: number;
+  /** How long a broadcast reaches users who come online. Default BROADCAST_WINDOW_MS (30 min). */
+  broadcastWindowMs?: number;
   logger?: Logger;
   /** Clock in epoch ms; tests move it to expire tokens. Default Date.now. */
   now?: () => number;
@@ -262,6 +265,7 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
     now,
     log,
     maxRemotes,
+    broadcastWindowMs: options.broadcastWindowMs ?? BROADCAST_WINDOW_MS,
     perAccount,
     sessionReserveMs,
     metrics,
@@ -550,6 +554,9 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
     store.remoteSessions
       .deleteStale(now() - sessionReserveMs)
       .catch((err: unknown) => log.warn({ err }, 'session cleanup failed'));
+    store.broadcasts
+      .deleteExpired(now())
+      .catch((err: unknown) => log.warn({ err }, 'broadcast cleanup failed'));
     store.mailbox
       .deleteExpired(now())
       .catch((err: unknown) => log.warn({ err }, 'mailbox cleanup failed'));

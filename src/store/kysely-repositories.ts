@@ -34,6 +34,7 @@ import { guard, toStorageError } from './storage-error.js';
 import { KyselyAuditRepo } from './audit-repository.js';
 import { KyselyPrekeysRepo } from './prekey-repository.js';
 import { KyselyMailboxRepo } from './mailbox-repository.js';
+import { KyselyBroadcastsRepo } from './broadcast-repository.js';
 
 // Conflicts are resolved with INSERT ... ON CONFLICT (SQLite >= 3.24, PostgreSQL >= 9.5)
 // rather than by catching constraint errors: it is atomic under concurrency on both, and
@@ -145,6 +146,7 @@ export function createRepositories(db: Kysely<Database>): StoreRepositories {
     audit: new KyselyAuditRepo(db),
     prekeys: new KyselyPrekeysRepo(db),
     mailbox: new KyselyMailboxRepo(db),
+    broadcasts: new KyselyBroadcastsRepo(db),
   });
 }
 

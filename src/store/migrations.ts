@@ -304,6 +304,36 @@ export const migrations: Readonly<Record<string, Migration>> = Object.freeze({
       await db.schema.dropTable('mailbox').execute();
     },
   },
+  '0010_broadcasts': {
+    async up(db: Kysely<unknown>): Promise<void> {
+      // Broadcasts offered to every user until they expire, and who has acknowledged which: a
+      // user gets each once, on whichever device, however often they reconnect.
+      await db.schema
+        .createTable('broadcasts')
+        .addColumn('id', 'integer', id(db))
+        .addColumn('sender_name', 'text', (c) => c.notNull())
+        .addColumn('sender_key', 'text', (c) => c.notNull())
+        .addColumn('body', 'text', (c) => c.notNull())
+        .addColumn('sig', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addColumn('expires_at', 'bigint', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable('broadcast_deliveries')
+        .addColumn('broadcast_id', 'integer', (c) =>
+          c.notNull().references('broadcasts.id').onDelete('cascade'),
+        )
+        .addColumn('user_id', 'integer', (c) =>
+          c.notNull().references('users.id').onDelete('cascade'),
+        )
+        .addPrimaryKeyConstraint('broadcast_deliveries_pk', ['broadcast_id', 'user_id'])
+        .execute();
+    },
+    async down(db: Kysely<unknown>): Promise<void> {
+      await db.schema.dropTable('broadcast_deliveries').execute();
+      await db.schema.dropTable('broadcasts').execute();
+    },
+  },
 });
 
 const provider: MigrationProvider = {

@@ -2,6 +2,7 @@
 import type { AuditRepo } from './audit-repository.js';
 import type { PrekeysRepo } from './prekey-repository.js';
 import type { MailboxRepo } from './mailbox-repository.js';
+import type { BroadcastsRepo } from './broadcast-repository.js';
 
 /** An account. `name` is matched exactly: the auth layer normalises it before storing. */
 export interface UserRow {
@@ -255,6 +256,7 @@ export interface StoreRepositories {
   readonly audit: AuditRepo;
   readonly prekeys: PrekeysRepo;
   readonly mailbox: MailboxRepo;
+  readonly broadcasts: BroadcastsRepo;
 }
 
 /** The SQL dialects a Store runs on. */

@@ -116,6 +116,23 @@ export interface MailboxTable {
   expires_at: number;
 }
 
+/** A broadcast (migration 0010). */
+export interface BroadcastsTable {
+  id: Generated<number>;
+  sender_name: string;
+  sender_key: string;
+  body: string;
+  sig: string;
+  created_at: number;
+  expires_at: number;
+}
+
+/** Who has acknowledged which broadcast (migration 0010). */
+export interface BroadcastDeliveriesTable {
+  broadcast_id: number;
+  user_id: number;
+}
+
 export interface Database {
   users: UsersTable;
   devices: DevicesTable;
@@ -125,4 +142,6 @@ export interface Database {
   audit_entries: AuditEntriesTable;
   device_prekeys: DevicePrekeysTable;
   mailbox: MailboxTable;
+  broadcasts: BroadcastsTable;
+  broadcast_deliveries: BroadcastDeliveriesTable;
 }

@@ -246,6 +246,21 @@ const MAILBOX_SQLITE_SCHEMA: ReadonlyArray<readonly [type: string, name: string,
   ['index', 'mailbox_expires', 'CREATE INDEX "mailbox_expires" on "mailbox" ("expires_at")'],
 ];
 
+/** What 0010_broadcasts added. */
+const BROADCASTS_SQLITE_SCHEMA: ReadonlyArray<readonly [type: string, name: string, sql: string]> =
+  [
+    [
+      'table',
+      'broadcast_deliveries',
+      'CREATE TABLE "broadcast_deliveries" ("broadcast_id" integer not null references "broadcasts" ("id") on delete cascade, "user_id" integer not null references "users" ("id") on delete cascade, constraint "broadcast_deliveries_pk" primary key ("broadcast_id", "user_id"))',
+    ],
+    [
+      'table',
+      'broadcasts',
+      'CREATE TABLE "broadcasts" ("id" integer primary key autoincrement, "sender_name" text not null, "sender_key" text not null, "body" text not null, "sig" text not null, "created_at" bigint not null, "expires_at" bigint not null)',
+    ],
+  ];
+
 /** The schema every migration makes today, ordered as sqlite_master is read below. */
 const LATEST_SQLITE_SCHEMA = [
   ...SHIPPED_SQLITE_SCHEMA.filter(
@@ -264,6 +279,7 @@ const LATEST_SQLITE_SCHEMA = [
   ...AUDIT_SQLITE_SCHEMA,
   ...PREKEYS_SQLITE_SCHEMA,
   ...MAILBOX_SQLITE_SCHEMA,
+  ...BROADCASTS_SQLITE_SCHEMA,
 ].sort(([ta, na], [tb, nb]) => (ta === tb ? (na < nb ? -1 : 1) : ta < tb ? -1 : 1));
 
 /** The repository tests, the same on every dialect. */
@@ -1083,6 +1099,7 @@ describe('sqlite', () => {
           { name: '0007_audit_entries' },
           { name: '0008_device_prekeys' },
           { name: '0009_mailbox' },
+          { name: '0010_broadcasts' },
         ],
         'only the new migrations ran',
       );
@@ -1156,6 +1173,7 @@ describe('postgres', () => {
         [
           ['audit_entries', 'integer', 'YES'],
           ['auth_tokens', 'integer', 'YES'],
+          ['broadcasts', 'integer', 'YES'],
           ['devices', 'integer', 'YES'],
           ['invites', 'integer', 'YES'],
           ['mailbox', 'integer', 'YES'],

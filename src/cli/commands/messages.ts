@@ -15,9 +15,10 @@ import { defaultCryptoProvider as provider } from '../../crypto/default-provider
 import { toBase64 } from '../../crypto/bytes.js';
 import { keyFingerprint } from '../../crypto/device-key.js';
 import { verifyBundle } from '../../crypto/prekeys.js';
+import { openBroadcast, signBroadcast } from '../../protocol/broadcast.js';
 import { formatSafetyNumber, safetyNumber } from '../../crypto/safety-number.js';
 import { ErrorCode, SwitchboardError } from '../../protocol/errors.js';
-import { USERNAME_RE, type MailboxMessage } from '../../protocol/messages.js';
+import { USERNAME_RE, type BroadcastView, type MailboxMessage } from '../../protocol/messages.js';
 import { CLIENT_OPTIONS, bool, type Command, type Invocation } from '../command.js';
 import { withSession, type Session } from '../client-context.js';
 import { Exit, UsageError } from '../exit-codes.js';
@@ -25,13 +26,17 @@ import { FILES } from '../home.js';
 
 /** Whether a history line is shown: mine, or from an accepted contact (others' are held). */
 function shown(l: HistoryLine, contacts: Contacts): boolean {
-  return l.direction === 'out' || contacts.get(l.from)?.state === 'accepted';
+  return (
+    l.direction === 'out' || l.broadcast === true || contacts.get(l.from)?.state === 'accepted'
+  );
 }
 
 /** One line of the local history (`messages.jsonl`, 0600): what was sent or received. */
 interface HistoryLine extends MessageContent {
   direction: 'in' | 'out';
   fromDevice?: string;
+  /** A broadcast (to everyone; `to` is '*'). */
+  broadcast?: boolean;
 }
 
 function history(session: Session): HistoryLine[] {
@@ -169,7 +174,7 @@ export const inbox: Command = {
         if (json) inv.io.stdout.write(`${JSON.stringify(l)}\n`);
         else
           inv.io.stdout.write(
-            `${l.sentAt.replace(/\.\d+Z$/, 'Z')}  ${l.direction === 'in' ? `${l.from} → you` : `you → ${l.to}`}: ${l.text}\n`,
+            `${l.sentAt.replace(/\.\d+Z$/, 'Z')}  ${l.broadcast ? `[broadcast] ${l.from}` : l.direction === 'in' ? `${l.from} → you` : `you → ${l.to}`}: ${l.text}\n`,
           );
       };
       if (bool(inv, 'all')) for (const l of history(session)) if (shown(l, contacts)) print(l);
@@ -232,6 +237,45 @@ export const inbox: Command = {
         }
         await client.request('message.ack', { upTo: m.seq });
       };
+      const takeBroadcast = async (b: BroadcastView): Promise<void> => {
+        const body = openBroadcast(Buffer.from(b.key, 'base64'), b.body, b.sig);
+        try {
+          if (!body || body.from !== b.from)
+            throw new SwitchboardError(ErrorCode.SIGNATURE_INVALID, 'its signature does not hold');
+          const listed = (await client.request('keys.get', { user: b.from })).devices.map(
+            (d) => d.publicKey,
+          );
+          knownPeers.verify(
+            login.server,
+            { user: b.from, publicKey: b.key, deviceName: '' },
+            'pin',
+            listed,
+          );
+          if (!seen.has(body.id) && contacts.get(b.from)?.state !== 'blocked') {
+            seen.add(body.id);
+            const line: HistoryLine = {
+              v: 1,
+              id: body.id,
+              from: b.from,
+              to: '*',
+              sentAt: body.sentAt,
+              text: body.text,
+              direction: b.from === me.user ? 'out' : 'in',
+              broadcast: true,
+            };
+            remember(session, line);
+            print(line);
+          }
+        } catch (err) {
+          if (!(err instanceof SwitchboardError)) throw err;
+          inv.io.stderr.write(
+            `switchboard inbox: a broadcast from ${b.from} was refused: ${err.message} [${err.code}]\n`,
+          );
+        }
+        await client.request('broadcast.ack', { ids: [b.id] });
+      };
+      for (const b of (await client.request('broadcast.fetch', {})).broadcasts)
+        await takeBroadcast(b);
       let after = 0;
       for (;;) {
         const { messages, more } = await client.request('message.fetch', { after });
@@ -243,8 +287,9 @@ export const inbox: Command = {
       }
       if (!bool(inv, 'follow')) return Exit.OK;
       let queue = Promise.resolve();
-      client.on('event', (e: { type: string } & MailboxMessage) => {
+      client.on('event', (e: { type: string } & MailboxMessage & BroadcastView) => {
         if (e.type === 'message') queue = queue.then(() => take(e));
+        if (e.type === 'broadcast') queue = queue.then(() => takeBroadcast(e));
       });
       await new Promise<void>((resolve) => {
         process.once('SIGINT', resolve);
@@ -323,6 +368,41 @@ export const contacts: Command = {
         for (const l of held)
           inv.io.stdout.write(`${l.sentAt.replace(/\.\d+Z$/, 'Z')}  ${l.from} → you: ${l.text}\n`);
       } else inv.io.stdout.write(`blocked ${user}: what they send is dropped\n`);
+      return Exit.OK;
+    });
+  },
+};
+
+export const broadcast: Command = {
+  name: 'broadcast',
+  summary: 'Send a signed message to every user: those online now and those who come online soon.',
+  usage: 'MESSAGE|- [--json]',
+  details:
+    'Broadcasts are public to every user of the relay by design (not end-to-end encrypted): signed\n' +
+    "by this device's key, which every recipient checks, and offered to each user once until the\n" +
+    "relay's window closes (serve --broadcast-window, default 30 minutes). Rate-limited per user.",
+  positionals: [1, 1],
+  options: {
+    json: { type: 'boolean', description: 'print {"id", "expiresAt", "online"} as JSON' },
+    ...CLIENT_OPTIONS,
+  },
+  async run(inv) {
+    const text = await readText(inv, inv.positionals[0]!);
+    if (text.length === 0) throw new UsageError('an empty broadcast');
+    return withSession(inv, async (session) => {
+      const signed = signBroadcast(session.home.deviceKey(), {
+        v: 1,
+        id: randomBytes(16).toString('base64'),
+        from: session.me.user,
+        sentAt: new Date().toISOString(),
+        text,
+      });
+      const r = await session.client.request('broadcast.send', signed);
+      if (bool(inv, 'json')) inv.io.stdout.write(`${JSON.stringify(r)}\n`);
+      else
+        inv.io.stdout.write(
+          `broadcast to ${r.online} user(s) online now, and to whoever comes online until ${r.expiresAt}\n`,
+        );
       return Exit.OK;
     });
   },

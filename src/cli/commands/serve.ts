@@ -1,4 +1,5 @@
 // `switchboard serve`: run the relay in the foreground until SIGINT/SIGTERM.
+import { parseDuration } from '../../protocol/units.js';
 import { createServer } from 'node:net';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
@@ -61,6 +62,11 @@ export const serve: Command = {
       value: 'N',
       description: 'most live remote sessions at once (default 1000)',
     },
+    'broadcast-window': {
+      type: 'string',
+      value: 'DURATION',
+      description: 'how long a broadcast reaches users who come online: 90s, 5m, 1h (default 30m)',
+    },
     'tls-cert': {
       type: 'string',
       value: 'F',
@@ -121,6 +127,15 @@ export const serve: Command = {
       throw new UsageError(`--log-level must be one of ${LOG_LEVELS.join(', ')}`);
     const port = intOption(str(inv, 'port'), 'port', 0, 65535, 7443);
     const maxRemotes = intOption(str(inv, 'max-remotes'), 'max-remotes', 1, 1_000_000, 1000);
+    const windowText = str(inv, 'broadcast-window');
+    let broadcastWindowMs: number | undefined;
+    if (windowText !== undefined) {
+      try {
+        broadcastWindowMs = parseDuration(windowText);
+      } catch (err) {
+        throw new UsageError(`--broadcast-window: ${(err as Error).message}`);
+      }
+    }
     const dataDir =
       str(inv, 'data-dir') ??
       env['SWITCHBOARD_DATA'] ??
@@ -173,6 +188,7 @@ export const serve: Command = {
       dataDir,
       ...(database === undefined ? {} : { database }),
       maxRemotes,
+      ...(broadcastWindowMs !== undefined ? { broadcastWindowMs } : {}),
       logger,
       hostnames: list(inv, 'cert-name'),
       maxConnectionsPerAddress: perAddress,
