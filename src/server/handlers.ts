@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { auditAppend, auditHead, auditList } from './audit-handlers.js';
 import type { RelayAudit } from './relay-audit.js';
 import { keysBundles, keysPublish } from './prekey-handlers.js';
+import { userDevices } from './user-devices.js';
 import { messageAck, messageFetch, messageSend } from './message-handlers.js';
 import { broadcastAck, broadcastFetch, broadcastSend } from './broadcast-handlers.js';
 import { AuthError, ErrorCode, ProtocolError, SessionError } from '../protocol/errors.js';
@@ -557,10 +558,8 @@ async function keysGet(
   req: Params<'keys.get'>,
   s: Services,
 ): Promise<Results['keys.get']> {
-  const user = await s.store.users.findByName(req.user);
-  if (!user) throw new AuthError(ErrorCode.UNKNOWN_USER, `there is no user "${req.user}"`);
   // A revoked device is no longer the user's: it is not listed, so nobody pins it as theirs.
-  const devices = (await s.store.devices.listForUser(user.id)).filter((d) => d.revokedAt === null);
+  const { user, devices } = await userDevices(s.store, req.user);
   return { user: user.name, devices: devices.map((d) => devicePeerInfo(user.name, d)) };
 }
 

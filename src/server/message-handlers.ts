@@ -9,6 +9,7 @@ import { MAILBOX_MAX_PENDING, MESSAGE_FETCH_MAX, MESSAGE_TTL_MS } from '../proto
 import type { MailboxMessage, Params, Results } from '../protocol/messages.js';
 import type { MailboxRow } from '../store/mailbox-repository.js';
 import type { UserCaller } from './caller.js';
+import { activeDevices, userDevices } from './user-devices.js';
 import type { Services } from './handlers.js';
 
 function view(r: MailboxRow): MailboxMessage {
@@ -28,14 +29,12 @@ export async function messageSend(
   s: Services,
 ): Promise<Results['message.send']> {
   const me = conn.auth.user;
-  const to = await s.store.users.findByName(req.to);
-  if (!to) throw new SessionError(ErrorCode.UNKNOWN_USER, `there is no user "${req.to}"`);
+  const to = await userDevices(s.store, req.to);
   // The recipient's devices, and the sender's other devices (their copy of the conversation).
   const devices = new Map<string, { id: number; userId: number }>();
-  for (const userId of new Set([to.id, me.id]))
-    for (const d of await s.store.devices.listForUser(userId))
-      if (d.revokedAt === null && d.id !== conn.auth.device.id)
-        devices.set(d.fingerprint, { id: d.id, userId });
+  const mine = to.user.id === me.id ? [] : await activeDevices(s.store, me.id);
+  for (const d of [...to.devices, ...mine])
+    if (d.id !== conn.auth.device.id) devices.set(d.fingerprint, { id: d.id, userId: d.userId });
   const seen = new Set<string>();
   for (const e of req.envelopes) {
     if (!devices.has(e.device))

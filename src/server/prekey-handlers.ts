@@ -9,6 +9,7 @@ import { ErrorCode, ProtocolError, SessionError } from '../protocol/errors.js';
 import type { Params, Results } from '../protocol/messages.js';
 import type { UserCaller } from './caller.js';
 import { devicePeerInfo } from './directory.js';
+import { userDevices } from './user-devices.js';
 import type { Services } from './handlers.js';
 
 /** Largest bundle JSON the relay keeps. */
@@ -60,9 +61,7 @@ export async function keysBundles(
   req: Params<'keys.bundles'>,
   s: Services,
 ): Promise<Results['keys.bundles']> {
-  const user = await s.store.users.findByName(req.user);
-  if (!user) throw new SessionError(ErrorCode.UNKNOWN_USER, `there is no user "${req.user}"`);
-  const devices = (await s.store.devices.listForUser(user.id)).filter((d) => d.revokedAt === null);
+  const { user, devices } = await userDevices(s.store, req.user);
   const bundles = new Map(
     (
       await s.store.prekeys.forDevices(
