@@ -3,7 +3,8 @@
 import { randomBytes } from 'node:crypto';
 import { appendFileSync, readFileSync } from 'node:fs';
 import { Contacts } from '../../client/contacts.js';
-import { KnownPeers } from '../../client/known-peers.js';
+import { KnownPeers, type PinPeer } from '../../client/known-peers.js';
+import { listedIfUnpinned } from '../../client/open-channel.js';
 import { MessagingKeys } from '../../client/messaging-keys.js';
 import {
   MESSAGE_MAX_TEXT_BYTES,
@@ -54,6 +55,19 @@ function remember(session: Session, line: HistoryLine): void {
   appendFileSync(session.home.path(FILES.messages), `${JSON.stringify(line)}\n`, { mode: 0o600 });
 }
 
+/**
+ * Checks a peer device key against this home's pins (pinning it on first contact), asking the
+ * directory only when the key is not pinned yet, as the terminal does; throws PEER_KEY_CHANGED.
+ */
+function pinner(session: Session): (peer: PinPeer) => Promise<void> {
+  const knownPeers = new KnownPeers(session.home.path(FILES.knownPeers));
+  const server = session.login.server;
+  return async (peer) => {
+    const listed = await listedIfUnpinned(session.client, knownPeers, server, peer);
+    knownPeers.verify(server, peer, 'pin', listed);
+  };
+}
+
 function keysOf(session: Session): MessagingKeys {
   return new MessagingKeys(session.home.path(FILES.messagingKeys), session.home.deviceKey());
 }
@@ -86,10 +100,10 @@ export const send: Command = {
     if (Buffer.byteLength(text) > MESSAGE_MAX_TEXT_BYTES)
       throw new UsageError(`a message is at most ${MESSAGE_MAX_TEXT_BYTES} bytes`);
     return withSession(inv, async (session) => {
-      const { client, me, login } = session;
+      const { client, me } = session;
       const keys = keysOf(session);
       await keys.publish(client);
-      const knownPeers = new KnownPeers(session.home.path(FILES.knownPeers));
+      const pin = pinner(session);
       const id = randomBytes(16).toString('base64');
       const content: MessageContent = {
         v: 1,
@@ -103,11 +117,10 @@ export const send: Command = {
       const myFingerprint = keyFingerprint(session.home.deviceKey().publicKey);
       for (const user of new Set([to, me.user])) {
         const { devices } = await client.request('keys.bundles', { user });
-        const listed = (await client.request('keys.get', { user })).devices.map((d) => d.publicKey);
         for (const d of devices) {
           if (d.fingerprint === myFingerprint) continue;
           // The key the relay gives must be one we pinned (or pin now, on first contact).
-          knownPeers.verify(login.server, d, 'pin', listed);
+          await pin(d);
           const bundle = verifyBundle(provider, d.bundle, {
             deviceKey: Buffer.from(d.publicKey, 'base64'),
           });
@@ -162,10 +175,10 @@ export const inbox: Command = {
   },
   async run(inv) {
     return withSession(inv, async (session) => {
-      const { client, me, login } = session;
+      const { client, me } = session;
       const keys = keysOf(session);
       await keys.publish(client);
-      const knownPeers = new KnownPeers(session.home.path(FILES.knownPeers));
+      const pin = pinner(session);
       const json = bool(inv, 'json');
       const seen = new Set(history(session).map((l) => l.id));
       const contacts = new Contacts(session.home.path(FILES.contacts));
@@ -196,15 +209,7 @@ export const inbox: Command = {
               ErrorCode.DECRYPT_FAILED,
               'sealed by another device than the relay says',
             );
-          const listed = (await client.request('keys.get', { user: m.from })).devices.map(
-            (d) => d.publicKey,
-          );
-          knownPeers.verify(
-            login.server,
-            { user: m.from, publicKey: toBase64(senderDeviceKey), deviceName: '' },
-            'pin',
-            listed,
-          );
+          await pin({ user: m.from, publicKey: toBase64(senderDeviceKey), deviceName: '' });
           const state = content.from === me.user ? 'accepted' : contacts.get(content.from)?.state;
           if (!seen.has(content.id) && state !== 'blocked') {
             seen.add(content.id);
@@ -242,15 +247,7 @@ export const inbox: Command = {
         try {
           if (!body || body.from !== b.from)
             throw new SwitchboardError(ErrorCode.SIGNATURE_INVALID, 'its signature does not hold');
-          const listed = (await client.request('keys.get', { user: b.from })).devices.map(
-            (d) => d.publicKey,
-          );
-          knownPeers.verify(
-            login.server,
-            { user: b.from, publicKey: b.key, deviceName: '' },
-            'pin',
-            listed,
-          );
+          await pin({ user: b.from, publicKey: b.key, deviceName: '' });
           if (!seen.has(body.id) && contacts.get(b.from)?.state !== 'blocked') {
             seen.add(body.id);
             const line: HistoryLine = {
