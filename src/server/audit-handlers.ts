@@ -7,7 +7,7 @@
 import { ErrorCode, ProtocolError, SessionError } from '../protocol/errors.js';
 import { bodyHash, verifyChain, type EntryHead } from '../protocol/audit.js';
 import { AUDIT_LIST_MAX, AUDIT_LIST_MAX_BYTES } from '../protocol/limits.js';
-import type { Params, Results } from '../protocol/messages.js';
+import type { AuditEntryView, Params, Results } from '../protocol/messages.js';
 import type { AuditRow } from '../store/audit-repository.js';
 import type { UserCaller } from './caller.js';
 import type { Services } from './handlers.js';
@@ -92,18 +92,20 @@ export async function auditList(
     ...(req.after ? { after: req.after } : {}),
     limit: limit + 1,
   });
-  // A page also stops at AUDIT_LIST_MAX_BYTES, so the reply fits any client's message limit.
-  const page: AuditRow[] = [];
+  // A page also stops at AUDIT_LIST_MAX_BYTES of encoded entries (UTF-8, JSON escapes included),
+  // so the reply fits any client's message limit.
+  const page: AuditEntryView[] = [];
   let bytes = 0;
   for (const r of rows.slice(0, limit)) {
-    bytes += r.body.length + r.sig.length + r.signer.length + r.log.length + 64;
+    const entry = { log: r.log, seq: r.seq, body: r.body, sig: r.sig, key: r.signer };
+    bytes += Buffer.byteLength(JSON.stringify(entry)) + 1;
     if (page.length > 0 && bytes > AUDIT_LIST_MAX_BYTES) break;
-    page.push(r);
+    page.push(entry);
   }
   const more = rows.length > page.length;
   const last = page.at(-1);
   return {
-    entries: page.map((r) => ({ log: r.log, seq: r.seq, body: r.body, sig: r.sig, key: r.signer })),
+    entries: page,
     ...(more && last ? { next: { log: last.log, seq: last.seq } } : {}),
   };
 }

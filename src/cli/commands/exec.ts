@@ -534,16 +534,13 @@ class FleetOutput {
 
   started(run: HostRun): void {
     if (this.#r.json) this.#event({ event: 'start', host: run.host.sessionId });
-    // This run's output only: a directory used before is overwritten, host by host.
-    if (run.files)
-      for (const f of [run.files.stdout, run.files.stderr]) this.#writeFile(run, f, '', 'w');
   }
 
-  /** Writes to a host's --out-dir file; a failure (disk full) is said once and stops its files. */
-  #writeFile(run: HostRun, file: string, data: Uint8Array | string, flag: 'a' | 'w'): void {
+  /** Appends to a host's --out-dir file (emptied at the start of the run); a failure (disk full) is said once and stops its files. */
+  #appendFile(run: HostRun, file: string, data: Uint8Array): void {
     if (!run.files) return;
     try {
-      writeFileSync(file, data, { flag, mode: 0o600 });
+      writeFileSync(file, data, { flag: 'a', mode: 0o600 });
     } catch (err) {
       run.files = undefined;
       this.#status.clear();
@@ -555,7 +552,7 @@ class FleetOutput {
 
   data(run: HostRun, stream: 'stdout' | 'stderr', data: Uint8Array, done: () => void): void {
     run.bytes[stream] += data.length;
-    if (run.files) this.#writeFile(run, run.files[stream], data, 'a');
+    if (run.files) this.#appendFile(run, run.files[stream], data);
     if (this.#r.json) {
       const key = `${run.host.sessionId}\0${stream}`;
       let decoder = this.#decoders.get(key);
