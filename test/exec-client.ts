@@ -21,6 +21,8 @@ export async function run(
     timeoutMs?: number;
     script?: Buffer;
     onStarted?: (call: ExecCall) => void;
+    /** Each piece of stdout as it arrives (it is collected as well). */
+    onStdout?: (data: Buffer) => void;
     server?: string;
   } = {},
 ): Promise<Ran> {
@@ -43,6 +45,7 @@ export async function run(
       onStarted: () => o.onStarted?.(call),
       onStdout: (d, done) => {
         out.push(Buffer.from(d));
+        o.onStdout?.(Buffer.from(d));
         done();
       },
       onStderr: (d, done) => {

@@ -244,15 +244,24 @@ describe('exec on an agent', () => {
     const host = await execAgent(h, owner, 'ex-stopping');
     host.on('exec', (r: (typeof records)[number]) => records.push(r));
     let pid = 0;
-    let startedOk!: () => void;
-    const started = new Promise<void>((r) => (startedOk = r));
-    const ran = run(h, owner, 'ex-stopping', ['sh', '-c', 'trap "" INT; exec sleep 300'], {
-      onStarted: (call) => {
-        pid = call.started!.pid; // exec keeps the pid: it is sleep's
-        startedOk();
+    let armed!: () => void;
+    const ignoring = new Promise<void>((r) => (armed = r));
+    // The shell says when it ignores SIGINT (a stop before that would end it at SIGINT).
+    const ran = run(
+      h,
+      owner,
+      'ex-stopping',
+      ['sh', '-c', 'trap "" INT; echo armed; exec sleep 300'],
+      {
+        onStarted: (call) => {
+          pid = call.started!.pid; // exec keeps the pid: it is sleep's
+        },
+        onStdout: (d) => {
+          if (d.toString().includes('armed')) armed();
+        },
       },
-    });
-    await started;
+    );
+    await ignoring;
     assert.ok(alive(pid));
     await host.stop();
     // Stopped, and recorded, by the time stop() returns: SIGINT ignored, SIGTERM ended it.
