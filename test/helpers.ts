@@ -172,6 +172,8 @@ export interface RunCliOptions {
 export function runCli(args: string[], opts: RunCliOptions): Promise<CliResult> {
   const env: NodeJS.ProcessEnv = {};
   for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('SWITCHBOARD_')) env[k] = v;
+  // Direct connections between clients are accepted on loopback only, as every test server.
+  env['SWITCHBOARD_DIRECT_HOST'] = '127.0.0.1';
   Object.assign(env, opts.env, { SWITCHBOARD_HOME: opts.home });
   const timeoutMs = opts.timeoutMs ?? 30_000;
   return new Promise((resolve, reject) => {

@@ -2,8 +2,9 @@
 // AES-256-GCM under the agreed secret with the agreement's transcript as associated data.
 //
 // Envelope (the `body` the relay stores, base64 of JSON): {v: 1, h: OfflineHeaderJson, n: nonce,
-// c: ciphertext || tag}. The sealed content is JSON: {v: 1, id, from, to, sentAt, text}; `from`
-// and `to` are checked on opening against what the relay claims, so it cannot re-address it.
+// c: ciphertext || tag}. The sealed content is JSON: {v: 1, id, from, to, sentAt, text}, or a
+// receipt {v: 1, kind: 'receipt', state, ids, ...}; `from` and `to` are checked on opening
+// against what the relay claims, so it cannot re-address it.
 import type { CryptoProvider } from '../crypto/provider.js';
 import { fromBase64, toBase64, utf8 } from '../crypto/bytes.js';
 import {
@@ -22,6 +23,10 @@ const NONCE_BYTES = 12;
 
 export interface MessageContent {
   v: 1;
+  /** A text message (absent) or a receipt: what became of messages `ids` at the recipient. */
+  kind?: 'receipt';
+  state?: ReceiptState;
+  ids?: string[];
   /** The sender's message id (base64, 16 bytes): the same in every device's envelope. */
   id: string;
   from: string;
@@ -29,6 +34,9 @@ export interface MessageContent {
   sentAt: string;
   text: string;
 }
+
+/** What a recipient's device tells the sender (sealed like a message). */
+export type ReceiptState = 'delivered' | 'read' | 'pending' | 'failed';
 
 interface Envelope {
   v: 1;

@@ -396,7 +396,14 @@ export interface Results {
   'devices.list': { devices: DeviceSummary[] };
   'devices.revoke': { revoked: boolean; closed: number };
   'auth.logout': { revoked: number };
-  whoami: { user: string; device: PeerInfo; since: string; expiresAt: string };
+  whoami: {
+    user: string;
+    device: PeerInfo;
+    since: string;
+    expiresAt: string;
+    /** The address this relay sees the caller connect from (a direct-connection candidate). */
+    address?: string;
+  };
   'users.list': {
     users: Array<{ user: string; online: boolean; since: string; lastSeen: string | null }>;
     /** Only with `all`, when there are more: pass it as `after` for the next page. */

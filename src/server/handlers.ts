@@ -496,6 +496,7 @@ async function whoami(
     device: devicePeerInfo(user.name, device),
     since: new Date(user.createdAt).toISOString(),
     expiresAt: new Date(expiresAt).toISOString(),
+    address: conn.address,
   };
 }
 

@@ -1,75 +1,63 @@
 // `switchboard send` and `switchboard inbox`: end-to-end encrypted messages through the relay,
 // delivered to devices that are offline when they are sent.
 import { randomBytes } from 'node:crypto';
-import { appendFileSync, readFileSync } from 'node:fs';
 import { Contacts } from '../../client/contacts.js';
-import { KnownPeers, type PinPeer } from '../../client/known-peers.js';
-import { listedIfUnpinned } from '../../client/open-channel.js';
-import { MessagingKeys } from '../../client/messaging-keys.js';
-import {
-  MESSAGE_MAX_TEXT_BYTES,
-  openMessage,
-  sealMessage,
-  type MessageContent,
-} from '../../client/messaging.js';
-import { defaultCryptoProvider as provider } from '../../crypto/default-provider.js';
-import { toBase64 } from '../../crypto/bytes.js';
-import { keyFingerprint } from '../../crypto/device-key.js';
-import { verifyBundle } from '../../crypto/prekeys.js';
-import { openBroadcast, signBroadcast } from '../../protocol/broadcast.js';
+import { KnownPeers } from '../../client/known-peers.js';
+import type { HistoryLine } from '../../client/message-history.js';
+import { MESSAGE_MAX_TEXT_BYTES } from '../../client/messaging.js';
+import { Messenger } from '../../client/messenger.js';
+import { signBroadcast } from '../../protocol/broadcast.js';
 import { formatSafetyNumber, safetyNumber } from '../../crypto/safety-number.js';
-import { ErrorCode, SwitchboardError } from '../../protocol/errors.js';
-import { USERNAME_RE, type BroadcastView, type MailboxMessage } from '../../protocol/messages.js';
-import { CLIENT_OPTIONS, bool, type Command, type Invocation } from '../command.js';
+import { USERNAME_RE } from '../../protocol/messages.js';
+import {
+  CLIENT_OPTIONS,
+  bool,
+  type Command,
+  type Invocation,
+  type OptionSpec,
+} from '../command.js';
 import { withSession, type Session } from '../client-context.js';
 import { Exit, UsageError } from '../exit-codes.js';
 import { FILES } from '../home.js';
 
-/** Whether a history line is shown: mine, or from an accepted contact (others' are held). */
-function shown(l: HistoryLine, contacts: Contacts): boolean {
-  return (
-    l.direction === 'out' || l.broadcast === true || contacts.get(l.from)?.state === 'accepted'
-  );
+/** `--no-direct`, for every command that may link to a peer. */
+export const DIRECT_OPTION: Record<string, OptionSpec> = {
+  'no-direct': {
+    type: 'boolean',
+    description:
+      'never connect to peers directly: everything goes through the relay (env SWITCHBOARD_DIRECT_HOST sets where direct connections are accepted; default every interface)',
+  },
+};
+
+/** The messaging engine on this session's connection. */
+export function messengerOf(session: Session, inv: Invocation): Messenger {
+  const home = session.home;
+  const directHost = inv.io.env['SWITCHBOARD_DIRECT_HOST'];
+  return new Messenger({
+    client: session.client,
+    user: session.me.user,
+    key: home.deviceKey(),
+    server: session.login.server,
+    files: {
+      knownPeers: home.path(FILES.knownPeers),
+      messagingKeys: home.path(FILES.messagingKeys),
+      messages: home.path(FILES.messages),
+      contacts: home.path(FILES.contacts),
+    },
+    direct: !bool(inv, 'no-direct'),
+    ...(directHost ? { directHost } : {}),
+  });
 }
 
-/** One line of the local history (`messages.jsonl`, 0600): what was sent or received. */
-interface HistoryLine extends MessageContent {
-  direction: 'in' | 'out';
-  fromDevice?: string;
-  /** A broadcast (to everyone; `to` is '*'). */
-  broadcast?: boolean;
-}
-
-function history(session: Session): HistoryLine[] {
-  try {
-    return readFileSync(session.home.path(FILES.messages), 'utf8')
-      .split('\n')
-      .filter(Boolean)
-      .map((l) => JSON.parse(l) as HistoryLine);
-  } catch {
-    return [];
-  }
-}
-
-function remember(session: Session, line: HistoryLine): void {
-  appendFileSync(session.home.path(FILES.messages), `${JSON.stringify(line)}\n`, { mode: 0o600 });
-}
-
-/**
- * Checks a peer device key against this home's pins (pinning it on first contact), asking the
- * directory only when the key is not pinned yet, as the terminal does; throws PEER_KEY_CHANGED.
- */
-function pinner(session: Session): (peer: PinPeer) => Promise<void> {
-  const knownPeers = new KnownPeers(session.home.path(FILES.knownPeers));
-  const server = session.login.server;
-  return async (peer) => {
-    const listed = await listedIfUnpinned(session.client, knownPeers, server, peer);
-    knownPeers.verify(server, peer, 'pin', listed);
-  };
-}
-
-function keysOf(session: Session): MessagingKeys {
-  return new MessagingKeys(session.home.path(FILES.messagingKeys), session.home.deviceKey());
+/** One history line as `inbox` and `chat` print it. */
+export function formatLine(l: HistoryLine): string {
+  const when = l.sentAt.replace(/\.\d+Z$/, 'Z');
+  const who = l.broadcast
+    ? `[broadcast] ${l.from}`
+    : l.direction === 'in'
+      ? `${l.from} → you`
+      : `you → ${l.to}`;
+  return `${when}  ${who}: ${l.text}`;
 }
 
 async function readText(inv: Invocation, arg: string): Promise<string> {
@@ -90,6 +78,7 @@ export const send: Command = {
   positionals: [2, 2],
   options: {
     json: { type: 'boolean', description: 'print {"id", "path", "status"} as JSON' },
+    ...DIRECT_OPTION,
     ...CLIENT_OPTIONS,
   },
   async run(inv) {
@@ -100,60 +89,21 @@ export const send: Command = {
     if (Buffer.byteLength(text) > MESSAGE_MAX_TEXT_BYTES)
       throw new UsageError(`a message is at most ${MESSAGE_MAX_TEXT_BYTES} bytes`);
     return withSession(inv, async (session) => {
-      const { client, me } = session;
-      const keys = keysOf(session);
-      await keys.publish(client);
-      const pin = pinner(session);
-      const id = randomBytes(16).toString('base64');
-      const content: MessageContent = {
-        v: 1,
-        id,
-        from: me.user,
-        to,
-        sentAt: new Date().toISOString(),
-        text,
-      };
-      const envelopes: Array<{ device: string; body: string }> = [];
-      const myFingerprint = keyFingerprint(session.home.deviceKey().publicKey);
-      for (const user of new Set([to, me.user])) {
-        const { devices } = await client.request('keys.bundles', { user });
-        for (const d of devices) {
-          if (d.fingerprint === myFingerprint) continue;
-          // The key the relay gives must be one we pinned (or pin now, on first contact).
-          await pin(d);
-          const bundle = verifyBundle(provider, d.bundle, {
-            deviceKey: Buffer.from(d.publicKey, 'base64'),
-          });
-          envelopes.push({
-            device: d.fingerprint,
-            body: sealMessage(
-              provider,
-              { deviceKey: session.home.deviceKey().publicKey, identity: keys.identity },
-              bundle,
-              content,
-            ),
-          });
-        }
+      const messenger = messengerOf(session, inv);
+      await messenger.start();
+      try {
+        const r = await messenger.send(to, text);
+        if (bool(inv, 'json'))
+          inv.io.stdout.write(
+            `${JSON.stringify({ id: r.id, path: r.path, status: r.status, relayed: r.relayed })}\n`,
+          );
+        else if (r.path === 'direct') inv.io.stdout.write(`delivered to ${to} directly\n`);
+        else
+          inv.io.stdout.write(`sent to ${to} (stored at the relay for ${r.relayed} device(s))\n`);
+        return Exit.OK;
+      } finally {
+        await messenger.stop();
       }
-      if (envelopes.length === 0)
-        throw new SwitchboardError(
-          ErrorCode.SERVICE_UNAVAILABLE,
-          `${to} has no device that can receive messages yet (it publishes its keys at login)`,
-        );
-      const result = await client.request('message.send', { to, messageId: id, envelopes });
-      remember(session, { ...content, direction: 'out' });
-      // Writing to someone makes them a contact (their answers are shown), unless blocked.
-      const contacts = new Contacts(session.home.path(FILES.contacts));
-      if (to !== me.user && contacts.get(to)?.state !== 'blocked') contacts.set(to, 'accepted');
-      if (bool(inv, 'json'))
-        inv.io.stdout.write(
-          `${JSON.stringify({ id, path: 'relay', status: 'stored', devices: result.stored })}\n`,
-        );
-      else
-        inv.io.stdout.write(
-          `sent to ${to} (stored at the relay for ${envelopes.length} device(s))\n`,
-        );
-      return Exit.OK;
     });
   },
 };
@@ -171,131 +121,72 @@ export const inbox: Command = {
     all: { type: 'boolean', description: 'print the whole history kept on this device' },
     follow: { type: 'boolean', description: 'stay online and print new messages as they come' },
     json: { type: 'boolean', description: 'print one JSON object per message' },
+    ...DIRECT_OPTION,
     ...CLIENT_OPTIONS,
   },
   async run(inv) {
     return withSession(inv, async (session) => {
-      const { client, me } = session;
-      const keys = keysOf(session);
-      await keys.publish(client);
-      const pin = pinner(session);
       const json = bool(inv, 'json');
-      const seen = new Set(history(session).map((l) => l.id));
-      const contacts = new Contacts(session.home.path(FILES.contacts));
-      const asked = new Set<string>();
+      const follow = bool(inv, 'follow');
+      const messenger = messengerOf(session, inv);
       const print = (l: HistoryLine): void => {
-        if (json) inv.io.stdout.write(`${JSON.stringify(l)}\n`);
+        inv.io.stdout.write(`${json ? JSON.stringify(l) : formatLine(l)}\n`);
+      };
+      if (bool(inv, 'all')) {
+        const contacts = messenger.contacts();
+        for (const l of messenger.history.lines)
+          if (l.direction === 'out' || l.broadcast || contacts.get(l.from)?.state === 'accepted')
+            print(l);
+      }
+      // What was held or not shown before, then what the relay has waiting.
+      // (My own messages sent from another device come too: the history follows me.)
+      const showNew = (l: HistoryLine): void => {
+        print(l);
+        messenger.shown([l]);
+      };
+      if (!bool(inv, 'all')) for (const l of messenger.unshown()) showNew(l);
+      else messenger.shown(messenger.unshown());
+      messenger.on('message', showNew);
+      messenger.on('request', (r: { user: string; device: string }) => {
+        if (json) inv.io.stdout.write(`${JSON.stringify({ request: r.user, device: r.device })}\n`);
         else
           inv.io.stdout.write(
-            `${l.sentAt.replace(/\.\d+Z$/, 'Z')}  ${l.broadcast ? `[broadcast] ${l.from}` : l.direction === 'in' ? `${l.from} → you` : `you → ${l.to}`}: ${l.text}\n`,
+            `${r.user} (${r.device}) wants to message you: \`switchboard contacts accept ${r.user}\` shows their messages, \`switchboard contacts block ${r.user}\` refuses them\n`,
           );
-      };
-      if (bool(inv, 'all')) for (const l of history(session)) if (shown(l, contacts)) print(l);
-      const take = async (m: MailboxMessage): Promise<void> => {
-        try {
-          const { content, senderDeviceKey } = openMessage(
-            provider,
-            {
-              deviceKey: session.home.deviceKey().publicKey,
-              identity: keys.identity,
-              prekey: (id) => keys.prekey(id),
-            },
-            m.body,
-            // My own message (sent from my other device) may be to anyone; others' are to me.
-            m.from === me.user ? { from: m.from } : { from: m.from, to: me.user },
-          );
-          if (keyFingerprint(senderDeviceKey) !== m.fromDevice)
-            throw new SwitchboardError(
-              ErrorCode.DECRYPT_FAILED,
-              'sealed by another device than the relay says',
-            );
-          await pin({ user: m.from, publicKey: toBase64(senderDeviceKey), deviceName: '' });
-          const state = content.from === me.user ? 'accepted' : contacts.get(content.from)?.state;
-          if (!seen.has(content.id) && state !== 'blocked') {
-            seen.add(content.id);
-            const line: HistoryLine = {
-              ...content,
-              direction: content.from === me.user ? 'out' : 'in',
-              fromDevice: m.fromDevice,
-            };
-            remember(session, line);
-            if (state === 'accepted') print(line);
-            else {
-              // A stranger: held until accepted, asked once.
-              if (state === undefined) contacts.set(content.from, 'pending', m.fromDevice);
-              if (!asked.has(content.from)) {
-                asked.add(content.from);
-                const note = `${content.from} (${m.fromDevice}) wants to message you: \`switchboard contacts accept ${content.from}\` shows their messages, \`switchboard contacts block ${content.from}\` refuses them`;
-                if (json)
-                  inv.io.stdout.write(
-                    `${JSON.stringify({ request: content.from, device: m.fromDevice })}\n`,
-                  );
-                else inv.io.stdout.write(`${note}\n`);
-              }
-            }
-          }
-        } catch (err) {
-          if (!(err instanceof SwitchboardError)) throw err;
-          inv.io.stderr.write(
-            `switchboard inbox: a message from ${m.from} was refused: ${err.message} [${err.code}]\n`,
-          );
-        }
-        await client.request('message.ack', { upTo: m.seq });
-      };
-      const takeBroadcast = async (b: BroadcastView): Promise<void> => {
-        const body = openBroadcast(Buffer.from(b.key, 'base64'), b.body, b.sig);
-        try {
-          if (!body || body.from !== b.from)
-            throw new SwitchboardError(ErrorCode.SIGNATURE_INVALID, 'its signature does not hold');
-          await pin({ user: b.from, publicKey: b.key, deviceName: '' });
-          if (!seen.has(body.id) && contacts.get(b.from)?.state !== 'blocked') {
-            seen.add(body.id);
-            const line: HistoryLine = {
-              v: 1,
-              id: body.id,
-              from: b.from,
-              to: '*',
-              sentAt: body.sentAt,
-              text: body.text,
-              direction: b.from === me.user ? 'out' : 'in',
-              broadcast: true,
-            };
-            remember(session, line);
-            print(line);
-          }
-        } catch (err) {
-          if (!(err instanceof SwitchboardError)) throw err;
-          inv.io.stderr.write(
-            `switchboard inbox: a broadcast from ${b.from} was refused: ${err.message} [${err.code}]\n`,
-          );
-        }
-        await client.request('broadcast.ack', { ids: [b.id] });
-      };
-      for (const b of (await client.request('broadcast.fetch', {})).broadcasts)
-        await takeBroadcast(b);
-      let after = 0;
-      for (;;) {
-        const { messages, more } = await client.request('message.fetch', { after });
-        for (const m of messages) {
-          await take(m);
-          after = m.seq;
-        }
-        if (!more) break;
+      });
+      messenger.on('refused', (r: { from: string; kind: string; message: string; code: string }) =>
+        inv.io.stderr.write(
+          `switchboard inbox: a ${r.kind} from ${r.from} was refused: ${r.message} [${r.code}]\n`,
+        ),
+      );
+      if (follow && !json)
+        messenger.on('status', (st: { id: string; state: string }) => {
+          const line = messenger.history.get(st.id);
+          if (line && (st.state === 'pending' || st.state === 'failed'))
+            inv.io.stdout.write(`${statusNote(line.to, st.state)}\n`);
+        });
+      await messenger.start({ live: follow });
+      try {
+        await messenger.catchUp();
+        if (!follow) return Exit.OK;
+        await new Promise<void>((resolve) => {
+          process.once('SIGINT', resolve);
+          session.client.once('close', resolve);
+        });
+        return Exit.OK;
+      } finally {
+        await messenger.stop();
       }
-      if (!bool(inv, 'follow')) return Exit.OK;
-      let queue = Promise.resolve();
-      client.on('event', (e: { type: string } & MailboxMessage & BroadcastView) => {
-        if (e.type === 'message') queue = queue.then(() => take(e));
-        if (e.type === 'broadcast') queue = queue.then(() => takeBroadcast(e));
-      });
-      await new Promise<void>((resolve) => {
-        process.once('SIGINT', resolve);
-        client.once('close', resolve);
-      });
-      return Exit.OK;
     });
   },
 };
+
+/** What a sender is told about a message held or refused at the other end. */
+export function statusNote(to: string, state: string): string {
+  return state === 'pending'
+    ? `${to} has not accepted you yet: your messages wait until they do`
+    : `a message to ${to} could not be delivered`;
+}
 
 export const contacts: Command = {
   name: 'contacts',
@@ -358,12 +249,15 @@ export const contacts: Command = {
       }
       book.set(user!, action === 'accept' ? 'accepted' : 'blocked');
       if (action === 'accept') {
-        const held = history(session).filter((l) => l.direction === 'in' && l.from === user);
+        // What they sent so far, shown now (and their device told it was read).
+        const messenger = messengerOf(session, inv);
+        const held = messenger.unshown().filter((l) => !l.broadcast && l.from === user);
         inv.io.stdout.write(
           `accepted ${user}${held.length ? `; ${held.length} held message(s):` : ''}\n`,
         );
-        for (const l of held)
-          inv.io.stdout.write(`${l.sentAt.replace(/\.\d+Z$/, 'Z')}  ${l.from} → you: ${l.text}\n`);
+        for (const l of held) inv.io.stdout.write(`${formatLine(l)}\n`);
+        messenger.shown(held);
+        await messenger.flushReceipts();
       } else inv.io.stdout.write(`blocked ${user}: what they send is dropped\n`);
       return Exit.OK;
     });

@@ -1,0 +1,726 @@
+// The messaging engine behind `send`, `inbox`, `chat` and the messaging benchmark: one per
+// logged-in relay connection.
+//
+// Paths. A message goes to a peer's device over a direct link when there is one (client/direct.ts,
+// acknowledged by that device), and through the relay's mailbox otherwise (sealed per device,
+// stored until each device acknowledges it): to the peer's other devices and my own other ones
+// always, to the linked device too when the direct send is not acknowledged in time. Receivers
+// keep message ids, so a message that took both paths is kept and shown once. Messages to one
+// user leave one at a time, in order.
+//
+// Links. A client that is online for messaging (`start({ live: true })`: chat, inbox --follow)
+// offers the `chat` service. A sender opens a `chat` channel to the peer through the relay (E2E,
+// pinned keys); the two exchange direct candidates on it and dial (DIRECT_BUDGET_MS). Only an
+// accepted contact gets a link: a stranger's messages take the mailbox and wait for approval,
+// and never learn my addresses.
+//
+// Receipts. The recipient's device tells the sender what became of each message, sealed like a
+// message: `delivered` (it has it), `read` (shown), `pending` (held until the sender is accepted)
+// or `failed` (refused; a blocked sender learns nothing more). Batched per sender.
+import { EventEmitter } from 'node:events';
+import { randomBytes } from 'node:crypto';
+import type { SecureDuplex } from '../channel/e2e.js';
+import { toBase64 } from '../crypto/bytes.js';
+import { defaultCryptoProvider as provider } from '../crypto/default-provider.js';
+import { keyFingerprint, type DeviceKeyPair } from '../crypto/device-key.js';
+import { verifyBundle, type VerifiedBundle } from '../crypto/prekeys.js';
+import { MAX_RECORD_PLAINTEXT } from '../crypto/secure-channel.js';
+import { openBroadcast } from '../protocol/broadcast.js';
+import { ErrorCode, RemoteError, SwitchboardError } from '../protocol/errors.js';
+import type { BroadcastView, MailboxMessage, PeerInfo, RelayEvent } from '../protocol/messages.js';
+import type { HostService, ServiceContext } from '../host/services/service.js';
+import { ServiceListener } from '../host/service-listener.js';
+import { Contacts } from './contacts.js';
+import { DirectListener, connectDirect, parseOffer, DIRECT_BUDGET_MS } from './direct.js';
+import { KnownPeers } from './known-peers.js';
+import { MessageHistory, type HistoryLine, type MarkState } from './message-history.js';
+import { MessagingKeys } from './messaging-keys.js';
+import { openMessage, sealMessage, type MessageContent, type ReceiptState } from './messaging.js';
+import { listedIfUnpinned, openService } from './open-channel.js';
+import type { RelayClient } from './relay-client.js';
+
+/** How long a direct send waits for the peer's acknowledgement before the relay takes it. */
+export const DIRECT_ACK_TIMEOUT_MS = 2_000; // ms
+/** How long keys.bundles answers are reused for further messages to the same user. */
+export const BUNDLES_MEMO_MS = 30_000; // ms
+/** After a failed link attempt, messages to that user take the mailbox this long without trying. */
+export const LINK_RETRY_MS = 5_000; // ms
+/** Most message ids in one receipt. */
+export const RECEIPT_MAX_IDS = 256;
+
+export interface MessengerFiles {
+  knownPeers: string;
+  messagingKeys: string;
+  messages: string;
+  contacts: string;
+}
+
+export interface MessengerOptions {
+  client: RelayClient;
+  /** My account name. */
+  user: string;
+  key: DeviceKeyPair;
+  /** The relay's address (the key of the pins). */
+  server: string;
+  files: MessengerFiles;
+  /** Try direct connections (default true; `--no-direct` turns it off). */
+  direct?: boolean;
+  /** Where the direct listener binds (default every interface). */
+  directHost?: string;
+  /** The direct attempt's budget (default DIRECT_BUDGET_MS). */
+  budgetMs?: number;
+}
+
+export interface SendResult {
+  id: string;
+  path: 'direct' | 'relay';
+  /** `delivered`: the peer's device acknowledged it directly; `stored`: the relay holds it. */
+  status: 'delivered' | 'stored';
+  /** Devices that got a copy through the relay. */
+  relayed: number;
+}
+
+type LinkPath = 'direct' | 'relay';
+
+/** A live link to one device of a peer: the relayed `chat` channel, and a direct one if made. */
+class PeerLink {
+  readonly peer: PeerInfo;
+  readonly signal: SecureDuplex;
+  readonly leader: boolean;
+  direct: SecureDuplex | undefined;
+  /** Settles once the direct attempt is over (made or not). */
+  ready: Promise<void> = Promise.resolve();
+  closed = false;
+  readonly waiting = new Map<string, (ok: boolean) => void>();
+
+  constructor(peer: PeerInfo, signal: SecureDuplex, leader: boolean) {
+    this.peer = peer;
+    this.signal = signal;
+    this.leader = leader;
+  }
+
+  get path(): LinkPath {
+    return this.direct && !this.direct.closed ? 'direct' : 'relay';
+  }
+
+  close(reason: string): void {
+    this.closed = true;
+    void this.direct?.close(reason);
+    void this.signal.close(reason);
+    for (const done of this.waiting.values()) done(false);
+    this.waiting.clear();
+  }
+}
+
+function encode(value: unknown): Uint8Array {
+  return new TextEncoder().encode(JSON.stringify(value));
+}
+
+function decode(payload: Uint8Array): Record<string, unknown> | undefined {
+  try {
+    const v: unknown = JSON.parse(Buffer.from(payload).toString('utf8'));
+    return typeof v === 'object' && v !== null ? (v as Record<string, unknown>) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Events: 'message' (HistoryLine: a message or broadcast to show), 'request' ({user, device}: a
+ * stranger's first message, held), 'status' ({id, state, path}: what became of one I sent),
+ * 'link' ({user, path: 'direct' | 'relay' | 'none'}), 'refused' ({from, message, code}: a
+ * message that did not open or verify).
+ */
+export class Messenger extends EventEmitter {
+  readonly history: MessageHistory;
+  readonly keys: MessagingKeys;
+  readonly #o: MessengerOptions;
+  readonly #knownPeers: KnownPeers;
+  readonly #fingerprint: string;
+  readonly #links = new Map<string, PeerLink>();
+  readonly #queues = new Map<string, Promise<unknown>>();
+  readonly #bundles = new Map<string, { at: number; devices: Promise<BundleDevice[]> }>();
+  readonly #receipts = new Map<string, Map<string, ReceiptState>>();
+  readonly #asked = new Set<string>();
+  /** Users a link failed to recently: the mailbox, without asking again until then. */
+  readonly #noLinkUntil = new Map<string, number>();
+  #receiptTimer: NodeJS.Immediate | undefined;
+  #listener: DirectListener | undefined;
+  #services: ServiceListener | undefined;
+  #observed: string | undefined;
+  #incoming: Promise<void> = Promise.resolve();
+  #stopped = false;
+  readonly #onEvent = (e: RelayEvent): void => {
+    if (e.type === 'message') this.#incoming = this.#incoming.then(() => this.#takeMailbox(e));
+    else if (e.type === 'broadcast')
+      this.#incoming = this.#incoming.then(() => this.#takeBroadcast(e));
+  };
+
+  constructor(o: MessengerOptions) {
+    super();
+    this.#o = o;
+    this.#knownPeers = new KnownPeers(o.files.knownPeers);
+    this.#fingerprint = keyFingerprint(o.key.publicKey);
+    this.history = new MessageHistory(o.files.messages);
+    this.keys = new MessagingKeys(o.files.messagingKeys, o.key);
+  }
+
+  get user(): string {
+    return this.#o.user;
+  }
+
+  /** Contacts as the file says now (`contacts accept` in another terminal counts at once). */
+  contacts(): Contacts {
+    return new Contacts(this.#o.files.contacts);
+  }
+
+  /**
+   * Publishes this device's prekeys; `live`: also takes messages as the relay pushes them, and
+   * offers `chat` so contacts can link to this device (and, with direct on, listens for them).
+   */
+  async start({ live = false }: { live?: boolean } = {}): Promise<void> {
+    const client = this.#o.client;
+    await this.keys.publish(client);
+    if (this.#o.direct !== false) {
+      this.#listener = await DirectListener.open(this.#o.directHost);
+      this.#observed = (await client.request('whoami', {})).address;
+    }
+    if (!live) return;
+    client.on('event', this.#onEvent);
+    const chat: HostService = {
+      name: 'chat',
+      decidesAccess: true,
+      serve: (ctx) => this.#acceptLink(ctx),
+    };
+    this.#services = new ServiceListener(client, {
+      user: this.#o.user,
+      key: this.#o.key,
+      fingerprint: this.#fingerprint,
+      server: this.#o.server,
+      knownPeers: this.#knownPeers,
+      services: [chat],
+    });
+    this.#services.on('notice', (text: string) => this.emit('notice', text));
+    await this.#services.start();
+  }
+
+  /** Ends links, the listener and the offer; messages already stored stay stored. */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    this.#o.client.off('event', this.#onEvent);
+    await this.#services?.stop();
+    for (const link of this.#links.values()) link.close('the chat ended');
+    this.#links.clear();
+    this.#listener?.close();
+    await this.flushReceipts();
+  }
+
+  /** Fetches and takes what waits at the relay for this device: broadcasts, then messages. */
+  async catchUp(): Promise<void> {
+    const client = this.#o.client;
+    for (const b of (await client.request('broadcast.fetch', {})).broadcasts)
+      await this.#takeBroadcast(b);
+    let after = 0;
+    for (;;) {
+      const { messages, more } = await client.request('message.fetch', { after });
+      for (const m of messages) {
+        await this.#takeMailbox(m);
+        after = m.seq;
+      }
+      if (!more) break;
+    }
+    await this.#incoming;
+    await this.flushReceipts();
+  }
+
+  /** The path to `user` now: 'direct', 'relay' (a link through the relay) or 'none'. */
+  linkPath(user: string): LinkPath | 'none' {
+    const link = this.#links.get(user);
+    return link && !link.closed ? link.path : 'none';
+  }
+
+  /**
+   * Opens a link to `user` (if they are online for messaging and accept me), with a direct
+   * connection if one completes within the budget. False if no link could be made.
+   */
+  async link(user: string): Promise<boolean> {
+    const existing = this.#links.get(user);
+    if (existing && !existing.closed) {
+      await existing.ready;
+      return true;
+    }
+    if (user === this.#o.user) return false;
+    let opened;
+    try {
+      opened = await openService(this.#o.client, {
+        service: 'chat',
+        target: { kind: 'user', user },
+        user: this.#o.user,
+        key: this.#o.key,
+        server: this.#o.server,
+        knownPeers: this.#knownPeers,
+        timeoutMs: this.#o.budgetMs ?? DIRECT_BUDGET_MS,
+      });
+    } catch (err) {
+      // A changed key is the user's to know; offline, refused or slow means the mailbox.
+      if (err instanceof SwitchboardError && err.code === ErrorCode.PEER_KEY_CHANGED) throw err;
+      return false;
+    }
+    const link = this.#addLink(opened.channel.peer, opened.channel, true);
+    await link.ready;
+    return !link.closed;
+  }
+
+  /** Sends a text message to `user`; resolves once a device of theirs or the relay has it. */
+  send(to: string, text: string): Promise<SendResult> {
+    const content: MessageContent = {
+      v: 1,
+      id: toBase64(randomBytes(16)),
+      from: this.#o.user,
+      to,
+      sentAt: new Date().toISOString(),
+      text,
+    };
+    return this.#inOrder(to, async () => {
+      const result = await this.#deliver(to, content, { mine: true });
+      this.history.append({ ...content, direction: 'out' });
+      this.#mark(content.id, result.path === 'direct' ? 'delivered' : 'sent', result.path);
+      // Writing to someone makes them a contact (their answers are shown), unless blocked.
+      const contacts = this.contacts();
+      if (to !== this.#o.user && contacts.get(to)?.state !== 'blocked')
+        contacts.set(to, 'accepted');
+      return result;
+    });
+  }
+
+  /** The user has seen these received messages: marked here, and `read` told to their senders. */
+  shown(lines: readonly HistoryLine[]): void {
+    for (const l of lines) {
+      if (l.direction !== 'in') continue;
+      this.history.mark(l.id, 'shown');
+      if (!l.broadcast) this.#receipt(l.from, l.id, 'read');
+    }
+  }
+
+  /** Received messages from accepted contacts (and broadcasts) not yet shown on this device. */
+  unshown(): HistoryLine[] {
+    const contacts = this.contacts();
+    return this.history.lines.filter(
+      (l) =>
+        l.direction === 'in' &&
+        this.history.status(l.id)?.state !== 'shown' &&
+        (l.broadcast === true || contacts.get(l.from)?.state === 'accepted'),
+    );
+  }
+
+  /** Sends the receipts gathered so far. */
+  async flushReceipts(): Promise<void> {
+    if (this.#receiptTimer) clearImmediate(this.#receiptTimer);
+    this.#receiptTimer = undefined;
+    const batches = [...this.#receipts];
+    this.#receipts.clear();
+    const sends: Array<Promise<unknown>> = [];
+    for (const [user, ids] of batches) {
+      const byState = new Map<ReceiptState, string[]>();
+      for (const [id, state] of ids) byState.set(state, [...(byState.get(state) ?? []), id]);
+      for (const [state, all] of byState)
+        for (let i = 0; i < all.length; i += RECEIPT_MAX_IDS) {
+          const content: MessageContent = {
+            v: 1,
+            kind: 'receipt',
+            state,
+            ids: all.slice(i, i + RECEIPT_MAX_IDS),
+            id: toBase64(randomBytes(16)),
+            from: this.#o.user,
+            to: user,
+            sentAt: new Date().toISOString(),
+            text: '',
+          };
+          sends.push(
+            this.#inOrder(user, () => this.#deliver(user, content, { mine: false })).catch(
+              () => undefined, // a receipt that cannot go is not worth an error
+            ),
+          );
+        }
+    }
+    await Promise.all(sends);
+  }
+
+  // --- sending ----------------------------------------------------------------------------------
+
+  #inOrder<T>(user: string, work: () => Promise<T>): Promise<T> {
+    const before = this.#queues.get(user) ?? Promise.resolve();
+    const run = before.then(work, work);
+    this.#queues.set(
+      user,
+      run.catch(() => undefined),
+    );
+    return run;
+  }
+
+  async #deliver(
+    to: string,
+    content: MessageContent,
+    { mine }: { mine: boolean },
+  ): Promise<SendResult> {
+    if (
+      this.#o.direct !== false &&
+      !this.#links.get(to) &&
+      (this.#noLinkUntil.get(to) ?? 0) <= Date.now() &&
+      !(await this.link(to))
+    )
+      this.#noLinkUntil.set(to, Date.now() + LINK_RETRY_MS);
+    const link = this.#links.get(to);
+    if (link && !link.closed) await link.ready;
+    let directDevice: string | undefined;
+    if (link && link.path === 'direct' && (await this.#sendDirect(link, content)))
+      directDevice = link.peer.fingerprint;
+    const relayed = await this.#mailbox(to, content, { mine, except: directDevice });
+    if (relayed === 0 && directDevice === undefined)
+      throw new SwitchboardError(
+        ErrorCode.SERVICE_UNAVAILABLE,
+        `${to} has no device that can receive messages yet (it publishes its keys at login)`,
+      );
+    return {
+      id: content.id,
+      path: directDevice ? 'direct' : 'relay',
+      status: directDevice ? 'delivered' : 'stored',
+      relayed,
+    };
+  }
+
+  /** Sends on the direct link and waits for the peer's acknowledgement; false if none came. */
+  #sendDirect(link: PeerLink, content: MessageContent): Promise<boolean> {
+    const frame = encode({ t: 'msg', content });
+    if (frame.length > MAX_RECORD_PLAINTEXT || !link.direct) return Promise.resolve(false);
+    const direct = link.direct;
+    return new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => done(false), DIRECT_ACK_TIMEOUT_MS);
+      timer.unref();
+      const done = (ok: boolean): void => {
+        clearTimeout(timer);
+        link.waiting.delete(content.id);
+        resolve(ok);
+      };
+      link.waiting.set(content.id, done);
+      direct.send(frame);
+    });
+  }
+
+  /** Seals `content` for `to`'s devices (and mine with `mine`) except `except`; stores them. */
+  async #mailbox(
+    to: string,
+    content: MessageContent,
+    { mine, except }: { mine: boolean; except?: string | undefined },
+  ): Promise<number> {
+    for (let attempt = 0; ; attempt++) {
+      const envelopes: Array<{ device: string; body: string }> = [];
+      for (const user of new Set(mine ? [to, this.#o.user] : [to])) {
+        for (const d of await this.#devices(user)) {
+          if (d.info.fingerprint === this.#fingerprint || d.info.fingerprint === except) continue;
+          envelopes.push({
+            device: d.info.fingerprint,
+            body: sealMessage(
+              provider,
+              { deviceKey: this.#o.key.publicKey, identity: this.keys.identity },
+              d.bundle,
+              content,
+            ),
+          });
+        }
+      }
+      if (envelopes.length === 0) return 0;
+      try {
+        await this.#o.client.request('message.send', {
+          to,
+          messageId: content.id,
+          envelopes,
+        });
+        return envelopes.length;
+      } catch (err) {
+        // A device revoked since the bundles were fetched: ask again, once.
+        if (attempt > 0 || !(err instanceof RemoteError && err.code === ErrorCode.INVALID_MESSAGE))
+          throw err;
+        this.#bundles.delete(to);
+        this.#bundles.delete(this.#o.user);
+      }
+    }
+  }
+
+  /** A user's devices with verified prekey bundles, their keys checked against my pins. */
+  #devices(user: string): Promise<BundleDevice[]> {
+    const hit = this.#bundles.get(user);
+    if (hit && Date.now() - hit.at < BUNDLES_MEMO_MS) return hit.devices;
+    const devices = (async () => {
+      const { devices } = await this.#o.client.request('keys.bundles', { user });
+      const out: BundleDevice[] = [];
+      for (const d of devices) {
+        if (d.fingerprint === this.#fingerprint) continue;
+        await this.#pin(d);
+        out.push({
+          info: d,
+          bundle: verifyBundle(provider, d.bundle, {
+            deviceKey: Buffer.from(d.publicKey, 'base64'),
+          }),
+        });
+      }
+      return out;
+    })();
+    this.#bundles.set(user, { at: Date.now(), devices });
+    devices.catch(() => this.#bundles.delete(user));
+    return devices;
+  }
+
+  /** Checks a peer device key against the pins (pinning first contact); PEER_KEY_CHANGED. */
+  async #pin(peer: { user: string; publicKey: string; deviceName?: string }): Promise<void> {
+    const full = { deviceName: '', ...peer };
+    const listed = await listedIfUnpinned(this.#o.client, this.#knownPeers, this.#o.server, full);
+    this.#knownPeers.verify(this.#o.server, full, 'pin', listed);
+  }
+
+  #mark(id: string, state: MarkState, path?: LinkPath): void {
+    if (this.history.mark(id, state, path)) this.emit('status', { id, state, path });
+  }
+
+  #receipt(user: string, id: string, state: ReceiptState): void {
+    if (user === this.#o.user) return;
+    let ids = this.#receipts.get(user);
+    if (!ids) this.#receipts.set(user, (ids = new Map()));
+    const rank = { pending: 0, failed: 0, delivered: 1, read: 2 } as const;
+    const old = ids.get(id);
+    if (old === undefined || rank[state] > rank[old]) ids.set(id, state);
+    this.#receiptTimer ??= setImmediate(() => void this.flushReceipts());
+  }
+
+  // --- receiving --------------------------------------------------------------------------------
+
+  async #takeMailbox(m: MailboxMessage): Promise<void> {
+    const me = this.#o.user;
+    try {
+      const { content, senderDeviceKey } = openMessage(
+        provider,
+        {
+          deviceKey: this.#o.key.publicKey,
+          identity: this.keys.identity,
+          prekey: (id) => this.keys.prekey(id),
+        },
+        m.body,
+        // My own message (sent from my other device) may be to anyone; others' are to me.
+        m.from === me ? { from: m.from } : { from: m.from, to: me },
+      );
+      if (keyFingerprint(senderDeviceKey) !== m.fromDevice)
+        throw new SwitchboardError(
+          ErrorCode.DECRYPT_FAILED,
+          'sealed by another device than the relay says',
+        );
+      await this.#pin({ user: m.from, publicKey: toBase64(senderDeviceKey) });
+      this.#take(content, m.fromDevice, 'relay');
+    } catch (err) {
+      if (!(err instanceof SwitchboardError)) throw err;
+      this.emit('refused', { from: m.from, kind: 'message', code: err.code, message: err.message });
+    }
+    await this.#o.client.request('message.ack', { upTo: m.seq }).catch(() => undefined);
+  }
+
+  async #takeBroadcast(b: BroadcastView): Promise<void> {
+    const body = openBroadcast(Buffer.from(b.key, 'base64'), b.body, b.sig);
+    try {
+      if (!body || body.from !== b.from)
+        throw new SwitchboardError(ErrorCode.SIGNATURE_INVALID, 'its signature does not hold');
+      await this.#pin({ user: b.from, publicKey: b.key });
+      if (!this.history.has(body.id) && this.contacts().get(b.from)?.state !== 'blocked') {
+        const line: HistoryLine = {
+          v: 1,
+          id: body.id,
+          from: b.from,
+          to: '*',
+          sentAt: body.sentAt,
+          text: body.text,
+          direction: b.from === this.#o.user ? 'out' : 'in',
+          broadcast: true,
+        };
+        this.history.append(line);
+        this.emit('message', line);
+      }
+    } catch (err) {
+      if (!(err instanceof SwitchboardError)) throw err;
+      this.emit('refused', {
+        from: b.from,
+        kind: 'broadcast',
+        code: err.code,
+        message: err.message,
+      });
+    }
+    await this.#o.client.request('broadcast.ack', { ids: [b.id] }).catch(() => undefined);
+  }
+
+  /** One opened message or receipt, whichever path it came by (from a proven device). */
+  #take(content: MessageContent, fromDevice: string, via: LinkPath): void {
+    const me = this.#o.user;
+    if (content.kind === 'receipt') {
+      if (content.from === me || !Array.isArray(content.ids) || !content.state) return;
+      for (const id of content.ids.slice(0, RECEIPT_MAX_IDS)) {
+        const line = this.history.get(id);
+        // Only a message of mine to that user: a receipt cannot mark anyone else's.
+        if (line?.direction === 'out' && line.to === content.from)
+          this.#mark(id, content.state as MarkState);
+      }
+      return;
+    }
+    if (typeof content.text !== 'string' || this.history.has(content.id)) return;
+    if (content.from === me) {
+      const line: HistoryLine = { ...content, direction: 'out' };
+      this.history.append(line);
+      this.emit('message', line);
+      return;
+    }
+    const contacts = this.contacts();
+    const state = contacts.get(content.from)?.state;
+    if (state === 'blocked') {
+      this.#receipt(content.from, content.id, 'failed');
+      return;
+    }
+    const line: HistoryLine = { ...content, direction: 'in', fromDevice };
+    this.history.append(line);
+    if (state === 'accepted') {
+      this.emit('message', line);
+      // A direct message was acknowledged on the link already.
+      if (via === 'relay') this.#receipt(content.from, content.id, 'delivered');
+      return;
+    }
+    // A stranger: held until accepted, asked once.
+    if (state === undefined) contacts.set(content.from, 'pending', fromDevice);
+    this.#receipt(content.from, content.id, 'pending');
+    if (!this.#asked.has(content.from)) {
+      this.#asked.add(content.from);
+      this.emit('request', { user: content.from, device: fromDevice });
+    }
+  }
+
+  // --- links ------------------------------------------------------------------------------------
+
+  /** A contact's `chat` channel to this device: a link, for accepted contacts only. */
+  #acceptLink(ctx: ServiceContext): void {
+    const peer = ctx.peer;
+    if (this.#stopped || peer.user === this.#o.user) {
+      void ctx.channel.close('not linking', ErrorCode.NOT_ALLOWED);
+      return;
+    }
+    if (this.contacts().get(peer.user)?.state !== 'accepted') {
+      // The sender falls back to the mailbox, where a stranger's messages wait for approval.
+      void ctx.channel.close(`${this.#o.user} has not accepted you`, ErrorCode.NOT_ALLOWED);
+      return;
+    }
+    this.#addLink(peer, ctx.channel, false);
+  }
+
+  #addLink(peer: PeerInfo, signal: SecureDuplex, leader: boolean): PeerLink {
+    const link = new PeerLink(peer, signal, leader);
+    // Both sides may open a link at once: keep the one opened by the lower fingerprint.
+    const old = this.#links.get(peer.user);
+    const openerOf = (l: PeerLink): string => (l.leader ? this.#fingerprint : l.peer.fingerprint);
+    if (old && !old.closed && openerOf(old) <= openerOf(link)) {
+      link.close('a link exists');
+      return old;
+    }
+    if (old && !old.closed) old.close('replaced by another link');
+    this.#links.set(peer.user, link);
+    let theirOffer: (value: unknown) => void = () => undefined;
+    const offered = new Promise<unknown>((resolve) => (theirOffer = resolve));
+    signal.setHandlers({
+      onMessage: (payload) => {
+        const frame = decode(payload);
+        if (frame?.t === 'offer') theirOffer(frame);
+      },
+      onClose: () => {
+        theirOffer(undefined);
+        link.close('the link closed');
+        if (this.#links.get(peer.user) === link) {
+          this.#links.delete(peer.user);
+          this.emit('link', { user: peer.user, path: 'none' });
+        }
+      },
+    });
+    link.ready = this.#tryDirect(link, offered).then(() => {
+      if (!link.closed && this.#links.get(peer.user) === link)
+        this.emit('link', { user: peer.user, path: link.path });
+    });
+    return link;
+  }
+
+  async #tryDirect(link: PeerLink, offered: Promise<unknown>): Promise<void> {
+    const listener = this.#listener;
+    const budgetMs = this.#o.budgetMs ?? DIRECT_BUDGET_MS;
+    if (!listener || this.#o.direct === false) {
+      link.signal.send(encode({ t: 'offer', token: '', candidates: [] }));
+      return;
+    }
+    const mine = listener.expect();
+    link.signal.send(
+      encode({ t: 'offer', token: mine.token, candidates: listener.candidates(this.#observed) }),
+    );
+    const timer = new Promise<undefined>((resolve) => {
+      setTimeout(() => resolve(undefined), budgetMs).unref();
+    });
+    const theirs = parseOffer(await Promise.race([offered, timer]));
+    if (!theirs || theirs.token === '' || link.closed) {
+      mine.done();
+      return;
+    }
+    const direct = await connectDirect({
+      mine,
+      theirs,
+      key: this.#o.key,
+      linkHash: link.signal.handshakeHash,
+      peer: link.peer,
+      leader: link.leader,
+      budgetMs,
+    });
+    if (!direct) return;
+    if (link.closed) {
+      void direct.close('the link closed');
+      return;
+    }
+    link.direct = direct;
+    direct.setHandlers({
+      onMessage: (payload) => this.#onDirect(link, direct, payload),
+      onClose: () => {
+        if (link.direct === direct) link.direct = undefined;
+        // What waited for an acknowledgement goes through the relay instead.
+        for (const done of link.waiting.values()) done(false);
+        link.waiting.clear();
+        if (!link.closed && this.#links.get(link.peer.user) === link)
+          this.emit('link', { user: link.peer.user, path: 'relay' });
+      },
+    });
+  }
+
+  #onDirect(link: PeerLink, direct: SecureDuplex, payload: Uint8Array): void {
+    const frame = decode(payload);
+    if (frame?.t === 'ack' && typeof frame.id === 'string') {
+      link.waiting.get(frame.id)?.(true);
+      return;
+    }
+    if (frame?.t !== 'msg') return;
+    const content = frame.content as MessageContent;
+    // The handshake proved who sent it: the content must say the same, and be for me.
+    if (
+      content?.v !== 1 ||
+      typeof content.id !== 'string' ||
+      content.from !== link.peer.user ||
+      content.to !== this.#o.user
+    ) {
+      void direct.close('a message that is not from the linked peer', ErrorCode.INVALID_MESSAGE);
+      return;
+    }
+    this.#incoming = this.#incoming.then(() => {
+      this.#take(content, link.peer.fingerprint, 'direct');
+      direct.send(encode({ t: 'ack', id: content.id }));
+    });
+  }
+}
+
+interface BundleDevice {
+  info: PeerInfo & { bundle: unknown };
+  bundle: VerifiedBundle;
+}
