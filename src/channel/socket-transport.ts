@@ -36,6 +36,11 @@ export class SocketTransport implements ChannelTransport {
     this.#deliverClose();
   }
 
+  /** Frames that arrive from now on are kept until the next `setHandlers`. */
+  hold(): void {
+    this.#handlers = undefined;
+  }
+
   send(payload: Uint8Array): void {
     if (this.closed) return;
     const head = Buffer.alloc(LENGTH_BYTES);

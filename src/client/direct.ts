@@ -15,6 +15,7 @@ import { networkInterfaces } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { acceptE2E, connectE2E, type SecureDuplex } from '../channel/e2e.js';
 import { SocketTransport } from '../channel/socket-transport.js';
+import type { ChannelHandlers } from '../channel/transport.js';
 import type { DeviceKeyPair } from '../crypto/device-key.js';
 import { toBase64 } from '../crypto/bytes.js';
 import type { PeerInfo } from '../protocol/messages.js';
@@ -172,6 +173,8 @@ export class DirectListener {
     transport.setHandlers({
       onMessage: (payload) => {
         clearTimeout(timer);
+        // What follows the token (the handshake) waits for the attempt that takes it.
+        transport.hold();
         const expectation = this.#expect.get(toBase64(payload));
         if (!expectation) {
           socket.destroy();
@@ -196,6 +199,8 @@ export interface DirectAttempt {
   /** The leader picks the connection; the other side waits for its `use`. */
   leader: boolean;
   budgetMs?: number;
+  /** Where the chosen connection's messages go: set the moment it is chosen, so none is missed. */
+  handlers(duplex: SecureDuplex): ChannelHandlers;
 }
 
 const USE = '{"t":"use"}';
@@ -205,7 +210,9 @@ const USE = '{"t":"use"}';
  * chosen direct duplex (its handlers are the caller's to set), or undefined when none completes
  * within the budget. Every other connection is closed.
  */
-export function connectDirect(a: DirectAttempt): Promise<SecureDuplex | undefined> {
+export function connectDirect(
+  a: DirectAttempt,
+): Promise<{ duplex: SecureDuplex; socket: Socket } | undefined> {
   const budget = a.budgetMs ?? DIRECT_BUDGET_MS;
   const e2e = {
     key: a.key,
@@ -216,14 +223,15 @@ export function connectDirect(a: DirectAttempt): Promise<SecureDuplex | undefine
     timeoutMs: budget,
   };
   const sockets = new Set<Socket>();
-  return new Promise<SecureDuplex | undefined>((resolve) => {
+  return new Promise<{ duplex: SecureDuplex; socket: Socket } | undefined>((resolve) => {
     let over = false;
     const finish = (duplex: SecureDuplex | undefined, socket?: Socket): void => {
       over = true;
       clearTimeout(timer);
       a.mine.done();
       for (const s of sockets) if (s !== socket) s.destroy();
-      resolve(duplex);
+      if (duplex) duplex.setHandlers(a.handlers(duplex));
+      resolve(duplex && socket ? { duplex, socket } : undefined);
     };
     const timer = setTimeout(() => finish(undefined), budget);
     timer.unref();

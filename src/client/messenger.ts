@@ -18,6 +18,7 @@
 // message: `delivered` (it has it), `read` (shown), `pending` (held until the sender is accepted)
 // or `failed` (refused; a blocked sender learns nothing more). Batched per sender.
 import { EventEmitter } from 'node:events';
+import type { Socket } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import type { SecureDuplex } from '../channel/e2e.js';
 import { toBase64 } from '../crypto/bytes.js';
@@ -88,9 +89,13 @@ class PeerLink {
   readonly signal: SecureDuplex;
   readonly leader: boolean;
   direct: SecureDuplex | undefined;
+  directSocket: Socket | undefined;
   /** Settles once the direct attempt is over (made or not). */
   ready: Promise<void> = Promise.resolve();
   closed = false;
+  /** A direct attempt runs; `offerWaiter` takes the peer's offer for it. */
+  attempting = false;
+  offerWaiter: ((offer: unknown) => void) | undefined;
   readonly waiting = new Map<string, (ok: boolean) => void>();
 
   constructor(peer: PeerInfo, signal: SecureDuplex, leader: boolean) {
@@ -239,6 +244,12 @@ export class Messenger extends EventEmitter {
     return link && !link.closed ? link.path : 'none';
   }
 
+  /** The direct connection's socket to `user`, if there is one (diagnostics, tests). */
+  directSocket(user: string): Socket | undefined {
+    const link = this.#links.get(user);
+    return link?.direct && !link.direct.closed ? link.directSocket : undefined;
+  }
+
   /**
    * Opens a link to `user` (if they are online for messaging and accept me), with a direct
    * connection if one completes within the budget. False if no link could be made.
@@ -246,6 +257,8 @@ export class Messenger extends EventEmitter {
   async link(user: string): Promise<boolean> {
     const existing = this.#links.get(user);
     if (existing && !existing.closed) {
+      // A link whose direct connection broke tries again.
+      if (this.#o.direct !== false) await this.#attemptDirect(existing);
       await existing.ready;
       return true;
     }
@@ -282,13 +295,13 @@ export class Messenger extends EventEmitter {
       text,
     };
     return this.#inOrder(to, async () => {
+      // Writing to someone makes them a contact (their answers are shown), unless blocked.
+      const contacts = this.contacts();
+      if (to !== this.#o.user && !['accepted', 'blocked'].includes(contacts.get(to)?.state ?? ''))
+        contacts.set(to, 'accepted');
       const result = await this.#deliver(to, content, { mine: true });
       this.history.append({ ...content, direction: 'out' });
       this.#mark(content.id, result.path === 'direct' ? 'delivered' : 'sent', result.path);
-      // Writing to someone makes them a contact (their answers are shown), unless blocked.
-      const contacts = this.contacts();
-      if (to !== this.#o.user && contacts.get(to)?.state !== 'blocked')
-        contacts.set(to, 'accepted');
       return result;
     });
   }
@@ -363,9 +376,11 @@ export class Messenger extends EventEmitter {
     content: MessageContent,
     { mine }: { mine: boolean },
   ): Promise<SendResult> {
+    // Links (and so my addresses) only for accepted contacts: a stranger's receipt goes by mail.
     if (
       this.#o.direct !== false &&
       !this.#links.get(to) &&
+      this.contacts().get(to)?.state === 'accepted' &&
       (this.#noLinkUntil.get(to) ?? 0) <= Date.now() &&
       !(await this.link(to))
     )
@@ -395,7 +410,11 @@ export class Messenger extends EventEmitter {
     if (frame.length > MAX_RECORD_PLAINTEXT || !link.direct) return Promise.resolve(false);
     const direct = link.direct;
     return new Promise<boolean>((resolve) => {
-      const timer = setTimeout(() => done(false), DIRECT_ACK_TIMEOUT_MS);
+      const timer = setTimeout(() => {
+        // A direct connection that stops answering is dropped: the relay carries on.
+        void direct.close('no acknowledgement in time', ErrorCode.TIMEOUT);
+        done(false);
+      }, DIRECT_ACK_TIMEOUT_MS);
       timer.unref();
       const done = (ok: boolean): void => {
         clearTimeout(timer);
@@ -625,15 +644,16 @@ export class Messenger extends EventEmitter {
     }
     if (old && !old.closed) old.close('replaced by another link');
     this.#links.set(peer.user, link);
-    let theirOffer: (value: unknown) => void = () => undefined;
-    const offered = new Promise<unknown>((resolve) => (theirOffer = resolve));
     signal.setHandlers({
       onMessage: (payload) => {
         const frame = decode(payload);
-        if (frame?.t === 'offer') theirOffer(frame);
+        if (frame?.t !== 'offer') return;
+        // The answer to my offer, or the peer starting an attempt (after a direct cut).
+        if (link.offerWaiter) link.offerWaiter(frame);
+        else void this.#attemptDirect(link, frame);
       },
       onClose: () => {
-        theirOffer(undefined);
+        link.offerWaiter?.(undefined);
         link.close('the link closed');
         if (this.#links.get(peer.user) === link) {
           this.#links.delete(peer.user);
@@ -641,11 +661,28 @@ export class Messenger extends EventEmitter {
         }
       },
     });
-    link.ready = this.#tryDirect(link, offered).then(() => {
-      if (!link.closed && this.#links.get(peer.user) === link)
-        this.emit('link', { user: peer.user, path: link.path });
-    });
+    void this.#attemptDirect(link);
     return link;
+  }
+
+  /**
+   * One direct attempt on a link (none if one runs or a direct connection is up): sends my
+   * offer, takes theirs (given, when they started it), dials. `link.ready` settles after it.
+   */
+  #attemptDirect(link: PeerLink, theirs?: unknown): Promise<void> {
+    if (link.attempting || link.path === 'direct' || link.closed) return link.ready;
+    link.attempting = true;
+    const offered =
+      theirs !== undefined
+        ? Promise.resolve(theirs)
+        : new Promise<unknown>((resolve) => (link.offerWaiter = resolve));
+    link.ready = this.#tryDirect(link, offered).then(() => {
+      link.attempting = false;
+      link.offerWaiter = undefined;
+      if (!link.closed && this.#links.get(link.peer.user) === link)
+        this.emit('link', { user: link.peer.user, path: link.path });
+    });
+    return link.ready;
   }
 
   async #tryDirect(link: PeerLink, offered: Promise<unknown>): Promise<void> {
@@ -667,7 +704,7 @@ export class Messenger extends EventEmitter {
       mine.done();
       return;
     }
-    const direct = await connectDirect({
+    const made = await connectDirect({
       mine,
       theirs,
       key: this.#o.key,
@@ -675,24 +712,25 @@ export class Messenger extends EventEmitter {
       peer: link.peer,
       leader: link.leader,
       budgetMs,
+      handlers: (direct) => ({
+        onMessage: (payload) => this.#onDirect(link, direct, payload),
+        onClose: () => {
+          if (link.direct === direct) link.direct = undefined;
+          // What waited for an acknowledgement goes through the relay instead.
+          for (const done of link.waiting.values()) done(false);
+          link.waiting.clear();
+          if (!link.closed && this.#links.get(link.peer.user) === link)
+            this.emit('link', { user: link.peer.user, path: 'relay' });
+        },
+      }),
     });
-    if (!direct) return;
+    if (!made) return;
     if (link.closed) {
-      void direct.close('the link closed');
+      void made.duplex.close('the link closed');
       return;
     }
-    link.direct = direct;
-    direct.setHandlers({
-      onMessage: (payload) => this.#onDirect(link, direct, payload),
-      onClose: () => {
-        if (link.direct === direct) link.direct = undefined;
-        // What waited for an acknowledgement goes through the relay instead.
-        for (const done of link.waiting.values()) done(false);
-        link.waiting.clear();
-        if (!link.closed && this.#links.get(link.peer.user) === link)
-          this.emit('link', { user: link.peer.user, path: 'relay' });
-      },
-    });
+    link.direct = made.duplex;
+    link.directSocket = made.socket;
   }
 
   #onDirect(link: PeerLink, direct: SecureDuplex, payload: Uint8Array): void {
@@ -702,6 +740,12 @@ export class Messenger extends EventEmitter {
       return;
     }
     if (frame?.t !== 'msg') return;
+    // Blocked (or no longer accepted) since the link was made: the link ends, unacknowledged,
+    // and the message takes the mailbox like any other from them.
+    if (this.contacts().get(link.peer.user)?.state !== 'accepted') {
+      link.close('not accepted');
+      return;
+    }
     const content = frame.content as MessageContent;
     // The handshake proved who sent it: the content must say the same, and be for me.
     if (
