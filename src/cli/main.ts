@@ -116,6 +116,11 @@ export const COMMANDS: readonly LazyCommand[] = [
     load: async () => (await import('./commands/audit.js')).audit,
   },
   {
+    name: 'chat',
+    summary: 'Chat with USER, end to end encrypted: live, direct when possible, with history.',
+    load: async () => (await import('./commands/chat.js')).chat,
+  },
+  {
     name: 'send',
     summary: 'Send USER an end-to-end encrypted message (- reads it from standard input).',
     load: async () => (await import('./commands/messages.js')).send,

@@ -284,8 +284,8 @@ export class Messenger extends EventEmitter {
     return !link.closed;
   }
 
-  /** Sends a text message to `user`; resolves once a device of theirs or the relay has it. */
-  send(to: string, text: string): Promise<SendResult> {
+  /** Sends a text message to `user`; resolves once a device of theirs or the relay has it. `onId` learns its id first. */
+  send(to: string, text: string, onId?: (id: string) => void): Promise<SendResult> {
     const content: MessageContent = {
       v: 1,
       id: toBase64(randomBytes(16)),
@@ -294,13 +294,21 @@ export class Messenger extends EventEmitter {
       sentAt: new Date().toISOString(),
       text,
     };
+    onId?.(content.id);
     return this.#inOrder(to, async () => {
       // Writing to someone makes them a contact (their answers are shown), unless blocked.
       const contacts = this.contacts();
       if (to !== this.#o.user && !['accepted', 'blocked'].includes(contacts.get(to)?.state ?? ''))
         contacts.set(to, 'accepted');
-      const result = await this.#deliver(to, content, { mine: true });
+      // In the history first: the peer's receipt may come before the acknowledgement is read.
       this.history.append({ ...content, direction: 'out' });
+      let result: SendResult;
+      try {
+        result = await this.#deliver(to, content, { mine: true });
+      } catch (err) {
+        this.#mark(content.id, 'failed');
+        throw err;
+      }
       this.#mark(content.id, result.path === 'direct' ? 'delivered' : 'sent', result.path);
       return result;
     });

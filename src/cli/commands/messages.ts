@@ -181,6 +181,37 @@ export const inbox: Command = {
   },
 };
 
+/**
+ * The safety number of me and `user`, from the directory's keys for both as this relay shows
+ * them (a relay that showed either of us other keys gives us different numbers); `pinned`: all
+ * of `user`'s listed keys are ones I pinned.
+ */
+export async function safetyNumberWith(
+  session: Session,
+  user: string,
+): Promise<{ number: string; pinned: boolean }> {
+  const { me, client, login } = session;
+  const knownPeers = new KnownPeers(session.home.path(FILES.knownPeers));
+  const mine = (await client.request('keys.get', { user: me.user })).devices.map((d) =>
+    Buffer.from(d.publicKey, 'base64'),
+  );
+  const listed = (await client.request('keys.get', { user })).devices.map((d) => d.publicKey);
+  const pins = new Set(knownPeers.list(login.server, user).map((p) => p.publicKey));
+  const number = safetyNumber(
+    { identifier: me.user, keys: mine },
+    { identifier: user, keys: listed.map((k) => Buffer.from(k, 'base64')) },
+  );
+  return { number, pinned: listed.every((k) => pins.has(k)) };
+}
+
+export function safetyText(me: string, user: string, number: string, pinned: boolean): string {
+  return (
+    `Safety number of you and ${user}${pinned ? '' : ` (some of ${user}'s device keys are new to you)`}:\n\n` +
+    `${formatSafetyNumber(number)}\n\n` +
+    `Read it to ${user} another way (in person, on a call); they run \`switchboard contacts verify ${me}\`.`
+  );
+}
+
 /** What a sender is told about a message held or refused at the other end. */
 export function statusNote(to: string, state: string): string {
   return state === 'pending'
@@ -220,31 +251,10 @@ export const contacts: Command = {
         return Exit.OK;
       }
       if (action === 'verify') {
-        const { me, client, login } = session;
-        const knownPeers = new KnownPeers(session.home.path(FILES.knownPeers));
-        const mine = (await client.request('keys.get', { user: me.user })).devices.map((d) =>
-          Buffer.from(d.publicKey, 'base64'),
-        );
-        // Both sides from the directory, as each of you sees it: a relay that showed either of
-        // you other keys gives you different numbers. Pins say whether you have met those keys.
-        const listed = (await client.request('keys.get', { user: user! })).devices.map(
-          (d) => d.publicKey,
-        );
-        const theirs = listed.map((k) => Buffer.from(k, 'base64'));
-        const pins = new Set(knownPeers.list(login.server, user!).map((p) => p.publicKey));
-        const pinned = listed.every((k) => pins.has(k));
-        const number = safetyNumber(
-          { identifier: me.user, keys: mine },
-          { identifier: user!, keys: theirs },
-        );
+        const { number, pinned } = await safetyNumberWith(session, user!);
         if (bool(inv, 'json'))
           inv.io.stdout.write(`${JSON.stringify({ user, safetyNumber: number, pinned })}\n`);
-        else
-          inv.io.stdout.write(
-            `Safety number of you and ${user}${pinned ? '' : ` (some of ${user}'s device keys are new to you)`}:\n\n` +
-              `${formatSafetyNumber(number)}\n\n` +
-              `Read it to ${user} another way (in person, on a call); they run \`switchboard contacts verify ${me.user}\`.\n`,
-          );
+        else inv.io.stdout.write(`${safetyText(session.me.user, user!, number, pinned)}\n`);
         return Exit.OK;
       }
       book.set(user!, action === 'accept' ? 'accepted' : 'blocked');
