@@ -262,7 +262,8 @@ export class Messenger extends EventEmitter {
       await existing.ready;
       return true;
     }
-    if (user === this.#o.user) return false;
+    // Only with accepted contacts: a link reveals my addresses to the peer.
+    if (user === this.#o.user || this.contacts().get(user)?.state !== 'accepted') return false;
     let opened;
     try {
       opened = await openService(this.#o.client, {
@@ -384,11 +385,10 @@ export class Messenger extends EventEmitter {
     content: MessageContent,
     { mine }: { mine: boolean },
   ): Promise<SendResult> {
-    // Links (and so my addresses) only for accepted contacts: a stranger's receipt goes by mail.
+    // Links (and so my addresses) only for accepted contacts (link() checks): strangers get mail.
     if (
       this.#o.direct !== false &&
       !this.#links.get(to) &&
-      this.contacts().get(to)?.state === 'accepted' &&
       (this.#noLinkUntil.get(to) ?? 0) <= Date.now() &&
       !(await this.link(to))
     )

@@ -94,6 +94,16 @@ export const chat: Command = {
     const out = inv.io.stdout;
     const tty = inv.io.stdin.isTTY === true && out.isTTY === true;
     const rl = createInterface({ input: inv.io.stdin, output: out, terminal: tty });
+    // Lines typed (or piped) while the chat sets up wait for it.
+    const early: string[] = [];
+    let onLine: ((line: string) => void) | undefined;
+    let inputClosed = false;
+    let onInputClosed: (() => void) | undefined;
+    rl.on('line', (line: string) => (onLine ? onLine(line) : early.push(line)));
+    rl.on('close', () => {
+      inputClosed = true;
+      onInputClosed?.();
+    });
     const ui = new ChatScreen(rl, out, tty, peer);
     let messenger: Messenger;
     let client: RelayClient = session.client;
@@ -314,10 +324,10 @@ export const chat: Command = {
         resolve();
       };
       rl.on('SIGINT', quit);
-      rl.on('close', quit);
-      rl.on('line', (input: string) => {
+      onInputClosed = quit;
+      onLine = (input: string): void => {
         const text = input.replace(/\s+$/, '');
-        if (tty) ui.eraseTyped();
+        if (tty && !quitting) ui.eraseTyped();
         if (text === '') return ui.prompt();
         if (text === '/quit' || text === '/exit') return rl.close();
         if (text === '/help') {
@@ -354,7 +364,9 @@ export const chat: Command = {
         }
         sendLine(body);
         ui.prompt();
-      });
+      };
+      for (const line of early.splice(0)) onLine(line);
+      if (inputClosed) quit();
     });
     clearInterval(poll);
     // Lines already typed are sent before leaving (a pipe's last lines too).
