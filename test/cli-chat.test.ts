@@ -10,7 +10,7 @@ import { Harness } from './terminal-harness.js';
 
 /** The 60 digits of the safety number in `out` (12 groups of 5). */
 function safetyDigits(out: string): string {
-  const m = /((?:\d{5}[ \r\n]+){11}\d{5})/.exec(out.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, ''));
+  const m = /((?:\d{5}[ \r\n]+){11}\d{5})/.exec(out.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '')); // eslint-disable-line no-control-regex
   assert.ok(m, `no safety number in ${JSON.stringify(out.slice(-600))}`);
   return m[1]!.replace(/\D/g, '');
 }
@@ -38,83 +38,102 @@ describe('switchboard chat', () => {
   });
   after(() => h.close());
 
-  it('two users chat live: a request accepted, marks, direct path, the same safety number, /quit', async () => {
-    const amy = chat('amy', 'chben');
-    await amy.waitText('Chat with chben');
-    const ben = chat('ben', 'chamy');
-    await ben.waitText('Chat with chamy');
-    // amy writes first: ben has not accepted her, so it waits for him (no direct link).
-    amy.write('hello ben\r');
-    await amy.waitText('chben has not accepted you yet');
-    await ben.waitText('chamy (SHA256:');
-    assert.ok(!ben.out.includes('hello ben'), 'held until accepted');
-    ben.write('/accept\r');
-    await ben.waitText('chamy: hello ben');
-    await amy.waitText('✓✓ read: "hello ben"');
-    // Accepted both ways now: the two clients connect directly.
-    await ben.waitText('[chamy ● direct]');
-    await amy.waitText('[chben ● direct]');
-    ben.write('hi amy\r');
-    await amy.waitText('chben: hi amy');
-    await ben.waitFor((o) => /you: hi amy {2}✓✓ (delivered|read)/.test(o), 'a delivered mark');
-    // The safety number is the same on both sides.
-    amy.write('/verify\r');
-    ben.write('/verify\r');
-    await amy.waitText('they run `switchboard contacts verify chamy`');
-    await ben.waitText('they run `switchboard contacts verify chben`');
-    assert.equal(safetyDigits(amy.out), safetyDigits(ben.out));
-    amy.write('/quit\r');
-    assert.equal(await amy.waitExit(), 0);
-    // ben sees amy leave (no link), and what he writes now is stored for her.
-    await ben.waitFor((o) => /\[chamy (○ offline|● online)/.test(o), 'amy gone from the prompt');
-    ben.write('are you there?\r');
-    await ben.waitText('you: are you there?  ✓');
-    ben.write('\x04');
-    assert.equal(await ben.waitExit(), 0);
-    // amy comes back to what she missed.
-    const inbox = await runCli(['inbox'], { home: homes['amy']! });
-    assert.match(inbox.stdout, /chben → you: are you there\?/);
-    // Both histories at home hold the conversation in order, once.
-    const texts = readFileSync(join(homes['ben']!, 'messages.jsonl'), 'utf8')
-      .split('\n')
-      .filter((l) => l.includes('"text"'))
-      .map((l) => (JSON.parse(l) as { text: string }).text);
-    assert.deepEqual(texts, ['hello ben', 'hi amy', 'are you there?']);
-  });
+  it(
+    'two users chat live: a request accepted, marks, direct path, the same safety number, /quit',
+    { timeout: 60_000 },
+    async () => {
+      const amy = chat('amy', 'chben');
+      await amy.waitText('Chat with chben');
+      const ben = chat('ben', 'chamy');
+      await ben.waitText('Chat with chamy');
+      // amy writes first: ben has not accepted her, so it waits for him (no direct link).
+      amy.write('hello ben\r');
+      await amy.waitText('chben has not accepted you yet');
+      await ben.waitText('chamy (SHA256:');
+      assert.ok(!ben.out.includes('hello ben'), 'held until accepted');
+      ben.write('/accept\r');
+      await ben.waitText('chamy: hello ben');
+      await amy.waitText('✓✓ read: "hello ben"');
+      // Accepted both ways now: the two clients connect directly.
+      await ben.waitText('[chamy ● direct]');
+      await amy.waitText('[chben ● direct]');
+      ben.write('hi amy\r');
+      await amy.waitText('chben: hi amy');
+      await ben.waitFor((o) => /you: hi amy {2}✓✓ (delivered|read)/.test(o), 'a delivered mark');
+      // The safety number is the same on both sides.
+      amy.write('/verify\r');
+      ben.write('/verify\r');
+      await amy.waitText('they run `switchboard contacts verify chamy`');
+      await ben.waitText('they run `switchboard contacts verify chben`');
+      assert.equal(safetyDigits(amy.out), safetyDigits(ben.out));
+      amy.write('/quit\r');
+      assert.equal(await amy.waitExit(), 0);
+      // ben sees amy leave (no link), and what he writes now is stored for her.
+      await ben.waitFor((o) => /\[chamy (○ offline|● online)/.test(o), 'amy gone from the prompt');
+      ben.write('are you there?\r');
+      await ben.waitText('you: are you there?  ✓');
+      ben.write('\x04');
+      assert.equal(await ben.waitExit(), 0);
+      // amy comes back to what she missed.
+      const inbox = await runCli(['inbox'], { home: homes['amy']! });
+      assert.match(inbox.stdout, /chben → you: are you there\?/);
+      // Both histories at home hold the conversation in order, once.
+      const texts = readFileSync(join(homes['ben']!, 'messages.jsonl'), 'utf8')
+        .split('\n')
+        .filter((l) => l.includes('"text"'))
+        .map((l) => (JSON.parse(l) as { text: string }).text);
+      assert.deepEqual(texts, ['hello ben', 'hi amy', 'are you there?']);
+    },
+  );
 
-  it('lines piped in are sent in order and the chat ends at end of input', async () => {
-    const r = await runCli(['chat', 'chben'], { home: homes['amy']!, stdin: 'one\ntwo\nthree\n' });
-    assert.equal(r.code, 0, r.stderr);
-    assert.match(r.stdout, /you: one .*\n.*you: two .*\n.*you: three /);
-    const inbox = await runCli(['inbox', '--json'], { home: homes['ben']! });
-    const texts = inbox.stdout
-      .trim()
-      .split('\n')
-      .map((l) => (JSON.parse(l) as { text: string }).text);
-    assert.deepEqual(texts, ['one', 'two', 'three']);
-  });
+  it(
+    'lines piped in are sent in order and the chat ends at end of input',
+    { timeout: 60_000 },
+    async () => {
+      const r = await runCli(['chat', 'chben'], {
+        home: homes['amy']!,
+        stdin: 'one\ntwo\nthree\n',
+      });
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /you: one .*\n.*you: two .*\n.*you: three /);
+      const inbox = await runCli(['inbox', '--json'], { home: homes['ben']! });
+      const texts = inbox.stdout
+        .trim()
+        .split('\n')
+        .map((l) => (JSON.parse(l) as { text: string }).text);
+      assert.deepEqual(texts, ['one', 'two', 'three']);
+    },
+  );
 
-  it("warns loudly when the peer's key changed and sends nothing until `trust`", async () => {
-    // cat talks to amy once (pins her key), then amy's key changes: a new device, the old revoked.
-    assert.equal((await runCli(['send', 'chamy', 'hi'], { home: homes['cat']! })).code, 0);
-    const newHome = mkdtempSync(join(h.dir, 'chat-amy2-'));
-    assert.equal((await h.cliAccount('login', 'chamy', newHome)).code, 0);
-    const old = JSON.parse(
-      (await runCli(['whoami', '--json'], { home: homes['amy']! })).stdout,
-    ) as { device: { fingerprint: string } };
-    const revoked = await runCli(['devices', 'revoke', old.device.fingerprint], { home: newHome });
-    assert.equal(revoked.code, 0, revoked.stderr);
-    const cat = chat('cat', 'chamy');
-    await cat.waitText("chamy's device key CHANGED");
-    cat.write('secret for amy\r');
-    await cat.waitFor((o) => o.split('device key CHANGED').length > 2, 'a second warning');
-    cat.write('/quit\r');
-    assert.equal(await cat.waitExit(), 0);
-    const stored = await runCli(['inbox'], { home: newHome });
-    assert.doesNotMatch(stored.stdout, /secret for amy/);
-    // Checked with amy another way: trusted, and it goes.
-    assert.equal((await runCli(['trust', 'chamy', '--yes'], { home: homes['cat']! })).code, 0);
-    const sent = await runCli(['send', 'chamy', 'now it goes', '--json'], { home: homes['cat']! });
-    assert.equal(sent.code, 0, sent.stderr);
-  });
+  it(
+    "warns loudly when the peer's key changed and sends nothing until `trust`",
+    { timeout: 60_000 },
+    async () => {
+      // cat talks to amy once (pins her key), then amy's key changes: a new device, the old revoked.
+      assert.equal((await runCli(['send', 'chamy', 'hi'], { home: homes['cat']! })).code, 0);
+      const newHome = mkdtempSync(join(h.dir, 'chat-amy2-'));
+      assert.equal((await h.cliAccount('login', 'chamy', newHome)).code, 0);
+      const old = JSON.parse(
+        (await runCli(['whoami', '--json'], { home: homes['amy']! })).stdout,
+      ) as { device: { fingerprint: string } };
+      const revoked = await runCli(['devices', 'revoke', old.device.fingerprint], {
+        home: newHome,
+      });
+      assert.equal(revoked.code, 0, revoked.stderr);
+      const cat = chat('cat', 'chamy');
+      await cat.waitText("chamy's device key CHANGED");
+      cat.write('secret for amy\r');
+      await cat.waitFor((o) => o.split('device key CHANGED').length > 2, 'a second warning');
+      cat.write('/quit\r');
+      assert.equal(await cat.waitExit(), 0);
+      const stored = await runCli(['inbox'], { home: newHome });
+      assert.doesNotMatch(stored.stdout, /secret for amy/);
+      // Checked with amy another way: trusted, and it goes.
+      assert.equal((await runCli(['trust', 'chamy', '--yes'], { home: homes['cat']! })).code, 0);
+      const sent = await runCli(['send', 'chamy', 'now it goes', '--json'], {
+        home: homes['cat']!,
+      });
+      assert.equal(sent.code, 0, sent.stderr);
+    },
+  );
 });

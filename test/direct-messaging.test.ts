@@ -98,172 +98,220 @@ describe('messaging: direct path, relay fallback, receipts', () => {
     await h.close();
   });
 
-  it('goes direct on loopback; a cut or silent connection hands over to the relay, nothing lost or repeated', async () => {
-    const a = await online(dia);
-    const b = await online(dob);
-    const got: string[] = [];
-    b.on('message', (l: HistoryLine) => got.push(l.text));
-    const first = await a.send('dmdob', 'one');
-    assert.deepEqual([first.path, first.status, first.relayed], ['direct', 'delivered', 0]);
-    assert.equal(a.linkPath('dmdob'), 'direct');
-    assert.equal(b.linkPath('dmdia'), 'direct');
-    // Cut mid-conversation (the connection resets): the next message goes through the relay.
-    const relayNext = next(a, 'link', (e: { path: string }) => e.path === 'relay');
-    a.directSocket('dmdob')!.resetAndDestroy();
-    await relayNext;
-    const second = await a.send('dmdob', 'two');
-    assert.deepEqual([second.path, second.status], ['relay', 'stored']);
-    await waitFor(() => got.includes('two'));
-    // Asked again, the link is direct again; then the peer stops reading: the message
-    // is not acknowledged in time, goes through the relay, and is shown once when both arrive.
-    assert.equal(await a.link('dmdob'), true);
-    assert.equal(a.linkPath('dmdob'), 'direct');
-    await waitFor(() => b.directSocket('dmdia') !== undefined);
-    const bSocket = b.directSocket('dmdia')!;
-    bSocket.pause();
-    const third = await a.send('dmdob', 'three');
-    assert.deepEqual([third.path, third.status], ['relay', 'stored']);
-    bSocket.resume();
-    await waitFor(() => got.includes('three'));
-    const fourth = await a.send('dmdob', 'four');
-    assert.equal(fourth.status, fourth.path === 'direct' ? 'delivered' : 'stored');
-    await waitFor(() => got.includes('four'));
-    assert.deepEqual(got, ['one', 'two', 'three', 'four']);
-    // In order and once in dob's history too.
-    assert.deepEqual(
-      b.history.conversation('dmdia', 10).map((l) => l.text),
-      ['one', 'two', 'three', 'four'],
-    );
-    await offline(a);
-    await offline(b);
-  });
+  it(
+    'goes direct on loopback; a cut or silent connection hands over to the relay, nothing lost or repeated',
+    { timeout: 60_000 },
+    async () => {
+      const a = await online(dia);
+      const b = await online(dob);
+      const got: string[] = [];
+      b.on('message', (l: HistoryLine) => got.push(l.text));
+      const first = await a.send('dmdob', 'one');
+      assert.deepEqual([first.path, first.status, first.relayed], ['direct', 'delivered', 0]);
+      assert.equal(a.linkPath('dmdob'), 'direct');
+      assert.equal(b.linkPath('dmdia'), 'direct');
+      // Cut mid-conversation (the connection resets): the next message goes through the relay.
+      const relayNext = next(a, 'link', (e: { path: string }) => e.path === 'relay');
+      a.directSocket('dmdob')!.resetAndDestroy();
+      await relayNext;
+      const second = await a.send('dmdob', 'two');
+      assert.deepEqual([second.path, second.status], ['relay', 'stored']);
+      await waitFor(() => got.includes('two'));
+      // Asked again, the link is direct again; then the peer stops reading: the message
+      // is not acknowledged in time, goes through the relay, and is shown once when both arrive.
+      assert.equal(await a.link('dmdob'), true);
+      assert.equal(a.linkPath('dmdob'), 'direct');
+      await waitFor(() => b.directSocket('dmdia') !== undefined);
+      const bSocket = b.directSocket('dmdia')!;
+      bSocket.pause();
+      const third = await a.send('dmdob', 'three');
+      assert.deepEqual([third.path, third.status], ['relay', 'stored']);
+      bSocket.resume();
+      await waitFor(() => got.includes('three'));
+      const fourth = await a.send('dmdob', 'four');
+      assert.equal(fourth.status, fourth.path === 'direct' ? 'delivered' : 'stored');
+      await waitFor(() => got.includes('four'));
+      assert.deepEqual(got, ['one', 'two', 'three', 'four']);
+      // In order and once in dob's history too.
+      assert.deepEqual(
+        b.history.conversation('dmdia', 10).map((l) => l.text),
+        ['one', 'two', 'three', 'four'],
+      );
+      await offline(a);
+      await offline(b);
+    },
+  );
 
-  it('uses the relay when the peer cannot be reached directly (--no-direct), and receipts say read', async () => {
-    const a = await online(dia);
-    const b = await online(dob, false);
-    const shown: string[] = [];
-    b.on('message', (l: HistoryLine) => {
-      shown.push(l.text);
-      b.shown([l]);
-    });
-    const sent = await a.send('dmdob', 'via relay');
-    assert.deepEqual([sent.path, sent.status], ['relay', 'stored']);
-    assert.equal(a.linkPath('dmdob'), 'relay');
-    await reached(a, sent.id, 'read');
-    assert.equal(a.history.status(sent.id)?.state, 'read');
-    assert.deepEqual(shown, ['via relay']);
-    await offline(a);
-    await offline(b);
-  });
-
-  it('a stranger sees "pending" until accepted, then "read"; a blocked one sees "failed"', async () => {
-    const e = await online(eve);
-    const bob = await online(dob);
-    const request = next(bob, 'request');
-    const sent = await e.send('dmdob', 'hi, it is eve');
-    // No link for a stranger: the mailbox, held at dob's end.
-    assert.equal(sent.path, 'relay');
-    assert.equal(((await request) as { user: string }).user, 'dmeve');
-    await reached(e, sent.id, 'pending');
-    assert.deepEqual(
-      bob.unshown().filter((l) => l.from === 'dmeve'),
-      [],
-    );
-    // Accepted: shown, and eve learns it was read.
-    bob.contacts().set('dmeve', 'accepted');
-    const held = bob.unshown().filter((l) => l.from === 'dmeve');
-    assert.deepEqual(
-      held.map((l) => l.text),
-      ['hi, it is eve'],
-    );
-    bob.shown(held);
-    await reached(e, sent.id, 'read');
-    // Blocked: eve's next message fails, and that is all she learns.
-    bob.contacts().set('dmeve', 'blocked');
-    const again = await e.send('dmdob', 'still there?');
-    await reached(e, again.id, 'failed');
-    assert.equal(bob.history.has(again.id), false);
-    await offline(e);
-    await offline(bob);
-  });
-
-  it('a relay that announces another key for the peer is refused before anything is sent', async () => {
-    const proxy = await new TamperProxy(h.port).start();
-    const forged = generateDeviceKey().publicKey.toString('base64');
-    proxy.tamper.toClientJson = (msg) => {
-      const result = msg['result'] as { devices?: Array<{ publicKey: string }> } | undefined;
-      for (const d of result?.devices ?? []) d.publicKey = forged;
-      return msg;
-    };
-    const client = await RelayClient.connect({
-      server: `127.0.0.1:${proxy.port}`,
-      trust: {
-        knownServers: new KnownServers(join(dia.dir, 'proxy_servers.json')),
-        fingerprint: proxy.fingerprint,
-      },
-    });
-    await client.request('auth.token', { token: dia.token });
-    // dia pinned dob's key in the tests above, under the relay's address: the proxy is that
-    // relay for this messenger.
-    const m = messengerFor(dia, client, h.server, false);
-    await m.start();
-    assert.equal(await codeOf(m.send('dmdob', 'to the wrong key')), ErrorCode.PEER_KEY_CHANGED);
-    await m.stop();
-    client.close();
-    await proxy.close();
-  });
-
-  it('a dialer sent to another address reaches nobody: the stranger there cannot prove the key', async () => {
-    // The "peer" at the swapped address knows the token and runs the handshake with its own key.
-    const impostor = generateDeviceKey();
-    const sockets: Socket[] = [];
-    const server = createServer((socket) => {
-      sockets.push(socket);
-      const t = new SocketTransport(socket);
-      t.setHandlers({
-        onMessage: () => {
-          void acceptE2E(t, {
-            key: impostor,
-            prologue: new TextEncoder().encode('switchboard-direct-v1\0hash'),
-            expected: {
-              user: 'dmdia',
-              publicKey: dia.key.publicKey.toString('base64'),
-              fingerprint: '',
-              deviceName: '',
-            },
-            verifyPin: () => undefined,
-          }).catch(() => undefined);
-        },
-        onClose: () => undefined,
+  it(
+    'uses the relay when the peer cannot be reached directly (--no-direct), and receipts say read',
+    { timeout: 60_000 },
+    async () => {
+      const a = await online(dia);
+      const b = await online(dob, false);
+      const shown: string[] = [];
+      b.on('message', (l: HistoryLine) => {
+        shown.push(l.text);
+        b.shown([l]);
       });
-    });
-    server.listen(0, '127.0.0.1');
-    await once(server, 'listening');
-    const port = (server.address() as { port: number }).port;
-    const listener = await DirectListener.open('127.0.0.1');
-    const made = await connectDirect({
-      mine: listener.expect(),
-      theirs: {
-        token: Buffer.alloc(16).toString('base64'),
-        candidates: [{ host: '127.0.0.1', port }],
-      },
-      key: dia.key,
-      linkHash: 'hash',
-      peer: {
-        user: 'dmdob',
-        publicKey: dob.key.publicKey.toString('base64'),
-        fingerprint: '',
-        deviceName: '',
-      },
-      leader: true,
-      budgetMs: 1_000,
-      handlers: () => ({ onMessage: () => undefined, onClose: () => undefined }),
-    });
-    assert.equal(made, undefined);
-    assert.ok(sockets.length > 0, 'the dialer did reach the swapped address');
-    listener.close();
-    server.close();
-  });
+      const sent = await a.send('dmdob', 'via relay');
+      assert.deepEqual([sent.path, sent.status], ['relay', 'stored']);
+      assert.equal(a.linkPath('dmdob'), 'relay');
+      await reached(a, sent.id, 'read');
+      assert.equal(a.history.status(sent.id)?.state, 'read');
+      assert.deepEqual(shown, ['via relay']);
+      await offline(a);
+      await offline(b);
+    },
+  );
+
+  it(
+    'a stranger sees "pending" until accepted, then "read"; a blocked one sees "failed"',
+    { timeout: 60_000 },
+    async () => {
+      const e = await online(eve);
+      const bob = await online(dob);
+      const request = next(bob, 'request');
+      const sent = await e.send('dmdob', 'hi, it is eve');
+      // No link for a stranger: the mailbox, held at dob's end.
+      assert.equal(sent.path, 'relay');
+      assert.equal(((await request) as { user: string }).user, 'dmeve');
+      await reached(e, sent.id, 'pending');
+      assert.deepEqual(
+        bob.unshown().filter((l) => l.from === 'dmeve'),
+        [],
+      );
+      // Accepted: shown, and eve learns it was read.
+      bob.contacts().set('dmeve', 'accepted');
+      const held = bob.unshown().filter((l) => l.from === 'dmeve');
+      assert.deepEqual(
+        held.map((l) => l.text),
+        ['hi, it is eve'],
+      );
+      bob.shown(held);
+      await reached(e, sent.id, 'read');
+      // Accepted both ways, they link directly; then dob blocks eve: her next message, sent on
+      // that link, is refused there, fails, and that is all she learns.
+      assert.equal(await e.link('dmdob'), true);
+      assert.equal(e.linkPath('dmdob'), 'direct');
+      bob.contacts().set('dmeve', 'blocked');
+      const again = await e.send('dmdob', 'still there?');
+      await reached(e, again.id, 'failed');
+      assert.equal(bob.history.has(again.id), false);
+      await offline(e);
+      await offline(bob);
+    },
+  );
+
+  it(
+    'a burst of 300 sends is paced, not refused; the recipient takes all 300 once, in order, and stays connected',
+    { timeout: 60_000 },
+    async () => {
+      await offline(await online(dob, false)); // dob's prekeys published, dob offline
+      const a = await online(dia, false);
+      const texts = Array.from({ length: 300 }, (_, i) => `burst ${i}`);
+      const results = await Promise.all(texts.map((t) => a.send('dmdob', t)));
+      assert.ok(results.every((r) => r.status === 'stored'));
+      const b = await online(dob, false);
+      const mine = b.history.conversation('dmdia', 1000).map((l) => l.text);
+      assert.deepEqual(
+        mine.filter((t) => t.startsWith('burst ')),
+        texts,
+      );
+      const client = running.get(b)!;
+      assert.equal(client.closed, false);
+      await b.stop();
+      // Every one acknowledged: nothing waits at the relay any more.
+      assert.deepEqual((await client.request('message.fetch', {})).messages, []);
+      await offline(a);
+      await offline(b);
+    },
+  );
+
+  it(
+    'a relay that announces another key for the peer is refused before anything is sent',
+    { timeout: 60_000 },
+    async () => {
+      const proxy = await new TamperProxy(h.port).start();
+      const forged = generateDeviceKey().publicKey.toString('base64');
+      proxy.tamper.toClientJson = (msg) => {
+        const result = msg['result'] as { devices?: Array<{ publicKey: string }> } | undefined;
+        for (const d of result?.devices ?? []) d.publicKey = forged;
+        return msg;
+      };
+      const client = await RelayClient.connect({
+        server: `127.0.0.1:${proxy.port}`,
+        trust: {
+          knownServers: new KnownServers(join(dia.dir, 'proxy_servers.json')),
+          fingerprint: proxy.fingerprint,
+        },
+      });
+      await client.request('auth.token', { token: dia.token });
+      // dia pinned dob's key in the tests above, under the relay's address: the proxy is that
+      // relay for this messenger.
+      const m = messengerFor(dia, client, h.server, false);
+      await m.start();
+      assert.equal(await codeOf(m.send('dmdob', 'to the wrong key')), ErrorCode.PEER_KEY_CHANGED);
+      await m.stop();
+      client.close();
+      await proxy.close();
+    },
+  );
+
+  it(
+    'a dialer sent to another address reaches nobody: the stranger there cannot prove the key',
+    { timeout: 60_000 },
+    async () => {
+      // The "peer" at the swapped address knows the token and runs the handshake with its own key.
+      const impostor = generateDeviceKey();
+      const sockets: Socket[] = [];
+      const server = createServer((socket) => {
+        sockets.push(socket);
+        const t = new SocketTransport(socket);
+        t.setHandlers({
+          onMessage: () => {
+            void acceptE2E(t, {
+              key: impostor,
+              prologue: new TextEncoder().encode('switchboard-direct-v1\0hash'),
+              expected: {
+                user: 'dmdia',
+                publicKey: dia.key.publicKey.toString('base64'),
+                fingerprint: '',
+                deviceName: '',
+              },
+              verifyPin: () => undefined,
+            }).catch(() => undefined);
+          },
+          onClose: () => undefined,
+        });
+      });
+      server.listen(0, '127.0.0.1');
+      await once(server, 'listening');
+      const port = (server.address() as { port: number }).port;
+      const listener = await DirectListener.open('127.0.0.1');
+      const made = await connectDirect({
+        mine: listener.expect(),
+        theirs: {
+          token: Buffer.alloc(16).toString('base64'),
+          candidates: [{ host: '127.0.0.1', port }],
+        },
+        key: dia.key,
+        linkHash: 'hash',
+        peer: {
+          user: 'dmdob',
+          publicKey: dob.key.publicKey.toString('base64'),
+          fingerprint: '',
+          deviceName: '',
+        },
+        leader: true,
+        budgetMs: 1_000,
+        handlers: () => ({ onMessage: () => undefined, onClose: () => undefined }),
+      });
+      assert.equal(made, undefined);
+      assert.ok(sockets.length > 0, 'the dialer did reach the swapped address');
+      listener.close();
+      server.close();
+    },
+  );
 });
 
 async function waitFor(cond: () => boolean, ms = 10_000): Promise<void> {

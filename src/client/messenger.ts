@@ -155,9 +155,24 @@ export class Messenger extends EventEmitter {
   #observed: string | undefined;
   #incoming: Promise<void> = Promise.resolve();
   #stopped = false;
+  /** Messages pushed while `catchUp` fetches (undefined when it does not). */
+  #deferred: RelayEvent[] | undefined;
+  /** The highest seq taken (fetched or pushed): what is below it is acknowledged. */
+  #fetched = 0;
+  #ackUpTo = 0;
+  #ackTimer: NodeJS.Immediate | undefined;
+  #acked = 0;
   readonly #onEvent = (e: RelayEvent): void => {
-    if (e.type === 'message') this.#incoming = this.#incoming.then(() => this.#takeMailbox(e));
-    else if (e.type === 'broadcast')
+    if (this.#deferred && (e.type === 'message' || e.type === 'broadcast')) {
+      this.#deferred.push(e);
+      return;
+    }
+    if (e.type === 'message') {
+      // Fetched already by catchUp (pushed while it ran): taken once.
+      if (e.seq <= this.#fetched) return;
+      this.#fetched = e.seq;
+      this.#incoming = this.#incoming.then(() => this.#takeMailbox(e));
+    } else if (e.type === 'broadcast')
       this.#incoming = this.#incoming.then(() => this.#takeBroadcast(e));
   };
 
@@ -217,24 +232,37 @@ export class Messenger extends EventEmitter {
     for (const link of this.#links.values()) link.close('the chat ended');
     this.#links.clear();
     this.#listener?.close();
+    await this.#incoming;
+    await this.#flushAck();
     await this.flushReceipts();
   }
 
   /** Fetches and takes what waits at the relay for this device: broadcasts, then messages. */
   async catchUp(): Promise<void> {
     const client = this.#o.client;
-    for (const b of (await client.request('broadcast.fetch', {})).broadcasts)
-      await this.#takeBroadcast(b);
-    let after = 0;
-    for (;;) {
-      const { messages, more } = await client.request('message.fetch', { after });
-      for (const m of messages) {
-        await this.#takeMailbox(m);
-        after = m.seq;
+    // Messages pushed meanwhile wait: acknowledging one (`upTo` its seq) before the pages
+    // below it were fetched would delete those unread.
+    this.#deferred = [];
+    try {
+      for (const b of (await client.request('broadcast.fetch', {})).broadcasts)
+        await this.#takeBroadcast(b);
+      for (;;) {
+        const { messages, more } = await client.request('message.fetch', {
+          after: this.#fetched,
+        });
+        for (const m of messages) {
+          await this.#takeMailbox(m);
+          this.#fetched = m.seq;
+        }
+        if (!more) break;
       }
-      if (!more) break;
+    } finally {
+      const deferred = this.#deferred;
+      this.#deferred = undefined;
+      for (const e of deferred) this.#onEvent(e);
     }
     await this.#incoming;
+    await this.#flushAck();
     await this.flushReceipts();
   }
 
@@ -546,7 +574,18 @@ export class Messenger extends EventEmitter {
       if (!(err instanceof SwitchboardError)) throw err;
       this.emit('refused', { from: m.from, kind: 'message', code: err.code, message: err.message });
     }
-    await this.#o.client.request('message.ack', { upTo: m.seq }).catch(() => undefined);
+    // One acknowledgement for everything taken in this tick (a page, a burst of pushes).
+    this.#ackUpTo = Math.max(this.#ackUpTo, m.seq);
+    this.#ackTimer ??= setImmediate(() => void this.#flushAck());
+  }
+
+  async #flushAck(): Promise<void> {
+    if (this.#ackTimer) clearImmediate(this.#ackTimer);
+    this.#ackTimer = undefined;
+    const upTo = this.#ackUpTo;
+    if (upTo === 0 || upTo === this.#acked) return;
+    this.#acked = upTo;
+    await this.#o.client.request('message.ack', { upTo }).catch(() => undefined);
   }
 
   async #takeBroadcast(b: BroadcastView): Promise<void> {

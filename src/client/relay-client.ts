@@ -9,6 +9,9 @@ import { ConnectError, ErrorCode, RemoteError, isErrorCode } from '../protocol/e
 import {
   CAPABILITIES,
   HARD_MAX_FRAME_BYTES,
+  CONTROL_BURST,
+  CONTROL_RATE_PER_SEC,
+  FANOUT_TARGETS_PER_TOKEN,
   MAX_PENDING_REQUESTS,
   PROTOCOL_VERSION,
   REQUEST_TIMEOUT_MS,
@@ -62,6 +65,10 @@ export class RelayClient extends EventEmitter {
   readonly #pending = new Map<number, Pending>();
   readonly #channels = new Map<number, ChannelHandler>();
   readonly #timeoutMs: number;
+  readonly #pacer = new Pacer(
+    CONTROL_BURST - PACER_MARGIN,
+    CONTROL_RATE_PER_SEC - PACER_MARGIN_RATE,
+  );
   #nextId = 1;
   #closed = false;
   #heartbeat: NodeJS.Timeout | undefined;
@@ -220,6 +227,16 @@ export class RelayClient extends EventEmitter {
       );
     }
     const id = this.#nextId++;
+    // Paced under the relay's control rate: a burst of requests waits here instead of being
+    // refused there (each refusal counts toward closing the connection).
+    const wait = this.#pacer.take(
+      type === 'channel.fanout'
+        ? 1 +
+            Math.floor(
+              (params as Params<'channel.fanout'>).targets.length / FANOUT_TARGETS_PER_TOKEN,
+            )
+        : 1,
+    );
     return new Promise<Results[T]>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.#pending.delete(id);
@@ -231,7 +248,12 @@ export class RelayClient extends EventEmitter {
         );
       }, this.#timeoutMs);
       this.#pending.set(id, { resolve: resolve as (v: unknown) => void, reject, timer, type });
-      this.#ws.send(encodeControl({ ...params, type, id }));
+      const frame = encodeControl({ ...params, type, id });
+      if (wait === 0) this.#ws.send(frame);
+      else
+        setTimeout(() => {
+          if (!this.#closed && this.#pending.has(id)) this.#ws.send(frame);
+        }, wait);
     });
   }
 
@@ -380,4 +402,35 @@ function toBuffer(data: RawData): Buffer {
   if (Buffer.isBuffer(data)) return data;
   if (Array.isArray(data)) return Buffer.concat(data);
   return Buffer.from(data);
+}
+
+/** Tokens the client keeps in hand below the relay's burst (other control frames: closes, acks). */
+const PACER_MARGIN = 20;
+/** Requests per second below the relay's rate the client paces itself at. */
+const PACER_MARGIN_RATE = 5;
+
+/**
+ * The relay's token bucket (CONTROL_BURST, CONTROL_RATE_PER_SEC) mirrored on the client:
+ * `take(n)` reserves n tokens and says how long to wait before sending (0: now). Reservations
+ * queue in order, so paced requests keep their order.
+ */
+export class Pacer {
+  readonly #burst: number;
+  readonly #perSec: number;
+  #tokens: number;
+  #at = Date.now();
+
+  constructor(burst: number, perSec: number) {
+    this.#burst = burst;
+    this.#perSec = perSec;
+    this.#tokens = burst;
+  }
+
+  take(n: number): number {
+    const now = Date.now();
+    this.#tokens = Math.min(this.#burst, this.#tokens + ((now - this.#at) / 1000) * this.#perSec);
+    this.#at = now;
+    this.#tokens -= n;
+    return this.#tokens >= 0 ? 0 : Math.ceil((-this.#tokens / this.#perSec) * 1000);
+  }
 }

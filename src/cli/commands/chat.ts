@@ -393,7 +393,7 @@ class ChatScreen {
   say(text: string): void {
     if (!this.#tty) {
       // No colours into a pipe.
-      this.#out.write(`${text.replace(/\x1b\[[0-9;]*m/g, '')}\n`);
+      this.#out.write(`${text.replace(/\x1b\[[0-9;]*m/g, '')}\n`); // eslint-disable-line no-control-regex
       return;
     }
     clearLine(this.#out, 0);
