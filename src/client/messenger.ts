@@ -331,16 +331,35 @@ export class Messenger extends EventEmitter {
         contacts.set(to, 'accepted');
       // In the history first: the peer's receipt may come before the acknowledgement is read.
       this.history.append({ ...content, direction: 'out' });
-      let result: SendResult;
-      try {
-        result = await this.#deliver(to, content, { mine: true });
-      } catch (err) {
-        this.#mark(content.id, 'failed');
-        throw err;
-      }
-      this.#mark(content.id, result.path === 'direct' ? 'delivered' : 'sent', result.path);
-      return result;
+      return this.#deliverMine(content);
     });
+  }
+
+  /**
+   * Sends again a message of mine that is in the history without a mark: one whose sending was
+   * cut by a lost connection (`isTransient`). Same id, so the peer keeps it once.
+   */
+  resend(id: string): Promise<SendResult> {
+    const line = this.history.get(id);
+    if (!line || line.direction !== 'out' || line.broadcast)
+      return Promise.reject(
+        new SwitchboardError(ErrorCode.INVALID_MESSAGE, 'no such message of mine'),
+      );
+    const { direction: _d, fromDevice: _f, broadcast: _b, ...content } = line;
+    return this.#inOrder(line.to, () => this.#deliverMine(content));
+  }
+
+  async #deliverMine(content: MessageContent): Promise<SendResult> {
+    let result: SendResult;
+    try {
+      result = await this.#deliver(content.to, content, { mine: true });
+    } catch (err) {
+      // Left unmarked when the connection went: it is sent again (`resend`) once it is back.
+      if (!isTransient(err)) this.#mark(content.id, 'failed');
+      throw err;
+    }
+    this.#mark(content.id, result.path === 'direct' ? 'delivered' : 'sent', result.path);
+    return result;
   }
 
   /** The user has seen these received messages: marked here, and `read` told to their senders. */
@@ -814,4 +833,14 @@ export class Messenger extends EventEmitter {
 interface BundleDevice {
   info: PeerInfo & { bundle: unknown };
   bundle: VerifiedBundle;
+}
+
+/** A failure that a new connection may cure: the relay connection closed or timed out. */
+export function isTransient(err: unknown): boolean {
+  const transient: string[] = [
+    ErrorCode.CONNECTION_CLOSED,
+    ErrorCode.TIMEOUT,
+    ErrorCode.CONNECT_FAILED,
+  ];
+  return err instanceof SwitchboardError && transient.includes(err.code);
 }

@@ -9,7 +9,7 @@ import { Backoff } from '../../client/backoff.js';
 import { KnownPeers } from '../../client/known-peers.js';
 import type { HistoryLine, MarkState } from '../../client/message-history.js';
 import { MESSAGE_MAX_TEXT_BYTES } from '../../client/messaging.js';
-import type { Messenger } from '../../client/messenger.js';
+import { isTransient, type Messenger } from '../../client/messenger.js';
 import type { RelayClient } from '../../client/relay-client.js';
 import { ErrorCode, SwitchboardError } from '../../protocol/errors.js';
 import { USERNAME_RE } from '../../protocol/messages.js';
@@ -195,6 +195,8 @@ export const chat: Command = {
       m.on('link', (e: { user: string; path: string }) => {
         if (e.user !== peer) return;
         if (e.path !== 'none') presence = { ...presence, online: true };
+        // The link went: are they still online at all?
+        else void checkPresence();
         refreshPrompt();
       });
       m.on('refused', (r: { from: string; kind: string; message: string }) =>
@@ -291,21 +293,47 @@ export const chat: Command = {
       messenger = await attach(client);
       client.once('close', () => void reconnect());
       ui.say(`  \x1b[32mback online\x1b[0m`);
+      sending = sending.then(async () => {
+        for (const id of unsent.splice(0)) {
+          try {
+            await messenger.resend(id);
+            const line = messenger.history.get(id);
+            if (line) showLine(line);
+          } catch (err) {
+            if (isTransient(err)) unsent.push(id);
+            else
+              ui.say(
+                `  \x1b[31mnot sent: ${err instanceof Error ? err.message : String(err)}\x1b[0m`,
+              );
+          }
+          sendingIds.delete(id);
+        }
+      });
       await checkPresence();
       void tryLink();
     };
     client.once('close', () => void reconnect());
 
     let sending = Promise.resolve();
+    /** My messages cut off by a lost relay connection: sent again after the reconnect. */
+    const unsent: string[] = [];
     const sendLine = (text: string): void => {
       sending = sending.then(async () => {
+        let id = '';
         try {
-          const sent = messenger.send(peer, text, (id) => sendingIds.add(id));
-          const r = await sent;
+          const r = await messenger.send(peer, text, (i) => sendingIds.add((id = i)));
           const line = messenger.history.get(r.id);
           if (line) showLine(line);
           sendingIds.delete(r.id);
         } catch (err) {
+          if (isTransient(err)) {
+            // Kept, and sent (same id) once the relay is back.
+            unsent.push(id);
+            const line = messenger.history.get(id);
+            if (line)
+              ui.say(`${time(line.sentAt)}  you: ${line.text}  … (sent when the relay is back)`);
+            return;
+          }
           if (err instanceof SwitchboardError && err.code === ErrorCode.PEER_KEY_CHANGED)
             keyWarning();
           else
