@@ -87,6 +87,29 @@ describe('switchboard chat', () => {
   );
 
   it(
+    'a relay that restarts mid-chat: what was typed meanwhile is sent once after the reconnect',
+    { timeout: 60_000 },
+    async () => {
+      const amy = chat('amy', 'chben');
+      const ben = chat('ben', 'chamy');
+      await amy.waitText('[chben ● direct]');
+      await ben.waitText('[chamy ● direct]');
+      await h.relay.close('restart');
+      await amy.waitText('lost the relay; reconnecting');
+      amy.write('typed while the relay was down\r');
+      await amy.waitText('(sent when the relay is back)');
+      await h.start();
+      await ben.waitText('chamy: typed while the relay was down');
+      await amy.waitFor((o) => /you: typed while the relay was down {2}✓/.test(o), 'its mark');
+      amy.write('/quit\r');
+      ben.write('/quit\r');
+      assert.equal(await amy.waitExit(), 0);
+      assert.equal(await ben.waitExit(), 0);
+      assert.equal(ben.out.split('chamy: typed while the relay was down').length, 2, 'shown once');
+    },
+  );
+
+  it(
     'lines piped in are sent in order and the chat ends at end of input',
     { timeout: 60_000 },
     async () => {

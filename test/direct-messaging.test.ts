@@ -3,6 +3,7 @@
 // unreachable, cut, or stops answering, with nothing lost or shown twice; a relay that swaps keys
 // is caught, and one that sends a dialer elsewhere reaches nobody.
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
@@ -13,6 +14,10 @@ import { Contacts } from '../src/client/contacts.js';
 import { DirectListener, connectDirect } from '../src/client/direct.js';
 import type { HistoryLine } from '../src/client/message-history.js';
 import { Messenger } from '../src/client/messenger.js';
+import { MessagingKeys } from '../src/client/messaging-keys.js';
+import { sealMessage, type MessageContent } from '../src/client/messaging.js';
+import { defaultCryptoProvider as provider } from '../src/crypto/default-provider.js';
+import { verifyBundle } from '../src/crypto/prekeys.js';
 import { RelayClient } from '../src/client/relay-client.js';
 import { KnownServers } from '../src/client/known-servers.js';
 import { generateDeviceKey } from '../src/crypto/device-key.js';
@@ -223,6 +228,61 @@ describe('messaging: direct path, relay fallback, receipts', () => {
       // Every one acknowledged: nothing waits at the relay any more.
       assert.deepEqual((await client.request('message.fetch', {})).messages, []);
       await offline(a);
+      await offline(b);
+    },
+  );
+
+  it(
+    'a sealed message that is not a message, or a receipt with an unknown state, is refused; the ones behind it arrive',
+    { timeout: 60_000 },
+    async () => {
+      /** `from` seals `content` for `to`'s devices as a client would, whatever it is. */
+      const raw = async (from: TestUser, to: string, content: unknown) => {
+        const client = await from.connect();
+        const keys = new MessagingKeys(join(from.dir, 'messaging_keys.json'), from.key);
+        await keys.publish(client);
+        const { devices } = await client.request('keys.bundles', { user: to });
+        await client.request('message.send', {
+          to,
+          messageId: randomBytes(16).toString('base64'),
+          envelopes: devices.map((d) => ({
+            device: d.fingerprint,
+            body: sealMessage(
+              provider,
+              { deviceKey: from.key.publicKey, identity: keys.identity },
+              verifyBundle(provider, d.bundle, { deviceKey: Buffer.from(d.publicKey, 'base64') }),
+              content as MessageContent,
+            ),
+          })),
+        });
+        client.close();
+      };
+      await offline(await online(dob, false)); // dob's prekeys published, dob offline
+      const a = await online(dia, false);
+      const mine = await a.send('dmdob', 'mine, to be marked');
+      await raw(dia, 'dmdob', null);
+      await raw(dia, 'dmdob', { v: 1, id: 'x', from: 'dmdia', to: 'dmdob' }); // no text
+      await a.send('dmdob', 'after the bad ones');
+      const b = await online(dob, false);
+      assert.ok(b.history.conversation('dmdia', 1000).some((l) => l.text === 'after the bad ones'));
+      // A receipt whose state is none of the four marks nothing; a real one does.
+      const receipt = (state: string) => ({
+        v: 1,
+        kind: 'receipt',
+        state,
+        ids: [mine.id],
+        id: randomBytes(16).toString('base64'),
+        from: 'dmdob',
+        to: 'dmdia',
+        sentAt: new Date().toISOString(),
+        text: '',
+      });
+      await offline(a);
+      await raw(dob, 'dmdia', receipt('shown'));
+      await raw(dob, 'dmdia', receipt('read'));
+      const again = await online(dia, false);
+      assert.equal(again.history.status(mine.id)?.state, 'read');
+      await offline(again);
       await offline(b);
     },
   );

@@ -1,9 +1,10 @@
 // A ChannelTransport over a TCP socket: the direct peer-to-peer path (client/direct.ts).
 //
 // Framing: u32be length || payload, each payload at most SOCKET_MAX_FRAME_BYTES. Nothing on it
-// is trusted: a longer length, or a socket that ends mid-frame, closes the transport with
-// INVALID_MESSAGE / PEER_GONE. What it carries is the E2E handshake and then sealed records
-// (channel/e2e.ts), exactly as over the relay.
+// is trusted: a longer length closes the transport with FRAME_TOO_LARGE, a socket that ends
+// (mid-frame or not) with PEER_GONE; more than MAX_EARLY_FRAMES before anyone reads them, with
+// INVALID_MESSAGE. The close code stays local: TCP tells the peer only that the socket closed.
+// What it carries is the E2E handshake and then sealed records (channel/e2e.ts), as over the relay.
 import type { Socket } from 'node:net';
 import { ErrorCode } from '../protocol/errors.js';
 import { MAX_RECORD_PLAINTEXT, RECORD_OVERHEAD } from '../crypto/secure-channel.js';
@@ -12,6 +13,8 @@ import type { ChannelHandlers, ChannelTransport } from './transport.js';
 /** Largest frame: one sealed record, and room for its envelope. */
 export const SOCKET_MAX_FRAME_BYTES = MAX_RECORD_PLAINTEXT + RECORD_OVERHEAD + 64; // bytes
 const LENGTH_BYTES = 4;
+/** Frames kept while nobody reads them (between the token and the handshake taking over). */
+export const MAX_EARLY_FRAMES = 16;
 
 export class SocketTransport implements ChannelTransport {
   readonly socket: Socket;
@@ -77,7 +80,12 @@ export class SocketTransport implements ChannelTransport {
       const payload = this.#buffer.subarray(LENGTH_BYTES, LENGTH_BYTES + length);
       this.#buffer = this.#buffer.subarray(LENGTH_BYTES + length);
       if (this.#handlers && this.#early.length === 0) this.#handlers.onMessage(payload);
-      else this.#early.push(payload);
+      else if (this.#early.length < MAX_EARLY_FRAMES) this.#early.push(payload);
+      else {
+        this.#ended(ErrorCode.INVALID_MESSAGE, 'too many frames before the handshake took them');
+        this.socket.destroy();
+        return;
+      }
       if (this.#closeInfo) return;
     }
   }

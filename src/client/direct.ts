@@ -26,6 +26,8 @@ export const DIRECT_BUDGET_MS = 2_000; // ms
 export const MAX_CANDIDATES = 16;
 /** Bytes of the token a dialer sends first, so the listener knows which link it is for. */
 const TOKEN_BYTES = 16;
+/** Connections at once that have not yet sent a token (a scanner's, a stranger's). */
+export const MAX_UNPROVEN_CONNECTIONS = 32;
 /** A connection whose token does not come within this is dropped. */
 const TOKEN_WAIT_MS = 2_000; // ms
 
@@ -106,6 +108,7 @@ export class DirectListener {
   readonly #host: string;
   readonly #expect = new Map<string, Expectation>();
   readonly #sockets = new Set<Socket>();
+  #unproven = 0;
 
   private constructor(server: Server, host: string) {
     this.#server = server;
@@ -165,6 +168,18 @@ export class DirectListener {
   }
 
   #onConnection(socket: Socket): void {
+    // Connections that have not sent a known token yet are few and short-lived; more are refused.
+    if (this.#unproven >= MAX_UNPROVEN_CONNECTIONS) {
+      socket.destroy();
+      return;
+    }
+    this.#unproven += 1;
+    let counted = true;
+    const proven = (): void => {
+      if (counted) this.#unproven -= 1;
+      counted = false;
+    };
+    socket.once('close', proven);
     this.#sockets.add(socket);
     socket.once('close', () => this.#sockets.delete(socket));
     const transport = new SocketTransport(socket);
@@ -173,6 +188,7 @@ export class DirectListener {
     transport.setHandlers({
       onMessage: (payload) => {
         clearTimeout(timer);
+        proven();
         // What follows the token (the handshake) waits for the attempt that takes it.
         transport.hold();
         const expectation = this.#expect.get(toBase64(payload));

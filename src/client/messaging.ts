@@ -103,8 +103,17 @@ export function openMessage(
   } finally {
     secret.fill(0);
   }
-  const content = JSON.parse(Buffer.from(plain).toString('utf8')) as MessageContent;
+  let content: MessageContent;
+  try {
+    content = JSON.parse(Buffer.from(plain).toString('utf8')) as MessageContent;
+  } catch {
+    throw new CryptoError(ErrorCode.DECRYPT_FAILED, 'the sealed content is not JSON');
+  }
   if (
+    typeof content !== 'object' ||
+    content === null ||
+    typeof content.id !== 'string' ||
+    (content.kind === undefined && typeof content.text !== 'string') ||
     content.v !== 1 ||
     content.from !== expect.from ||
     (expect.to !== undefined && content.to !== expect.to)

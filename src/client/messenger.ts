@@ -46,6 +46,7 @@ export const DIRECT_ACK_TIMEOUT_MS = 2_000; // ms
 export const BUNDLES_MEMO_MS = 30_000; // ms
 /** After a failed link attempt, messages to that user take the mailbox this long without trying. */
 export const LINK_RETRY_MS = 5_000; // ms
+const RECEIPT_STATES: readonly ReceiptState[] = ['delivered', 'read', 'pending', 'failed'];
 /** Most message ids in one receipt. */
 export const RECEIPT_MAX_IDS = 256;
 
@@ -155,6 +156,13 @@ export class Messenger extends EventEmitter {
   #observed: string | undefined;
   #incoming: Promise<void> = Promise.resolve();
   #stopped = false;
+  /** What could not be taken (a full disk...) is said, and the messages behind it still are. */
+  readonly #lost = (err: unknown): void => {
+    this.emit(
+      'notice',
+      `a message could not be taken: ${err instanceof Error ? err.message : String(err)}`,
+    );
+  };
   /** Messages pushed while `catchUp` fetches (undefined when it does not). */
   #deferred: RelayEvent[] | undefined;
   /** The highest seq taken (fetched or pushed): what is below it is acknowledged. */
@@ -171,9 +179,9 @@ export class Messenger extends EventEmitter {
       // Fetched already by catchUp (pushed while it ran): taken once.
       if (e.seq <= this.#fetched) return;
       this.#fetched = e.seq;
-      this.#incoming = this.#incoming.then(() => this.#takeMailbox(e));
+      this.#incoming = this.#incoming.then(() => this.#takeMailbox(e)).catch(this.#lost);
     } else if (e.type === 'broadcast')
-      this.#incoming = this.#incoming.then(() => this.#takeBroadcast(e));
+      this.#incoming = this.#incoming.then(() => this.#takeBroadcast(e)).catch(this.#lost);
   };
 
   constructor(o: MessengerOptions) {
@@ -590,8 +598,12 @@ export class Messenger extends EventEmitter {
       await this.#pin({ user: m.from, publicKey: toBase64(senderDeviceKey) });
       this.#take(content, m.fromDevice, 'relay');
     } catch (err) {
-      if (!(err instanceof SwitchboardError)) throw err;
-      this.emit('refused', { from: m.from, kind: 'message', code: err.code, message: err.message });
+      // Whatever a sender put in it, one bad message must not stop the ones behind it.
+      const e =
+        err instanceof SwitchboardError
+          ? err
+          : new SwitchboardError(ErrorCode.DECRYPT_FAILED, 'a malformed message');
+      this.emit('refused', { from: m.from, kind: 'message', code: e.code, message: e.message });
     }
     // One acknowledgement for everything taken in this tick (a page, a burst of pushes).
     this.#ackUpTo = Math.max(this.#ackUpTo, m.seq);
@@ -628,12 +640,15 @@ export class Messenger extends EventEmitter {
         this.emit('message', line);
       }
     } catch (err) {
-      if (!(err instanceof SwitchboardError)) throw err;
+      const e =
+        err instanceof SwitchboardError
+          ? err
+          : new SwitchboardError(ErrorCode.SIGNATURE_INVALID, 'a malformed broadcast');
       this.emit('refused', {
         from: b.from,
         kind: 'broadcast',
-        code: err.code,
-        message: err.message,
+        code: e.code,
+        message: e.message,
       });
     }
     await this.#o.client.request('broadcast.ack', { ids: [b.id] }).catch(() => undefined);
@@ -643,7 +658,12 @@ export class Messenger extends EventEmitter {
   #take(content: MessageContent, fromDevice: string, via: LinkPath): void {
     const me = this.#o.user;
     if (content.kind === 'receipt') {
-      if (content.from === me || !Array.isArray(content.ids) || !content.state) return;
+      if (
+        content.from === me ||
+        !Array.isArray(content.ids) ||
+        !RECEIPT_STATES.includes(content.state as ReceiptState)
+      )
+        return;
       for (const id of content.ids.slice(0, RECEIPT_MAX_IDS)) {
         const line = this.history.get(id);
         // Only a message of mine to that user: a receipt cannot mark anyone else's.
@@ -823,10 +843,12 @@ export class Messenger extends EventEmitter {
       void direct.close('a message that is not from the linked peer', ErrorCode.INVALID_MESSAGE);
       return;
     }
-    this.#incoming = this.#incoming.then(() => {
-      this.#take(content, link.peer.fingerprint, 'direct');
-      direct.send(encode({ t: 'ack', id: content.id }));
-    });
+    this.#incoming = this.#incoming
+      .then(() => {
+        this.#take(content, link.peer.fingerprint, 'direct');
+        direct.send(encode({ t: 'ack', id: content.id }));
+      })
+      .catch(this.#lost);
   }
 }
 

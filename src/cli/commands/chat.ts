@@ -25,10 +25,11 @@ import {
   statusNote,
 } from './messages.js';
 
-/** How often the peer's presence is asked while no link shows it. */
+/**
+ * How often the peer's presence is asked, and a link (with a direct connection) to them tried
+ * again while there is no direct one.
+ */
 export const PRESENCE_POLL_MS = 10_000; // ms
-/** How often a link (and a direct connection) to the peer is tried while there is none. */
-export const RELINK_MS = 15_000; // ms
 const DEFAULT_HISTORY = 20;
 
 const HELP = `Type a message and press Enter to send it. Commands:
@@ -265,13 +266,10 @@ export const chat: Command = {
       ui.say(`${peer} is not a contact yet: /accept shows their messages, /block refuses them`);
     await checkPresence();
     void tryLink();
-    const poll = setInterval(
-      () => {
-        void checkPresence();
-        if (messenger.linkPath(peer) !== 'direct') void tryLink();
-      },
-      Math.min(PRESENCE_POLL_MS, RELINK_MS),
-    );
+    const poll = setInterval(() => {
+      void checkPresence();
+      if (messenger.linkPath(peer) !== 'direct') void tryLink();
+    }, PRESENCE_POLL_MS);
     poll.unref();
 
     // Losing the relay: reconnect with backoff; the history and unsent lines wait.

@@ -1,5 +1,6 @@
-// `switchboard send` and `switchboard inbox`: end-to-end encrypted messages through the relay,
-// delivered to devices that are offline when they are sent.
+// `switchboard send`, `inbox`, `contacts` and `broadcast`: end-to-end encrypted messages on the
+// Messenger (client/messenger.ts), directly to an online contact or stored at the relay for
+// devices that are offline.
 import { randomBytes } from 'node:crypto';
 import { Contacts } from '../../client/contacts.js';
 import { KnownPeers } from '../../client/known-peers.js';
@@ -74,7 +75,9 @@ export const send: Command = {
   details:
     "The message is sealed on this device for each of USER's devices (and your other ones) with\n" +
     'keys they published, checked against the keys you pinned for them; the relay stores only\n' +
-    'ciphertext until each device has it (30 days at most). Returns once the relay has stored it.',
+    'ciphertext until each device has it (30 days at most). When USER is online and a contact, it\n' +
+    'goes directly to their device instead (--no-direct: never). Returns once their device\n' +
+    'acknowledged it or the relay stored it.',
   positionals: [2, 2],
   options: {
     json: { type: 'boolean', description: 'print {"id", "path", "status"} as JSON' },
