@@ -87,6 +87,30 @@ describe('switchboard chat', () => {
   );
 
   it(
+    'a one-shot send to a contact online in chat goes directly and is acknowledged by their device',
+    { timeout: 60_000 },
+    async () => {
+      const ben = chat('ben', 'chamy');
+      await ben.waitText('[chamy ');
+      const r = await runCli(['send', 'chben', 'one-shot', '--json'], { home: homes['amy']! });
+      assert.equal(r.code, 0, r.stderr);
+      const sent = JSON.parse(r.stdout) as { path: string; status: string };
+      assert.deepEqual([sent.path, sent.status], ['direct', 'delivered']);
+      await ben.waitText('chamy: one-shot');
+      const relayed = await runCli(
+        ['send', 'chben', 'kept on the relay', '--json', '--no-direct'],
+        {
+          home: homes['amy']!,
+        },
+      );
+      assert.equal((JSON.parse(relayed.stdout) as { path: string }).path, 'relay');
+      await ben.waitText('chamy: kept on the relay');
+      ben.write('/quit\r');
+      assert.equal(await ben.waitExit(), 0);
+    },
+  );
+
+  it(
     'a relay that restarts mid-chat: what was typed meanwhile is sent once after the reconnect',
     { timeout: 60_000 },
     async () => {
