@@ -67,6 +67,10 @@ export function exitCodeFor(err: unknown): number {
     case ErrorCode.REQUEST_REPLAYED:
     case ErrorCode.REQUEST_STALE:
     case ErrorCode.MAILBOX_FULL:
+    case ErrorCode.INVALID_AMOUNT:
+    case ErrorCode.INSUFFICIENT_FUNDS:
+    case ErrorCode.TRANSFER_CONFLICT:
+    case ErrorCode.TRANSFER_INVALID:
       return Exit.REFUSED;
     default:
       return Exit.FAILURE;

@@ -47,6 +47,14 @@ export const ErrorCode = {
   REQUEST_STALE: 'REQUEST_STALE',
   /** A device has MAILBOX_MAX_PENDING messages waiting: it must fetch before more are stored. */
   MAILBOX_FULL: 'MAILBOX_FULL',
+  /** A ledger amount that is not a positive whole number within AMOUNT_MAX. */
+  INVALID_AMOUNT: 'INVALID_AMOUNT',
+  /** A transfer past the payer's balance: nothing moved. */
+  INSUFFICIENT_FUNDS: 'INSUFFICIENT_FUNDS',
+  /** A transfer id settled before with other contents (ids are idempotency keys). */
+  TRANSFER_CONFLICT: 'TRANSFER_CONFLICT',
+  /** A transfer signed for another relay's ledger, or paying oneself. */
+  TRANSFER_INVALID: 'TRANSFER_INVALID',
   /** The target does not serve the service a channel asked for. */
   SERVICE_UNAVAILABLE: 'SERVICE_UNAVAILABLE',
   // end-to-end

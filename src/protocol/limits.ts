@@ -164,3 +164,6 @@ export const BROADCAST_WINDOW_MS = 30 * 60_000; // ms
 export const BROADCAST_FETCH_MAX = 100;
 /** What a broadcast's signature covers besides its body. */
 export const BROADCAST_SIGNATURE_CONTEXT = 'switchboard-broadcast-v1';
+
+/** Most ledger entries in one `ledger.history` or `ledger.entries` page. */
+export const LEDGER_PAGE_MAX = 500;

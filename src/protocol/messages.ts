@@ -1,7 +1,9 @@
 // The one message-types module: every control message on the wire, as zod schemas and TS types.
 import { z } from 'zod';
+import { TRANSFER_MAX_BODY_BYTES, type SignedCheckpoint } from './ledger.js';
 import {
   BROADCAST_FETCH_MAX,
+  LEDGER_PAGE_MAX,
   BROADCAST_MAX_BODY_BYTES,
   MESSAGE_FETCH_MAX,
   MESSAGE_MAX_BODY_BYTES,
@@ -53,6 +55,11 @@ const channel = z.number().int().min(1).max(0xffffffff);
 export const SERVICE_RE = /^[a-z][a-z0-9-]{1,31}$/;
 const service = z.string().regex(SERVICE_RE, 'service names are 2-32 chars: a-z, 0-9 and -');
 /** A device key's fingerprint as `keyFingerprint` prints it: "SHA256:" + 43 base64 chars. */
+const signedTransfer = z.object({
+  body: z.string().min(2).max(TRANSFER_MAX_BODY_BYTES),
+  sig: z.string().max(128),
+  key: z.string().max(64),
+});
 const fingerprint = z.string().regex(/^SHA256:[A-Za-z0-9+/]{43}$/, 'not a key fingerprint');
 /** A session's tags (see TAG_KEY_RE, TAG_VALUE_RE, MAX_TAGS). */
 const tags = z
@@ -221,6 +228,23 @@ export const RequestParams = {
    * Audit entries the caller may see: of their own agents, and of their own actions elsewhere.
    * Ordered by log, then seq; `after` continues a listing.
    */
+  /** The ledger's id, key, unit and a signed checkpoint of its head. */
+  'ledger.info': z.object({}),
+  /** A signed transfer (protocol/ledger.ts), submitted by its payer or (a cheque) its payee. */
+  'ledger.pay': z.object({ transfer: signedTransfer }),
+  /** An admin's signed mint (`serve --admin`). */
+  'ledger.mint': z.object({ transfer: signedTransfer }),
+  'ledger.balance': z.object({}),
+  /** The caller's entries (paid or received) after `after`, oldest first. */
+  'ledger.history': z.object({
+    after: z.number().int().min(0).optional(),
+    limit: z.number().int().min(1).max(LEDGER_PAGE_MAX).optional(),
+  }),
+  /** Every entry after `after`, oldest first: what `ledger verify` checks. */
+  'ledger.entries': z.object({
+    after: z.number().int().min(0).optional(),
+    limit: z.number().int().min(1).max(LEDGER_PAGE_MAX).optional(),
+  }),
   'audit.list': z.object({
     host: sessionId.optional(),
     user: username.optional(),
@@ -311,6 +335,16 @@ export interface SessionSummary {
   since: string;
   controllers: number;
   live: boolean;
+}
+
+/** A ledger entry as served: the signed transfer, its place and its chain hash. */
+export interface LedgerEntryView {
+  seq: number;
+  body: string;
+  sig: string;
+  key: string;
+  hash: string;
+  settledAt: string;
 }
 
 /** A message waiting for this device, as `message.fetch` and the `message` event give it. */
@@ -418,6 +452,12 @@ export interface Results {
   'broadcast.send': { id: number; expiresAt: string; online: number };
   'broadcast.fetch': { broadcasts: BroadcastView[] };
   'broadcast.ack': { acked: number };
+  'ledger.info': { ledger: string; key: string; unit: string; checkpoint: SignedCheckpoint };
+  'ledger.pay': { seq: number; id: string; duplicate: boolean; balance: number };
+  'ledger.mint': { seq: number; id: string; duplicate: boolean };
+  'ledger.balance': { balance: number; unit: string; ledger: string };
+  'ledger.history': { entries: LedgerEntryView[]; more: boolean };
+  'ledger.entries': { entries: LedgerEntryView[]; more: boolean };
   'audit.head': { seq: number; hash: string };
   'audit.append': { seq: number };
   'audit.list': {
@@ -478,6 +518,14 @@ export const EventSchemas = {
     body: z.string(),
     sig: z.string(),
     sentAt: z.string(),
+  }),
+  /** A transfer to this user just settled. */
+  payment: z.object({
+    seq: z.number().int(),
+    id: z.string(),
+    from: username,
+    amount: z.number().int(),
+    memo: z.string(),
   }),
   /** A message for this device, stored and now pushed (fetch and ack it as any other). */
   message: z.object({

@@ -2,6 +2,15 @@
 import { randomBytes } from 'node:crypto';
 import { auditAppend, auditHead, auditList } from './audit-handlers.js';
 import type { RelayAudit } from './relay-audit.js';
+import type { Ledger } from './ledger.js';
+import {
+  ledgerBalance,
+  ledgerEntries,
+  ledgerHistory,
+  ledgerInfo,
+  ledgerMint,
+  ledgerPay,
+} from './ledger-handlers.js';
 import { keysBundles, keysPublish } from './prekey-handlers.js';
 import { userDevices } from './user-devices.js';
 import { messageAck, messageFetch, messageSend } from './message-handlers.js';
@@ -51,6 +60,8 @@ export const SERVER_NAME = 'switchboard/0.1.0';
 export interface Services {
   /** The relay's own signed audit log (relay-audit.ts). */
   audit: RelayAudit;
+  /** Transfers, mints, balances and checkpoints (ledger.ts). */
+  ledger: Ledger;
   store: Store;
   auth: AuthService;
   /** Sign-up invites and who may make them (`serve --admin`). */
@@ -171,6 +182,12 @@ const HANDLERS: HandlerTable = {
   'broadcast.send': entry({ auth: 'user', door: 'any', handler: broadcastSend }),
   'broadcast.fetch': entry({ auth: 'user', door: 'any', handler: broadcastFetch }),
   'broadcast.ack': entry({ auth: 'user', door: 'any', handler: broadcastAck }),
+  'ledger.info': entry({ auth: 'user', door: 'any', handler: ledgerInfo }),
+  'ledger.pay': entry({ auth: 'user', door: 'any', handler: ledgerPay }),
+  'ledger.mint': entry({ auth: 'user', door: 'any', handler: ledgerMint }),
+  'ledger.balance': entry({ auth: 'user', door: 'any', handler: ledgerBalance }),
+  'ledger.history': entry({ auth: 'user', door: 'any', handler: ledgerHistory }),
+  'ledger.entries': entry({ auth: 'user', door: 'any', handler: ledgerEntries }),
   'audit.head': entry({ auth: 'user', door: 'websocket', handler: auditHead }),
   'audit.append': entry({ auth: 'user', door: 'websocket', handler: auditAppend }),
   'audit.list': entry({ auth: 'user', door: 'any', handler: auditList }),
@@ -269,6 +286,8 @@ async function signup(
     isCancelled: () => conn.closed,
   });
   s.log.info({ user: user.name, invited: req.invite !== undefined }, 'account created');
+  // Money enters at sign-up (serve --signup-credit), as a mint signed by the ledger key.
+  await s.ledger.creditSignup(user);
   return { user: user.name };
 }
 

@@ -24,7 +24,12 @@ export const RELAY_AUDIT_MAX_PENDING = 10_000;
 export const RELAY_AUDIT_KEY_FILE = 'audit_ed25519';
 
 export function loadRelayAuditKey(dataDir: string): DeviceKeyPair {
-  const file = join(dataDir, RELAY_AUDIT_KEY_FILE);
+  return loadRelayKey(dataDir, RELAY_AUDIT_KEY_FILE);
+}
+
+/** One of the relay's Ed25519 keys in its data directory (made on first start, mode 0600). */
+export function loadRelayKey(dataDir: string, name: string): DeviceKeyPair {
+  const file = join(dataDir, name);
   if (existsSync(file)) return deviceKeyFromPrivatePem(readFileSync(file, 'utf8'));
   const key = generateDeviceKey();
   writeFileSync(file, key.toPrivatePem(), { mode: 0o600, flag: 'wx' });

@@ -1,6 +1,7 @@
 // The relay: one TLS port serving HTTPS, the WebSocket protocol, heartbeats and clean shutdown.
 import { BROADCAST_WINDOW_MS } from '../protocol/limits.js';
-import { RelayAudit, loadRelayAuditKey } from './relay-audit.js';
+import { RelayAudit, loadRelayAuditKey, loadRelayKey } from './relay-audit.js';
+import { LEDGER_KEY_FILE, Ledger } from './ledger.js';
 import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
 import { createServer, type Server } from 'node:https';
@@ -73,6 +74,10 @@ export interface RelayOptions {
   maxRemotes?: number;
   /** How long a broadcast reaches users who come online. Default BROADCAST_WINDOW_MS (30 min). */
   broadcastWindowMs?: number;
+  /** Credits minted for each new account (`serve --signup-credit`, default 100; 0: none). */
+  signupCredit?: number;
+  /** The ledger's unit, as shown to users (default "credits"). */
+  unit?: string;
   logger?: Logger;
   /** Clock in epoch ms; tests move it to expire tokens. Default Date.now. */
   now?: () => number;
@@ -255,8 +260,13 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
       'no account has this --admin name, so it gets no admin rights; sign it up, then restart',
     );
   const relayAudit = new RelayAudit(store, loadRelayAuditKey(options.dataDir), log, now);
+  const ledger = new Ledger(store, loadRelayKey(options.dataDir, LEDGER_KEY_FILE), now, {
+    ...(options.signupCredit === undefined ? {} : { signupCredit: options.signupCredit }),
+    ...(options.unit === undefined ? {} : { unit: options.unit }),
+  });
   const services: Services = {
     audit: relayAudit,
+    ledger,
     store: leases.bind(store),
     auth,
     invites,

@@ -35,6 +35,7 @@ import { KyselyAuditRepo } from './audit-repository.js';
 import { KyselyPrekeysRepo } from './prekey-repository.js';
 import { KyselyMailboxRepo } from './mailbox-repository.js';
 import { KyselyBroadcastsRepo } from './broadcast-repository.js';
+import { KyselyLedgerRepo } from './ledger-repository.js';
 
 // Conflicts are resolved with INSERT ... ON CONFLICT (SQLite >= 3.24, PostgreSQL >= 9.5)
 // rather than by catching constraint errors: it is atomic under concurrency on both, and
@@ -147,6 +148,7 @@ export function createRepositories(db: Kysely<Database>): StoreRepositories {
     prekeys: new KyselyPrekeysRepo(db),
     mailbox: new KyselyMailboxRepo(db),
     broadcasts: new KyselyBroadcastsRepo(db),
+    ledger: new KyselyLedgerRepo(db),
   });
 }
 

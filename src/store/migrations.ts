@@ -334,6 +334,48 @@ export const migrations: Readonly<Record<string, Migration>> = Object.freeze({
       await db.schema.dropTable('broadcasts').execute();
     },
   },
+  '0011_ledger': {
+    async up(db: Kysely<unknown>): Promise<void> {
+      // The ledger (issue 12): every transfer and mint, in order, hash-chained, never updated or
+      // deleted; and each user's balance, kept in the same transaction as the entry that moves
+      // it (never below zero: the CHECK is the last line behind the handler's own check).
+      await db.schema
+        .createTable('ledger_entries')
+        .addColumn('seq', 'integer', id(db))
+        .addColumn('transfer_id', 'text', (c) => c.notNull().unique())
+        .addColumn('kind', 'text', (c) => c.notNull())
+        .addColumn('payer_id', 'integer', (c) => c.references('users.id'))
+        .addColumn('payee_id', 'integer', (c) => c.notNull().references('users.id'))
+        .addColumn('amount', 'bigint', (c) => c.notNull())
+        .addColumn('body', 'text', (c) => c.notNull())
+        .addColumn('sig', 'text', (c) => c.notNull())
+        .addColumn('signer_key', 'text', (c) => c.notNull())
+        .addColumn('hash', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createIndex('ledger_entries_payer')
+        .on('ledger_entries')
+        .column('payer_id')
+        .execute();
+      await db.schema
+        .createIndex('ledger_entries_payee')
+        .on('ledger_entries')
+        .column('payee_id')
+        .execute();
+      await db.schema
+        .createTable('ledger_balances')
+        .addColumn('user_id', 'integer', (c) =>
+          c.primaryKey().references('users.id').onDelete('cascade'),
+        )
+        .addColumn('balance', 'bigint', (c) => c.notNull().check(sql`balance >= 0`))
+        .execute();
+    },
+    async down(db: Kysely<unknown>): Promise<void> {
+      await db.schema.dropTable('ledger_balances').execute();
+      await db.schema.dropTable('ledger_entries').execute();
+    },
+  },
 });
 
 const provider: MigrationProvider = {

@@ -3,6 +3,7 @@ import type { AuditRepo } from './audit-repository.js';
 import type { PrekeysRepo } from './prekey-repository.js';
 import type { MailboxRepo } from './mailbox-repository.js';
 import type { BroadcastsRepo } from './broadcast-repository.js';
+import type { LedgerRepo } from './ledger-repository.js';
 
 /** An account. `name` is matched exactly: the auth layer normalises it before storing. */
 export interface UserRow {
@@ -257,6 +258,7 @@ export interface StoreRepositories {
   readonly prekeys: PrekeysRepo;
   readonly mailbox: MailboxRepo;
   readonly broadcasts: BroadcastsRepo;
+  readonly ledger: LedgerRepo;
 }
 
 /** The SQL dialects a Store runs on. */

@@ -133,6 +133,27 @@ export interface BroadcastDeliveriesTable {
   user_id: number;
 }
 
+/** A ledger entry: a settled transfer or a mint (migration 0011). Never updated or deleted. */
+export interface LedgerEntriesTable {
+  seq: Generated<number>;
+  transfer_id: string;
+  kind: string;
+  payer_id: number | null;
+  payee_id: number;
+  amount: number;
+  body: string;
+  sig: string;
+  signer_key: string;
+  hash: string;
+  created_at: number;
+}
+
+/** A user's balance (migration 0011): changed only with the entry that moves it. */
+export interface LedgerBalancesTable {
+  user_id: number;
+  balance: number;
+}
+
 export interface Database {
   users: UsersTable;
   devices: DevicesTable;
@@ -144,4 +165,6 @@ export interface Database {
   mailbox: MailboxTable;
   broadcasts: BroadcastsTable;
   broadcast_deliveries: BroadcastDeliveriesTable;
+  ledger_entries: LedgerEntriesTable;
+  ledger_balances: LedgerBalancesTable;
 }

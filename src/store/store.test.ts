@@ -261,6 +261,30 @@ const BROADCASTS_SQLITE_SCHEMA: ReadonlyArray<readonly [type: string, name: stri
     ],
   ];
 
+/** What 0011_ledger added. */
+const LEDGER_SQLITE_SCHEMA: ReadonlyArray<readonly [type: string, name: string, sql: string]> = [
+  [
+    'table',
+    'ledger_balances',
+    'CREATE TABLE "ledger_balances" ("user_id" integer primary key references "users" ("id") on delete cascade, "balance" bigint not null check (balance >= 0))',
+  ],
+  [
+    'table',
+    'ledger_entries',
+    'CREATE TABLE "ledger_entries" ("seq" integer primary key autoincrement, "transfer_id" text not null unique, "kind" text not null, "payer_id" integer references "users" ("id"), "payee_id" integer not null references "users" ("id"), "amount" bigint not null, "body" text not null, "sig" text not null, "signer_key" text not null, "hash" text not null, "created_at" bigint not null)',
+  ],
+  [
+    'index',
+    'ledger_entries_payee',
+    'CREATE INDEX "ledger_entries_payee" on "ledger_entries" ("payee_id")',
+  ],
+  [
+    'index',
+    'ledger_entries_payer',
+    'CREATE INDEX "ledger_entries_payer" on "ledger_entries" ("payer_id")',
+  ],
+];
+
 /** The schema every migration makes today, ordered as sqlite_master is read below. */
 const LATEST_SQLITE_SCHEMA = [
   ...SHIPPED_SQLITE_SCHEMA.filter(
@@ -280,6 +304,7 @@ const LATEST_SQLITE_SCHEMA = [
   ...PREKEYS_SQLITE_SCHEMA,
   ...MAILBOX_SQLITE_SCHEMA,
   ...BROADCASTS_SQLITE_SCHEMA,
+  ...LEDGER_SQLITE_SCHEMA,
 ].sort(([ta, na], [tb, nb]) => (ta === tb ? (na < nb ? -1 : 1) : ta < tb ? -1 : 1));
 
 /** The repository tests, the same on every dialect. */
@@ -1100,6 +1125,7 @@ describe('sqlite', () => {
           { name: '0008_device_prekeys' },
           { name: '0009_mailbox' },
           { name: '0010_broadcasts' },
+          { name: '0011_ledger' },
         ],
         'only the new migrations ran',
       );
