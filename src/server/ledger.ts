@@ -6,7 +6,8 @@
 // contents under that id are a TRANSFER_CONFLICT), the payer's balance, the chain's head, then
 // the entry and both balances. SQLite runs it in WAL with synchronous=FULL, so an acknowledged
 // transfer survives kill -9 and power loss.
-import { ErrorCode, SessionError, SwitchboardError } from '../protocol/errors.js';
+import type { SwitchboardError } from '../protocol/errors.js';
+import { ErrorCode, SessionError } from '../protocol/errors.js';
 import {
   CHEQUE_VALID_MS,
   CLOCK_SKEW_MS,
