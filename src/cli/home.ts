@@ -20,6 +20,7 @@ export const FILES = {
   messagingKeys: 'messaging_keys.json',
   messages: 'messages.jsonl',
   contacts: 'contacts.json',
+  ledger: 'ledger.json',
 } as const;
 
 /** The login this client holds: the token is a secret (file mode 0600). */

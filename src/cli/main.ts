@@ -143,6 +143,32 @@ export const COMMANDS: readonly LazyCommand[] = [
     load: async () => (await import('./commands/messages.js')).broadcast,
   },
   {
+    name: 'pay',
+    summary:
+      'Pay USER AMOUNT from your balance: a transfer signed by this device (--out: a cheque).',
+    load: async () => (await import('./commands/ledger.js')).pay,
+  },
+  {
+    name: 'deposit',
+    summary: 'Deposit a cheque (a signed transfer from `pay --out`) made out to you.',
+    load: async () => (await import('./commands/ledger.js')).deposit,
+  },
+  {
+    name: 'balance',
+    summary: 'Your balance on this relay’s ledger.',
+    load: async () => (await import('./commands/ledger.js')).balance,
+  },
+  {
+    name: 'history',
+    summary: 'Your transfers: time, counterparty, amount, memo, running balance.',
+    load: async () => (await import('./commands/ledger.js')).history,
+  },
+  {
+    name: 'ledger',
+    summary: 'Verify the relay’s whole ledger (signatures, chain, balances), or mint as an admin.',
+    load: async () => (await import('./commands/ledger.js')).ledger,
+  },
+  {
     name: 'ping',
     summary: "Round trips to a session's host through the end-to-end channel, like ping.",
     load: async () => (await import('./commands/ping.js')).ping,

@@ -62,6 +62,11 @@ export const serve: Command = {
       value: 'N',
       description: 'most live remote sessions at once (default 1000)',
     },
+    'signup-credit': {
+      type: 'string',
+      value: 'N',
+      description: 'credits minted for each new account (default 100; 0: none)',
+    },
     'broadcast-window': {
       type: 'string',
       value: 'DURATION',
@@ -127,6 +132,13 @@ export const serve: Command = {
       throw new UsageError(`--log-level must be one of ${LOG_LEVELS.join(', ')}`);
     const port = intOption(str(inv, 'port'), 'port', 0, 65535, 7443);
     const maxRemotes = intOption(str(inv, 'max-remotes'), 'max-remotes', 1, 1_000_000, 1000);
+    const creditText = str(inv, 'signup-credit');
+    let signupCredit: number | undefined;
+    if (creditText !== undefined) {
+      if (!/^\d+$/.test(creditText) || Number(creditText) > 1e12)
+        throw new UsageError('--signup-credit takes a whole number of credits (0 for none)');
+      signupCredit = Number(creditText);
+    }
     const windowText = str(inv, 'broadcast-window');
     let broadcastWindowMs: number | undefined;
     if (windowText !== undefined) {
@@ -189,6 +201,7 @@ export const serve: Command = {
       ...(database === undefined ? {} : { database }),
       maxRemotes,
       ...(broadcastWindowMs !== undefined ? { broadcastWindowMs } : {}),
+      ...(signupCredit !== undefined ? { signupCredit } : {}),
       logger,
       hostnames: list(inv, 'cert-name'),
       maxConnectionsPerAddress: perAddress,
