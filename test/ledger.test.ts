@@ -11,7 +11,7 @@ import type { RelayClient } from '../src/client/relay-client.js';
 import { ErrorCode } from '../src/protocol/errors.js';
 import { type SignedTransfer, type TransferBody } from '../src/protocol/ledger.js';
 import { signTransfer } from '../src/crypto/ledger-signing.js';
-import { codeOf } from './helpers.js';
+import { codeOf, httpsGet } from './helpers.js';
 import { Harness, type TestUser } from './terminal-harness.js';
 
 describe('the ledger', () => {
@@ -165,6 +165,15 @@ describe('the ledger', () => {
     };
     const good = await check();
     assert.equal(good.ok, true, good.problem?.message);
+    // The key and checkpoint are public: anyone can fetch them without logging in.
+    const published = JSON.parse((await httpsGet(h.port, '/v1/ledger/key')).body) as {
+      ledger: string;
+      key: string;
+    };
+    assert.deepEqual(
+      [published.ledger, published.key],
+      [ledgerId, (await client.request('ledger.info', {})).key],
+    );
     assert.equal(good.mints, 300);
     assert.equal(good.balances.get('lgcal'), 40);
     const kept = (await client.request('ledger.info', {})).checkpoint;

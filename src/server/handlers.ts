@@ -182,7 +182,7 @@ const HANDLERS: HandlerTable = {
   'broadcast.send': entry({ auth: 'user', door: 'any', handler: broadcastSend }),
   'broadcast.fetch': entry({ auth: 'user', door: 'any', handler: broadcastFetch }),
   'broadcast.ack': entry({ auth: 'user', door: 'any', handler: broadcastAck }),
-  'ledger.info': entry({ auth: 'user', door: 'any', handler: ledgerInfo }),
+  'ledger.info': entry({ auth: 'hello', door: 'any', handler: ledgerInfo }),
   'ledger.pay': entry({ auth: 'user', door: 'any', handler: ledgerPay }),
   'ledger.mint': entry({ auth: 'user', door: 'any', handler: ledgerMint }),
   'ledger.balance': entry({ auth: 'user', door: 'any', handler: ledgerBalance }),

@@ -228,6 +228,8 @@ const GET_ROUTES = new Map<
         show: (r) => r,
       };
     },
+    // The ledger's id, key, unit and signed checkpoint: public, as `ledger.info`.
+    '/v1/ledger/key': () => ({ params: decodeParams('ledger.info', {}), show: (r) => r }),
     // The caller's account's devices (as `switchboard devices --json`).
     '/v1/devices': () => ({ params: decodeParams('devices.list', {}), show: (r) => r }),
     '/v1/whoami': () => ({

@@ -3,7 +3,7 @@ import { ErrorCode, SessionError } from '../protocol/errors.js';
 import { LEDGER_PAGE_MAX } from '../protocol/limits.js';
 import type { LedgerEntryView, Params, Results } from '../protocol/messages.js';
 import type { LedgerEntryRow } from '../store/ledger-repository.js';
-import type { UserCaller } from './caller.js';
+import type { Caller, UserCaller } from './caller.js';
 import type { Services } from './handlers.js';
 
 function view(r: LedgerEntryRow): LedgerEntryView {
@@ -17,8 +17,9 @@ function view(r: LedgerEntryRow): LedgerEntryView {
   };
 }
 
+/** Public, like `info`: the key and checkpoint are what anyone verifies against. */
 export async function ledgerInfo(
-  _conn: UserCaller,
+  _conn: Caller,
   _req: Params<'ledger.info'>,
   s: Services,
 ): Promise<Results['ledger.info']> {
