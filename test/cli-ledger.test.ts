@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import { runCli } from './helpers.js';
+import { PtyProcess } from './pty-process.js';
 import { Harness } from './terminal-harness.js';
 
 describe('switchboard pay, deposit, balance, history, ledger verify', () => {
@@ -61,6 +62,37 @@ describe('switchboard pay, deposit, balance, history, ledger verify', () => {
       ],
     );
   });
+
+  it(
+    'hands the cheque directly to a contact online in chat, who deposits it; it settles once',
+    { timeout: 60_000 },
+    async () => {
+      assert.equal((await cli('ann', ['contacts', 'accept', 'clben'])).code, 0);
+      assert.equal((await cli('ben', ['contacts', 'accept', 'clann'])).code, 0);
+      const ben = new PtyProcess(['chat', 'clann'], {
+        SWITCHBOARD_HOME: homes['ben']!,
+        SWITCHBOARD_DIRECT_HOST: '127.0.0.1',
+      });
+      try {
+        await ben.waitText('[clann ');
+        const paid = await cli('ann', ['pay', 'clben', '5', '--json']);
+        assert.equal(paid.code, 0, paid.stderr);
+        const r = JSON.parse(paid.stdout) as { path: string; balance: number; duplicate: boolean };
+        assert.deepEqual([r.path, r.balance, r.duplicate], ['direct', 60, false]);
+        await ben.waitText('clann paid you');
+        const b = JSON.parse((await cli('ben', ['balance', '--json'])).stdout) as {
+          balance: number;
+        };
+        assert.equal(b.balance, 140, 'deposited by ben and submitted by ann: once');
+        ben.write('/quit\r');
+        assert.equal(await ben.waitExit(), 0);
+      } finally {
+        ben.kill();
+      }
+      // Back to 65 for the checks below.
+      assert.equal((await cli('ben', ['pay', 'clann', '5', '--no-direct'])).code, 0);
+    },
+  );
 
   it('refuses bad amounts (exit 2) and overdrafts (exit 5) and moves nothing', async () => {
     for (const amount of ['0', '-3', '1.5', 'ten', '1e3']) {

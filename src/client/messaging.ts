@@ -24,9 +24,11 @@ const NONCE_BYTES = 12;
 export interface MessageContent {
   v: 1;
   /** A text message (absent) or a receipt: what became of messages `ids` at the recipient. */
-  kind?: 'receipt';
+  kind?: 'receipt' | 'cheque';
   state?: ReceiptState;
   ids?: string[];
+  /** A cheque (kind 'cheque', direct links only): a signed transfer for the payee to deposit. */
+  cheque?: { body: string; sig: string; key: string };
   /** The sender's message id (base64, 16 bytes): the same in every device's envelope. */
   id: string;
   from: string;

@@ -370,6 +370,30 @@ export class Messenger extends EventEmitter {
     return result;
   }
 
+  /**
+   * Hands a signed transfer to `to`'s device over a direct link, if there is one (made now if
+   * need be); true when their device acknowledged it (it deposits it). Never through the
+   * relay's mailbox: the payer submits the cheque itself anyway.
+   */
+  async handCheque(
+    to: string,
+    cheque: { body: string; sig: string; key: string },
+  ): Promise<boolean> {
+    if (this.#o.direct === false || !(await this.link(to))) return false;
+    const link = this.#links.get(to);
+    if (!link || link.path !== 'direct') return false;
+    return this.#sendDirect(link, {
+      v: 1,
+      kind: 'cheque',
+      cheque,
+      id: toBase64(randomBytes(16)),
+      from: this.#o.user,
+      to,
+      sentAt: new Date().toISOString(),
+      text: '',
+    });
+  }
+
   /** The user has seen these received messages: marked here, and `read` told to their senders. */
   shown(lines: readonly HistoryLine[]): void {
     for (const l of lines) {
@@ -657,6 +681,30 @@ export class Messenger extends EventEmitter {
   /** One opened message or receipt, whichever path it came by (from a proven device). */
   #take(content: MessageContent, fromDevice: string, via: LinkPath): void {
     const me = this.#o.user;
+    if (content.kind === 'cheque') {
+      // Handed over on a direct link by an accepted contact: deposited here (the ledger checks
+      // everything; the payer submits it too, and it settles once).
+      const c = content.cheque;
+      if (
+        via === 'direct' &&
+        typeof c?.body === 'string' &&
+        typeof c.sig === 'string' &&
+        typeof c.key === 'string'
+      )
+        void this.#o.client
+          .request('ledger.pay', { transfer: { body: c.body, sig: c.sig, key: c.key } })
+          .then(
+            (r) => this.emit('cheque', { from: content.from, seq: r.seq, duplicate: r.duplicate }),
+            (err: unknown) =>
+              this.emit('refused', {
+                from: content.from,
+                kind: 'cheque',
+                code: err instanceof SwitchboardError ? err.code : ErrorCode.INTERNAL,
+                message: err instanceof Error ? err.message : String(err),
+              }),
+          );
+      return;
+    }
     if (content.kind === 'receipt') {
       if (
         content.from === me ||

@@ -200,6 +200,11 @@ export const chat: Command = {
         else void checkPresence();
         refreshPrompt();
       });
+      m.on('cheque', (c: { from: string; duplicate: boolean }) =>
+        ui.say(
+          `  \x1b[32m${c.from} paid you: the cheque is deposited (\`switchboard balance\`)\x1b[0m`,
+        ),
+      );
       m.on('refused', (r: { from: string; kind: string; message: string }) =>
         ui.say(`  \x1b[31ma ${r.kind} from ${r.from} was refused: ${r.message}\x1b[0m`),
       );

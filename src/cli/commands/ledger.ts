@@ -20,6 +20,7 @@ import { connectAuthed, withSession, type Session } from '../client-context.js';
 import { Exit, UsageError } from '../exit-codes.js';
 import { FILES } from '../home.js';
 import { json } from '../output.js';
+import { DIRECT_OPTION, messengerOf } from './messages.js';
 
 /** Submitting a signed transfer again after a lost connection: it settles once whatever happens. */
 const SUBMIT_ATTEMPTS = 3;
@@ -68,6 +69,7 @@ export const pay: Command = {
       value: 'TEXT',
       description: `a note for both of you (≤ ${MEMO_MAX_CHARS} characters)`,
     },
+    ...DIRECT_OPTION,
     out: {
       type: 'string',
       value: 'FILE',
@@ -112,6 +114,20 @@ export const pay: Command = {
           );
         return Exit.OK;
       }
+      // An online contact gets the cheque directly and deposits it; it is submitted here too
+      // (it settles once however it travels), so the answer below is the ledger's.
+      let handed = false;
+      if (!bool(inv, 'no-direct')) {
+        const messenger = messengerOf(session, inv);
+        try {
+          await messenger.start();
+          handed = await messenger.handCheque(to, t);
+        } catch {
+          handed = false;
+        } finally {
+          await messenger.stop();
+        }
+      }
       const r = await submit(inv, session, t);
       if (bool(inv, 'json'))
         json(inv.io.stdout, {
@@ -120,9 +136,18 @@ export const pay: Command = {
           amount,
           to,
           balance: r.balance,
-          duplicate: r.duplicate,
+          // Deposited by the payee first: "duplicate" here is the cheque's own doing.
+          duplicate: r.duplicate && !handed,
+          path: handed ? 'direct' : 'relay',
         });
-      else inv.io.stdout.write(settledLine(r, `paid ${to} ${amount} ${info.unit}`, info.unit));
+      else
+        inv.io.stdout.write(
+          settledLine(
+            { ...r, duplicate: r.duplicate && !handed },
+            `paid ${to} ${amount} ${info.unit}${handed ? ' (the cheque went to them directly)' : ''}`,
+            info.unit,
+          ),
+        );
       return Exit.OK;
     });
   },
