@@ -12,6 +12,10 @@ import { ErrorCode } from '../src/protocol/errors.js';
 import { type SignedTransfer, type TransferBody } from '../src/protocol/ledger.js';
 import { signTransfer } from '../src/crypto/ledger-signing.js';
 import { codeOf, httpsGet } from './helpers.js';
+import { mkdtempSync } from 'node:fs';
+import { generateDeviceKey } from '../src/crypto/device-key.js';
+import { Ledger } from '../src/server/ledger.js';
+import { openStore } from '../src/store/open-store.js';
 import { Harness, type TestUser } from './terminal-harness.js';
 
 describe('the ledger', () => {
@@ -90,6 +94,27 @@ describe('the ledger', () => {
       await codeOf(pay(amy, transfer(amy, 'lgbob', 31, { id }))),
       ErrorCode.TRANSFER_CONFLICT,
     );
+  });
+
+  it('mints the sign-up credit once per account, whenever it is asked (a crash between account and credit)', async () => {
+    const dir = mkdtempSync(join(h.dir, 'credit-'));
+    const store = await openStore({ database: join(dir, 'ledger.db') });
+    try {
+      const ledger = new Ledger(store, generateDeviceKey(), Date.now);
+      const user = await store.users.create('crashed', 'hash', Date.now());
+      assert.ok(user);
+      assert.equal(
+        await store.ledger.balance(user.id),
+        0,
+        'the account exists, the credit not yet',
+      );
+      await Promise.all([ledger.creditSignup(user), ledger.creditSignup(user)]);
+      await ledger.creditSignup(user);
+      assert.equal(await store.ledger.balance(user.id), 100);
+      assert.equal(await store.ledger.count(), 1);
+    } finally {
+      await store.close();
+    }
   });
 
   it('refuses bad transfers with a clear code, and moves nothing', async () => {

@@ -316,6 +316,11 @@ async function setAuth(conn: Connection, auth: Authenticated, s: Services): Prom
   }
   conn.auth = auth;
   conn.touchedAt = s.now();
+  // The sign-up credit, if the relay stopped between creating the account and minting it (a
+  // lookup by its fixed id when it is there). A ledger failure does not fail the login.
+  await s.ledger
+    .creditSignup(auth.user)
+    .catch((err: unknown) => s.log.error({ err, user: auth.user.name }, 'sign-up credit failed'));
 }
 
 async function login(

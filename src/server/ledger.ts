@@ -4,10 +4,9 @@
 // signature, the signing device, who submits it, its age), then one serializable transaction:
 // the id (an idempotency key: the same signed transfer again returns the first result; other
 // contents under that id are a TRANSFER_CONFLICT), the payer's balance, the chain's head, then
-// the entry and both balances. SQLite runs it in WAL with synchronous=FULL, so an acknowledged
-// transfer survives kill -9 and power loss.
-import type { SwitchboardError } from '../protocol/errors.js';
-import { ErrorCode, SessionError } from '../protocol/errors.js';
+// the entry and both balances. SQLite runs it in WAL with synchronous=FULL (store/sqlite.ts), so
+// an acknowledged transfer survives kill -9 and power loss.
+import { ErrorCode, SessionError, SwitchboardError } from '../protocol/errors.js';
 import {
   CHEQUE_VALID_MS,
   CLOCK_SKEW_MS,
@@ -24,7 +23,7 @@ import {
   transferSignatureValid,
 } from '../crypto/ledger-signing.js';
 import { keyFingerprint, type DeviceKeyPair } from '../crypto/device-key.js';
-import { randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import type { LedgerEntryRow } from '../store/ledger-repository.js';
 import type { Store, UserRow } from '../store/repositories.js';
 
@@ -98,21 +97,36 @@ export class Ledger {
     return this.#append(t, body, null, payee.id);
   }
 
-  /** The sign-up credit, minted and signed by the ledger key itself. */
+  /**
+   * The sign-up credit, minted and signed by the ledger key itself, once per account: its id is
+   * derived from the account, so calling it again (at every login, in case the relay stopped
+   * between creating the account and crediting it) mints nothing.
+   */
   async creditSignup(user: UserRow): Promise<void> {
     if (this.signupCredit <= 0) return;
+    const id = createHash('sha256')
+      .update(`switchboard-signup-credit\0${this.id}\0${user.id}`)
+      .digest()
+      .subarray(0, 16)
+      .toString('base64');
+    if (await this.#store.ledger.byTransferId(id)) return;
     const t = signTransfer(this.key, {
       v: 1,
       kind: 'mint',
       ledger: this.id,
-      id: randomBytes(16).toString('base64'),
+      id,
       to: user.name,
       amount: this.signupCredit,
       memo: 'sign-up credit',
       at: new Date(this.#now()).toISOString(),
       by: '@relay',
     });
-    await this.#append(t, JSON.parse(t.body) as TransferBody, null, user.id);
+    try {
+      await this.#append(t, JSON.parse(t.body) as TransferBody, null, user.id);
+    } catch (err) {
+      // Another login credited it at the same moment (same id, another time in the body).
+      if (!(err instanceof SwitchboardError && err.code === ErrorCode.TRANSFER_CONFLICT)) throw err;
+    }
   }
 
   /** The ledger's current head, signed. */
