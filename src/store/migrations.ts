@@ -344,8 +344,10 @@ export const migrations: Readonly<Record<string, Migration>> = Object.freeze({
         .addColumn('seq', 'integer', id(db))
         .addColumn('transfer_id', 'text', (c) => c.notNull().unique())
         .addColumn('kind', 'text', (c) => c.notNull())
-        .addColumn('payer_id', 'integer', (c) => c.references('users.id'))
-        .addColumn('payee_id', 'integer', (c) => c.notNull().references('users.id'))
+        // No foreign keys: the ledger outlives a deleted account (its entries are history that
+        // anyone verifies; the signed bodies name the users), and so does its frozen balance.
+        .addColumn('payer_id', 'integer')
+        .addColumn('payee_id', 'integer', (c) => c.notNull())
         .addColumn('amount', 'bigint', (c) => c.notNull())
         .addColumn('body', 'text', (c) => c.notNull())
         .addColumn('sig', 'text', (c) => c.notNull())
@@ -365,9 +367,7 @@ export const migrations: Readonly<Record<string, Migration>> = Object.freeze({
         .execute();
       await db.schema
         .createTable('ledger_balances')
-        .addColumn('user_id', 'integer', (c) =>
-          c.primaryKey().references('users.id').onDelete('cascade'),
-        )
+        .addColumn('user_id', 'integer', (c) => c.primaryKey())
         .addColumn('balance', 'bigint', (c) => c.notNull().check(sql`balance >= 0`))
         .execute();
     },

@@ -266,12 +266,12 @@ const LEDGER_SQLITE_SCHEMA: ReadonlyArray<readonly [type: string, name: string, 
   [
     'table',
     'ledger_balances',
-    'CREATE TABLE "ledger_balances" ("user_id" integer primary key references "users" ("id") on delete cascade, "balance" bigint not null check (balance >= 0))',
+    'CREATE TABLE "ledger_balances" ("user_id" integer primary key, "balance" bigint not null check (balance >= 0))',
   ],
   [
     'table',
     'ledger_entries',
-    'CREATE TABLE "ledger_entries" ("seq" integer primary key autoincrement, "transfer_id" text not null unique, "kind" text not null, "payer_id" integer references "users" ("id"), "payee_id" integer not null references "users" ("id"), "amount" bigint not null, "body" text not null, "sig" text not null, "signer_key" text not null, "hash" text not null, "created_at" bigint not null)',
+    'CREATE TABLE "ledger_entries" ("seq" integer primary key autoincrement, "transfer_id" text not null unique, "kind" text not null, "payer_id" integer, "payee_id" integer not null, "amount" bigint not null, "body" text not null, "sig" text not null, "signer_key" text not null, "hash" text not null, "created_at" bigint not null)',
   ],
   [
     'index',
