@@ -77,8 +77,17 @@ describe('switchboard pay, deposit, balance, history, ledger verify', () => {
         await ben.waitText('[clann ');
         const paid = await cli('ann', ['pay', 'clben', '5', '--json']);
         assert.equal(paid.code, 0, paid.stderr);
-        const r = JSON.parse(paid.stdout) as { path: string; balance: number; duplicate: boolean };
-        assert.deepEqual([r.path, r.balance, r.duplicate], ['direct', 60, false]);
+        const r = JSON.parse(paid.stdout) as {
+          path: string;
+          balance: number;
+          duplicate: boolean;
+          depositedBy: string;
+        };
+        // ben's device deposited it before acknowledging; ann's own submission found it settled.
+        assert.deepEqual(
+          [r.path, r.depositedBy, r.balance, r.duplicate],
+          ['direct', 'payee', 60, false],
+        );
         await ben.waitText('clann paid you');
         const b = JSON.parse((await cli('ben', ['balance', '--json'])).stdout) as {
           balance: number;

@@ -135,7 +135,8 @@ function decode(payload: Uint8Array): Record<string, unknown> | undefined {
  * Events: 'message' (HistoryLine: a message or broadcast to show), 'request' ({user, device}: a
  * stranger's first message, held), 'status' ({id, state, path}: what became of one I sent),
  * 'link' ({user, path: 'direct' | 'relay' | 'none'}), 'refused' ({from, message, code}: a
- * message that did not open or verify).
+ * message that did not open or verify), 'payment' (the relay's `payment` event: a transfer to me
+ * settled), 'cheque' ({from, seq, duplicate}: a cheque handed over directly, deposited).
  */
 export class Messenger extends EventEmitter {
   readonly history: MessageHistory;
@@ -173,6 +174,10 @@ export class Messenger extends EventEmitter {
   readonly #onEvent = (e: RelayEvent): void => {
     if (this.#deferred && (e.type === 'message' || e.type === 'broadcast')) {
       this.#deferred.push(e);
+      return;
+    }
+    if (e.type === 'payment') {
+      this.emit('payment', e);
       return;
     }
     if (e.type === 'message') {
@@ -682,27 +687,7 @@ export class Messenger extends EventEmitter {
   #take(content: MessageContent, fromDevice: string, via: LinkPath): void {
     const me = this.#o.user;
     if (content.kind === 'cheque') {
-      // Handed over on a direct link by an accepted contact: deposited here (the ledger checks
-      // everything; the payer submits it too, and it settles once).
-      const c = content.cheque;
-      if (
-        via === 'direct' &&
-        typeof c?.body === 'string' &&
-        typeof c.sig === 'string' &&
-        typeof c.key === 'string'
-      )
-        void this.#o.client
-          .request('ledger.pay', { transfer: { body: c.body, sig: c.sig, key: c.key } })
-          .then(
-            (r) => this.emit('cheque', { from: content.from, seq: r.seq, duplicate: r.duplicate }),
-            (err: unknown) =>
-              this.emit('refused', {
-                from: content.from,
-                kind: 'cheque',
-                code: err instanceof SwitchboardError ? err.code : ErrorCode.INTERNAL,
-                message: err instanceof Error ? err.message : String(err),
-              }),
-          );
+      // Handed over on a direct link: deposited by #onDirect before it acknowledges.
       return;
     }
     if (content.kind === 'receipt') {
@@ -892,11 +877,36 @@ export class Messenger extends EventEmitter {
       return;
     }
     this.#incoming = this.#incoming
-      .then(() => {
-        this.#take(content, link.peer.fingerprint, 'direct');
+      .then(async () => {
+        if (content.kind === 'cheque') await this.#deposit(content);
+        else this.#take(content, link.peer.fingerprint, 'direct');
         direct.send(encode({ t: 'ack', id: content.id }));
       })
       .catch(this.#lost);
+  }
+
+  /**
+   * A cheque an accepted contact handed over directly: submitted to the ledger (as payee) before
+   * it is acknowledged, so the payer knows it settled. The ledger checks everything; the payer
+   * submits it too, and it settles once.
+   */
+  async #deposit(content: MessageContent): Promise<void> {
+    const c = content.cheque;
+    if (typeof c?.body !== 'string' || typeof c.sig !== 'string' || typeof c.key !== 'string')
+      return;
+    try {
+      const r = await this.#o.client.request('ledger.pay', {
+        transfer: { body: c.body, sig: c.sig, key: c.key },
+      });
+      this.emit('cheque', { from: content.from, seq: r.seq, duplicate: r.duplicate });
+    } catch (err) {
+      this.emit('refused', {
+        from: content.from,
+        kind: 'cheque',
+        code: err instanceof SwitchboardError ? err.code : ErrorCode.INTERNAL,
+        message: err instanceof Error ? err.message : String(err),
+      });
+    }
   }
 }
 

@@ -200,9 +200,9 @@ export const chat: Command = {
         else void checkPresence();
         refreshPrompt();
       });
-      m.on('cheque', (c: { from: string; duplicate: boolean }) =>
+      m.on('payment', (p: { from: string; amount: number; memo: string }) =>
         ui.say(
-          `  \x1b[32m${c.from} paid you: the cheque is deposited (\`switchboard balance\`)\x1b[0m`,
+          `  \x1b[32m${p.from} paid you ${p.amount}${p.memo ? ` (${p.memo})` : ''}: \`switchboard balance\`\x1b[0m`,
         ),
       );
       m.on('refused', (r: { from: string; kind: string; message: string }) =>

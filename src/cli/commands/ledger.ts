@@ -136,9 +136,11 @@ export const pay: Command = {
           amount,
           to,
           balance: r.balance,
-          // Deposited by the payee first: "duplicate" here is the cheque's own doing.
+          // Handed over, the payee's device deposited it before acknowledging: our own submission
+          // then finds it settled.
           duplicate: r.duplicate && !handed,
           path: handed ? 'direct' : 'relay',
+          depositedBy: handed && r.duplicate ? 'payee' : 'payer',
         });
       else
         inv.io.stdout.write(

@@ -157,13 +157,14 @@ export const inbox: Command = {
             `${r.user} (${r.device}) wants to message you: \`switchboard contacts accept ${r.user}\` shows their messages, \`switchboard contacts block ${r.user}\` refuses them\n`,
           );
       });
-      messenger.on('cheque', (c: { from: string }) =>
+      messenger.on('payment', (p: { from: string; amount: number; memo: string }) =>
         inv.io.stdout.write(
           json
-            ? `${JSON.stringify({ cheque: c.from, deposited: true })}\n`
-            : `${c.from} paid you: the cheque is deposited (\`switchboard balance\`)\n`,
+            ? `${JSON.stringify({ payment: p.from, amount: p.amount, memo: p.memo })}\n`
+            : `${p.from} paid you ${p.amount}${p.memo ? ` (${p.memo})` : ''}: \`switchboard balance\`\n`,
         ),
       );
+
       messenger.on('refused', (r: { from: string; kind: string; message: string; code: string }) =>
         inv.io.stderr.write(
           `switchboard inbox: a ${r.kind} from ${r.from} was refused: ${r.message} [${r.code}]\n`,

@@ -62,6 +62,11 @@ export const serve: Command = {
       value: 'N',
       description: 'most live remote sessions at once (default 1000)',
     },
+    unit: {
+      type: 'string',
+      value: 'NAME',
+      description: "the name of the ledger's unit, as users see it (default credits)",
+    },
     'signup-credit': {
       type: 'string',
       value: 'N',
@@ -132,6 +137,9 @@ export const serve: Command = {
       throw new UsageError(`--log-level must be one of ${LOG_LEVELS.join(', ')}`);
     const port = intOption(str(inv, 'port'), 'port', 0, 65535, 7443);
     const maxRemotes = intOption(str(inv, 'max-remotes'), 'max-remotes', 1, 1_000_000, 1000);
+    const unit = str(inv, 'unit');
+    if (unit !== undefined && !/^[\p{L}\p{N} _-]{1,32}$/u.test(unit))
+      throw new UsageError('--unit is a name of 1 to 32 letters, digits, spaces, - or _');
     const creditText = str(inv, 'signup-credit');
     let signupCredit: number | undefined;
     if (creditText !== undefined) {
@@ -202,6 +210,7 @@ export const serve: Command = {
       maxRemotes,
       ...(broadcastWindowMs !== undefined ? { broadcastWindowMs } : {}),
       ...(signupCredit !== undefined ? { signupCredit } : {}),
+      ...(str(inv, 'unit') !== undefined ? { unit: str(inv, 'unit')! } : {}),
       logger,
       hostnames: list(inv, 'cert-name'),
       maxConnectionsPerAddress: perAddress,
