@@ -1,5 +1,6 @@
-// The relay process of the messaging benchmark (forked by relay-process.ts): startRelay() on
+// The relay process of the messaging and ledger benchmarks (forked by relay-process.ts): startRelay() on
 // 127.0.0.1, port 0, with the test suite's relaxed account options, answering IPC requests.
+import { performance } from 'node:perf_hooks';
 import { startRelay } from '../../src/server/relay.js';
 import type { RelayProcessConfig, RelayReport, RelayRequest } from './relay-process.js';
 
@@ -30,6 +31,7 @@ async function main(): Promise<void> {
       signupRate: { perAddress: ROOMY_SIGNUPS, relay: ROOMY_SIGNUPS },
       hashPool: ROOMY_HASH_POOL,
     },
+    ...(config.signupCredit === undefined ? {} : { signupCredit: config.signupCredit }),
     ...(config.maxConnections === undefined ? {} : { maxConnections: config.maxConnections }),
     ...(config.maxConnectionsPerAddress === undefined
       ? {}
@@ -59,6 +61,17 @@ async function main(): Promise<void> {
         case 'stats': {
           const s = relay.stats();
           return send({ id: m.id, type: 'stats', connections: s.connections, sockets: s.sockets });
+        }
+        case 'load': {
+          const cpu = process.cpuUsage();
+          const elu = performance.eventLoopUtilization();
+          const load = {
+            cpuUserUs: cpu.user,
+            cpuSystemUs: cpu.system,
+            eluActiveMs: elu.active,
+            eluIdleMs: elu.idle,
+          };
+          return send({ id: m.id, type: 'load', load });
         }
         case 'close':
           await close();

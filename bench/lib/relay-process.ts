@@ -17,6 +17,18 @@ export interface RelayProcessConfig {
   maxConnections?: number;
   /** RelayOptions.maxConnectionsPerAddress; default the relay's (256). */
   maxConnectionsPerAddress?: number;
+  /** RelayOptions.signupCredit: credits minted for each new account; default the relay's (100). */
+  signupCredit?: number;
+}
+
+/** Cumulative readings of the relay process since it started. */
+export interface RelayLoad {
+  /** process.cpuUsage(), µs, every thread (SQLite runs on the main one): user, and system (the kernel's work for it: sockets, writes, fsync). */
+  cpuUserUs: number;
+  cpuSystemUs: number;
+  /** performance.eventLoopUtilization(): time the event loop was busy, and idle, ms. */
+  eluActiveMs: number;
+  eluIdleMs: number;
 }
 
 /** The relay process's memory: process.memoryUsage(), bytes. */
@@ -32,6 +44,7 @@ export interface RelayMemory {
 export type RelayRequest =
   | { id: number; type: 'memory'; gc: boolean }
   | { id: number; type: 'stats' }
+  | { id: number; type: 'load' }
   | { id: number; type: 'close' };
 
 /** Child → parent. */
@@ -40,6 +53,7 @@ export type RelayReport =
   | { type: 'failed'; message: string }
   | { id: number; type: 'memory'; memory: RelayMemory }
   | { id: number; type: 'stats'; connections: number; sockets: number }
+  | { id: number; type: 'load'; load: RelayLoad }
   | { id: number; type: 'closed' };
 
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
@@ -134,6 +148,11 @@ export class RelayProcess {
   async stats(): Promise<{ connections: number; sockets: number }> {
     const r = await this.#request({ type: 'stats' }, 'stats');
     return { connections: r.connections, sockets: r.sockets };
+  }
+
+  /** The relay process's CPU time and event-loop utilisation since it started. */
+  async load(): Promise<RelayLoad> {
+    return (await this.#request({ type: 'load' }, 'load')).load;
   }
 
   /** Closes the relay (its clients are told), then the process; SIGKILL if it hangs. */
