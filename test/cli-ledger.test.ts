@@ -115,6 +115,22 @@ describe('switchboard pay, deposit, balance, history, ledger verify', () => {
     assert.equal((await cli('ann', ['balance'])).stdout, '65 credits\n');
   });
 
+  it('a transfer signed by a device revoked since still verifies', async () => {
+    const second = mkdtempSync(join(h.dir, 'ledger-ann2-'));
+    assert.equal((await h.cliAccount('login', 'clann', second)).code, 0);
+    assert.equal((await runCli(['pay', 'clben', '1', '--no-direct'], { home: second })).code, 0);
+    const who = JSON.parse((await runCli(['whoami', '--json'], { home: second })).stdout) as {
+      device: { fingerprint: string };
+    };
+    const revoked = await cli('ann', ['devices', 'revoke', who.device.fingerprint]);
+    assert.equal(revoked.code, 0, revoked.stderr);
+    // ben never met that device: the relay's list of every device ann registered vouches for it.
+    const fresh = mkdtempSync(join(h.dir, 'ledger-ben2-'));
+    assert.equal((await h.cliAccount('login', 'clben', fresh)).code, 0);
+    const verified = await runCli(['ledger', 'verify'], { home: fresh });
+    assert.equal(verified.code, 0, verified.stderr);
+  });
+
   it('ledger verify passes, then catches a relay that deletes an entry it had verified', async () => {
     const ok = await cli('ann', ['ledger', 'verify', '--json']);
     assert.equal(ok.code, 0, ok.stderr);

@@ -240,6 +240,11 @@ export const RequestParams = {
     after: z.number().int().min(0).optional(),
     limit: z.number().int().min(1).max(LEDGER_PAGE_MAX).optional(),
   }),
+  /**
+   * Every device key `user` ever registered, revoked ones too: a transfer stays verifiable after
+   * the device that signed it is revoked.
+   */
+  'ledger.signers': z.object({ user: username }),
   /** Every entry after `after`, oldest first: what `ledger verify` checks. */
   'ledger.entries': z.object({
     after: z.number().int().min(0).optional(),
@@ -458,6 +463,7 @@ export interface Results {
   'ledger.balance': { balance: number; unit: string; ledger: string };
   'ledger.history': { entries: LedgerEntryView[]; more: boolean };
   'ledger.entries': { entries: LedgerEntryView[]; more: boolean };
+  'ledger.signers': { user: string; keys: Array<{ publicKey: string; revoked: boolean }> };
   'audit.head': { seq: number; hash: string };
   'audit.append': { seq: number };
   'audit.list': {

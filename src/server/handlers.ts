@@ -10,6 +10,7 @@ import {
   ledgerInfo,
   ledgerMint,
   ledgerPay,
+  ledgerSigners,
 } from './ledger-handlers.js';
 import { keysBundles, keysPublish } from './prekey-handlers.js';
 import { userDevices } from './user-devices.js';
@@ -188,6 +189,7 @@ const HANDLERS: HandlerTable = {
   'ledger.balance': entry({ auth: 'user', door: 'any', handler: ledgerBalance }),
   'ledger.history': entry({ auth: 'user', door: 'any', handler: ledgerHistory }),
   'ledger.entries': entry({ auth: 'user', door: 'any', handler: ledgerEntries }),
+  'ledger.signers': entry({ auth: 'user', door: 'any', handler: ledgerSigners }),
   'audit.head': entry({ auth: 'user', door: 'websocket', handler: auditHead }),
   'audit.append': entry({ auth: 'user', door: 'websocket', handler: auditAppend }),
   'audit.list': entry({ auth: 'user', door: 'any', handler: auditList }),

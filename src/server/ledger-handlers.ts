@@ -99,3 +99,17 @@ export async function ledgerEntries(
   const rows = await s.store.ledger.list(req.after ?? 0, limit + 1);
   return { entries: rows.slice(0, limit).map(view), more: rows.length > limit };
 }
+
+export async function ledgerSigners(
+  _conn: UserCaller,
+  req: Params<'ledger.signers'>,
+  s: Services,
+): Promise<Results['ledger.signers']> {
+  const user = await s.store.users.findByName(req.user);
+  if (!user) throw new SessionError(ErrorCode.UNKNOWN_USER, `there is no user "${req.user}"`);
+  const devices = await s.store.devices.listForUser(user.id);
+  return {
+    user: user.name,
+    keys: devices.map((d) => ({ publicKey: d.publicKey, revoked: d.revokedAt !== null })),
+  };
+}

@@ -337,15 +337,16 @@ export const ledger: Command = {
           `the relay's ledger key changed since you last verified (was ${mine.key}): its history cannot be trusted`,
         );
       const entries = await allEntries(client, 'ledger.entries');
-      // Signers: the devices the directory lists, and any key pinned for that user.
+      // Signers: every device the relay says the user registered (revoked too), and any pinned key.
       const knownPeers = new KnownPeers(session.home.path(FILES.knownPeers));
       const keys = new Map<string, Set<string>>();
       for (const e of entries) {
         const b = JSON.parse(e.body) as TransferBody;
         const signer = b.kind === 'transfer' ? b.from : b.by;
         if (typeof signer !== 'string' || signer === '@relay' || keys.has(signer)) continue;
-        const listed = await client.request('keys.get', { user: signer }).then(
-          (r) => r.devices.map((d) => d.publicKey),
+        // Revoked devices too: what one signed before its revocation stays valid.
+        const listed = await client.request('ledger.signers', { user: signer }).then(
+          (r) => r.keys.map((k) => k.publicKey),
           () => [],
         );
         keys.set(
