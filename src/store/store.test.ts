@@ -12,6 +12,10 @@ import { startTestPostgres, type TestPostgres } from '../../test/postgres.js';
 import { ErrorCode, StorageError } from '../protocol/errors.js';
 import { migrations } from './migrations.js';
 import { openStore } from './open-store.js';
+import { randomBytes } from 'node:crypto';
+import { generateDeviceKey } from '../crypto/device-key.js';
+import { signTransfer } from '../crypto/ledger-signing.js';
+import { Ledger } from '../server/ledger.js';
 import { redactDatabaseUrl } from './database-url.js';
 import { openPostgresStore } from './postgres.js';
 import type { SqlDialect, Store, StoreRepositories } from './repositories.js';
@@ -910,6 +914,56 @@ function repositorySuite(b: Backend): void {
         }),
       );
       assert.equal((await store.invites.findByHash('one'))?.usesLeft, 1);
+    });
+  });
+
+  describe('ledger', () => {
+    it('settles concurrent transfers once each and never below zero (the relay’s Ledger on this dialect)', async () => {
+      const store = await open();
+      const ledger = new Ledger(store, generateDeviceKey(), Date.now, { signupCredit: 100 });
+      const key = generateDeviceKey();
+      const payer = (await store.users.create('payer', 'h', 1_000))!;
+      const payee = (await store.users.create('payee', 'h', 1_000))!;
+      await store.devices.upsert(payer.id, key.publicKey.toString('base64'), 'FP', 'laptop', 1_000);
+      await ledger.creditSignup(payer);
+      const transfer = (amount: number) =>
+        signTransfer(key, {
+          v: 1,
+          kind: 'transfer',
+          ledger: ledger.id,
+          id: randomBytes(16).toString('base64'),
+          from: 'payer',
+          to: 'payee',
+          amount,
+          memo: '',
+          at: new Date().toISOString(),
+        });
+      // Ten transfers of 15 against 100, all at once: six settle, four find the balance short.
+      const ts = Array.from({ length: 10 }, () => transfer(15));
+      const outcomes = await Promise.all(
+        ts.map((t) =>
+          ledger.settle(t, payer).then(
+            () => 'OK',
+            (err: unknown) => (err as { code?: string }).code ?? 'ERROR',
+          ),
+        ),
+      );
+      assert.deepEqual(
+        [
+          outcomes.filter((o) => o === 'OK').length,
+          outcomes.filter((o) => o === 'INSUFFICIENT_FUNDS').length,
+        ],
+        [6, 4],
+      );
+      // Each again: the settled ones are duplicates, nothing moves.
+      const settled = ts.filter((_, i) => outcomes[i] === 'OK');
+      for (const t of settled) assert.equal((await ledger.settle(t, payer)).duplicate, true);
+      assert.deepEqual(
+        [await store.ledger.balance(payer.id), await store.ledger.balance(payee.id)],
+        [10, 90],
+      );
+      assert.deepEqual(await store.ledger.totals(), { balances: 100, mints: 100 });
+      assert.equal(await store.ledger.count(), 7);
     });
   });
 
