@@ -5,13 +5,13 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { createServer, type Socket } from 'node:net';
+import { connect, createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { acceptE2E } from '../src/channel/e2e.js';
-import { SocketTransport } from '../src/channel/socket-transport.js';
+import { SOCKET_MAX_FRAME_BYTES, SocketTransport } from '../src/channel/socket-transport.js';
 import { Contacts } from '../src/client/contacts.js';
-import { DirectListener, connectDirect } from '../src/client/direct.js';
+import { DirectListener, MAX_UNPROVEN_CONNECTIONS, connectDirect } from '../src/client/direct.js';
 import type { HistoryLine } from '../src/client/message-history.js';
 import { Messenger } from '../src/client/messenger.js';
 import { MessagingKeys } from '../src/client/messaging-keys.js';
@@ -381,3 +381,53 @@ async function waitFor(cond: () => boolean, ms = 10_000): Promise<void> {
     await new Promise((r) => setTimeout(r, 5));
   }
 }
+
+describe('direct connections: limits on what strangers can hold', () => {
+  it(
+    'a listener keeps at most 32 connections that sent no token; a frame past the limit ends the transport',
+    { timeout: 30_000 },
+    async () => {
+      const listener = await DirectListener.open('127.0.0.1');
+      const sockets: Socket[] = [];
+      try {
+        const open = async (): Promise<Socket> => {
+          const s = connect({ host: '127.0.0.1', port: listener.port });
+          s.on('error', () => undefined);
+          sockets.push(s);
+          await once(s, 'connect');
+          return s;
+        };
+        for (let i = 0; i < MAX_UNPROVEN_CONNECTIONS; i++) await open();
+        const extra = await open();
+        await once(extra, 'close');
+        assert.ok(sockets.slice(0, MAX_UNPROVEN_CONNECTIONS).every((s) => !s.destroyed));
+      } finally {
+        for (const s of sockets) s.destroy();
+        listener.close();
+      }
+      // A length past SOCKET_MAX_FRAME_BYTES: FRAME_TOO_LARGE, before any of it is buffered.
+      const closed = new Promise<string>((resolve) => {
+        const server = createServer((socket) => {
+          new SocketTransport(socket).setHandlers({
+            onMessage: () => undefined,
+            onClose: (code) => {
+              server.close();
+              resolve(code);
+            },
+          });
+        });
+        server.listen(0, '127.0.0.1', () => {
+          const c = connect({
+            host: '127.0.0.1',
+            port: (server.address() as { port: number }).port,
+          });
+          c.on('error', () => undefined);
+          const head = Buffer.alloc(4);
+          head.writeUInt32BE(SOCKET_MAX_FRAME_BYTES + 1);
+          c.write(head);
+        });
+      });
+      assert.equal(await closed, ErrorCode.FRAME_TOO_LARGE);
+    },
+  );
+});

@@ -31,7 +31,7 @@ describe('the ledger', () => {
     from: TestUser,
     to: string,
     amount: unknown,
-    o: { id?: string; ledger?: string; memo?: string } = {},
+    o: { id?: string; ledger?: string; memo?: string; at?: number } = {},
   ): SignedTransfer =>
     signTransfer(from.key, {
       v: 1,
@@ -42,7 +42,7 @@ describe('the ledger', () => {
       to,
       amount: amount as number,
       memo: o.memo ?? '',
-      at: new Date().toISOString(),
+      at: new Date(o.at ?? Date.now()).toISOString(),
     });
   const pay = (who: TestUser, t: SignedTransfer) =>
     clients.get(who.name)!.request('ledger.pay', { transfer: t });
@@ -128,6 +128,16 @@ describe('the ledger', () => {
     assert.equal(await codeOf(pay(amy, transfer(amy, 'lgbob', 71))), ErrorCode.INSUFFICIENT_FUNDS);
     assert.equal(await codeOf(pay(amy, transfer(amy, 'nobody-here', 1))), ErrorCode.UNKNOWN_USER);
     assert.equal(await codeOf(pay(amy, transfer(amy, 'lgamy', 1))), ErrorCode.TRANSFER_INVALID);
+    // A cheque past its 30 days, and one dated ahead of the relay's clock.
+    const day = 86_400_000;
+    assert.equal(
+      await codeOf(pay(amy, transfer(amy, 'lgbob', 1, { at: Date.now() - 31 * day }))),
+      ErrorCode.REQUEST_STALE,
+    );
+    assert.equal(
+      await codeOf(pay(amy, transfer(amy, 'lgbob', 1, { at: Date.now() + 10 * 60_000 }))),
+      ErrorCode.REQUEST_STALE,
+    );
     // Altered after signing: the amount raised.
     const t = transfer(amy, 'lgbob', 1);
     const altered = { ...t, body: t.body.replace('"amount":1', '"amount":60') };
@@ -228,6 +238,49 @@ describe('the ledger', () => {
       assert.match(deleted.problem!.message, /missing \(deleted\)/);
     } finally {
       db.close();
+    }
+  });
+});
+
+describe('ledger mint', () => {
+  const h = new Harness({ admins: ['mtadmin'] });
+  after(() => h.close());
+
+  it('only an admin mints, and only as themselves', async () => {
+    await h.start();
+    const admin = await h.user('mtadmin');
+    const plain = await h.user('mtplain');
+    // Admin names are matched to accounts at start.
+    await h.restart();
+    const a = await admin.connect();
+    const p = await plain.connect();
+    try {
+      const ledger = (await a.request('ledger.info', {})).ledger;
+      const mint = (by: TestUser, name = by.name) =>
+        signTransfer(by.key, {
+          v: 1,
+          kind: 'mint',
+          ledger,
+          id: randomBytes(16).toString('base64'),
+          to: 'mtplain',
+          amount: 50,
+          memo: '',
+          at: new Date().toISOString(),
+          by: name,
+        });
+      assert.equal(
+        await codeOf(p.request('ledger.mint', { transfer: mint(plain) })),
+        ErrorCode.NOT_ALLOWED,
+      );
+      assert.equal(
+        await codeOf(a.request('ledger.mint', { transfer: mint(admin, 'someone-else') })),
+        ErrorCode.TRANSFER_INVALID,
+      );
+      assert.equal((await a.request('ledger.mint', { transfer: mint(admin) })).duplicate, false);
+      assert.equal((await p.request('ledger.balance', {})).balance, 150);
+    } finally {
+      a.close();
+      p.close();
     }
   });
 });
