@@ -424,7 +424,8 @@ describe('direct connections: limits on what strangers can hold', () => {
           c.on('error', () => undefined);
           const head = Buffer.alloc(4);
           head.writeUInt32BE(SOCKET_MAX_FRAME_BYTES + 1);
-          c.write(head);
+          // Then the end: a transport that waited for the rest would see PEER_GONE instead.
+        c.end(head);
         });
       });
       assert.equal(await closed, ErrorCode.FRAME_TOO_LARGE);

@@ -42,7 +42,8 @@ const RANK: Record<MarkState, number> = {
 export class MessageHistory {
   readonly #file: string;
   readonly #lines: HistoryLine[] = [];
-  readonly #ids = new Set<string>();
+  /** The same lines by id (the first line with an id wins). */
+  readonly #byId = new Map<string, HistoryLine>();
   readonly #marks = new Map<string, { state: MarkState; path?: 'direct' | 'relay' }>();
 
   constructor(file: string) {
@@ -72,16 +73,16 @@ export class MessageHistory {
   }
 
   has(id: string): boolean {
-    return this.#ids.has(id);
+    return this.#byId.has(id);
   }
 
   get(id: string): HistoryLine | undefined {
-    return this.#lines.find((l) => l.id === id);
+    return this.#byId.get(id);
   }
 
   /** Appends a message (once: a known id is ignored); false if it was known. */
   append(line: HistoryLine): boolean {
-    if (this.#ids.has(line.id)) return false;
+    if (this.#byId.has(line.id)) return false;
     this.#write(line);
     this.#add(line);
     return true;
@@ -112,8 +113,8 @@ export class MessageHistory {
   }
 
   #add(line: HistoryLine): void {
-    if (this.#ids.has(line.id)) return;
-    this.#ids.add(line.id);
+    if (this.#byId.has(line.id)) return;
+    this.#byId.set(line.id, line);
     this.#lines.push(line);
   }
 

@@ -27,7 +27,7 @@ import { keyFingerprint, type DeviceKeyPair } from '../crypto/device-key.js';
 import { verifyBundle, type VerifiedBundle } from '../crypto/prekeys.js';
 import { MAX_RECORD_PLAINTEXT } from '../crypto/secure-channel.js';
 import { openBroadcast } from '../protocol/broadcast.js';
-import { ErrorCode, RemoteError, SwitchboardError } from '../protocol/errors.js';
+import { ErrorCode, RemoteError, SwitchboardError, isTransient } from '../protocol/errors.js';
 import type { BroadcastView, MailboxMessage, PeerInfo, RelayEvent } from '../protocol/messages.js';
 import type { HostService, ServiceContext } from '../host/services/service.js';
 import { ServiceListener } from '../host/service-listener.js';
@@ -913,14 +913,4 @@ export class Messenger extends EventEmitter {
 interface BundleDevice {
   info: PeerInfo & { bundle: unknown };
   bundle: VerifiedBundle;
-}
-
-/** A failure that a new connection may cure: the relay connection closed or timed out. */
-export function isTransient(err: unknown): boolean {
-  const transient: string[] = [
-    ErrorCode.CONNECTION_CLOSED,
-    ErrorCode.TIMEOUT,
-    ErrorCode.CONNECT_FAILED,
-  ];
-  return err instanceof SwitchboardError && transient.includes(err.code);
 }

@@ -1,6 +1,7 @@
 // Signing, checking and chaining the ledger's objects (formats in protocol/ledger.ts).
 import { createHash } from 'node:crypto';
 import { verifySignature, type DeviceKeyPair } from './device-key.js';
+import { bodyHash } from '../protocol/audit.js';
 import {
   CHECKPOINT_CONTEXT,
   ENTRY_CONTEXT,
@@ -38,9 +39,8 @@ export function transferSignatureValid(t: SignedTransfer): boolean {
 
 /** The hash that chains entry `n` to entry `n-1` (hex). */
 export function entryHash(prev: string, t: SignedTransfer): string {
-  const bodyHash = createHash('sha256').update(t.body, 'utf8').digest('hex');
   return createHash('sha256')
-    .update(`${ENTRY_CONTEXT}\0${prev}\0${bodyHash}\0${t.sig}\0${t.key}`, 'utf8')
+    .update(`${ENTRY_CONTEXT}\0${prev}\0${bodyHash(t.body)}\0${t.sig}\0${t.key}`, 'utf8')
     .digest('hex');
 }
 

@@ -130,3 +130,15 @@ export class StorageError extends SwitchboardError {}
 
 /** An error reported by the remote side as {code, message}. */
 export class RemoteError extends SwitchboardError {}
+
+/** Codes that mean the relay was not reached (or not to the end), not that it said no. */
+const TRANSIENT_CODES: ReadonlySet<string> = new Set<string>([
+  ErrorCode.CONNECT_FAILED,
+  ErrorCode.CONNECTION_CLOSED,
+  ErrorCode.TIMEOUT,
+]);
+
+/** A failure a new connection may cure (the relay unreachable, the connection lost or timed out). */
+export function isTransient(err: unknown): err is SwitchboardError {
+  return err instanceof SwitchboardError && TRANSIENT_CODES.has(err.code);
+}

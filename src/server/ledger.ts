@@ -25,6 +25,7 @@ import {
 import { keyFingerprint, type DeviceKeyPair } from '../crypto/device-key.js';
 import { createHash } from 'node:crypto';
 import type { LedgerEntryRow } from '../store/ledger-repository.js';
+import { userDevices } from './user-devices.js';
 import type { Store, UserRow } from '../store/repositories.js';
 
 /** The relay's ledger key file in the data directory (0600). */
@@ -180,10 +181,8 @@ export class Ledger {
 
   /** The user, if `t` is signed by one of their unrevoked devices; else SIGNATURE_INVALID. */
   async #signedByDeviceOf(t: SignedTransfer, name: string): Promise<UserRow> {
-    const user = await this.#store.users.findByName(name);
-    if (!user) throw refuse(ErrorCode.UNKNOWN_USER, `there is no user "${name}"`);
-    const devices = await this.#store.devices.listForUser(user.id);
-    if (!devices.some((d) => d.publicKey === t.key && d.revokedAt === null))
+    const { user, devices } = await userDevices(this.#store, name);
+    if (!devices.some((d) => d.publicKey === t.key))
       throw refuse(ErrorCode.SIGNATURE_INVALID, `not signed by a device of ${name}`);
     return user;
   }

@@ -4,7 +4,7 @@ import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import { keyFingerprint } from '../../crypto/device-key.js';
 import { signLoginProof } from '../../crypto/login-proof.js';
-import { AuthError, ErrorCode, SwitchboardError } from '../../protocol/errors.js';
+import { AuthError, ErrorCode, SwitchboardError, isTransient } from '../../protocol/errors.js';
 import { USERS_PAGE_DEFAULT, USERS_PAGE_MAX } from '../../protocol/limits.js';
 import { USERNAME_RE, type Results } from '../../protocol/messages.js';
 import { connect, connectAuthed, homeOf, serverOf, withSession } from '../client-context.js';
@@ -199,13 +199,6 @@ export const login: Command = {
   },
 };
 
-/** Failures that mean the relay was not reached (or not to the end), not that it said no. */
-const UNREACHABLE = new Set<string>([
-  ErrorCode.CONNECT_FAILED,
-  ErrorCode.CONNECTION_CLOSED,
-  ErrorCode.TIMEOUT,
-]);
-
 export const logout: Command = {
   name: 'logout',
   summary: 'End this login (--all: every login of the account, on every device).',
@@ -235,8 +228,7 @@ export const logout: Command = {
         client.close();
       }
     } catch (err) {
-      const code = err instanceof SwitchboardError ? err.code : undefined;
-      if (code !== undefined && UNREACHABLE.has(code)) {
+      if (isTransient(err)) {
         // The relay cannot be told: forget the login here anyway, and say what that leaves.
         home.clearLogin();
         inv.io.stderr.write(

@@ -9,10 +9,10 @@ import { Backoff } from '../../client/backoff.js';
 import { KnownPeers } from '../../client/known-peers.js';
 import type { HistoryLine, MarkState } from '../../client/message-history.js';
 import { MESSAGE_MAX_TEXT_BYTES } from '../../client/messaging.js';
-import { isTransient, type Messenger } from '../../client/messenger.js';
+import type { Messenger } from '../../client/messenger.js';
 import type { RelayClient } from '../../client/relay-client.js';
-import { ErrorCode, SwitchboardError } from '../../protocol/errors.js';
-import { USERNAME_RE } from '../../protocol/messages.js';
+import { ErrorCode, SwitchboardError, isTransient } from '../../protocol/errors.js';
+import { USERNAME_RE, type Results } from '../../protocol/messages.js';
 import { CLIENT_OPTIONS, str, type Command } from '../command.js';
 import { authedConnector } from '../client-context.js';
 import { Exit, UsageError } from '../exit-codes.js';
@@ -85,9 +85,10 @@ export const chat: Command = {
       session.client.close();
       throw new UsageError('that is you: chat with another user');
     }
-    // An unknown user is an error now, not a chat with nobody.
+    // An unknown user is an error now, not a chat with nobody; their keys are checked below.
+    let listed: Results['keys.get']['devices'];
     try {
-      await session.client.request('keys.get', { user: peer });
+      listed = (await session.client.request('keys.get', { user: peer })).devices;
     } catch (err) {
       session.client.close();
       throw err;
@@ -105,7 +106,7 @@ export const chat: Command = {
       inputClosed = true;
       onInputClosed?.();
     });
-    const ui = new ChatScreen(rl, out, tty, peer);
+    const ui = new ChatScreen(rl, out, tty);
     let messenger: Messenger;
     let client: RelayClient = session.client;
     let quitting = false;
@@ -264,7 +265,6 @@ export const chat: Command = {
       }
     }
     messenger = await attach(client);
-    const listed = (await client.request('keys.get', { user: peer })).devices;
     if (listed.some((d) => knownPeers.check(session.login.server, peer, d.publicKey) === 'changed'))
       keyWarning();
     if (!requested && messenger.contacts().get(peer)?.state === 'pending')
@@ -415,7 +415,7 @@ class ChatScreen {
   readonly #out: NodeJS.WriteStream;
   readonly #tty: boolean;
 
-  constructor(rl: Interface, out: NodeJS.WriteStream, tty: boolean, _peer: string) {
+  constructor(rl: Interface, out: NodeJS.WriteStream, tty: boolean) {
     this.#rl = rl;
     this.#out = out;
     this.#tty = tty;

@@ -6,7 +6,7 @@ import { KnownPeers } from '../../client/known-peers.js';
 import { verifyLedger } from '../../client/ledger-verify.js';
 import type { RelayClient } from '../../client/relay-client.js';
 import { signTransfer } from '../../crypto/ledger-signing.js';
-import { ErrorCode, SwitchboardError } from '../../protocol/errors.js';
+import { ErrorCode, SwitchboardError, isTransient } from '../../protocol/errors.js';
 import {
   MEMO_MAX_CHARS,
   parseAmount,
@@ -25,26 +25,18 @@ import { DIRECT_OPTION, messengerOf } from './messages.js';
 /** Submitting a signed transfer again after a lost connection: it settles once whatever happens. */
 const SUBMIT_ATTEMPTS = 3;
 
-const TRANSIENT: string[] = [
-  ErrorCode.CONNECTION_CLOSED,
-  ErrorCode.TIMEOUT,
-  ErrorCode.CONNECT_FAILED,
-];
-
-/** Submits `t`, reconnecting and resubmitting the same signed transfer if the connection drops. */
+/**
+ * Submits `t`, reconnecting and resubmitting the same signed transfer if the connection drops.
+ * A new connection replaces `session.client`, so what follows (and withSession's close) uses it.
+ */
 async function submit(inv: Invocation, session: Session, t: SignedTransfer) {
-  let client: RelayClient = session.client;
   for (let attempt = 1; ; attempt++) {
     try {
-      return await client.request('ledger.pay', { transfer: t });
+      return await session.client.request('ledger.pay', { transfer: t });
     } catch (err) {
-      if (
-        attempt >= SUBMIT_ATTEMPTS ||
-        !(err instanceof SwitchboardError && TRANSIENT.includes(err.code))
-      )
-        throw err;
-      if (client !== session.client) client.close();
-      client = (await connectAuthed(inv)).client;
+      if (attempt >= SUBMIT_ATTEMPTS || !isTransient(err)) throw err;
+      session.client.close();
+      session.client = (await connectAuthed(inv)).client;
     }
   }
 }
@@ -123,7 +115,7 @@ export const pay: Command = {
           await messenger.start();
           handed = await messenger.handCheque(to, t);
         } catch {
-          handed = false;
+          // Not handed over: submitted below all the same.
         } finally {
           await messenger.stop();
         }
@@ -175,7 +167,11 @@ export const deposit: Command = {
       throw new UsageError(`${file} is not a cheque (it has no body, sig and key)`);
     return withSession(inv, async (session) => {
       const r = await submit(inv, session, t);
-      const info = await session.client.request('ledger.balance', {});
+      // ledger.pay answers with the submitter's balance: the payee's here.
+      const info = {
+        balance: r.balance,
+        unit: (await session.client.request('ledger.info', {})).unit,
+      };
       const body = JSON.parse(t.body) as TransferBody;
       if (bool(inv, 'json'))
         json(inv.io.stdout, {

@@ -8,7 +8,7 @@ import { KnownPeers } from '../../client/known-peers.js';
 import { KnownServers } from '../../client/known-servers.js';
 import { keyFingerprint } from '../../crypto/device-key.js';
 import { APPROVAL_TIMEOUT_MS } from '../../host/timeouts.js';
-import { ErrorCode, SwitchboardError } from '../../protocol/errors.js';
+import { ErrorCode, SwitchboardError, isTransient } from '../../protocol/errors.js';
 import { SESSION_ID_RE, USERNAME_RE, type PeerInfo } from '../../protocol/messages.js';
 import { authedConnector, withSession } from '../client-context.js';
 import {
@@ -612,12 +612,6 @@ export const agent: Command = {
   },
 };
 
-const TRANSIENT = new Set<string>([
-  ErrorCode.CONNECT_FAILED,
-  ErrorCode.CONNECTION_CLOSED,
-  ErrorCode.TIMEOUT,
-]);
-
 /**
  * Retries `fn` with backoff while the relay is unreachable, until `deadline` (a Date.now() time;
  * undefined: forever), then throws CONNECT_FAILED saying for how long; any other failure is thrown.
@@ -632,7 +626,7 @@ async function untilReachable<T>(
     try {
       return await fn();
     } catch (err) {
-      if (!(err instanceof SwitchboardError) || !TRANSIENT.has(err.code)) throw err;
+      if (!isTransient(err)) throw err;
       const left = deadline ? deadline.at - Date.now() : Infinity;
       if (left <= 0)
         throw new SwitchboardError(
