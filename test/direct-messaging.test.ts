@@ -425,7 +425,7 @@ describe('direct connections: limits on what strangers can hold', () => {
           const head = Buffer.alloc(4);
           head.writeUInt32BE(SOCKET_MAX_FRAME_BYTES + 1);
           // Then the end: a transport that waited for the rest would see PEER_GONE instead.
-        c.end(head);
+          c.end(head);
         });
       });
       assert.equal(await closed, ErrorCode.FRAME_TOO_LARGE);
