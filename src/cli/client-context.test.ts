@@ -21,6 +21,16 @@ describe('relay addresses', () => {
     assert.equal(normalizeServer('[::1]'), '[::1]:7443');
   });
 
+  it('keeps plain://HOST:PORT apart from HOST:PORT, and needs its port', () => {
+    assert.equal(normalizeServer('plain://127.0.0.1:8080'), 'plain://127.0.0.1:8080');
+    assert.equal(normalizeServer(' Plain://localhost:8080/ '), 'plain://localhost:8080');
+    assert.notEqual(normalizeServer('plain://localhost:7443'), normalizeServer('localhost:7443'));
+    assert.throws(
+      () => normalizeServer('plain://localhost'),
+      (err: unknown) => err instanceof UsageError && /plain:\/\/HOST:PORT/.test(err.message),
+    );
+  });
+
   it('refuses web addresses and malformed ones, saying what to write', () => {
     for (const bad of ['https://relay.example.com', 'http://x:7443', 'wss://x', 'a b', 'x:99999'])
       assert.throws(

@@ -1,10 +1,10 @@
 // Turns flags and environment into a trusted, logged-in relay connection for client commands.
 import { KnownServers } from '../client/known-servers.js';
 import { RelayClient } from '../client/relay-client.js';
-import { parseServerAddress, type TrustOptions } from '../client/tls-connect.js';
+import { PLAIN_SCHEME, parseServerAddress, type TrustOptions } from '../client/tls-connect.js';
 import { AuthError, ErrorCode } from '../protocol/errors.js';
 import type { Results } from '../protocol/messages.js';
-import { str, type Invocation } from './command.js';
+import { bool, str, type Invocation } from './command.js';
 import { UsageError } from './exit-codes.js';
 import { FILES, Home, defaultHome, type SavedLogin } from './home.js';
 import { confirm, interactive } from './prompt.js';
@@ -15,23 +15,32 @@ export function homeOf(inv: Invocation): Home {
 
 /**
  * A relay address as the client keeps it, `HOST:PORT` (the port defaults to 7443), so `localhost`,
- * `localhost:7443` and `switchboard://localhost` are one relay for logins and pins alike. A web
- * address (`https://…`) is refused with what to write instead.
+ * `localhost:7443` and `switchboard://localhost` are one relay for logins and pins alike. A
+ * plaintext listener is `plain://HOST:PORT` (port required), kept with its scheme: never the same
+ * relay as `HOST:PORT` for logins or pins. A web address (`https://…`) is refused with what to
+ * write instead.
  */
 export function normalizeServer(input: string): string {
   let text = input.trim();
   const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(text);
+  const name = scheme?.[1]?.toLowerCase();
   if (scheme) {
-    if (scheme[1]!.toLowerCase() !== 'switchboard')
+    if (name !== 'switchboard' && name !== 'plain')
       throw new UsageError(
         `"${input}" is a ${scheme[1]} URL; give the relay as HOST:PORT (for example relay.example.com:7443)`,
       );
-    text = text.slice(scheme[0].length).replace(/\/+$/, '');
+    text = text.replace(/\/+$/, '');
+    // plain:// stays: parseServerAddress reads it.
+    if (name === 'switchboard') text = text.slice(scheme[0].length);
   }
   try {
     return parseServerAddress(text).label;
   } catch {
-    throw new UsageError(`"${input}" is not HOST:PORT (for example relay.example.com:7443)`);
+    throw new UsageError(
+      name === 'plain'
+        ? `"${input}" is not plain://HOST:PORT (for example plain://127.0.0.1:8080)`
+        : `"${input}" is not HOST:PORT (for example relay.example.com:7443)`,
+    );
   }
 }
 
@@ -43,7 +52,9 @@ export function serverOf(inv: Invocation, home: Home): string {
     home.login()?.server ??
     home.config().server;
   if (!server)
-    throw new UsageError('which relay? pass --server HOST:PORT or set SWITCHBOARD_SERVER');
+    throw new UsageError(
+      'which relay? pass --server HOST:PORT (or plain://HOST:PORT) or set SWITCHBOARD_SERVER',
+    );
   return normalizeServer(server);
 }
 
@@ -85,7 +96,17 @@ export function connect(
   home: Home,
   server = serverOf(inv, home),
 ): Promise<RelayClient> {
-  return RelayClient.connect({ server, trust: trustOf(inv, home, server) });
+  if (server.startsWith(PLAIN_SCHEME))
+    for (const flag of ['fingerprint', 'ca'])
+      if (str(inv, flag) !== undefined)
+        inv.io.stderr.write(
+          `switchboard: --${flag} does not apply to ${server}: without TLS there is no certificate to check\n`,
+        );
+  return RelayClient.connect({
+    server,
+    trust: trustOf(inv, home, server),
+    insecure: bool(inv, 'insecure'),
+  });
 }
 
 export interface Session {
@@ -165,7 +186,11 @@ export async function authedConnector(
   return {
     ...session,
     connect: async () => {
-      const client = await RelayClient.connect({ server, trust });
+      const client = await RelayClient.connect({
+        server,
+        trust,
+        insecure: bool(inv, 'insecure'),
+      });
       try {
         await authenticate(client, session.home, session.login, by);
         return client;

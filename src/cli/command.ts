@@ -60,6 +60,11 @@ export const CLIENT_OPTIONS: Record<string, OptionSpec> = {
     value: 'FILE',
     description: 'trust the relay through this CA certificate instead of a pinned fingerprint',
   },
+  insecure: {
+    type: 'boolean',
+    description:
+      'let --server plain://HOST:PORT (no TLS) reach a non-loopback address: passwords and tokens cross in clear',
+  },
 };
 
 export const JSON_OPTION: Record<string, OptionSpec> = {

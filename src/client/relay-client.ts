@@ -1,8 +1,9 @@
 // A client connection to the relay: typed requests and replies, events, and channel data.
 import { certFingerprint } from '../crypto/cert-fingerprint.js';
 import type { DeviceKeyPair } from '../crypto/device-key.js';
-import { signDeviceAuth } from '../crypto/login-proof.js';
+import { deviceAuthBinding, signDeviceAuth } from '../crypto/login-proof.js';
 import { EventEmitter } from 'node:events';
+import type { Socket } from 'node:net';
 import { WebSocket, type RawData } from 'ws';
 import { decodeData, decodeServerMessage, encodeControl, encodeData } from '../protocol/codec.js';
 import { ConnectError, ErrorCode, RemoteError, isErrorCode } from '../protocol/errors.js';
@@ -24,8 +25,15 @@ import type {
   RelayEvent,
   RequestType,
   Results,
+  Transport,
 } from '../protocol/messages.js';
-import { connectTrusted, parseServerAddress, type TrustOptions } from './tls-connect.js';
+import { connectPlain } from './plain-connect.js';
+import {
+  PLAIN_SCHEME,
+  connectTrusted,
+  parseServerAddress,
+  type TrustOptions,
+} from './tls-connect.js';
 
 export const CLIENT_NAME = 'switchboard-cli/0.1.0';
 /** Closes of not-yet-bound channels kept for a late `bindChannel` (see #unboundCloses). */
@@ -34,9 +42,15 @@ const UNBOUND_CLOSES_KEPT = 64;
 const CLOSE_HANDSHAKE_TIMEOUT_MS = 1_000; // ms
 
 export interface RelayClientOptions {
-  /** "HOST:PORT" */
+  /** "HOST:PORT" (TLS), or "plain://HOST:PORT" for a relay's plaintext listener. */
   server: string;
+  /** How a TLS relay is trusted; unused for plain:// (there is no certificate to check). */
   trust: TrustOptions;
+  /**
+   * Accept a plain:// address that is not loopback (`--insecure`). Passwords and tokens then
+   * cross the network in clear. Default false: such an address fails with TRUST_REQUIRED.
+   */
+  insecure?: boolean;
   /** Reply timeout. Default 30 s. */
   requestTimeoutMs?: number;
   /** Client ping interval, so a dead relay is noticed within two intervals. Default 15 s. */
@@ -77,6 +91,7 @@ export class RelayClient extends EventEmitter {
   #signup: 'open' | 'invite' | 'closed' | undefined;
   #minPassword: number | undefined;
   #relayFingerprint = '';
+  #transport: Transport = 'tls';
   #ignoredEvents = 0;
   /**
    * `channel.closed` for channels nobody has bound yet (the close can arrive in the same read as
@@ -112,13 +127,27 @@ export class RelayClient extends EventEmitter {
     this.#heartbeat.unref();
   }
 
-  /** Connects over TLS (trust checked before anything is sent) and exchanges `hello`. */
+  /**
+   * Connects over TLS (trust checked before anything is sent), or over plaintext for a plain://
+   * address (loopback unless `insecure`), and exchanges `hello`.
+   *
+   * @example const client = await RelayClient.connect({ server: 'plain://127.0.0.1:8080', trust });
+   */
   static async connect(options: RelayClientOptions): Promise<RelayClient> {
     const address = parseServerAddress(options.server);
-    const socket = await connectTrusted(address, options.trust);
-    const raw = socket.getPeerCertificate(false)?.raw;
-    const relayFingerprint = raw ? certFingerprint(raw) : '';
-    const ws = new WebSocket(`wss://${address.label}${WS_PATH}`, {
+    const plain = address.transport === 'plain';
+    let relayFingerprint = '';
+    let socket: Socket;
+    if (plain) {
+      socket = await connectPlain(address, { insecure: options.insecure === true });
+    } else {
+      const tlsSocket = await connectTrusted(address, options.trust);
+      const raw = tlsSocket.getPeerCertificate(false)?.raw;
+      relayFingerprint = raw ? certFingerprint(raw) : '';
+      socket = tlsSocket;
+    }
+    const hostPort = plain ? address.label.slice(PLAIN_SCHEME.length) : address.label;
+    const ws = new WebSocket(`${plain ? 'ws' : 'wss'}://${hostPort}${WS_PATH}`, {
       createConnection: () => socket,
       maxPayload: HARD_MAX_FRAME_BYTES,
       perMessageDeflate: false,
@@ -139,7 +168,8 @@ export class RelayClient extends EventEmitter {
         reject(
           new ConnectError(
             ErrorCode.CONNECT_FAILED,
-            `cannot open the protocol channel to ${address.label}: ${err.message}`,
+            `cannot open the protocol channel to ${address.label}: ${err.message}` +
+              (plain ? ` (is it a relay's --plain-port? its TLS port takes HOST:PORT)` : ''),
           ),
         ),
       );
@@ -161,7 +191,9 @@ export class RelayClient extends EventEmitter {
     client.#challenge =
       typeof hello.challenge === 'string' ? Buffer.from(hello.challenge, 'base64') : undefined;
     client.#signup = hello.signup;
-    client.#relayFingerprint = relayFingerprint;
+    client.#transport = address.transport;
+    // Over plaintext there is no certificate: the relay states its fingerprint (unverifiable).
+    client.#relayFingerprint = plain ? (hello.fingerprint ?? '') : relayFingerprint;
     client.#minPassword = hello.minPassword;
     return client;
   }
@@ -171,15 +203,23 @@ export class RelayClient extends EventEmitter {
     return this.#capabilities;
   }
 
-  /** Who may sign up on this relay, as its hello said (undefined from an older relay). */
-  /** SHA-256 fingerprint of the certificate this connection's relay presented (what device proofs bind). */
+  /**
+   * SHA-256 fingerprint of the certificate this connection's relay presented. Over plaintext:
+   * the one the relay stated in `hello`, which nothing verifies.
+   */
   get relayFingerprint(): string {
     return this.#relayFingerprint;
   }
 
+  /** 'tls', or 'plain' for a plain:// connection (no TLS, no certificate pinned). */
+  get transport(): Transport {
+    return this.#transport;
+  }
+
   /**
    * Authenticates as `user` by proving the device key (`auth.device`): no password or token.
-   * The proof binds this connection's challenge and the relay's certificate fingerprint.
+   * The proof binds this connection's challenge and the relay (`deviceAuthBinding`: over
+   * plaintext, the transport and the relay's stated fingerprint).
    */
   authenticateDevice(user: string, key: DeviceKeyPair): Promise<Results['auth.device']> {
     const challenge = this.challenge;
@@ -188,7 +228,12 @@ export class RelayClient extends EventEmitter {
     return this.request('auth.device', {
       user,
       publicKey: key.publicKey.toString('base64'),
-      proof: signDeviceAuth(key, challenge, user, this.#relayFingerprint),
+      proof: signDeviceAuth(
+        key,
+        challenge,
+        user,
+        deviceAuthBinding(this.#transport, this.#relayFingerprint),
+      ),
     });
   }
 
@@ -197,6 +242,7 @@ export class RelayClient extends EventEmitter {
     return this.#minPassword;
   }
 
+  /** Who may sign up on this relay, as its hello said (undefined from an older relay). */
   get signupMode(): 'open' | 'invite' | 'closed' | undefined {
     return this.#signup;
   }

@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { connect, type TLSSocket } from 'node:tls';
 import { certFingerprint } from '../crypto/cert-fingerprint.js';
 import { ConnectError, ErrorCode } from '../protocol/errors.js';
+import type { Transport } from '../protocol/messages.js';
 import { checkServerTrust, trustRequiredError, type KnownServers } from './known-servers.js';
 
 export interface TrustOptions {
@@ -19,26 +20,47 @@ export interface TrustOptions {
 export interface ServerAddress {
   host: string;
   port: number;
-  /** "host:port" as the user wrote it; the key of the pin. */
+  /**
+   * "host:port" as the user wrote it, the key of the pin and the saved login; a plaintext
+   * address keeps its scheme ("plain://host:port"), so the two never share pins or logins.
+   */
   label: string;
+  /** 'tls' for HOST:PORT; 'plain' for plain://HOST:PORT (a relay's `serve --plain-port`). */
+  transport: Transport;
 }
 
-/** Parses HOST:PORT (IPv6 as [::1]:7443); the port defaults to 7443. */
+/** The scheme of a plaintext address: `plain://HOST:PORT`. */
+export const PLAIN_SCHEME = 'plain://';
+
+/**
+ * Parses HOST:PORT (IPv6 as [::1]:7443; the port defaults to 7443) or plain://HOST:PORT (the
+ * port required: a plaintext listener has no default).
+ *
+ * @example parseServerAddress('plain://127.0.0.1:8080') // { transport: 'plain', label: 'plain://127.0.0.1:8080', ... }
+ */
 export function parseServerAddress(input: string): ServerAddress {
-  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]\s/]+))(?::(\d{1,5}))?$/.exec(input.trim());
+  const text = input.trim();
+  const plain = text.slice(0, PLAIN_SCHEME.length).toLowerCase() === PLAIN_SCHEME;
+  const rest = plain ? text.slice(PLAIN_SCHEME.length) : text;
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]\s/]+))(?::(\d{1,5}))?$/.exec(rest);
   const host = m?.[1] ?? m?.[2];
-  const port = m?.[3] === undefined ? 7443 : Number(m[3]);
+  const port = m?.[3] === undefined ? (plain ? 0 : 7443) : Number(m[3]);
   if (!m || !host || port < 1 || port > 65535) {
     throw new ConnectError(
       ErrorCode.CONNECT_FAILED,
-      `"${input}" is not HOST:PORT (for example relay.example.com:7443)`,
+      plain
+        ? `"${input}" is not plain://HOST:PORT (for example plain://127.0.0.1:8080)`
+        : `"${input}" is not HOST:PORT (for example relay.example.com:7443)`,
     );
   }
-  const label = `${host.includes(':') ? `[${host}]` : host}:${port}`;
-  return { host, port, label };
+  const hostPort = `${host.includes(':') ? `[${host}]` : host}:${port}`;
+  return plain
+    ? { host, port, label: `${PLAIN_SCHEME}${hostPort}`, transport: 'plain' }
+    : { host, port, label: hostPort, transport: 'tls' };
 }
 
-const CONNECT_TIMEOUT_MS = 10_000; // ms
+/** How long a connect (TCP, and TLS where there is one) may take before CONNECT_FAILED. */
+export const CONNECT_TIMEOUT_MS = 10_000; // ms
 
 /** Resolves with a TLS socket the user trusts, or rejects with TRUST_REQUIRED / CERT_CHANGED / CONNECT_FAILED. */
 export async function connectTrusted(
@@ -122,7 +144,11 @@ function isIp(host: string): boolean {
   return /^[\d.]+$/.test(host) || host.includes(':');
 }
 
-function describeConnectError(address: ServerAddress, err: NodeJS.ErrnoException): ConnectError {
+/** A failed connect as a CONNECT_FAILED that says what to check. */
+export function describeConnectError(
+  address: ServerAddress,
+  err: NodeJS.ErrnoException,
+): ConnectError {
   const where = address.label;
   switch (err.code) {
     case 'ECONNREFUSED':

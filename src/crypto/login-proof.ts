@@ -4,6 +4,7 @@ import {
   LOGIN_CHALLENGE_BYTES,
   LOGIN_PROOF_CONTEXT,
 } from '../protocol/limits.js';
+import type { Transport } from '../protocol/messages.js';
 import { SIGNATURE_BYTES, verifySignature, type DeviceKeyPair } from './device-key.js';
 
 /**
@@ -64,6 +65,20 @@ function deviceAuthMessage(challenge: Uint8Array, user: string, relay: string): 
     challenge,
     Buffer.from(`\0${user}\0${relay}`, 'utf8'),
   ]);
+}
+
+/**
+ * What a device proof binds as "the relay" for a connection over `transport`. Over TLS: the
+ * certificate fingerprint the client verified. Over plaintext the client sees no certificate, so
+ * it binds "plain:" and the fingerprint the relay stated in `hello`; the relay checks the same
+ * string for its plaintext connections. Nothing authenticates that statement, so over plaintext
+ * this names the transport rather than proving the relay: a proof made over plaintext is refused
+ * on every TLS connection, and the per-connection challenge still stops replay.
+ *
+ * @example deviceAuthBinding('plain', fp) // "plain:36:99:…"
+ */
+export function deviceAuthBinding(transport: Transport, fingerprint: string): string {
+  return transport === 'plain' ? `plain:${fingerprint}` : fingerprint;
 }
 
 export function signDeviceAuth(

@@ -406,6 +406,12 @@ export interface ChannelOpened {
   host: PeerInfo;
 }
 
+/**
+ * The listener a connection came in on: the TLS port, or the plaintext one (`serve --plain-port`,
+ * for a TLS-terminating proxy in front or a loopback benchmark).
+ */
+export type Transport = 'tls' | 'plain';
+
 /** What the relay answers to each request type. */
 export interface Results {
   hello: {
@@ -422,6 +428,13 @@ export interface Results {
     signup: 'open' | 'invite' | 'closed';
     /** The shortest password sign-up and passwd accept (absent from relays before it was sent). */
     minPassword?: number;
+    /** The listener this connection came in on (absent from relays before plaintext listeners). */
+    transport?: Transport;
+    /**
+     * Plaintext connections only: the relay's certificate fingerprint, stated because the client
+     * sees no certificate. Unverifiable; device proofs bind it (see `deviceAuthBinding`).
+     */
+    fingerprint?: string;
   };
   info: { server: string; protocol: number; fingerprint: string };
   'auth.signup': { user: string };

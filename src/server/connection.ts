@@ -13,7 +13,7 @@ import {
   MAX_QUEUED_BYTES,
   SLOW_PEER_GRACE_MS,
 } from '../protocol/limits.js';
-import type { RelayEvent } from '../protocol/messages.js';
+import type { RelayEvent, Transport } from '../protocol/messages.js';
 import type { Authenticated } from './auth-service.js';
 import type { Caller } from './caller.js';
 import type { Logger } from './logger.js';
@@ -53,6 +53,8 @@ export interface ConnectionOptions {
   closeTimeoutMs?: number;
   /** Channels the connection may hold at once. Default MAX_CHANNELS_PER_CONNECTION. */
   maxChannels?: number;
+  /** The listener the connection came in on. Default 'tls'. */
+  transport?: Transport;
   /** Told whenever the relay cuts this connection for not reading (metrics). */
   onCut?: (reason: CutReason) => void;
 }
@@ -63,6 +65,7 @@ export class Connection implements Caller {
   readonly id = nextConnectionId++;
   readonly ws: WebSocket;
   readonly address: string;
+  readonly transport: Transport;
   readonly log: Logger;
   readonly openedAt: number;
   helloDone = false;
@@ -106,6 +109,7 @@ export class Connection implements Caller {
     this.#maxChannels = options.maxChannels ?? MAX_CHANNELS_PER_CONNECTION;
     this.#onCut = options.onCut ?? (() => undefined);
     this.address = address;
+    this.transport = options.transport ?? 'tls';
     this.log = log.child({ conn: this.id });
     this.openedAt = now;
     this.#tokensAt = now;

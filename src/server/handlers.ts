@@ -36,6 +36,7 @@ import type {
   SessionSummary,
 } from '../protocol/messages.js';
 import { generateSessionId } from '../protocol/session-id.js';
+import { deviceAuthBinding } from '../crypto/login-proof.js';
 import type { Store, UserSummary } from '../store/repositories.js';
 import type { AuthService, Authenticated } from './auth-service.js';
 import type { Caller, UserCaller } from './caller.js';
@@ -263,6 +264,9 @@ async function hello(
     challenge: conn.challenge.toString('base64'),
     signup: s.auth.signupMode,
     minPassword: s.auth.minPasswordLength,
+    transport: conn.transport,
+    // Only where the client sees no certificate: over TLS it binds the one it verified.
+    ...(conn.transport === 'plain' ? { fingerprint: s.fingerprint } : {}),
   };
 }
 
@@ -601,7 +605,7 @@ async function deviceAuth(
     { type: 'device-auth', user: req.user, address: conn.address, ok: false },
     s.auth.deviceLogin(req.user, req.publicKey, req.proof, {
       challenge: conn.challenge,
-      relayFingerprint: s.fingerprint,
+      relayFingerprint: deviceAuthBinding(conn.transport, s.fingerprint),
     }),
   );
   const auth = await s.auth.authenticate(token);

@@ -1,9 +1,13 @@
-// The relay: one TLS port serving HTTPS, the WebSocket protocol, heartbeats and clean shutdown.
+// The relay: a TLS port (and any plaintext one) serving HTTP and the WebSocket protocol; heartbeats; shutdown.
 import { BROADCAST_WINDOW_MS } from '../protocol/limits.js';
 import { RelayAudit, loadRelayAuditKey, loadRelayKey } from './relay-audit.js';
 import { LEDGER_KEY_FILE, Ledger } from './ledger.js';
 import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import type { IncomingMessage } from 'node:http';
+import {
+  createServer as createPlainServer,
+  type IncomingMessage,
+  type Server as HttpServer,
+} from 'node:http';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
@@ -29,6 +33,8 @@ import {
   SESSION_RESERVE_MS,
   WS_PATH,
 } from '../protocol/limits.js';
+import { isLoopbackHost } from '../protocol/loopback.js';
+import type { Transport } from '../protocol/messages.js';
 import { openStore } from '../store/open-store.js';
 import { isPostgresUrl, redactDatabaseUrl } from '../store/database-url.js';
 import type { Store } from '../store/repositories.js';
@@ -58,6 +64,14 @@ export interface RelayOptions {
   host?: string;
   /** TCP port; 0 picks a free one. Default 7443. */
   port?: number;
+  /**
+   * Port of a second listener without TLS (`serve --plain-port`) serving the same HTTP API and
+   * WebSocket under the same caps and timeouts, for a TLS-terminating proxy in front or a
+   * benchmark; 0 picks a free one. Passwords and tokens cross it in clear. Default: none.
+   */
+  plainPort?: number;
+  /** Address of the plaintext listener. Default 127.0.0.1: only this machine reaches it. */
+  plainHost?: string;
   /** Directory for the database and the generated certificate (created 0700). */
   dataDir: string;
   /**
@@ -126,6 +140,10 @@ export interface PerAccountLimits {
 export interface Relay {
   readonly host: string;
   readonly port: number;
+  /** The plaintext listener's port, when `plainPort` was given; else undefined. */
+  readonly plainPort: number | undefined;
+  /** The plaintext listener's address, when `plainPort` was given; else undefined. */
+  readonly plainHost: string | undefined;
   readonly certificate: ServerCertificate;
   readonly dataDir: string;
   /** Prometheus metrics (what GET /metrics serves). */
@@ -170,6 +188,13 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
   const log = options.logger ?? silentLogger;
   const now = options.now ?? Date.now;
   const host = options.host ?? '0.0.0.0';
+  const plainHost =
+    options.plainPort === undefined ? undefined : (options.plainHost ?? '127.0.0.1');
+  if (
+    options.plainPort !== undefined &&
+    !(Number.isInteger(options.plainPort) && options.plainPort >= 0 && options.plainPort <= 65535)
+  )
+    throw new SwitchboardError(ErrorCode.INTERNAL, '--plain-port must be a port from 0 to 65535');
   const maxRemotes = options.maxRemotes ?? DEFAULT_MAX_REMOTES;
   if (!Number.isInteger(maxRemotes) || maxRemotes < 1)
     throw new SwitchboardError(ErrorCode.INTERNAL, '--max-remotes must be a positive integer');
@@ -293,12 +318,12 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
     ...tlsServerOptions(certificate),
     handshakeTimeout: handshakeTimeoutMs,
   });
-  server.headersTimeout = handshakeTimeoutMs;
-  server.requestTimeout = 30_000; // ms
-  server.keepAliveTimeout = 5_000; // ms
+  const plain: HttpServer | undefined =
+    options.plainPort === undefined ? undefined : createPlainServer();
 
   // Connection caps, checked before any TLS work: per source address, and in all within the
-  // process's descriptor limit, so one client cannot exhaust descriptors for everyone.
+  // process's descriptor limit, so one client cannot exhaust descriptors for everyone. Both
+  // listeners share them: a client gains nothing by opening connections on the other one.
   const fdLimit = descriptorLimit();
   const maxConnections = Math.max(
     1,
@@ -309,8 +334,16 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
   );
   const maxPerAddress = options.maxConnectionsPerAddress ?? MAX_CONNECTIONS_PER_ADDRESS;
   const evictionAgeMs = options.handshakeEvictionAgeMs ?? HANDSHAKE_EVICTION_AGE_MS;
-  /** Sockets still in their TLS handshake, oldest first, with when they came (monotonic ms). */
+  /**
+   * Sockets that have not yet earned their place, oldest first, with when they came (monotonic
+   * ms): TLS ones until their handshake is done, plaintext ones until their first request.
+   */
   const handshaking = new Map<Socket, number>();
+  /**
+   * Plaintext sockets that have sent no request yet, with the timer that cuts them: Node's
+   * headersTimeout only starts at the first byte, and there is no TLS handshake timeout to do it.
+   */
+  const awaitingRequest = new Map<Socket, NodeJS.Timeout>();
   /** At the cap, makes room by evicting the oldest handshake if it is old enough; true if it did. */
   function evictOldestHandshake(): boolean {
     const oldest = handshaking.entries().next().value;
@@ -320,8 +353,16 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
     metrics.connectionsDropped.inc({ reason: 'evicted_handshake' });
     return true;
   }
+  /** A plaintext socket sent its first request: it is no longer evictable or on the clock. */
+  function requestArrived(socket: Socket): void {
+    const timer = awaitingRequest.get(socket);
+    if (timer === undefined) return;
+    clearTimeout(timer);
+    awaitingRequest.delete(socket);
+    handshaking.delete(socket);
+  }
   let refusedLogged = 0;
-  server.on('connection', (socket: Socket) => {
+  function accept(socket: Socket, transport: Transport): void {
     const address = addressKey(addressOf(socket));
     const held = socketsByAddress.get(address) ?? 0;
     // The address's own cap first: a full address never evicts anyone else's handshake.
@@ -337,7 +378,7 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
       // One line per second at most: a flood must not turn into a log flood.
       if (now() - refusedLogged > 1000) {
         refusedLogged = now();
-        log.warn({ address, reason, open: sockets.size }, 'refusing connections');
+        log.warn({ address, reason, open: sockets.size, transport }, 'refusing connections');
       }
       socket.destroy();
       return;
@@ -345,23 +386,84 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
     sockets.add(socket);
     handshaking.set(socket, performance.now());
     socketsByAddress.set(address, held + 1);
+    if (transport === 'plain') {
+      const timer = setTimeout(() => {
+        log.debug({ address }, 'plaintext connection sent no request in time');
+        socket.destroy();
+      }, handshakeTimeoutMs);
+      timer.unref();
+      awaitingRequest.set(socket, timer);
+    }
     socket.once('close', () => {
       sockets.delete(socket);
       handshaking.delete(socket);
+      clearTimeout(awaitingRequest.get(socket));
+      awaitingRequest.delete(socket);
       const left = (socketsByAddress.get(address) ?? 1) - 1;
       if (left > 0) socketsByAddress.set(address, left);
       else socketsByAddress.delete(address);
     });
+  }
+
+  const wss = new WebSocketServer({
+    noServer: true,
+    maxPayload: HARD_MAX_FRAME_BYTES,
+    perMessageDeflate: false,
   });
-  server.on('request', (req, res) => {
-    void handleHttp(req, res, {
-      ...services,
-      fingerprint: certificate.fingerprint,
-      isShuttingDown: () => shuttingDown,
-      addressOf: (r) => options.addressOf?.(r) ?? addressOf(r.socket),
-      ...(options.metricsToken === undefined ? {} : { metricsToken: options.metricsToken }),
+
+  /**
+   * Wires a listener to what both share: the caps, the timeouts, the HTTP API and the WebSocket
+   * upgrade. Only TLS itself (handshake failures, the end of a handshake) is the TLS one's own.
+   */
+  function serveOn(listener: HttpServer, transport: Transport): void {
+    listener.headersTimeout = handshakeTimeoutMs;
+    listener.requestTimeout = 30_000; // ms
+    listener.keepAliveTimeout = 5_000; // ms
+    listener.on('connection', (socket: Socket) => accept(socket, transport));
+    listener.on('request', (req, res) => {
+      requestArrived(req.socket);
+      void handleHttp(req, res, {
+        ...services,
+        fingerprint: certificate.fingerprint,
+        isShuttingDown: () => shuttingDown,
+        addressOf: (r) => options.addressOf?.(r) ?? addressOf(r.socket),
+        ...(options.metricsToken === undefined ? {} : { metricsToken: options.metricsToken }),
+      });
     });
-  });
+    listener.on('clientError', (err: Error & { code?: string }, socket) => {
+      log.debug({ err: err.message, code: err.code, transport }, 'bad HTTP request');
+      // A socket whose TLS handshake never finished cannot carry an HTTP answer: writing one would
+      // queue it for ever and leave the descriptor in CLOSE-WAIT. Timeouts get no answer either.
+      const established =
+        (transport === 'plain' || (socket as Partial<TLSSocket>).encrypted === true) &&
+        socket.writable;
+      if (!established || err.code === 'ERR_HTTP_REQUEST_TIMEOUT' || err.code === 'ECONNRESET') {
+        socket.destroy();
+        return;
+      }
+      socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n');
+      // The answer is a courtesy: a client that does not read it loses the connection anyway.
+      setTimeout(() => socket.destroy(), CLOSE_TIMEOUT_MS).unref();
+    });
+    listener.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
+      requestArrived(req.socket);
+      socket.on('error', () => socket.destroy());
+      const path = new URL(req.url ?? '/', 'https://relay').pathname;
+      if (shuttingDown || path !== WS_PATH) {
+        socket.end(
+          `HTTP/1.1 ${shuttingDown ? '503 Service Unavailable' : '404 Not Found'}\r\nconnection: close\r\n\r\n`,
+        );
+        setTimeout(() => socket.destroy(), CLOSE_TIMEOUT_MS).unref();
+        return;
+      }
+      wss.handleUpgrade(req, socket, head, (ws) =>
+        onConnection(ws, options.addressOf?.(req) ?? addressOf(req.socket), transport),
+      );
+    });
+  }
+
+  serveOn(server, 'tls');
+  if (plain) serveOn(plain, 'plain');
   server.on('secureConnection', (tlsSocket: TLSSocket) => {
     // The TLS socket wraps the raw one the caps track (its `_parent`, which Node does not
     // document: without it nothing is evicted, which is the behaviour before eviction existed).
@@ -374,39 +476,6 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
     });
     log.debug({ err: err.message, address: socket.remoteAddress }, 'TLS handshake failed');
     socket.destroy();
-  });
-  server.on('clientError', (err: Error & { code?: string }, socket) => {
-    log.debug({ err: err.message, code: err.code }, 'bad HTTP request');
-    // A socket whose TLS handshake never finished cannot carry an HTTP answer: writing one would
-    // queue it for ever and leave the descriptor in CLOSE-WAIT. Timeouts get no answer either.
-    const established = (socket as Partial<TLSSocket>).encrypted === true && socket.writable;
-    if (!established || err.code === 'ERR_HTTP_REQUEST_TIMEOUT' || err.code === 'ECONNRESET') {
-      socket.destroy();
-      return;
-    }
-    socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n');
-    // The answer is a courtesy: a client that does not read it loses the connection anyway.
-    setTimeout(() => socket.destroy(), CLOSE_TIMEOUT_MS).unref();
-  });
-
-  const wss = new WebSocketServer({
-    noServer: true,
-    maxPayload: HARD_MAX_FRAME_BYTES,
-    perMessageDeflate: false,
-  });
-  server.on('upgrade', (req, socket, head) => {
-    socket.on('error', () => socket.destroy());
-    const path = new URL(req.url ?? '/', 'https://relay').pathname;
-    if (shuttingDown || path !== WS_PATH) {
-      socket.end(
-        `HTTP/1.1 ${shuttingDown ? '503 Service Unavailable' : '404 Not Found'}\r\nconnection: close\r\n\r\n`,
-      );
-      setTimeout(() => socket.destroy(), CLOSE_TIMEOUT_MS).unref();
-      return;
-    }
-    wss.handleUpgrade(req, socket, head, (ws) =>
-      onConnection(ws, options.addressOf?.(req) ?? addressOf(req.socket)),
-    );
   });
 
   function protocolError(conn: Connection, error: SwitchboardError, id?: number): void {
@@ -472,8 +541,9 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
   }
 
   const slowPeerGraceMs = options.slowPeerGraceMs;
-  function onConnection(ws: WebSocket, address: string): void {
+  function onConnection(ws: WebSocket, address: string, transport: Transport): void {
     const conn = new Connection(ws, address, log, now(), {
+      transport,
       ...(slowPeerGraceMs === undefined ? {} : { slowPeerGraceMs }),
       ...(options.maxChannelsPerConnection === undefined
         ? {}
@@ -481,7 +551,7 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
       onCut: (reason) => metrics.connectionsDropped.inc({ reason }),
     });
     connections.add(conn);
-    conn.log.debug({ address }, 'connected');
+    conn.log.debug({ address, transport }, 'connected');
     const helloTimer = setTimeout(() => {
       if (!conn.helloDone)
         conn.close(CloseCode.POLICY, `no hello within ${HELLO_TIMEOUT_MS / 1000} s`);
@@ -573,36 +643,63 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
   }, 3600_000);
   housekeeping.unref();
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port ?? 7443, host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  }).catch(async (err: NodeJS.ErrnoException) => {
-    await store.close();
-    if (err.code === 'EADDRINUSE') {
+  /** Listens on HOST:PORT; a port in use names the flag that chose it. */
+  function listenOn(listener: HttpServer, at: string, port: number, flag: string): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      listener.once('error', reject);
+      listener.listen(port, at, () => {
+        listener.off('error', reject);
+        resolve();
+      });
+    }).catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== 'EADDRINUSE') throw err;
       throw new SwitchboardError(
         ErrorCode.INTERNAL,
-        `port ${options.port} on ${host} is in use; stop the other process or pass --port`,
+        `port ${port} on ${at} is in use; stop the other process or pass another ${flag}`,
       );
-    }
+    });
+  }
+  try {
+    await listenOn(server, host, options.port ?? 7443, '--port');
+    if (plain && plainHost !== undefined)
+      await listenOn(plain, plainHost, options.plainPort ?? 0, '--plain-port');
+  } catch (err) {
+    clearInterval(heartbeat);
+    clearInterval(housekeeping);
+    server.close();
+    await store.close();
     throw err;
-  });
+  }
   server.on('error', (err) => log.error({ err }, 'server error'));
+  plain?.on('error', (err) => log.error({ err, transport: 'plain' }, 'server error'));
   leases.start();
   const port = (server.address() as AddressInfo).port;
+  const plainPort = plain ? (plain.address() as AddressInfo).port : undefined;
   log.info(
-    { host, port, fingerprint: certificate.fingerprint, maxConnections, maxPerAddress },
+    {
+      host,
+      port,
+      fingerprint: certificate.fingerprint,
+      maxConnections,
+      maxPerAddress,
+      ...(plain ? { plainHost, plainPort } : {}),
+    },
     'relay listening',
   );
+  if (plainHost !== undefined && !isLoopbackHost(plainHost))
+    log.warn(
+      { plainHost, plainPort },
+      'the plaintext listener is reachable from other machines: passwords, tokens and metadata cross it in clear',
+    );
 
   let closing: Promise<void> | undefined;
   async function close(reason = 'the relay is shutting down'): Promise<void> {
     shuttingDown = true;
     clearInterval(heartbeat);
     clearInterval(housekeeping);
-    const serverClosed = new Promise<void>((resolve) => server.close(() => resolve()));
+    const serverClosed = Promise.all(
+      [server, plain].map((l) => l && new Promise<void>((resolve) => l.close(() => resolve()))),
+    );
     for (const conn of connections) {
       conn.sendEvent({ type: 'shutdown', reason });
       conn.close(CloseCode.GOING_AWAY, reason);
@@ -620,6 +717,7 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
     // Half-open TLS handshakes and idle HTTP connections too: nothing may hold the close up.
     for (const socket of sockets) socket.destroy();
     server.closeAllConnections();
+    plain?.closeAllConnections();
     await serverClosed;
     // Only this relay's leases: another relay sharing the database keeps its sessions live.
     await leases.stop();
@@ -631,6 +729,8 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
   return {
     host,
     port,
+    plainPort,
+    plainHost,
     certificate,
     dataDir: options.dataDir,
     metrics,

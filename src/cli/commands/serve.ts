@@ -8,6 +8,7 @@ import { redactDatabaseUrl } from '../../store/database-url.js';
 import { LOG_LEVELS, createLogger, type LogLevel } from '../../server/logger.js';
 import { SIGNUP_MODES, type SignupMode } from '../../server/auth-service.js';
 import { USERNAME_RE } from '../../protocol/messages.js';
+import { isLoopbackHost } from '../../protocol/loopback.js';
 import {
   MAX_CONNECTIONS_PER_ACCOUNT,
   MAX_CONNECTIONS_PER_ADDRESS,
@@ -32,11 +33,14 @@ export const serve: Command = {
   usage:
     '[--host H] [--port P] [--data-dir D] [--database URL] [--max-remotes N] [--tls-cert F --tls-key F]\n' +
     '       [--cert-name NAME]... [--signup open|invite|closed] [--admin USER]... [--max-connections-per-address N]\n' +
-    '       [--max-connections-per-user N] [--max-sessions-per-user N] [--metrics-token TOKEN] [--log-level L]',
+    '       [--max-connections-per-user N] [--max-sessions-per-user N] [--metrics-token TOKEN] [--log-level L]\n' +
+    '       [--plain-port P [--plain-host H]]',
   details:
     'On first start it generates an ECDSA P-256 certificate in the data directory and prints its\n' +
     'SHA-256 fingerprint; clients pin it with --fingerprint. Logs are JSON lines on stderr.\n' +
-    'SIGINT or SIGTERM stops it cleanly (clients are told why) and it exits 0.',
+    'SIGINT or SIGTERM stops it cleanly (clients are told why) and it exits 0.\n' +
+    '--plain-port adds a listener without TLS, on loopback unless --plain-host says otherwise, for a\n' +
+    'TLS-terminating proxy in front or a benchmark; clients reach it with --server plain://HOST:PORT.',
   positionals: [0, 0],
   options: {
     host: { type: 'string', value: 'H', description: 'address to listen on (default 0.0.0.0)' },
@@ -44,6 +48,18 @@ export const serve: Command = {
       type: 'string',
       value: 'P',
       description: 'TCP port (default 7443; 0 picks a free one)',
+    },
+    'plain-port': {
+      type: 'string',
+      value: 'P',
+      description:
+        'also serve the same API without TLS on this port (0 picks a free one): passwords and tokens cross it in clear',
+    },
+    'plain-host': {
+      type: 'string',
+      value: 'H',
+      description:
+        'address of the --plain-port listener (default 127.0.0.1); another one prints a warning',
     },
     'data-dir': {
       type: 'string',
@@ -167,6 +183,11 @@ export const serve: Command = {
     if ((certFile === undefined) !== (keyFile === undefined))
       throw new UsageError('--tls-cert and --tls-key go together');
     const host = str(inv, 'host') ?? '0.0.0.0';
+    const plainPort = numberOption(str(inv, 'plain-port'), 'plain-port', 0, 65535, true);
+    const plainHostGiven = str(inv, 'plain-host');
+    if (plainHostGiven !== undefined && plainPort === undefined)
+      throw new UsageError('--plain-host needs --plain-port');
+    const plainHost = plainHostGiven ?? '127.0.0.1';
     const perUserConnections = intOption(
       str(inv, 'max-connections-per-user'),
       'max-connections-per-user',
@@ -199,6 +220,10 @@ export const serve: Command = {
       if (!USERNAME_RE.test(name)) throw new UsageError(`--admin "${name}" is not a user name`);
     // Before anything is created: a busy port is the command line's to fix, not an internal error.
     if (port !== 0) await ensurePortFree(host, port);
+    if (plainPort !== undefined && plainPort !== 0) {
+      if (plainPort === port) throw new UsageError('--plain-port must differ from --port');
+      await ensurePortFree(plainHost, plainPort, '--plain-port', '--plain-host');
+    }
     const logger = createLogger(level);
     const relay = await startRelay({
       signup: signupMode,
@@ -221,6 +246,7 @@ export const serve: Command = {
       },
       ...(metricsToken === undefined ? {} : { metricsToken }),
       ...(certFile && keyFile ? { tlsCertFile: certFile, tlsKeyFile: keyFile } : {}),
+      ...(plainPort === undefined ? {} : { plainPort, plainHost }),
     });
     const shown =
       host === '0.0.0.0' || host === '::' ? 'localhost' : host.includes(':') ? `[${host}]` : host;
@@ -233,6 +259,17 @@ export const serve: Command = {
           ? "(from another machine, use this machine's address instead of localhost)\n"
           : ''),
     );
+    if (relay.plainPort !== undefined && relay.plainHost !== undefined) {
+      const bound = relay.plainHost.includes(':') ? `[${relay.plainHost}]` : relay.plainHost;
+      const loopback = isLoopbackHost(relay.plainHost);
+      // From this machine a wildcard listener is reached on loopback, where no --insecure is needed.
+      const dial = relay.plainHost === '0.0.0.0' || relay.plainHost === '::' ? '127.0.0.1' : bound;
+      stdout.write(
+        `plaintext listener on ${bound}:${relay.plainPort} (no TLS)\n` +
+          `  switchboard login --server plain://${dial}:${relay.plainPort}${loopback || dial === '127.0.0.1' ? '' : ' --insecure'} --user NAME\n`,
+      );
+      if (!loopback) inv.io.stderr.write(plaintextWarning(bound));
+    }
     return new Promise<number>((resolve) => {
       let stopping = false;
       const stop = (signal: NodeJS.Signals) => {
@@ -256,22 +293,41 @@ export const serve: Command = {
   },
 };
 
+/** The warning for a plaintext listener other machines can reach: loud, and saying what to do. */
+function plaintextWarning(host: string): string {
+  const rule = '*'.repeat(78);
+  return (
+    `${rule}\n` +
+    `WARNING: the plaintext listener on ${host} is reachable from other machines.\n` +
+    `Passwords, login tokens and metadata (who talks to whom, session names) cross it in\n` +
+    `clear: anyone on the path can read them and take over accounts. Use it only behind a\n` +
+    `TLS-terminating proxy or on a network you trust; otherwise drop --plain-host (loopback).\n` +
+    `Clients must pass --insecure to use it.\n` +
+    `${rule}\n`
+  );
+}
+
 /**
  * Fails with a usage error when HOST:PORT cannot be listened on (in use, or not allowed), before
  * the data directory or the database is created. The relay's own listen still reports the rare
  * case of the port being taken between this check and it.
  */
-function ensurePortFree(host: string, port: number): Promise<void> {
+function ensurePortFree(
+  host: string,
+  port: number,
+  portFlag = '--port',
+  hostFlag = '--host',
+): Promise<void> {
   return new Promise((resolve, reject) => {
     const probe = createServer();
     probe.once('error', (err: NodeJS.ErrnoException) => {
       const why =
         err.code === 'EADDRINUSE'
-          ? `port ${port} on ${host} is in use; stop the other process or pass another --port`
+          ? `port ${port} on ${host} is in use; stop the other process or pass another ${portFlag}`
           : err.code === 'EACCES'
-            ? `not allowed to listen on port ${port} (ports below 1024 need privileges); pass --port`
+            ? `not allowed to listen on port ${port} (ports below 1024 need privileges); pass ${portFlag}`
             : err.code === 'EADDRNOTAVAIL'
-              ? `${host} is not an address of this machine; pass --host`
+              ? `${host} is not an address of this machine; pass ${hostFlag}`
               : `cannot listen on ${host}:${port}: ${err.message}`;
       reject(new UsageError(why));
     });
