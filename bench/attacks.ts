@@ -18,7 +18,7 @@ import { removeTempDirs } from '../test/helpers.js';
 import { markdownTable, type AttackOptions, type AttackResult } from './lib/attack-common.js';
 import { attackGuessing, attackSignupFlood, attackSquatting } from './lib/attacks-accounts.js';
 import { attackCondemned, attackHalfOpen, attackStalledReaders } from './lib/attacks-relay.js';
-import { round } from './lib/stats.js';
+import { round } from '../src/bench/stats.js';
 import { intFlag } from './lib/flags.js';
 
 const { values: flags } = parseArgs({

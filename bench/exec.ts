@@ -19,7 +19,6 @@ import {
   SshFleet,
   SwitchboardFleet,
   ensurePssh,
-  machineCpuSeconds,
   memAvailableKiB,
   procCpu,
   procMemory,
@@ -27,9 +26,11 @@ import {
 } from './lib/exec-fleet.js';
 import { parseJsonEvents, timed } from './lib/exec-runs.js';
 import { intFlag } from './lib/flags.js';
-import { ensureOpenSsh, type OpenSshTools } from './lib/openssh-rig.js';
+import type { OpenSshTools } from '../src/bench/openssh.js';
+import { ensureOpenSsh } from './lib/openssh-rig.js';
 import { findRoot } from './lib/root.js';
-import { median, round, table } from './lib/stats.js';
+import { machineCpuSeconds } from '../src/bench/proc.js';
+import { median, round, table } from '../src/bench/stats.js';
 
 const { values: flags } = parseArgs({
   options: {

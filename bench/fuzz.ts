@@ -13,8 +13,8 @@ import { parseArgs } from 'node:util';
 import { randomInt } from 'node:crypto';
 import { HealthPoller, RssSampler, rssKiB, runFuzz } from '../test/fuzz-driver.js';
 import { connectClient, newDevice, startServeProcess } from '../test/helpers.js';
-import { cpuSeconds } from './lib/cpu.js';
-import { round, table } from './lib/stats.js';
+import { cpuSeconds } from '../src/bench/proc.js';
+import { round, table } from '../src/bench/stats.js';
 import { intFlag } from './lib/flags.js';
 
 const { values: flags } = parseArgs({

@@ -48,7 +48,7 @@ import { intFlag } from './lib/flags.js';
 import { commitProbe, type Synchronous } from './lib/ledger-commit-probe.js';
 import { RelayProcess, type RelayLoad } from './lib/relay-process.js';
 import { createUser, type BenchUser } from './lib/messaging-users.js';
-import { median, round, summarize, table, type Summary } from './lib/stats.js';
+import { median, round, summarize, table, type Summary } from '../src/bench/stats.js';
 
 const { values: flags } = parseArgs({
   options: {

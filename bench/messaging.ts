@@ -20,7 +20,7 @@ import { CONTROL_BURST, CONTROL_RATE_PER_SEC } from '../src/protocol/limits.js';
 import { metric, scrapeMetrics } from './lib/attack-rig.js';
 import { guardRun, machineInfo } from './lib/bench-run.js';
 import { BroadcastFleet } from './lib/broadcast-fleet.js';
-import { cpuSeconds } from './lib/cpu.js';
+import { cpuSeconds } from '../src/bench/proc.js';
 import { intFlag } from './lib/flags.js';
 import {
   Arrivals,
@@ -38,7 +38,7 @@ import {
   type RelayAddress,
 } from './lib/messaging-users.js';
 import { RelayProcess, type RelayMemory } from './lib/relay-process.js';
-import { median, percentile, round, summarize, table } from './lib/stats.js';
+import { median, percentile, round, summarize, table } from '../src/bench/stats.js';
 
 const { values: flags } = parseArgs({
   options: {

@@ -15,11 +15,12 @@ import { tmpdir } from 'node:os';
 import { guardRun, machineInfo } from './lib/bench-run.js';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { cpuSeconds } from './lib/cpu.js';
-import { OpenSshRig, ensureOpenSsh, type OpenSshTools } from './lib/openssh-rig.js';
+import { cpuSeconds } from '../src/bench/proc.js';
+import type { OpenSshTools } from '../src/bench/openssh.js';
+import { OpenSshRig, ensureOpenSsh } from './lib/openssh-rig.js';
 import { seqPayload, writePayload, type Payload } from './lib/payload.js';
 import type { RemoteTerminal } from './lib/remote-terminal.js';
-import { median, round, summarize, table, type Summary } from './lib/stats.js';
+import { median, round, summarize, table, type Summary } from '../src/bench/stats.js';
 import { SwitchboardRig } from './lib/switchboard-rig.js';
 import {
   measureAttach,

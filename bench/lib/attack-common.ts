@@ -14,7 +14,7 @@ import {
   runCli,
 } from '../../test/helpers.js';
 import { RelayChild, since } from './attack-rig.js';
-import { round } from './stats.js';
+import { round } from '../../src/bench/stats.js';
 
 /** What the driver passes every attack. */
 export interface AttackOptions {

@@ -38,7 +38,7 @@ import {
   sleep,
   type Outcome,
 } from './attack-rig.js';
-import { percentile, round } from './stats.js';
+import { percentile, round } from '../../src/bench/stats.js';
 
 // --- 3. a sign-up flood ---------------------------------------------------------------------------
 

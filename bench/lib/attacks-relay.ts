@@ -36,8 +36,8 @@ import {
   sleep,
   type RelayChild,
 } from './attack-rig.js';
-import { cpuSeconds } from './cpu.js';
-import { percentile, round } from './stats.js';
+import { cpuSeconds } from '../../src/bench/proc.js';
+import { percentile, round } from '../../src/bench/stats.js';
 
 // --- 1. half-open TLS -----------------------------------------------------------------------------
 

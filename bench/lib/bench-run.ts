@@ -2,8 +2,8 @@
 // cleanup of its processes and scratch directory on success, failure, a signal or its time limit.
 import { rmSync } from 'node:fs';
 import { cpus, loadavg, release, totalmem } from 'node:os';
-import { cpuModel } from './cpu.js';
-import { round } from './stats.js';
+import { cpuModel } from '../../src/bench/proc.js';
+import { round } from '../../src/bench/stats.js';
 
 /** The machine, for the report's first line and the JSON line. */
 export function machineInfo() {

@@ -4,7 +4,7 @@
 // tokens (to a restarted relay); reports when each got a broadcast.
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { settlesWithin } from './remote-terminal.js';
+import { settlesWithin } from '../../src/bench/child.js';
 
 /** Time a child has to close its connections and exit before SIGKILL. */
 const STOP_GRACE_MS = 15_000; // ms

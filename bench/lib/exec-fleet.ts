@@ -2,18 +2,18 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Child } from './child.js';
-import { clockTicks } from './cpu.js';
+import type { Child } from '../../src/bench/child.js';
+import { clockTicks } from '../../src/bench/proc.js';
 import {
   PrivsepDir,
-  aptGetInstall,
   makeSshKeys,
   negotiatedCrypto,
   startSshd,
   which,
   writeSshConfig,
   type OpenSshTools,
-} from './openssh-rig.js';
+} from '../../src/bench/openssh.js';
+import { aptGetInstall } from './openssh-rig.js';
 import { SwitchboardProcesses } from './switchboard-rig.js';
 
 /** Time for the relay or one agent to come up, and for one signup or login (default Argon2). */
@@ -58,14 +58,6 @@ export function procMemory(
   } catch {
     return undefined;
   }
-}
-
-/** CPU seconds the whole machine has spent busy (every process, kernel included), from /proc/stat. */
-export function machineCpuSeconds(): number {
-  const fields = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!.trim().split(/\s+/);
-  // cpu user nice system idle iowait irq softirq steal (guest time is already in user).
-  const [user, nice, system, , , irq, softirq, steal] = fields.slice(1, 9).map(Number);
-  return (user! + nice! + system! + irq! + softirq! + steal!) / clockTicks();
 }
 
 /** MemAvailable from /proc/meminfo, in KiB. */

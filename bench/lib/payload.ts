@@ -1,7 +1,7 @@
 // Bulk output for the terminal benchmark: a command, the exact bytes it prints, and their hash.
 import { createHash, randomBytes } from 'node:crypto';
 import { closeSync, openSync, writeSync } from 'node:fs';
-import { round } from './stats.js';
+import { round } from '../../src/bench/stats.js';
 
 /** Base64 line length, as `base64` writes it. */
 const LINE_CHARS = 76; // characters

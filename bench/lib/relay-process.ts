@@ -2,7 +2,7 @@
 // own), started with startRelay() and driven over IPC: listening, memory readings, close.
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { settlesWithin } from './remote-terminal.js';
+import { settlesWithin } from '../../src/bench/child.js';
 
 /** Time the relay process has to listen, and to answer one IPC request. */
 const START_TIMEOUT_MS = 30_000; // ms

@@ -1,6 +1,7 @@
 // The one shape every benchmarked client takes (in-process, on a PTY, on pipes): keys in, output out.
 import { spawn } from 'node:child_process';
 import { spawnPty, type SpawnOptions } from '../../src/host/pty.js';
+import { settlesWithin } from '../../src/bench/child.js';
 import { OutputWatch } from './output-watch.js';
 
 export interface RemoteTerminal {
@@ -41,23 +42,6 @@ export function ptyTerminal(name: string, options: SpawnOptions): RemoteTerminal
       await settlesWithin(ended, KILL_GRACE_MS);
     },
   };
-}
-
-/** True if the promise settles within the time, false otherwise (the timer never outlives it). */
-export async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
-  try {
-    return await Promise.race([
-      promise.then(
-        () => true as const,
-        () => true as const,
-      ),
-      timeout,
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 /**

@@ -9,9 +9,9 @@ import { KnownPeers } from '../../src/client/known-peers.js';
 import { KnownServers } from '../../src/client/known-servers.js';
 import { RelayClient } from '../../src/client/relay-client.js';
 import { FILES, Home } from '../../src/cli/home.js';
-import { Child } from './child.js';
 import { OutputWatch } from './output-watch.js';
-import { ptyTerminal, settlesWithin, type RemoteTerminal } from './remote-terminal.js';
+import { Child, settlesWithin } from '../../src/bench/child.js';
+import { ptyTerminal, type RemoteTerminal } from './remote-terminal.js';
 
 const HOST_USER = 'benchhost';
 const CONTROLLER_USER = 'benchctl';

@@ -4,7 +4,8 @@ import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { NOTICE_PREFIX } from '../../src/cli/terminal-io.js';
 import type { Payload } from './payload.js';
-import { settlesWithin, type RemoteTerminal } from './remote-terminal.js';
+import { settlesWithin } from '../../src/bench/child.js';
+import type { RemoteTerminal } from './remote-terminal.js';
 
 /**
  * A shell prompt (dash: "# " for root, "$ " otherwise) at the end of the output so far, or followed

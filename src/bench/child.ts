@@ -1,6 +1,5 @@
 // Long-running helper processes (relay, agent, sshd): start, wait for a line, stop by pid.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { settlesWithin } from './remote-terminal.js';
 
 /** Output kept per stream for error messages. */
 const TAIL_CHARS = 4_000; // characters
@@ -85,5 +84,22 @@ export class Child {
     this.process.kill('SIGTERM');
     if (!(await settlesWithin(this.exited, STOP_GRACE_MS))) this.process.kill('SIGKILL');
     return this.exited;
+  }
+}
+
+/** True if the promise settles within the time, false otherwise (the timer never outlives it). */
+export async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
+  try {
+    return await Promise.race([
+      promise.then(
+        () => true as const,
+        () => true as const,
+      ),
+      timeout,
+    ]);
+  } finally {
+    clearTimeout(timer);
   }
 }

@@ -45,3 +45,22 @@ export function cpuModel(): string {
   }
   return cpus()[0]?.model ?? 'unknown';
 }
+
+/** Resident memory of a process in MiB (VmRSS from /proc/PID/status); undefined if unreadable. */
+export function rssMiB(pid: number | undefined): number | undefined {
+  if (pid === undefined) return undefined;
+  try {
+    const m = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) / 1024 : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** CPU seconds the whole machine has spent busy (every process, kernel included), from /proc/stat. */
+export function machineCpuSeconds(): number {
+  const fields = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!.trim().split(/\s+/);
+  // cpu user nice system idle iowait irq softirq steal (guest time is already in user).
+  const [user, nice, system, , , irq, softirq, steal] = fields.slice(1, 9).map(Number);
+  return (user! + nice! + system! + irq! + softirq! + steal!) / clockTicks();
+}
