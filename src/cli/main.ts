@@ -174,6 +174,11 @@ export const COMMANDS: readonly LazyCommand[] = [
     load: async () => (await import('./commands/ping.js')).ping,
   },
   {
+    name: 'bench',
+    summary: 'Measure a relay: response time and throughput at 1–20 clients, TLS and plaintext.',
+    load: async () => (await import('./commands/bench.js')).bench,
+  },
+  {
     name: 'keys',
     summary:
       "Show this device's key fingerprint; with USER, that user's keys and which you have pinned.",

@@ -1,0 +1,104 @@
+// `chat`: message latency between two users — each client is a pair of accepted contacts online
+// at once, and one message, sealed end to end, goes from the first to the second through the
+// relay (direct connections off: this measures the relay), timed until the recipient shows it.
+import { join } from 'node:path';
+import { Contacts } from '../../client/contacts.js';
+import type { HistoryLine } from '../../client/message-history.js';
+import { Messenger } from '../../client/messenger.js';
+import { FILES, Home } from '../../cli/home.js';
+import { connectAs, type AccountRef } from '../accounts.js';
+import type { Transport, Workload } from '../workload.js';
+
+/** Time a message has to reach the recipient. */
+const MESSAGE_TIMEOUT_MS = 15_000; // ms
+
+interface Pair {
+  from: AccountRef;
+  to: AccountRef;
+}
+
+async function online(account: AccountRef, transport: Transport) {
+  const client = await connectAs(account, transport);
+  const home = new Home(account.home);
+  const messenger = new Messenger({
+    client,
+    user: account.user,
+    key: home.deviceKey(),
+    server: transport.server,
+    files: {
+      knownPeers: join(account.home, FILES.knownPeers),
+      messagingKeys: join(account.home, FILES.messagingKeys),
+      messages: join(account.home, FILES.messages),
+      contacts: join(account.home, FILES.contacts),
+    },
+    direct: false,
+  });
+  try {
+    await messenger.start({ live: true });
+    await messenger.catchUp();
+  } catch (err) {
+    client.close();
+    throw err;
+  }
+  return {
+    messenger,
+    stop: async () => {
+      await messenger.stop();
+      client.close();
+    },
+  };
+}
+
+export const chat: Workload = {
+  name: 'chat',
+  describe:
+    'one end-to-end sealed message from a user to an accepted contact, through the relay, until the recipient shows it (one in flight per pair)',
+  async prepare(ctx) {
+    const [from, to] = await Promise.all([
+      ctx.accounts.devices('chat-a', ctx.maxClients, ctx.transport),
+      ctx.accounts.devices('chat-b', ctx.maxClients, ctx.transport),
+    ]);
+    const pairs: Pair[] = from.map((a, i) => ({ from: a, to: to[i]! }));
+    for (const { from, to } of pairs) {
+      new Contacts(join(from.home, FILES.contacts)).set(to.user, 'accepted');
+      new Contacts(join(to.home, FILES.contacts)).set(from.user, 'accepted');
+    }
+    return pairs;
+  },
+  async open(ctx) {
+    const pair = (ctx.data as Pair[])[ctx.index]!;
+    const receiver = await online(pair.to, ctx.transport);
+    const sender = await online(pair.from, ctx.transport).catch(async (err: unknown) => {
+      await receiver.stop();
+      throw err;
+    });
+    let waiting: { text: string; resolve: () => void } | undefined;
+    receiver.messenger.on('message', (line: HistoryLine) => {
+      if (waiting && line.text === waiting.text) waiting.resolve();
+    });
+    let n = 0;
+    return {
+      async op() {
+        const text = `bench ${ctx.index} ${n++}`;
+        let timer: NodeJS.Timeout | undefined;
+        const shown = new Promise<void>((resolve, reject) => {
+          waiting = { text, resolve };
+          timer = setTimeout(
+            () => reject(new Error(`the message did not arrive within ${MESSAGE_TIMEOUT_MS} ms`)),
+            MESSAGE_TIMEOUT_MS,
+          );
+        });
+        try {
+          await Promise.all([sender.messenger.send(pair.to.user, text), shown]);
+        } finally {
+          clearTimeout(timer);
+          waiting = undefined;
+        }
+        return 0;
+      },
+      async close() {
+        await Promise.all([sender.stop(), receiver.stop()]);
+      },
+    };
+  },
+};
