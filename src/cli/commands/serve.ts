@@ -6,7 +6,12 @@ import { join } from 'node:path';
 import { startRelay } from '../../server/relay.js';
 import { redactDatabaseUrl } from '../../store/database-url.js';
 import { LOG_LEVELS, createLogger, type LogLevel } from '../../server/logger.js';
-import { SIGNUP_MODES, type SignupMode } from '../../server/auth-service.js';
+import {
+  DEFAULT_AUTH_OPTIONS,
+  SIGNUP_MODES,
+  type AuthOptions,
+  type SignupMode,
+} from '../../server/auth-service.js';
 import { USERNAME_RE } from '../../protocol/messages.js';
 import { isLoopbackHost } from '../../protocol/loopback.js';
 import {
@@ -27,14 +32,36 @@ function intOption(
   return numberOption(value, name, min, max, true) ?? fallback;
 }
 
+const DEFAULT_SIGNUP_RATE = DEFAULT_AUTH_OPTIONS.signupRate;
+/** Highest `--signup-rate`: sign-ups a minute from one address. */
+const MAX_SIGNUP_RATE = 100_000;
+
+/**
+ * The sign-up buckets for `--signup-rate N`: one address may create N accounts a minute and at
+ * least as many at once (never fewer than the default burst), and the relay-wide bucket is
+ * raised to match, or a single address could never use what it was given.
+ *
+ * @example signupRate(30) // per address 30 a minute, 30 at once; relay-wide 60 and 60 (the default)
+ */
+function signupRate(perMinute: number): AuthOptions['signupRate'] {
+  const { perAddress, relay } = DEFAULT_SIGNUP_RATE;
+  return {
+    perAddress: { perMinute, burst: Math.max(perMinute, perAddress.burst) },
+    relay: {
+      perMinute: Math.max(perMinute, relay.perMinute),
+      burst: Math.max(perMinute, relay.burst),
+    },
+  };
+}
+
 export const serve: Command = {
   name: 'serve',
   summary: 'Run the relay: one TLS port for the CLI, hosts, browsers and the REST API.',
   usage:
     '[--host H] [--port P] [--data-dir D] [--database URL] [--max-remotes N] [--tls-cert F --tls-key F]\n' +
-    '       [--cert-name NAME]... [--signup open|invite|closed] [--admin USER]... [--max-connections-per-address N]\n' +
-    '       [--max-connections-per-user N] [--max-sessions-per-user N] [--metrics-token TOKEN] [--log-level L]\n' +
-    '       [--plain-port P [--plain-host H]]',
+    '       [--cert-name NAME]... [--signup open|invite|closed] [--signup-rate N] [--admin USER]...\n' +
+    '       [--max-connections-per-address N] [--max-connections-per-user N] [--max-sessions-per-user N]\n' +
+    '       [--metrics-token TOKEN] [--log-level L] [--plain-port P [--plain-host H]]',
   details:
     'On first start it generates an ECDSA P-256 certificate in the data directory and prints its\n' +
     'SHA-256 fingerprint; clients pin it with --fingerprint. Logs are JSON lines on stderr.\n' +
@@ -134,6 +161,11 @@ export const serve: Command = {
       description:
         'who may create accounts: open (anyone), invite (with a code from an admin) or closed (default open)',
     },
+    'signup-rate': {
+      type: 'string',
+      value: 'N',
+      description: `accounts one address may create a minute, and at once (default ${DEFAULT_SIGNUP_RATE.perAddress.perMinute} a minute, ${DEFAULT_SIGNUP_RATE.perAddress.burst} at once); raise it for a benchmark or a classroom behind one NAT`,
+    },
     admin: {
       type: 'string',
       value: 'USER',
@@ -215,6 +247,13 @@ export const serve: Command = {
     const signupMode = (str(inv, 'signup') ?? 'open') as SignupMode;
     if (!SIGNUP_MODES.includes(signupMode))
       throw new UsageError(`--signup must be one of ${SIGNUP_MODES.join(', ')}`);
+    const signupRatePerAddress = numberOption(
+      str(inv, 'signup-rate'),
+      'signup-rate',
+      1,
+      MAX_SIGNUP_RATE,
+      true,
+    );
     const admins = list(inv, 'admin');
     for (const name of admins)
       if (!USERNAME_RE.test(name)) throw new UsageError(`--admin "${name}" is not a user name`);
@@ -227,6 +266,9 @@ export const serve: Command = {
     const logger = createLogger(level);
     const relay = await startRelay({
       signup: signupMode,
+      ...(signupRatePerAddress === undefined
+        ? {}
+        : { auth: { signupRate: signupRate(signupRatePerAddress) } }),
       admins,
       host,
       port,
