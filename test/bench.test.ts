@@ -2,6 +2,7 @@
 // TLS and plaintext on its own relay (sane figures, no errors, the documented JSON, a report),
 // the same against a relay it is pointed at, and the usage errors.
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,12 +11,36 @@ import Database from 'better-sqlite3';
 import type { BenchResult, BenchRun } from '../src/bench/results.js';
 import { metricValue } from '../src/bench/relay-metrics.js';
 import { commandLine } from '../src/cli/commands/bench.js';
-import { runCli } from './helpers.js';
+import { CLI, runCli, startServeProcess } from './helpers.js';
 import { Harness } from './terminal-harness.js';
 
 const WORKLOADS = ['login', 'exec', 'echo', 'stream', 'chat', 'pay'];
 /** The whole matrix: setup (a relay, an agent per transport, 30 accounts) and 24 phases of ~1.2 s. */
 const MATRIX_TIMEOUT_MS = 240_000; // ms
+
+/** Command lines of this machine's processes that contain any of `needles`. */
+function processesMatching(...needles: string[]): string[] {
+  const found: string[] = [];
+  for (const pid of readdirSync('/proc').filter((name) => /^\d+$/.test(name))) {
+    let cmdline = '';
+    try {
+      cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ');
+    } catch {
+      continue; // gone meanwhile
+    }
+    if (needles.some((n) => cmdline.includes(n))) found.push(cmdline);
+  }
+  return found;
+}
+
+/** Polls `check` until it holds (rejects after `ms`). */
+async function waitUntil(check: () => boolean, ms: number, what: string): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
 
 /** Every documented key of a result, with the type it must have. */
 function checkShape(r: BenchResult): void {
@@ -39,9 +64,6 @@ function checkSane(r: BenchResult): void {
   assert.ok(r.latencyMs.p95 >= r.latencyMs.p50, `${name}: p95 < p50`);
   assert.ok(r.latencyMs.p99 >= r.latencyMs.p95, `${name}: p99 < p95`);
   assert.ok(r.latencyMs.max >= r.latencyMs.p99, `${name}: max < p99`);
-  assert.ok(r.durationS >= 1, `${name}: measured ${r.durationS} s`);
-  const rate = r.ops / r.durationS;
-  assert.ok(Math.abs(r.opsPerSec - rate) <= 0.1 + rate * 0.01, `${name}: ops/s ${r.opsPerSec}`);
   // Each client runs one operation at a time, back to back: their response times add up to about
   // the clients' time (not past it, and not far below: the clock and the units are right).
   const busyS = (r.ops * r.latencyMs.mean) / 1000;
@@ -69,14 +91,17 @@ describe('switchboard bench', () => {
     async () => {
       const home = scratch();
       const report = join(home, 'report');
+      const temp = scratch();
       const r = await runCli(
         ['bench', '--clients', '1,2', '--duration', '1', '--warmup', '0.2', '--json'].concat(
           '--report',
           report,
         ),
-        { home, timeoutMs: MATRIX_TIMEOUT_MS },
+        { home, timeoutMs: MATRIX_TIMEOUT_MS, env: { TMPDIR: temp } },
       );
       assert.equal(r.code, 0, r.stderr);
+      // Its relay's data, the accounts' homes and keys went with the run.
+      assert.deepEqual(readdirSync(temp), [], 'nothing left in the temporary directory');
       const run = JSON.parse(r.stdout) as BenchRun;
       assert.equal(run.relay, 'own');
       assert.match(run.command, /^switchboard bench --clients 1,2 /);
@@ -84,10 +109,14 @@ describe('switchboard bench', () => {
         assert.ok(run.machine[key], `machine.${key}`);
       assert.ok(run.machine.cpus >= 1);
       assert.deepEqual(Object.keys(run.workloads), WORKLOADS);
-      // Phases in order: each workload, each client count, TLS then plaintext.
-      const expected = WORKLOADS.flatMap((w) =>
-        [1, 2].flatMap((clients) => [true, false].map((tls) => `${w}/${clients}/${tls}`)),
-      );
+      // Phases in order: each workload, each client count, TLS first at 1 client and
+      // plaintext first at 2 (drift does not always land on the same side).
+      const expected = WORKLOADS.flatMap((w) => [
+        `${w}/1/true`,
+        `${w}/1/false`,
+        `${w}/2/false`,
+        `${w}/2/true`,
+      ]);
       assert.deepEqual(
         run.results.map((x) => `${x.workload}/${x.clients}/${x.tls}`),
         expected,
@@ -140,23 +169,26 @@ describe('switchboard bench', () => {
         // Read from the relay's /metrics (open to loopback): this test process is the relay.
         assert.ok(x.relay && x.relay.cpuPercent > 0 && x.relay.rssMiB > 10, 'relay readings');
       }
-      // Every transfer it counted is settled in the relay's ledger.
+      // Every transfer it counted is settled in the relay's ledger, and its accounts are gone.
       const db = new Database(join(h.dataDir, 'switchboard.db'), { readonly: true });
-      const settled = db
-        .prepare("SELECT count(*) AS n FROM ledger_entries WHERE kind = 'transfer'")
-        .get() as { n: number };
+      const count = (sql: string): number => (db.prepare(sql).get() as { n: number }).n;
+      const settled = count("SELECT count(*) AS n FROM ledger_entries WHERE kind = 'transfer'");
+      const left = count("SELECT count(*) AS n FROM users WHERE name LIKE 'rb-%'");
       db.close();
       const paid = run.results.filter((x) => x.workload === 'pay');
-      assert.ok(settled.n >= paid.reduce((s, x) => s + x.ops, 0), `${settled.n} transfers settled`);
-      const again = await runCli(
+      assert.ok(settled >= paid.reduce((s, x) => s + x.ops, 0), `${settled} transfers settled`);
+      assert.equal(left, 0, 'the bench removed the accounts it made');
+      // A name that is taken stops the run: it never logs in to someone else's account.
+      await h.user('rb2-ops');
+      const taken = await runCli(
         ['bench', '--server', h.server, '--fingerprint', h.relay.certificate.fingerprint].concat(
           ['--tls', 'on', '--workloads', 'login', '--clients', '1', '--duration', '0.2'],
-          ['--prefix', 'rb'],
+          ['--prefix', 'rb2'],
         ),
         { home, timeoutMs: 60_000 },
       );
-      assert.equal(again.code, 3, `the accounts exist already: ${again.stderr}`);
-      assert.match(again.stderr, /rb-ops already exists on this relay; pass another --prefix/);
+      assert.equal(taken.code, 3, taken.stderr);
+      assert.match(taken.stderr, /rb2-ops already exists on this relay; pass another --prefix/);
     } finally {
       await h.close();
     }
@@ -181,6 +213,111 @@ describe('switchboard bench', () => {
     }
     assert.equal(existsSync(join(home, 'known_servers.json')), false);
   });
+
+  it('counts failed operations, names them, and exits 1', { timeout: 120_000 }, async () => {
+    // No credit at sign-up: every transfer is refused for want of funds.
+    const h = await new Harness({ signupCredit: 0 }).start();
+    try {
+      const home = scratch();
+      const r = await runCli(
+        ['bench', '--server', h.server, '--fingerprint', h.relay.certificate.fingerprint].concat(
+          ['--tls', 'on', '--workloads', 'pay', '--clients', '1', '--duration', '0.5'],
+          ['--warmup', '0', '--json'],
+        ),
+        { home, timeoutMs: 90_000 },
+      );
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(r.stderr, /switchboard bench: \d+ operations failed/);
+      const [row] = (JSON.parse(r.stdout) as BenchRun).results;
+      assert.equal(row!.ops, 0);
+      assert.ok(row!.errors > 1, `${row!.errors} errors`);
+      assert.match(row!.errorSamples.join('\n'), /^INSUFFICIENT_FUNDS: /m);
+    } finally {
+      await h.close();
+    }
+  });
+
+  it('on a stock relay, stops at its sign-up limit naming serve --signup-rate', async () => {
+    const data = scratch();
+    const relay = await startServeProcess(data);
+    try {
+      const r = await runCli(
+        ['bench', '--server', relay.server, '--fingerprint', relay.fingerprint].concat([
+          '--tls',
+          'on',
+          '--workloads',
+          'chat',
+          '--clients',
+          '6',
+          '--duration',
+          '0.2',
+        ]),
+        { home: scratch(), timeoutMs: 90_000 },
+      );
+      assert.equal(r.code, 3, r.stderr);
+      assert.match(
+        r.stderr,
+        /stopped the bench's sign-ups after \d+ accounts .*this run makes up to 14 .*`serve --signup-rate 14`, or pass fewer --clients/,
+      );
+    } finally {
+      relay.child.kill('SIGTERM');
+      await relay.exited;
+    }
+  });
+
+  /**
+   * Starts `bench --workloads echo` (its relay and an agent per transport), waits for `ready`,
+   * sends SIGINT, and checks that it exits 130 having stopped everything and removed its files.
+   */
+  async function interrupt(
+    name: string,
+    ready: (stderr: string, prefix: string) => Promise<void>,
+  ): Promise<void> {
+    // Its own names, so processes left by another run never count.
+    const prefix = `${name}${process.pid}`;
+    const temp = scratch();
+    const env: NodeJS.ProcessEnv = { ...process.env, TMPDIR: temp, SWITCHBOARD_HOME: scratch() };
+    const args = ['bench', '--workloads', 'echo', '--clients', '1', '--duration', '60'];
+    const child = spawn(process.execPath, [CLI, ...args, '--prefix', prefix], {
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.setEncoding('utf8');
+    const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+    await new Promise<void>((resolve, reject) => {
+      child.stderr.on('data', (s: string) => {
+        stderr += s;
+        if (stderr.includes('preparing echo (plaintext)')) resolve();
+      });
+      void exited.then((code) => reject(new Error(`exited (${code}) first: ${stderr}`)));
+    });
+    await ready(stderr, prefix);
+    child.kill('SIGINT');
+    assert.equal(await exited, 130, stderr);
+    assert.match(stderr, /interrupted; everything it started is stopped/);
+    const left = processesMatching(`${prefix}-tls`, `${prefix}-plain`, temp);
+    assert.deepEqual(left, [], 'no relay or agent left running');
+    assert.deepEqual(readdirSync(temp), [], 'nothing left in the temporary directory');
+  }
+
+  it('stops on Ctrl-C with its relay and agents up, leaving nothing', { timeout: 120_000 }, () =>
+    interrupt('sigup', (stderr, prefix) =>
+      waitUntil(
+        () => processesMatching(`${prefix}-tls`, `${prefix}-plain`).length >= 2,
+        60_000,
+        `two agents: ${stderr}`,
+      ),
+    ),
+  );
+
+  it(
+    'stops on Ctrl-C during setup, and an agent starting then stops too',
+    { timeout: 120_000 },
+    () =>
+      // The plaintext agent's account is being made: its agent starts after the stop began.
+      interrupt('sigset', async () => undefined),
+  );
 
   it('names its command without the metrics token, and reads the relay from Prometheus text', () => {
     assert.equal(

@@ -48,13 +48,18 @@ export class BenchAccounts {
   readonly #dir: string;
   readonly #password = randomBytes(18).toString('base64url');
   readonly #made = new Map<string, Promise<void>>();
+  /** One device of each account made, to remove them after a run on someone's relay. */
+  readonly #refs = new Map<string, AccountRef>();
+  /** The accounts a run may make, for the message when the relay stops them. */
+  readonly #expected: number;
   readonly #devices = new Map<string, Promise<AccountRef>>();
   #running = 0;
   readonly #queue: Array<() => void> = [];
 
-  constructor(dir: string, prefix: string) {
+  constructor(dir: string, prefix: string, expected: number) {
     this.#dir = dir;
     this.prefix = prefix;
+    this.#expected = expected;
   }
 
   /**
@@ -102,7 +107,9 @@ export class BenchAccounts {
         token: login.token,
         expiresAt: login.expiresAt,
       });
-      return { user, home };
+      const ref = { user, home };
+      if (!this.#refs.has(user)) this.#refs.set(user, ref);
+      return ref;
     } finally {
       client.close();
     }
@@ -118,6 +125,14 @@ export class BenchAccounts {
           `the account ${user} already exists on this relay; pass another --prefix`,
         );
       }
+      if (err instanceof RemoteError && err.code === ErrorCode.THROTTLED) {
+        throw new SwitchboardError(
+          err.code,
+          `the relay stopped the bench's sign-ups after ${this.#made.size - 1} accounts (${err.message}); ` +
+            `this run makes up to ${this.#expected} (2 a client, and 2): start the relay with ` +
+            `\`serve --signup-rate ${this.#expected}\`, or pass fewer --clients`,
+        );
+      }
       if (err instanceof RemoteError && client.signupMode !== 'open') {
         throw new SwitchboardError(
           err.code,
@@ -127,6 +142,27 @@ export class BenchAccounts {
       }
       throw err;
     }
+  }
+
+  /**
+   * Deletes every account this run made, over `transport` (best effort: a relay that is gone
+   * keeps them). Returns how many went.
+   */
+  async removeAll(transport: Transport): Promise<number> {
+    let removed = 0;
+    for (const ref of this.#refs.values()) {
+      const client = await connectAs(ref, transport).catch(() => undefined);
+      if (!client) continue;
+      try {
+        await client.request('account.delete', { password: this.#password });
+        removed++;
+      } catch {
+        // left for the relay's operator: the names carry the run's prefix
+      } finally {
+        client.close();
+      }
+    }
+    return removed;
   }
 
   /** Runs `fn` with at most SIGNUP_CONCURRENCY others. */

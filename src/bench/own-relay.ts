@@ -1,6 +1,7 @@
 // The relay a bench run starts for itself (relay-child.ts in its own process), and its readings.
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { settlesWithin } from './child.js';
 import type { OwnRelayReady } from './relay-child.js';
 
 /** Time the relay process has to listen. */
@@ -60,12 +61,7 @@ export class OwnRelay {
   async stop(): Promise<void> {
     if (this.#child.exitCode !== null || this.#child.signalCode !== null) return;
     if (this.#child.connected) this.#child.disconnect();
-    let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<'late'>(
-      (resolve) => (timer = setTimeout(() => resolve('late'), STOP_MS)),
-    );
-    if ((await Promise.race([this.#exited, late])) === 'late') this.#child.kill('SIGKILL');
-    clearTimeout(timer);
+    if (!(await settlesWithin(this.#exited, STOP_MS))) this.#child.kill('SIGKILL');
     await this.#exited;
   }
 }

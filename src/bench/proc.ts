@@ -57,10 +57,16 @@ export function rssMiB(pid: number | undefined): number | undefined {
   }
 }
 
-/** CPU seconds the whole machine has spent busy (every process, kernel included), from /proc/stat. */
-export function machineCpuSeconds(): number {
+/** The whole machine's CPU time from /proc/stat, seconds: busy (every process, kernel included) and all. */
+export function machineCpuTimes(): { busy: number; total: number } {
   const fields = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!.trim().split(/\s+/);
   // cpu user nice system idle iowait irq softirq steal (guest time is already in user).
-  const [user, nice, system, , , irq, softirq, steal] = fields.slice(1, 9).map(Number);
-  return (user! + nice! + system! + irq! + softirq! + steal!) / clockTicks();
+  const [user, nice, system, idle, iowait, irq, softirq, steal] = fields.slice(1, 9).map(Number);
+  const busy = user! + nice! + system! + irq! + softirq! + steal!;
+  return { busy: busy / clockTicks(), total: (busy + idle! + iowait!) / clockTicks() };
+}
+
+/** CPU seconds the whole machine has spent busy (every process, kernel included), from /proc/stat. */
+export function machineCpuSeconds(): number {
+  return machineCpuTimes().busy;
 }

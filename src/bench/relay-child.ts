@@ -1,7 +1,7 @@
 // The relay `switchboard bench` starts when it is not given --server: forked by own-relay.ts so
 // that its CPU and memory are its own, on 127.0.0.1 (TLS and plaintext listeners, free ports),
 // in the run's temporary data directory. It closes when the bench disconnects.
-import { startRelay } from '../server/relay.js';
+import { startRelay, type Relay } from '../server/relay.js';
 
 /** Sign-ups the bench makes from 127.0.0.1 at once (the relay's default allows 10, then 5 a minute). */
 const ROOMY_SIGNUPS = { perMinute: 100_000, burst: 10_000 };
@@ -18,17 +18,21 @@ export interface OwnRelayReady {
 async function main(): Promise<void> {
   const dataDir = process.argv[2];
   if (!dataDir) throw new Error('usage: relay-child DATA_DIR');
-  const relay = await startRelay({
+  // The bench went: so does the relay (at once if it is not up yet).
+  const up: { relay?: Relay } = {};
+  const close = (): void =>
+    void (up.relay?.close('the benchmark is over') ?? Promise.resolve()).finally(() =>
+      process.exit(0),
+    );
+  process.once('disconnect', close);
+  const relay = (up.relay = await startRelay({
     host: '127.0.0.1',
     port: 0,
     plainPort: 0,
     dataDir,
     signupCredit: BENCH_CREDIT,
     auth: { signupRate: { perAddress: ROOMY_SIGNUPS, relay: ROOMY_SIGNUPS } },
-  });
-  process.once('disconnect', () => {
-    void relay.close('the benchmark is over').finally(() => process.exit(0));
-  });
+  }));
   const ready: OwnRelayReady = {
     type: 'listening',
     port: relay.port,

@@ -17,6 +17,8 @@ const MAX_PAGE_BYTES = 1 << 20; // bytes
 export interface RelayReading {
   cpuSeconds: number;
   rssBytes: number;
+  /** When it was read (Date.now()): the middle of the scrape for /metrics. */
+  at: number;
 }
 
 /** One metric's value from a Prometheus text page; undefined if absent. */
@@ -40,6 +42,7 @@ export async function readRelayMetrics(
           fingerprint: transport.fingerprint,
         })
       : await connectPlain(address, { insecure: transport.insecure });
+    const asked = Date.now();
     const page = await new Promise<string>((resolve, reject) => {
       const req = request(
         {
@@ -69,7 +72,7 @@ export async function readRelayMetrics(
     const cpuSeconds = metricValue(page, 'process_cpu_seconds_total');
     const rssBytes = metricValue(page, 'process_resident_memory_bytes');
     if (cpuSeconds === undefined || rssBytes === undefined) return undefined;
-    return { cpuSeconds, rssBytes };
+    return { cpuSeconds, rssBytes, at: (asked + Date.now()) / 2 };
   } catch {
     return undefined;
   }

@@ -28,9 +28,11 @@ export interface BenchResult {
   opsPerSec: number;
   /** Response time of one operation (the workload says what one is). */
   latencyMs: LatencyMs;
-  /** Operations that failed; the first few messages in errorSamples. */
+  /** Operations (and reconnections) that failed; the first few messages in errorSamples. */
   errors: number;
   errorSamples: string[];
+  /** The phase itself failed (its clients could not start, a thread died): no figures. */
+  failed?: boolean;
   /** Payload bytes moved and their rate, for workloads where bytes flow (stream). */
   bytes?: number;
   mbPerSec?: number;

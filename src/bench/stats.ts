@@ -11,7 +11,7 @@ export interface Summary {
 }
 
 /** Nearest-rank percentile of an ascending array, q in 0..1; NaN when empty. */
-export function percentile(sorted: readonly number[], q: number): number {
+export function percentile(sorted: ArrayLike<number>, q: number): number {
   if (sorted.length === 0) return NaN;
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))]!;
 }

@@ -36,6 +36,8 @@ export interface ClientContext {
   transport: Transport;
   /** This client's number, 0 … clients-1 (the same across the workers of a phase). */
   index: number;
+  /** The clients of this phase. */
+  clients: number;
   /** What `prepare` returned. */
   data: unknown;
 }

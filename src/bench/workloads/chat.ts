@@ -55,8 +55,8 @@ export const chat: Workload = {
     'one end-to-end sealed message from a user to an accepted contact, through the relay, until the recipient shows it (one in flight per pair)',
   async prepare(ctx) {
     const [from, to] = await Promise.all([
-      ctx.accounts.devices('chat-a', ctx.maxClients, ctx.transport),
-      ctx.accounts.devices('chat-b', ctx.maxClients, ctx.transport),
+      ctx.accounts.devices('a', ctx.maxClients, ctx.transport),
+      ctx.accounts.devices('b', ctx.maxClients, ctx.transport),
     ]);
     const pairs: Pair[] = from.map((a, i) => ({ from: a, to: to[i]! }));
     for (const { from, to } of pairs) {

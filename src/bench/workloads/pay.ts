@@ -1,15 +1,19 @@
 // `pay`: a signed transfer settled by the relay's ledger — the payer's device signs it, the relay
 // checks the signature and the balance and commits it (synchronously to disk) before it answers.
-// Each client's account pays the next one in a ring, 1 unit at a time, so balances hold.
+// Each client holds the two accounts of its pair (the chat workload's) and pays 1 unit back and
+// forth between them, so no balance runs down, whatever credit the relay gives an account.
 import { randomBytes } from 'node:crypto';
+import type { RelayClient } from '../../client/relay-client.js';
 import { Home } from '../../cli/home.js';
+import type { DeviceKeyPair } from '../../crypto/device-key.js';
 import { signTransfer } from '../../crypto/ledger-signing.js';
 import type { TransferBody } from '../../protocol/ledger.js';
 import { connectAs, type AccountRef } from '../accounts.js';
 import type { Workload } from '../workload.js';
 
-interface Payers {
-  accounts: AccountRef[];
+interface Pairs {
+  a: AccountRef[];
+  b: AccountRef[];
 }
 
 export const pay: Workload = {
@@ -17,35 +21,46 @@ export const pay: Workload = {
   describe:
     'one signed transfer of 1 unit to another account, from ledger.pay to the relay’s answer after it is committed',
   async prepare(ctx) {
-    // At least two accounts, so one client has someone to pay.
-    const accounts = await ctx.accounts.devices('pay', Math.max(2, ctx.maxClients), ctx.transport);
-    return { accounts } satisfies Payers;
+    const [a, b] = await Promise.all([
+      ctx.accounts.devices('a', ctx.maxClients, ctx.transport),
+      ctx.accounts.devices('b', ctx.maxClients, ctx.transport),
+    ]);
+    return { a, b } satisfies Pairs;
   },
   async open(ctx) {
-    const { accounts } = ctx.data as Payers;
-    const me = accounts[ctx.index]!;
-    const to = accounts[(ctx.index + 1) % accounts.length]!;
-    const key = new Home(me.home).deviceKey();
-    const client = await connectAs(me, ctx.transport);
-    const { ledger } = await client.request('ledger.info', {});
+    const pairs = ctx.data as Pairs;
+    const sides: Array<{ account: AccountRef; key: DeviceKeyPair; client: RelayClient }> = [];
+    let ledger: string;
+    try {
+      for (const account of [pairs.a[ctx.index]!, pairs.b[ctx.index]!]) {
+        const key = new Home(account.home).deviceKey();
+        sides.push({ account, key, client: await connectAs(account, ctx.transport) });
+      }
+      ledger = (await sides[0]!.client.request('ledger.info', {})).ledger;
+    } catch (err) {
+      for (const side of sides) side.client.close();
+      throw err;
+    }
+    let n = 0;
     return {
       async op() {
+        const [from, to] = n++ % 2 === 0 ? [sides[0]!, sides[1]!] : [sides[1]!, sides[0]!];
         const body: TransferBody = {
           v: 1,
           kind: 'transfer',
           ledger,
           id: randomBytes(16).toString('base64'),
-          from: me.user,
-          to: to.user,
+          from: from.account.user,
+          to: to.account.user,
           amount: 1,
           memo: 'bench',
           at: new Date().toISOString(),
         };
-        await client.request('ledger.pay', { transfer: signTransfer(key, body) });
+        await from.client.request('ledger.pay', { transfer: signTransfer(from.key, body) });
         return 0;
       },
       async close() {
-        client.close();
+        for (const side of sides) side.client.close();
       },
     };
   },

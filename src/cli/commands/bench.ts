@@ -273,28 +273,50 @@ export const bench: Command = {
         );
     }
     const metricsToken = str(inv, 'metrics-token') ?? io.env['SWITCHBOARD_METRICS_TOKEN'];
-    const command = commandLine(process.argv.slice(3));
+    const command = commandLine(process.argv.slice(process.argv.indexOf('bench') + 1));
     const { VERSION } = await import('../main.js');
-    const run: BenchRun = await runBench(
-      {
-        ...(server === undefined ? {} : { server: normalizeServer(server) }),
-        ...(plainServer === undefined ? {} : { plainServer }),
-        ...(fingerprint === undefined ? {} : { fingerprint }),
-        ...(str(inv, 'prefix') === undefined ? {} : { prefix: str(inv, 'prefix')! }),
-        ...(workers === undefined ? {} : { workers }),
-        ...(metricsToken === undefined ? {} : { metricsToken }),
-        insecure: bool(inv, 'insecure'),
-        compareSsh: bool(inv, 'compare-ssh'),
-        workloads,
-        clients,
-        tls,
-        durationS,
-        warmupS,
-        command,
-        version: VERSION,
-      },
-      progressOn(io.stderr),
-    );
+    // Ctrl-C or SIGTERM: the run stops and cleans up (its relay, agents, sshds, accounts, temp
+    // directory); a second one exits at once.
+    const stop = new AbortController();
+    let signals = 0;
+    const onSignal = (signal: NodeJS.Signals): void => {
+      if (signals++ > 0) process.exit(Exit.INTERRUPTED);
+      io.stderr.write(`\n${signal}: stopping the run and cleaning up…\n`);
+      stop.abort(new Error(`interrupted by ${signal}`));
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+    let run: BenchRun;
+    try {
+      run = await runBench(
+        {
+          ...(server === undefined ? {} : { server: normalizeServer(server) }),
+          ...(plainServer === undefined ? {} : { plainServer }),
+          ...(fingerprint === undefined ? {} : { fingerprint }),
+          ...(str(inv, 'prefix') === undefined ? {} : { prefix: str(inv, 'prefix')! }),
+          ...(workers === undefined ? {} : { workers }),
+          ...(metricsToken === undefined ? {} : { metricsToken }),
+          insecure: bool(inv, 'insecure'),
+          compareSsh: bool(inv, 'compare-ssh'),
+          workloads,
+          clients,
+          tls,
+          durationS,
+          warmupS,
+          command,
+          version: VERSION,
+          signal: stop.signal,
+        },
+        progressOn(io.stderr),
+      );
+    } catch (err) {
+      if (!stop.signal.aborted) throw err;
+      io.stderr.write('switchboard bench: interrupted; everything it started is stopped\n');
+      return Exit.INTERRUPTED;
+    } finally {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+    }
     const report = str(inv, 'report');
     if (report !== undefined) {
       const { writeReport } = await import('../../bench/report.js');
