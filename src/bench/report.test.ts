@@ -430,6 +430,27 @@ describe('renderReport', () => {
   });
 });
 
+describe('latency scale', () => {
+  it('turns logarithmic when figures are a hundred times apart, and says so', async () => {
+    const axisTitles = async (rows: BenchResult[]): Promise<string> => {
+      const { html } = await renderReport({ ...run, results: rows, workloads: { exec: 'x' } });
+      return [...new Set([...html.matchAll(/response time \(ms[^)<]*\)/g)].map((m) => m[0]))].join(
+        '|',
+      );
+    };
+    const close = [row('exec', 1, true), row('exec', 2, true)];
+    assert.equal(await axisTitles(close), 'response time (ms)');
+    const far = [
+      ...close,
+      row('exec', 1, true, {
+        system: 'openssh',
+        latencyMs: { p50: 150, p95: 900, p99: 5000, max: 6000, mean: 300 },
+      }),
+    ];
+    assert.equal(await axisTitles(far), 'response time (ms, log scale)');
+  });
+});
+
 describe('writeReport opened in Chromium from file://', () => {
   let dir: string;
   let browser: Browser | undefined;

@@ -177,6 +177,9 @@ function clientsEncoding(rows: readonly BenchResult[]) {
   };
 }
 
+/** Largest over smallest figure on a latency chart past which its scale is logarithmic. */
+const LOG_SCALE_RATIO = 100;
+
 function latencySpec(workload: string, rows: readonly BenchResult[]): TopLevelSpec {
   const values = rows.flatMap((r) =>
     PERCENTILE_DASH.map(([percentile]) => ({
@@ -186,14 +189,24 @@ function latencySpec(workload: string, rows: readonly BenchResult[]): TopLevelSp
       ms: r.latencyMs[percentile],
     })),
   );
+  // Figures a hundred times apart (OpenSSH's exec next to ours, a p99 far above the p50) would
+  // flatten the lower lines to the axis: then the scale is logarithmic, and says so.
+  const positive = values.map((v) => v.ms).filter((ms) => ms > 0);
+  const log =
+    positive.length > 0 && Math.max(...positive) / Math.min(...positive) > LOG_SCALE_RATIO;
   return {
     title: `${workload}: response time (p50, p99)`,
     width: CHART_WIDTH,
     height: CHART_HEIGHT,
-    data: { values },
+    data: { values: log ? values.filter((v) => v.ms > 0) : values },
     encoding: {
       x: clientsEncoding(rows),
-      y: { field: 'ms', type: 'quantitative', axis: { title: 'response time (ms)' } },
+      y: {
+        field: 'ms',
+        type: 'quantitative',
+        ...(log ? { scale: { type: 'log' } } : {}),
+        axis: { title: log ? 'response time (ms, log scale)' : 'response time (ms)' },
+      },
       color: colourEncoding(rows),
     },
     // Lines and points as two layers, so the dash legend is drawn from the (stroked) lines alone.
