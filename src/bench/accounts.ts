@@ -16,6 +16,12 @@ export interface AccountRef {
   home: string;
 }
 
+/** Two accounts that deal with each other (a chat's two ends, a payer and a payee). */
+export interface AccountPair {
+  a: AccountRef;
+  b: AccountRef;
+}
+
 /** Sign-ups at once: the relay queues password hashes and limits sign-ups per address. */
 const SIGNUP_CONCURRENCY = 4;
 
@@ -74,6 +80,15 @@ export class BenchAccounts {
       this.#devices.set(key, found);
     }
     return found;
+  }
+
+  /** Pairs of accounts A-i and B-i, i < `count` (chat and pay share them), over `transport`. */
+  async pairs(count: number, transport: Transport): Promise<AccountPair[]> {
+    const [a, b] = await Promise.all([
+      this.devices('a', count, transport),
+      this.devices('b', count, transport),
+    ]);
+    return a.map((first, i) => ({ a: first, b: b[i]! }));
   }
 
   /** `count` accounts ROLE-0 … ROLE-(count-1), over `transport`. */

@@ -6,16 +6,11 @@ import { Contacts } from '../../client/contacts.js';
 import type { HistoryLine } from '../../client/message-history.js';
 import { Messenger } from '../../client/messenger.js';
 import { FILES, Home } from '../../cli/home.js';
-import { connectAs, type AccountRef } from '../accounts.js';
+import { connectAs, type AccountPair, type AccountRef } from '../accounts.js';
 import type { Transport, Workload } from '../workload.js';
 
 /** Time a message has to reach the recipient. */
 const MESSAGE_TIMEOUT_MS = 15_000; // ms
-
-interface Pair {
-  from: AccountRef;
-  to: AccountRef;
-}
 
 async function online(account: AccountRef, transport: Transport) {
   const client = await connectAs(account, transport);
@@ -54,21 +49,17 @@ export const chat: Workload = {
   describe:
     'one end-to-end sealed message from a user to an accepted contact, through the relay, until the recipient shows it (one in flight per pair)',
   async prepare(ctx) {
-    const [from, to] = await Promise.all([
-      ctx.accounts.devices('a', ctx.maxClients, ctx.transport),
-      ctx.accounts.devices('b', ctx.maxClients, ctx.transport),
-    ]);
-    const pairs: Pair[] = from.map((a, i) => ({ from: a, to: to[i]! }));
-    for (const { from, to } of pairs) {
-      new Contacts(join(from.home, FILES.contacts)).set(to.user, 'accepted');
-      new Contacts(join(to.home, FILES.contacts)).set(from.user, 'accepted');
+    const pairs = await ctx.accounts.pairs(ctx.maxClients, ctx.transport);
+    for (const { a, b } of pairs) {
+      new Contacts(join(a.home, FILES.contacts)).set(b.user, 'accepted');
+      new Contacts(join(b.home, FILES.contacts)).set(a.user, 'accepted');
     }
     return pairs;
   },
   async open(ctx) {
-    const pair = (ctx.data as Pair[])[ctx.index]!;
-    const receiver = await online(pair.to, ctx.transport);
-    const sender = await online(pair.from, ctx.transport).catch(async (err: unknown) => {
+    const pair = (ctx.data as AccountPair[])[ctx.index]!;
+    const receiver = await online(pair.b, ctx.transport);
+    const sender = await online(pair.a, ctx.transport).catch(async (err: unknown) => {
       await receiver.stop();
       throw err;
     });
@@ -89,7 +80,7 @@ export const chat: Workload = {
           );
         });
         try {
-          await Promise.all([sender.messenger.send(pair.to.user, text), shown]);
+          await Promise.all([sender.messenger.send(pair.b.user, text), shown]);
         } finally {
           clearTimeout(timer);
           waiting = undefined;

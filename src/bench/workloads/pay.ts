@@ -8,31 +8,22 @@ import { Home } from '../../cli/home.js';
 import type { DeviceKeyPair } from '../../crypto/device-key.js';
 import { signTransfer } from '../../crypto/ledger-signing.js';
 import type { TransferBody } from '../../protocol/ledger.js';
-import { connectAs, type AccountRef } from '../accounts.js';
+import { connectAs, type AccountPair, type AccountRef } from '../accounts.js';
 import type { Workload } from '../workload.js';
-
-interface Pairs {
-  a: AccountRef[];
-  b: AccountRef[];
-}
 
 export const pay: Workload = {
   name: 'pay',
   describe:
     'one signed transfer of 1 unit to another account, from ledger.pay to the relay’s answer after it is committed',
   async prepare(ctx) {
-    const [a, b] = await Promise.all([
-      ctx.accounts.devices('a', ctx.maxClients, ctx.transport),
-      ctx.accounts.devices('b', ctx.maxClients, ctx.transport),
-    ]);
-    return { a, b } satisfies Pairs;
+    return ctx.accounts.pairs(ctx.maxClients, ctx.transport);
   },
   async open(ctx) {
-    const pairs = ctx.data as Pairs;
+    const pair = (ctx.data as AccountPair[])[ctx.index]!;
     const sides: Array<{ account: AccountRef; key: DeviceKeyPair; client: RelayClient }> = [];
     let ledger: string;
     try {
-      for (const account of [pairs.a[ctx.index]!, pairs.b[ctx.index]!]) {
+      for (const account of [pair.a, pair.b]) {
         const key = new Home(account.home).deviceKey();
         sides.push({ account, key, client: await connectAs(account, ctx.transport) });
       }
