@@ -1,25 +1,15 @@
 // The device proof of `auth.login`: the device key signs the connection's hello challenge and the account.
+import { LOGIN_CHALLENGE_BYTES } from '../protocol/limits.js';
 import {
-  DEVICE_AUTH_CONTEXT,
-  LOGIN_CHALLENGE_BYTES,
-  LOGIN_PROOF_CONTEXT,
-} from '../protocol/limits.js';
+  deviceAuthMessage as deviceAuth,
+  loginProofMessage as loginProof,
+} from '../protocol/proof-messages.js';
 import type { Transport } from '../protocol/messages.js';
 import { SIGNATURE_BYTES, verifySignature, type DeviceKeyPair } from './device-key.js';
 
-/**
- * The bytes a device signs: "switchboard-login-v1" NUL challenge NUL user. The context string
- * keeps the signature from meaning anything elsewhere (the E2E handshake signs other things
- * with the same key); the fresh per-connection challenge keeps it from being replayed; the user
- * name binds it to one account. The challenge is a fixed 32 bytes and user names contain no NUL,
- * so the encoding is unambiguous.
- */
+/** The bytes `auth.login`'s proof signs (protocol/proof-messages.ts), as a Buffer. */
 export function loginProofMessage(challenge: Uint8Array, user: string): Buffer {
-  return Buffer.concat([
-    Buffer.from(`${LOGIN_PROOF_CONTEXT}\0`, 'utf8'),
-    challenge,
-    Buffer.from(`\0${user}`, 'utf8'),
-  ]);
+  return Buffer.from(loginProof(challenge, user));
 }
 
 /**
@@ -53,18 +43,9 @@ function verifyProof(
   return verifySignature(publicKey, message(), signature);
 }
 
-/**
- * The bytes a device signs to authenticate without a password or token (`auth.device`):
- * "switchboard-device-auth-v1" NUL challenge NUL user NUL relay certificate fingerprint. The
- * fingerprint binds it to the relay the device sees: a relay that passes another relay's challenge
- * on gets a proof that relay refuses.
- */
+/** The bytes `auth.device`'s proof signs (protocol/proof-messages.ts), as a Buffer. */
 function deviceAuthMessage(challenge: Uint8Array, user: string, relay: string): Buffer {
-  return Buffer.concat([
-    Buffer.from(`${DEVICE_AUTH_CONTEXT}\0`, 'utf8'),
-    challenge,
-    Buffer.from(`\0${user}\0${relay}`, 'utf8'),
-  ]);
+  return Buffer.from(deviceAuth(challenge, user, relay));
 }
 
 /**

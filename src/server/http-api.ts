@@ -1,4 +1,4 @@
-// The REST door on the relay's port: /healthz, /metrics, and requests of the handler table under /v1/.
+// The REST door on the relay's port: /healthz, /metrics, requests of the handler table under /v1/, and the web page (/, /assets/).
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { decodeRequest } from '../protocol/codec.js';
@@ -12,6 +12,7 @@ import {
 } from '../protocol/messages.js';
 import { RestCaller } from './caller.js';
 import { dispatch, entryOf, type Services } from './handlers.js';
+import { serveWeb, type WebAssets } from './web-assets.js';
 
 export interface HttpContext extends Services {
   isShuttingDown: () => boolean;
@@ -19,6 +20,8 @@ export interface HttpContext extends Services {
   addressOf: (req: IncomingMessage) => string;
   /** Bearer token that opens /metrics to non-loopback clients; without it, loopback only. */
   metricsToken?: string;
+  /** The web page, loaded at relay start: `/` and `/assets/NAME`. */
+  web: WebAssets;
 }
 
 /** True for a connection from this machine. */
@@ -302,6 +305,7 @@ export async function handleHttp(
         return;
       }
       default:
+        if (serveWeb(req, res, ctx.web, url.pathname)) return;
         send(res, 404, { code: 'NOT_FOUND', message: `no such endpoint: ${url.pathname}` });
     }
   } catch (err) {

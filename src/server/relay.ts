@@ -54,6 +54,7 @@ import { InviteService } from './invites.js';
 import { silentLogger, type Logger } from './logger.js';
 import { RelayMetrics } from './metrics.js';
 import { SessionLeases, type SessionLeaseOptions } from './session-leases.js';
+import { loadWebAssets } from './web-assets.js';
 import { addressKey } from './address-key.js';
 
 /** How often a live connection refreshes its login's idle timer (a long-running agent never idles out). */
@@ -120,6 +121,11 @@ export interface RelayOptions {
   sessionLeases?: SessionLeaseOptions;
   /** Bearer token that opens GET /metrics to non-loopback addresses. */
   metricsToken?: string;
+  /**
+   * The built web page (scripts/build-web.mjs), loaded once at start. Default dist/web/ next to
+   * the compiled relay. Missing or inconsistent: the relay starts and `/` answers 503.
+   */
+  webDir?: string;
   /** Who may sign up (`serve --signup`). Default 'open'. */
   signup?: SignupMode;
   /** User names that may create invites (`serve --admin`). Default none. */
@@ -313,6 +319,10 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
     return n;
   }
 
+  const web = loadWebAssets(options.webDir);
+  if (web.ok) log.info({ dir: web.dir, files: web.files.size }, 'web page loaded');
+  else log.warn({ dir: web.dir, reason: web.reason }, 'the web page is not built: / answers 503');
+
   const handshakeTimeoutMs = options.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS;
   const server: Server = createServer({
     ...tlsServerOptions(certificate),
@@ -425,6 +435,7 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
       void handleHttp(req, res, {
         ...services,
         fingerprint: certificate.fingerprint,
+        web,
         isShuttingDown: () => shuttingDown,
         addressOf: (r) => options.addressOf?.(r) ?? addressOf(r.socket),
         ...(options.metricsToken === undefined ? {} : { metricsToken: options.metricsToken }),
