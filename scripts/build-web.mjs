@@ -35,7 +35,8 @@ const result = await build({
   chunkNames: 'assets/[name]-[hash]',
   assetNames: 'assets/[name]-[hash]',
   bundle: true,
-  splitting: false,
+  // The @noble fallback (browsers without WebCrypto Ed25519) is a chunk loaded only where needed.
+  splitting: true,
   minify: true,
   format: 'esm',
   platform: 'browser',

@@ -68,6 +68,8 @@ describe('logging in from the web page', { timeout: 120_000 }, () => {
     assert.equal(await page.getAttribute('#password', 'autocomplete'), 'current-password');
     await page.click('text=Create an account instead');
     assert.equal(await page.getAttribute('#password', 'autocomplete'), 'new-password');
+    // This relay's sign-up is open: no invite field.
+    assert.equal(await page.isVisible('#invite'), false);
     await fill('webann', PASSWORD);
     await page.waitForSelector('#fingerprint');
     assert.equal(await page.textContent('#me'), 'webann');
@@ -82,6 +84,24 @@ describe('logging in from the web page', { timeout: 120_000 }, () => {
     assert.equal(browserDevice.revokedAt, null);
     assert.equal(browserDevice.online, true, 'the page is connected as that device');
     assert.deepEqual(consoleErrors, []);
+  });
+
+  it('lists the sessions the account may reach: owner, host, tags, live', async () => {
+    assert.match((await page.textContent('#no-sessions'))!, /None yet/);
+    const host = await h.user('webhost');
+    await h.agent(host, 'web-box-1', { allow: ['webann'] }, { tags: { env: 'test' } });
+    await h.agent(host, 'web-box-2'); // not for webann
+    await page.click('text=Refresh');
+    await page.waitForSelector('#sessions');
+    const rows = await page.$$eval('#sessions tbody tr', (trs) =>
+      trs.map((tr) => [...tr.querySelectorAll('td')].map((td) => td.textContent)),
+    );
+    assert.equal(rows.length, 1, JSON.stringify(rows));
+    const [id, owner, , kind, tags, , live] = rows[0]!;
+    assert.deepEqual(
+      [id, owner, kind, tags, live],
+      ['web-box-1', 'webhost', 'agent', 'env=test', '● live'],
+    );
   });
 
   it('keeps the key out of reach of the page: IndexedDB holds a non-extractable CryptoKey', async () => {
@@ -137,6 +157,40 @@ describe('logging in from the web page', { timeout: 120_000 }, () => {
     await fill('webann', PASSWORD);
     await page.waitForSelector('#fingerprint');
     assert.notEqual(await page.textContent('#fingerprint'), forgotten, 'a new key');
+  });
+
+  it('uses @noble where the browser has no WebCrypto Ed25519, and still logs in', async () => {
+    const context = await browser.newContext({ ignoreHTTPSErrors: true });
+    try {
+      const other = await context.newPage();
+      other.setDefaultTimeout(STEP_MS);
+      // A browser without Ed25519 in WebCrypto (older Safari and Firefox).
+      await other.addInitScript(`{
+        const generate = crypto.subtle.generateKey.bind(crypto.subtle);
+        crypto.subtle.generateKey = (alg, ...rest) =>
+          (alg === 'Ed25519' || alg?.name === 'Ed25519')
+            ? Promise.reject(new DOMException('not supported', 'NotSupportedError'))
+            : generate(alg, ...rest);
+      }`);
+      const loaded: string[] = [];
+      other.on('request', (r) => loaded.push(new URL(r.url()).pathname));
+      await other.goto(`${origin}/`);
+      await other.fill('#user', 'webann');
+      await other.fill('#password', PASSWORD);
+      await other.click('form.login button[type=submit]');
+      await other.waitForSelector('#fingerprint');
+      assert.match((await other.textContent('header.account'))!, /@noble, stored in this browser/);
+      // The fallback's code is fetched only here, as a chunk of its own.
+      assert.ok(
+        loaded.some((p) => /^\/assets\/ed25519-[A-Z0-9]+\.js$/.test(p)),
+        loaded.join(' '),
+      );
+      const shown = await other.textContent('#fingerprint');
+      const listed = (await devices()).find((d) => d.fingerprint === shown);
+      assert.ok(listed, 'the CLI lists the @noble key too');
+    } finally {
+      await context.close();
+    }
   });
 
   it('says so when the relay cannot be reached, and tries again', async () => {

@@ -2,6 +2,7 @@
 // (login.ts) — resumed from the token it holds, or the login and sign-up forms — and the
 // signed-in view. A relay that cannot be reached gets a clear state and a retry.
 import { accountBar, h, loginForm, resume, type Session } from './login.js';
+import { showSessions } from './sessions.js';
 
 /** Renders the heading and the relay's name (the page's own host: the page is served by the relay). */
 export function renderShell(root: HTMLElement, relayHost: string): HTMLElement {
@@ -34,7 +35,9 @@ function signedIn(body: HTMLElement, session: Session, restart: (notice: string)
     if (reason !== 'closed by the page')
       unreachable(body, `The connection was lost: ${reason}`, () => restart(''));
   };
-  body.replaceChildren(accountBar(session, restart));
+  const sessions = h('section', { class: 'sessions' });
+  body.replaceChildren(accountBar(session, restart), sessions);
+  void showSessions(session, sessions);
 }
 
 async function start(body: HTMLElement, notice: string): Promise<void> {
