@@ -7,13 +7,12 @@ import assert from 'node:assert/strict';
 import { mkdtempSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
+import { launchChromium, relayPage } from './chromium.js';
 import type { DeviceSummary } from '../src/protocol/messages.js';
 import { runCli } from './helpers.js';
 import { Harness } from './terminal-harness.js';
 
-const CHROMIUM = '/usr/bin/chromium';
-const LAUNCH_TIMEOUT = 15_000; // ms
 /** Time for a step the page takes through the relay (a sign-up hashes a password). */
 const STEP_MS = 20_000; // ms
 const PASSWORD = 'correct horse battery';
@@ -43,18 +42,9 @@ describe('logging in from the web page', { timeout: 120_000 }, () => {
     h = await new Harness().start();
     origin = `https://${h.server}`;
     home = mkdtempSync(join(h.dir, 'cli-'));
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--no-sandbox'],
-      timeout: LAUNCH_TIMEOUT,
-    });
-    const context = await browser.newContext({ ignoreHTTPSErrors: true });
-    page = await context.newPage();
+    browser = await launchChromium();
+    page = await relayPage(browser, consoleErrors);
     page.setDefaultTimeout(STEP_MS);
-    page.on('console', (m) => {
-      if (m.type() === 'error') consoleErrors.push(m.text());
-    });
-    page.on('pageerror', (e) => consoleErrors.push(e.message));
   });
   after(async () => {
     await browser?.close();

@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { brotliDecompressSync, gunzipSync } from 'node:zlib';
 import { after, before, describe, it } from 'node:test';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
+import { launchChromium, relayPage } from './chromium.js';
 import { WS_PATH } from '../src/protocol/limits.js';
 import { Harness } from './terminal-harness.js';
 
@@ -19,9 +20,6 @@ const CSP =
 const IMMUTABLE = 'public, max-age=31536000, immutable';
 /** The build's output (scripts/build-web.mjs), relative to dist/test/. */
 const WEB_DIR = fileURLToPath(new URL('../web/', import.meta.url));
-/** Debian's chromium; .ci/run installs it. Missing is a failure, never a skip. */
-const CHROMIUM = '/usr/bin/chromium';
-const LAUNCH_TIMEOUT = 15_000; // ms
 const BROWSER_TEST = { timeout: 60_000 }; // ms
 
 interface ManifestEntry {
@@ -296,20 +294,10 @@ describe('the web page in Chromium', () => {
   before(async () => {
     h = await new Harness({ plainPort: 0 }).start();
     origin = `https://${h.server}`;
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      // CI runs as root, where Chromium refuses to start with its sandbox.
-      args: ['--no-sandbox'],
-      timeout: LAUNCH_TIMEOUT,
-    });
-    // The loopback test relay's certificate is self-signed.
-    const context = await browser.newContext({ ignoreHTTPSErrors: true });
-    page = await context.newPage();
+    browser = await launchChromium();
+    // The loopback test relay's certificate is self-signed: relayPage accepts it.
+    page = await relayPage(browser, consoleErrors);
     page.on('request', (r) => requests.push(r.url()));
-    page.on('console', (m) => {
-      if (m.type() === 'error') consoleErrors.push(m.text());
-    });
-    page.on('pageerror', (e) => consoleErrors.push(e.message));
   });
 
   after(async () => {

@@ -1,0 +1,30 @@
+// Debian's Chromium for the browser tests (playwright-core): .ci/run installs it, and a missing
+// browser is a failure, never a skip.
+import { chromium, type Browser, type Page } from 'playwright-core';
+
+export const CHROMIUM = '/usr/bin/chromium';
+/** Time Chromium has to start. */
+const LAUNCH_TIMEOUT = 15_000; // ms
+
+/** Chromium as CI runs it: as root, where it refuses to start with its sandbox. */
+export function launchChromium(): Promise<Browser> {
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--no-sandbox'],
+    timeout: LAUNCH_TIMEOUT,
+  });
+}
+
+/**
+ * A page of a fresh context that accepts the loopback test relay's self-signed certificate,
+ * with its console errors and uncaught exceptions collected into `errors`.
+ */
+export async function relayPage(browser: Browser, errors: string[]): Promise<Page> {
+  const context = await browser.newContext({ ignoreHTTPSErrors: true });
+  const page = await context.newPage();
+  page.on('console', (m) => {
+    if (m.type() === 'error') errors.push(m.text());
+  });
+  page.on('pageerror', (e) => errors.push(e.message));
+  return page;
+}
