@@ -42,8 +42,13 @@ export async function showSessions(session: Session, into: HTMLElement): Promise
       h(
         'p',
         { id: 'no-sessions' },
-        'None yet. Start one on a machine with `switchboard share` or `switchboard agent --session ID`, ' +
-          'or ask its owner to --allow you.',
+        'None yet. Start one on a machine with ',
+        h('code', {}, 'switchboard share'),
+        ' or ',
+        h('code', {}, 'switchboard agent --session ID'),
+        ', or ask its owner to let you in (',
+        h('code', {}, '--allow'),
+        ').',
       ),
     );
     return;
