@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -452,8 +453,26 @@ export function httpsGet(
   path: string,
   headers: Record<string, string> = {},
 ): Promise<{ status: number; body: string }> {
+  return getText(httpsRequest, port, path, headers);
+}
+
+/** GET over plain HTTP (a relay's --plain-port); resolves with status and body text. */
+export function httpGet(
+  port: number,
+  path: string,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; body: string }> {
+  return getText(httpRequest, port, path, headers);
+}
+
+function getText(
+  request: typeof httpsRequest | typeof httpRequest,
+  port: number,
+  path: string,
+  headers: Record<string, string>,
+): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
-    const req = httpsRequest(
+    const req = request(
       {
         host: '127.0.0.1',
         port,

@@ -2,7 +2,6 @@
 // otherwise; plain:// clients refused off loopback without --insecure; device proofs bound to it.
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync, readdirSync, readlinkSync } from 'node:fs';
-import { get as httpGet } from 'node:http';
 import { connect as netConnect, type Socket } from 'node:net';
 import { once } from 'node:events';
 import { join } from 'node:path';
@@ -18,6 +17,7 @@ import {
   Opened,
   RawWs,
   connectClient,
+  httpGet,
   makeTempDir,
   openRawTls,
   refusal,
@@ -29,20 +29,6 @@ import {
 } from './helpers.js';
 
 const PASSWORD = 'correct horse battery';
-
-/** GET http://127.0.0.1:PORT/PATH: status and body. */
-function plainGet(port: number, path: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = httpGet({ host: '127.0.0.1', port, path, agent: false }, (res) => {
-      let body = '';
-      res.setEncoding('utf8').on('data', (s: string) => (body += s));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-      res.on('error', reject);
-    });
-    req.setTimeout(10_000, () => req.destroy(new Error(`GET ${path} timed out`)));
-    req.on('error', reject);
-  });
-}
 
 /** A raw TCP socket to 127.0.0.1:PORT, once connected. */
 function openRawTcp(port: number): Promise<Socket> {
@@ -112,11 +98,11 @@ describe('the plaintext listener', async () => {
   it('listens on loopback, on a port of its own, and serves the HTTP API there', async () => {
     assert.equal(r.relay.plainHost, '127.0.0.1');
     assert.ok(plainPort > 0 && plainPort !== r.port);
-    assert.deepEqual(await plainGet(plainPort, '/healthz'), {
+    assert.deepEqual(await httpGet(plainPort, '/healthz'), {
       status: 200,
       body: '{"status":"ok"}',
     });
-    const info = JSON.parse((await plainGet(plainPort, '/v1/info')).body) as {
+    const info = JSON.parse((await httpGet(plainPort, '/v1/info')).body) as {
       fingerprint: string;
     };
     assert.equal(info.fingerprint, r.fingerprint);
@@ -314,7 +300,7 @@ describe('switchboard serve --plain-port', () => {
       );
       assert.match(stderr, /Passwords, login tokens and metadata .* cross it in\nclear/);
       assert.match(stderr, /only behind a\nTLS-terminating proxy or on a network you trust/);
-      assert.equal((await plainGet(port, '/healthz')).status, 200);
+      assert.equal((await httpGet(port, '/healthz')).status, 200);
       if (existsSync('/proc/net/tcp'))
         assert.deepEqual(
           listeningPorts(p.child.pid!),

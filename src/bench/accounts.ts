@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { KnownServers } from '../client/known-servers.js';
 import { RelayClient } from '../client/relay-client.js';
 import { FILES, Home } from '../cli/home.js';
+import type { DeviceKeyPair } from '../crypto/device-key.js';
 import { ErrorCode, RemoteError, SwitchboardError } from '../protocol/errors.js';
 import type { Transport } from './workload.js';
 
@@ -37,11 +38,18 @@ export function connectOver(transport: Transport, home: string): Promise<RelayCl
   });
 }
 
-/** A logged-in connection of `account` over `transport`: device authentication, as the CLI does. */
-export async function connectAs(account: AccountRef, transport: Transport): Promise<RelayClient> {
+/**
+ * A logged-in connection of `account` over `transport`: device authentication, as the CLI does.
+ * `key` is the account's device key (read from its home when not given).
+ */
+export async function connectAs(
+  account: AccountRef,
+  transport: Transport,
+  key: DeviceKeyPair = new Home(account.home).deviceKey(),
+): Promise<RelayClient> {
   const client = await connectOver(transport, account.home);
   try {
-    await client.authenticateDevice(account.user, new Home(account.home).deviceKey());
+    await client.authenticateDevice(account.user, key);
     return client;
   } catch (err) {
     client.close();

@@ -1,4 +1,5 @@
 // Client state under SWITCHBOARD_HOME: device key, login, remembered relay, pinned keys.
+import type { MessengerFiles } from '../client/messenger.js';
 import { existsSync, readFileSync, statSync, unlinkSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
@@ -80,6 +81,16 @@ export class Home {
     } catch {
       throw new SwitchboardError(ErrorCode.INTERNAL, `${file} is not valid JSON; fix or delete it`);
     }
+  }
+
+  /** Where a Messenger of this home keeps its pins, keys, history and contacts. */
+  messengerFiles(): MessengerFiles {
+    return {
+      knownPeers: this.path(FILES.knownPeers),
+      messagingKeys: this.path(FILES.messagingKeys),
+      messages: this.path(FILES.messages),
+      contacts: this.path(FILES.contacts),
+    };
   }
 
   login(): SavedLogin | undefined {

@@ -96,10 +96,8 @@ export function verifyLedger(entries: readonly LedgerEntryView[], o: VerifyOptio
     prev = hash;
     hashes.push(hash);
   }
-  let total = 0;
-  for (const b of balances.values()) total += b;
-  if (total !== mints)
-    return result({ seq: 0, message: `balances sum to ${total}, mints to ${mints}` });
+  // Balances sum to mints by construction here (a mint adds to both, a transfer moves between
+  // balances and is refused above if it overdraws), so there is nothing more to compare.
   // The relay's signed word for its head, and what this client saw last time.
   const c = o.checkpoint;
   if (c.ledger !== o.ledgerId || !checkpointValid(o.ledgerKey, c))

@@ -1,16 +1,8 @@
 // The device proof of `auth.login`: the device key signs the connection's hello challenge and the account.
 import { LOGIN_CHALLENGE_BYTES } from '../protocol/limits.js';
-import {
-  deviceAuthMessage as deviceAuth,
-  loginProofMessage as loginProof,
-} from '../protocol/proof-messages.js';
+import { deviceAuthMessage, loginProofMessage } from '../protocol/proof-messages.js';
 import type { Transport } from '../protocol/messages.js';
 import { SIGNATURE_BYTES, verifySignature, type DeviceKeyPair } from './device-key.js';
-
-/** The bytes `auth.login`'s proof signs (protocol/proof-messages.ts), as a Buffer. */
-export function loginProofMessage(challenge: Uint8Array, user: string): Buffer {
-  return Buffer.from(loginProof(challenge, user));
-}
 
 /**
  * Signs the proof for `auth.login` (base64 of the 64-byte signature).
@@ -35,17 +27,12 @@ function verifyProof(
   publicKey: Uint8Array,
   challenge: Uint8Array,
   proof: string,
-  message: () => Buffer,
+  message: () => Uint8Array,
 ): boolean {
   if (challenge.length !== LOGIN_CHALLENGE_BYTES) return false;
   const signature = Buffer.from(proof, 'base64');
   if (signature.length !== SIGNATURE_BYTES) return false;
   return verifySignature(publicKey, message(), signature);
-}
-
-/** The bytes `auth.device`'s proof signs (protocol/proof-messages.ts), as a Buffer. */
-function deviceAuthMessage(challenge: Uint8Array, user: string, relay: string): Buffer {
-  return Buffer.from(deviceAuth(challenge, user, relay));
 }
 
 /**

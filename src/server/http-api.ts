@@ -1,4 +1,5 @@
 // The REST door on the relay's port: /healthz, /metrics, requests of the handler table under /v1/, and the web page (/, /assets/).
+import { isLoopbackHost } from '../protocol/loopback.js';
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { decodeRequest } from '../protocol/codec.js';
@@ -26,8 +27,7 @@ export interface HttpContext extends Services {
 
 /** True for a connection from this machine. */
 function fromLoopback(req: IncomingMessage): boolean {
-  const a = req.socket.remoteAddress ?? '';
-  return a === '::1' || a.startsWith('127.') || a.startsWith('::ffff:127.');
+  return isLoopbackHost(req.socket.remoteAddress ?? '');
 }
 
 /**

@@ -1,7 +1,7 @@
 // This browser as a device of the account: an Ed25519 key made here and kept in IndexedDB —
 // a non-extractable WebCrypto key where the browser has Ed25519, else @noble's (its private
 // bytes stored, as a CLI keeps device_ed25519) — and the login that goes with it.
-import { b64 } from './bytes.js';
+import { toBase64 } from '../crypto/bytes.js';
 
 const DB_NAME = 'switchboard';
 const DB_VERSION = 1;
@@ -118,7 +118,7 @@ export async function deviceKey(): Promise<BrowserKey> {
 /** The key's fingerprint as the CLI prints it: SHA256: and the unpadded base64 of its digest. */
 export async function fingerprint(publicKey: Uint8Array): Promise<string> {
   const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', publicKey as BufferSource));
-  return `SHA256:${b64(digest).replace(/=+$/, '')}`;
+  return `SHA256:${toBase64(digest).replace(/=+$/, '')}`;
 }
 
 export const savedLogin = (): Promise<SavedLogin | undefined> => get<SavedLogin>(LOGIN_ID);

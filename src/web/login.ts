@@ -2,7 +2,7 @@
 // password managers work), this browser registered as a device of the account with its own key
 // (keys.ts), its fingerprint shown, and log out / forget this browser.
 import { loginProofMessage } from '../protocol/proof-messages.js';
-import { b64 } from './bytes.js';
+import { toBase64 } from '../crypto/bytes.js';
 import {
   clearLogin,
   deviceKey,
@@ -90,8 +90,8 @@ async function logIn(user: string, password: string, signup: boolean, invite: st
     const login = await relay.request('auth.login', {
       user,
       password,
-      device: { publicKey: b64(key.publicKey), name: deviceName() },
-      deviceProof: b64(proof),
+      device: { publicKey: toBase64(key.publicKey), name: deviceName() },
+      deviceProof: toBase64(proof),
     });
     await saveLogin({ user: login.user, token: login.token, expiresAt: login.expiresAt });
     return { relay, user: login.user, key, fingerprint: await fingerprint(key.publicKey) };

@@ -4,7 +4,7 @@
 import { decodeServerMessage, encodeControl } from '../protocol/codec.js';
 import { CAPABILITIES, PROTOCOL_VERSION, WS_PATH } from '../protocol/limits.js';
 import type { Params, RequestType, Results, ServerMessage } from '../protocol/messages.js';
-import { fromB64 } from './bytes.js';
+import { fromBase64 } from '../crypto/bytes.js';
 
 /** The page's name in `hello` (the relay logs it). */
 const CLIENT_NAME = 'switchboard-web/0.1.0';
@@ -71,7 +71,7 @@ export class WebRelay {
       capabilities: [...CAPABILITIES],
     });
     relay.challenge =
-      typeof hello.challenge === 'string' ? fromB64(hello.challenge) : relay.challenge;
+      typeof hello.challenge === 'string' ? fromBase64(hello.challenge) : relay.challenge;
     relay.signup = hello.signup;
     relay.minPassword = hello.minPassword;
     return relay;

@@ -20,12 +20,7 @@ async function online(account: AccountRef, transport: Transport) {
     user: account.user,
     key: home.deviceKey(),
     server: transport.server,
-    files: {
-      knownPeers: join(account.home, FILES.knownPeers),
-      messagingKeys: join(account.home, FILES.messagingKeys),
-      messages: join(account.home, FILES.messages),
-      contacts: join(account.home, FILES.contacts),
-    },
+    files: home.messengerFiles(),
     direct: false,
   });
   try {

@@ -1,15 +1,17 @@
 // `switchboard bench`: response time, throughput and scalability of a relay under 1, 5, 10 and 20
 // concurrent clients, over TLS and plaintext, for every workload — a table, --json, --report.
 import { KnownServers } from '../../client/known-servers.js';
+import { PLAIN_SCHEME } from '../../client/tls-connect.js';
 import { runBench, type BenchEvents, type PhaseInfo } from '../../bench/runner.js';
+import { tlsCost, writeReport } from '../../bench/report.js';
 import type { BenchResult, BenchRun } from '../../bench/results.js';
 import { table } from '../../bench/stats.js';
 import { WORKLOADS, workloadNamed } from '../../bench/workloads/index.js';
 import type { Workload } from '../../bench/workload.js';
 import { JSON_OPTION, bool, list, numberOption, str, type Command } from '../command.js';
-import { normalizeServer } from '../client-context.js';
+import { homeOf, normalizeServer } from '../client-context.js';
 import { Exit, UsageError } from '../exit-codes.js';
-import { FILES, Home, defaultHome } from '../home.js';
+import { FILES } from '../home.js';
 
 /** Bounds on the options, so a typo cannot start a thousand clients or run for a day. */
 const MAX_CLIENTS = 50;
@@ -84,22 +86,16 @@ export function resultsTable(results: readonly BenchResult[]): string {
     .join('\n');
 }
 
-/** The cost of TLS: TLS p50 and ops/s over plaintext's, per workload and client count. */
+/** The cost of TLS (report.ts tlsCost), a line per workload: TLS p50 and ops/s over plaintext's. */
 export function tlsCostLines(results: readonly BenchResult[]): string[] {
-  const lines: string[] = [];
-  const own = results.filter((r) => r.system === 'switchboard');
-  for (const name of [...new Set(own.map((r) => r.workload))]) {
-    const parts: string[] = [];
-    for (const on of own.filter((r) => r.workload === name && r.tls)) {
-      const off = own.find((r) => r.workload === name && !r.tls && r.clients === on.clients);
-      if (!off || off.latencyMs.p50 <= 0 || off.opsPerSec <= 0) continue;
-      const p50 = on.latencyMs.p50 / off.latencyMs.p50;
-      const tput = on.opsPerSec / off.opsPerSec;
-      parts.push(`${on.clients}: p50 ×${p50.toFixed(2)}, ops/s ×${tput.toFixed(2)}`);
-    }
-    if (parts.length > 0) lines.push(`  ${name.padEnd(7)} ${parts.join('; ')}`);
+  const parts = new Map<string, string[]>();
+  for (const c of tlsCost(results)) {
+    if (c.p50 === null || c.throughput === null) continue;
+    const line = parts.get(c.workload) ?? [];
+    line.push(`${c.clients}: p50 ×${c.p50.toFixed(2)}, ops/s ×${c.throughput.toFixed(2)}`);
+    parts.set(c.workload, line);
   }
-  return lines;
+  return [...parts].map(([name, line]) => `  ${name.padEnd(7)} ${line.join('; ')}`);
 }
 
 /** The command as the report names it, with the metrics token hidden. */
@@ -253,8 +249,8 @@ export const bench: Command = {
     const workloads = workloadsOf(list(inv, 'workloads'));
     const server = str(inv, 'server');
     let plainServer = str(inv, 'plain-server');
-    if (plainServer !== undefined && !plainServer.startsWith('plain://'))
-      plainServer = `plain://${plainServer}`;
+    if (plainServer !== undefined && !plainServer.startsWith(PLAIN_SCHEME))
+      plainServer = `${PLAIN_SCHEME}${plainServer}`;
     if (server === undefined && plainServer !== undefined && tls.includes(true))
       throw new UsageError('--plain-server needs --server too, or --tls off');
     if (server !== undefined && plainServer === undefined && tls.includes(false))
@@ -263,7 +259,7 @@ export const bench: Command = {
       );
     let fingerprint = str(inv, 'fingerprint');
     if (server !== undefined && fingerprint === undefined) {
-      const home = new Home(defaultHome(io.env));
+      const home = homeOf(inv);
       fingerprint = new KnownServers(home.path(FILES.knownServers)).get(
         normalizeServer(server),
       )?.fingerprint;
@@ -319,7 +315,6 @@ export const bench: Command = {
     }
     const report = str(inv, 'report');
     if (report !== undefined) {
-      const { writeReport } = await import('../../bench/report.js');
       const files = await writeReport(report, run);
       io.stderr.write(`report: ${files[0]}\n`);
     }

@@ -2,6 +2,7 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { writeFileAtomic } from '../../client/atomic-file.js';
+import { Contacts } from '../../client/contacts.js';
 import { KnownPeers } from '../../client/known-peers.js';
 import { verifyLedger } from '../../client/ledger-verify.js';
 import type { RelayClient } from '../../client/relay-client.js';
@@ -109,7 +110,10 @@ export const pay: Command = {
       // An online contact gets the cheque directly and deposits it; it is submitted here too
       // (it settles once however it travels), so the answer below is the ledger's.
       let handed = false;
-      if (!bool(inv, 'no-direct')) {
+      // Only an accepted contact gets a direct link (Messenger.link): for anyone else, starting
+      // a Messenger (keys.publish, a listener, the history) would change nothing.
+      const contact = new Contacts(session.home.path(FILES.contacts)).get(to);
+      if (!bool(inv, 'no-direct') && contact?.state === 'accepted') {
         const messenger = messengerOf(session, inv);
         try {
           await messenger.start();

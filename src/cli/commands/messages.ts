@@ -39,12 +39,7 @@ export function messengerOf(session: Session, inv: Invocation): Messenger {
     user: session.me.user,
     key: home.deviceKey(),
     server: session.login.server,
-    files: {
-      knownPeers: home.path(FILES.knownPeers),
-      messagingKeys: home.path(FILES.messagingKeys),
-      messages: home.path(FILES.messages),
-      contacts: home.path(FILES.contacts),
-    },
+    files: home.messengerFiles(),
     direct: !bool(inv, 'no-direct'),
     ...(directHost ? { directHost } : {}),
   });
