@@ -2,7 +2,7 @@
 // otherwise; plain:// clients refused off loopback without --insecure; device proofs bound to it.
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync, readdirSync, readlinkSync } from 'node:fs';
-import { connect as netConnect, type Socket } from 'node:net';
+import { connect as netConnect, createServer, type AddressInfo, type Socket } from 'node:net';
 import { once } from 'node:events';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -335,5 +335,19 @@ describe('switchboard serve --plain-port', () => {
     const r = await runCli(args, { home: makeTempDir(), timeoutMs: 10_000 });
     assert.equal(r.code, 2, r.stderr);
     assert.match(r.stderr, /--plain-host needs --plain-port/);
+  });
+
+  it('refuses --plain-port equal to --port (exit 2), before listening on either', async () => {
+    // A port free a moment ago: serve probes --port before this check, so it must not be busy.
+    const probe = createServer();
+    await new Promise<void>((resolve) => probe.listen({ host: '127.0.0.1', port: 0 }, resolve));
+    const port = String((probe.address() as AddressInfo).port);
+    await new Promise((resolve) => probe.close(resolve));
+    const dataDir = makeTempDir();
+    const args = ['serve', '--port', port, '--plain-port', port, '--data-dir', dataDir];
+    const r = await runCli(args, { home: makeTempDir(), timeoutMs: 10_000 });
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /--plain-port must differ from --port/);
+    assert.doesNotMatch(r.stdout, /listening on/);
   });
 });

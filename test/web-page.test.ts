@@ -1,7 +1,7 @@
 // The web page as the relay serves it: headers, hashed assets, caching, compression and traversal over HTTPS, and the page under its CSP in a real Chromium.
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request as httpRequest, type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
@@ -280,6 +280,86 @@ describe('a relay whose web page is missing or damaged', () => {
       assert.equal((await get(port, '/')).status, 503);
       assert.equal((await get(port, `/${js}`)).status, 404);
     });
+  });
+
+  type Manifest = { version: number; files: Record<string, ManifestEntry> };
+
+  /** A copy of the built page under `name`, its manifest changed by `edit` (which may add files). */
+  function tampered(name: string, edit: (m: Manifest, copy: string) => void): string {
+    const copy = join(dir, name);
+    cpSync(WEB_DIR, copy, { recursive: true });
+    const manifest = JSON.parse(readFileSync(join(copy, 'manifest.json'), 'utf8')) as Manifest;
+    edit(manifest, copy);
+    writeFileSync(join(copy, 'manifest.json'), JSON.stringify(manifest));
+    return copy;
+  }
+
+  /** What a relay refusing its page answers: 503 at /, its assets 404, the API up. */
+  async function assertRefused(copy: string, what: string, leaked?: Buffer): Promise<void> {
+    await withRelay(copy, async (port) => {
+      assert.equal((await get(port, '/healthz')).status, 200, what);
+      const res = await get(port, '/');
+      assert.equal(res.status, 503, what);
+      assert.match(res.body.toString('utf8'), /the web page is not built/, what);
+      const js = `/${(JSON.parse(readFileSync(join(WEB_DIR, 'manifest.json'), 'utf8')) as Manifest).files['app.js']?.path}`;
+      assert.equal((await get(port, js)).status, 404, what);
+      if (leaked)
+        for (const path of ['/secret.txt', '/assets/secret.txt', '/assets/..%2fsecret.txt']) {
+          const r = await get(port, path);
+          assert.equal(r.body.includes(leaked), false, `${what}: ${path}`);
+        }
+    });
+  }
+
+  it('a manifest naming a path outside index.html and assets/NAME: 503, nothing served', async () => {
+    // A file beside the copies, so `../secret.txt` from a copy exists and matches its entry: only
+    // the manifest path check stands between it and the relay.
+    const secret = Buffer.from('not part of the page: SECRET-MARKER\n');
+    writeFileSync(join(dir, 'secret.txt'), secret);
+    const entry = (path: string, body: Buffer): ManifestEntry => ({
+      path,
+      size: body.length,
+      sha256: sha256(body),
+    });
+    const index = readFileSync(join(WEB_DIR, 'index.html'));
+    const cases: Array<[string, (m: Manifest, copy: string) => void]> = [
+      ['dotdot', (m) => (m.files['leak'] = entry('../secret.txt', secret))],
+      ['assets-dotdot', (m) => (m.files['leak'] = entry('assets/../index.html', index))],
+      [
+        'gzip-dotdot',
+        (m) => {
+          const js = m.files['app.js'];
+          if (js) js.gzip = { path: '../secret.txt', size: secret.length };
+        },
+      ],
+      [
+        'absolute',
+        (m, copy) => {
+          // Also put the file where join(copy, path) would look, so it is not merely missing.
+          const abs = join(dir, 'secret.txt');
+          mkdirSync(join(copy, dir), { recursive: true });
+          writeFileSync(join(copy, abs), secret);
+          m.files['leak'] = entry(abs, secret);
+        },
+      ],
+    ];
+    for (const [name, edit] of cases) await assertRefused(tampered(name, edit), name, secret);
+  });
+
+  it('a file whose size is not the manifest size: 503 (a build under way)', async () => {
+    // A truncated compressed form: these have no sha256, only their size tells.
+    const truncatedGzip = tampered('short-gzip', (m, copy) => {
+      const gz = m.files['app.js']?.gzip?.path ?? '';
+      const body = readFileSync(join(copy, gz));
+      writeFileSync(join(copy, gz), body.subarray(0, body.length - 10));
+    });
+    await assertRefused(truncatedGzip, 'truncated gzip form');
+    // The file intact (its sha256 matches), the manifest's size wrong.
+    const wrongSize = tampered('wrong-size', (m) => {
+      const js = m.files['app.js'];
+      if (js) js.size += 1;
+    });
+    await assertRefused(wrongSize, 'manifest size off by one');
   });
 });
 
