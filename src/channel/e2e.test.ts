@@ -6,6 +6,7 @@ import { generateDeviceKey, keyFingerprint, type DeviceKeyPair } from '../crypto
 import { RECORD_OVERHEAD } from '../crypto/secure-channel.js';
 import { CryptoError, ErrorCode, SessionError, SwitchboardError } from '../protocol/errors.js';
 import type { PeerInfo } from '../protocol/messages.js';
+import type { DeviceSigner } from '../crypto/prekeys.js';
 import {
   MAX_EARLY_RECORDS,
   acceptE2E,
@@ -150,7 +151,8 @@ const controller = device('carl', 'carl-phone');
 const stranger = device('mallory', 'relay-box');
 const PROLOGUE = channelPrologue('shell', 'sess-1', 'hana', 'carl');
 
-const hostOptions = (over: Partial<E2EOptions> = {}): E2EOptions => ({
+type HostOptions = E2EOptions & { key: DeviceSigner };
+const hostOptions = (over: Partial<HostOptions> = {}): HostOptions => ({
   key: host.key,
   prologue: PROLOGUE,
   expected: controller.info,
@@ -192,6 +194,46 @@ const settle = (): Promise<void> => new Promise((resolve) => setImmediate(resolv
 afterEach(() => mock.timers.reset());
 
 describe('connectE2E / acceptE2E', () => {
+  it("complete with a controller key that signs asynchronously (the page's WebCrypto key)", async () => {
+    const [a, b] = memoryPair();
+    const serverP = acceptE2E(b, hostOptions());
+    let signed = 0;
+    const asyncKey = {
+      publicKey: controller.key.publicKey,
+      signAsync: async (data: Uint8Array): Promise<Uint8Array> => {
+        await settle();
+        signed++;
+        return controller.key.sign(data);
+      },
+    };
+    const client = await connectE2E(a, controllerOptions({ key: asyncKey }));
+    const server = await serverP;
+    assert.equal(signed, 1);
+    assert.equal(client.handshakeHash, server.handshakeHash);
+    assert.deepEqual(server.peer, controller.info);
+    const got: string[] = [];
+    server.setHandlers({
+      onMessage: (m) => void got.push(new TextDecoder().decode(m)),
+      onClose() {},
+    });
+    client.send(utf8('after an async signature'));
+    assert.deepEqual(got, ['after an async signature']);
+  });
+
+  it('fail with HANDSHAKE_FAILED, telling the host, when the async key cannot sign', async () => {
+    const [a, b] = memoryPair();
+    const serverP = acceptE2E(b, hostOptions());
+    const failing = {
+      publicKey: controller.key.publicKey,
+      signAsync: (): Promise<Uint8Array> => Promise.reject(new Error('the key was deleted')),
+    };
+    await assert.rejects(
+      connectE2E(a, controllerOptions({ key: failing })),
+      withCode(ErrorCode.HANDSHAKE_FAILED, CryptoError),
+    );
+    await assert.rejects(serverP, withCode(ErrorCode.HANDSHAKE_FAILED));
+  });
+
   it('complete over a transport pair with equal handshake hashes and carry plaintext both ways in order', async () => {
     const pins: string[][] = [];
     const [a, b] = memoryPair();

@@ -4,8 +4,8 @@
 // sends msg1, the host answers msg2, the controller msg3 (crypto/handshake.ts). Each checks
 // that the key its peer proved is the one the relay announced and that it matches its pin
 // (known_peers); then `SecureDuplex` carries the service's messages, sealed, in order.
-import { ControllerHandshake, HostHandshake } from '../crypto/handshake.js';
-import type { DeviceKeyPair } from '../crypto/device-key.js';
+import { ControllerHandshake, HostHandshake, type AsyncDeviceSigner } from '../crypto/handshake.js';
+import type { DeviceSigner } from '../crypto/prekeys.js';
 import type { SecureChannel } from '../crypto/secure-channel.js';
 import { toBase64, toHex } from '../crypto/bytes.js';
 import {
@@ -39,7 +39,8 @@ export function channelPrologue(
 }
 
 export interface E2EOptions {
-  key: DeviceKeyPair;
+  /** This device's key; an AsyncDeviceSigner (the page's WebCrypto key) only to open channels. */
+  key: DeviceSigner | AsyncDeviceSigner;
   prologue: Uint8Array;
   /** Who the relay says is at the other end: the handshake must prove this key. */
   expected: PeerInfo;
@@ -168,16 +169,22 @@ export function connectE2E(transport: ChannelTransport, o: E2EOptions): Promise<
     (payload, done) => {
       const { peerPublicKey } = handshake.receive(payload);
       checkProven(o, toBase64(peerPublicKey), 'host');
-      const { message, result } = handshake.finish();
-      transport.send(message);
-      done(result.channel, toHex(result.handshakeHash));
+      const send = ({ message, result }: ReturnType<ControllerHandshake['finish']>): void => {
+        transport.send(message);
+        done(result.channel, toHex(result.handshakeHash));
+      };
+      if ('sign' in o.key) return send(handshake.finish());
+      return handshake.finishAsync().then(send);
     },
     () => transport.send(handshake.start()),
   );
 }
 
 /** The served side: answers msg1, checks msg3; resolves with the sealed duplex. */
-export function acceptE2E(transport: ChannelTransport, o: E2EOptions): Promise<SecureDuplex> {
+export function acceptE2E(
+  transport: ChannelTransport,
+  o: E2EOptions & { key: DeviceSigner },
+): Promise<SecureDuplex> {
   const handshake = new HostHandshake({ key: o.key, prologue: o.prologue });
   let responded = false;
   return run(transport, o, (payload, done) => {
@@ -206,11 +213,16 @@ function checkProven(o: E2EOptions, proven: string, role: 'host' | 'controller')
 function run(
   transport: ChannelTransport,
   o: E2EOptions,
-  step: (payload: Uint8Array, done: (secure: SecureChannel, hash: string) => void) => void,
+  /** One handshake message; may finish asynchronously (a key that signs asynchronously). */
+  step: (
+    payload: Uint8Array,
+    done: (secure: SecureChannel, hash: string) => void,
+  ) => void | Promise<void>,
   start?: () => void,
 ): Promise<SecureDuplex> {
   return new Promise<SecureDuplex>((resolve, reject) => {
     let settled = false;
+    let busy = false;
     const timer =
       o.timeoutMs === undefined
         ? undefined
@@ -238,18 +250,27 @@ function run(
     transport.setHandlers({
       onMessage: (payload) => {
         if (settled) return;
-        try {
-          step(payload, (secure, hash) => {
-            settled = true;
-            clearTimeout(timer);
-            resolve(new SecureDuplex(transport, secure, o.expected, hash));
-          });
-        } catch (err) {
+        const failed = (err: unknown): void =>
           fail(
             err instanceof SwitchboardError
               ? err
               : new CryptoError(ErrorCode.HANDSHAKE_FAILED, 'the end-to-end handshake failed'),
           );
+        // Nothing may come while our own step is still signing: the peer waits for it.
+        if (busy) return failed(new CryptoError(ErrorCode.HANDSHAKE_FAILED, 'unexpected message'));
+        try {
+          const pending = step(payload, (secure, hash) => {
+            if (settled) return;
+            settled = true;
+            clearTimeout(timer);
+            resolve(new SecureDuplex(transport, secure, o.expected, hash));
+          });
+          if (pending) {
+            busy = true;
+            pending.then(() => (busy = false), failed);
+          }
+        } catch (err) {
+          failed(err);
         }
       },
       onClose: (code, reason) => {

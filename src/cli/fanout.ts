@@ -4,6 +4,7 @@
 // apart), then the E2E handshake per host; what runs on each channel is the command's own
 // (`work`). Offline agents are reported at once and hosts that do not answer within the connect
 // timeout are unreachable, never waited on for ever.
+import type { DeviceKeyPair } from '../crypto/device-key.js';
 import { KnownPeers } from '../client/known-peers.js';
 import {
   secureOpened,
@@ -125,7 +126,10 @@ export async function selectHosts(
 }
 
 /** How the opener proves itself and checks each agent: this device, its pins, the connect timeout. */
-export function openOptions(session: Session, service: string): Omit<OpenServiceOptions, 'target'> {
+/** What the CLI opens services with: its own device key (a DeviceKeyPair, which signs calls too). */
+export type CliOpenOptions = Omit<OpenServiceOptions, 'target' | 'key'> & { key: DeviceKeyPair };
+
+export function openOptions(session: Session, service: string): CliOpenOptions {
   return {
     service,
     user: session.me.user,
@@ -170,7 +174,7 @@ export interface FanoutView<R extends FanoutRun> {
 
 export interface FanoutOptions<R extends FanoutRun> {
   client: RelayClient;
-  open: Omit<OpenServiceOptions, 'target'>;
+  open: CliOpenOptions;
   runs: R[];
   parallel: number;
   view: FanoutView<R>;

@@ -1,7 +1,8 @@
 // The controller side of a remote terminal: attach, E2E handshake, resume after drops, flow control.
-import { EventEmitter } from 'node:events';
+// Runs in Node (`switchboard attach`) and in the page (web/terminal.ts): nothing here is Node's.
 import type { SecureDuplex } from '../channel/e2e.js';
-import type { DeviceKeyPair } from '../crypto/device-key.js';
+import type { AsyncDeviceSigner } from '../crypto/handshake.js';
+import type { DeviceSigner } from '../crypto/prekeys.js';
 import {
   CryptoError,
   ErrorCode,
@@ -22,9 +23,10 @@ import {
   type Welcome,
 } from '../protocol/terminal.js';
 import { Backoff } from './backoff.js';
-import type { KnownPeers, PinCheck } from './known-peers.js';
+import { Emitter } from './emitter.js';
+import type { PeerPins, PinCheck } from './peer-pins.js';
 import { openService } from './open-channel.js';
-import type { RelayClient } from './relay-client.js';
+import type { RelayConnection } from './relay-connection.js';
 
 /** How long a controller keeps trying to get back to a session before giving up. */
 export const RESUME_GIVE_UP_MS = 10 * 60_000; // ms
@@ -34,11 +36,11 @@ export interface AttachOptions {
   readOnly: boolean;
   /** My account name (as the relay knows it). */
   user: string;
-  key: DeviceKeyPair;
+  key: DeviceSigner | AsyncDeviceSigner;
   server: string;
-  knownPeers: KnownPeers;
+  knownPeers: PeerPins;
   /** Opens a logged-in connection to the relay. */
-  connect(): Promise<RelayClient>;
+  connect(): Promise<Connection>;
   cols: number;
   rows: number;
   term?: string;
@@ -86,25 +88,32 @@ const FATAL = new Set<string>([
 
 interface Unacked {
   offset: number;
-  data: Buffer;
+  data: Uint8Array;
 }
 
+/** The relay connection, with what the tests' simulations use where it has it (RelayClient). */
+type Connection = RelayConnection & {
+  pauseReading?(): void;
+  resumeReading?(): void;
+  terminate?(): void;
+};
+
 /**
- * Events: 'output' (Buffer), 'snapshot' (Buffer: repaint, written as is), 'attached' (AttachedInfo),
+ * Events: 'output' (Uint8Array), 'snapshot' (Uint8Array: repaint, written as is), 'attached' (AttachedInfo),
  * 'notice' (string), 'state' ('attached' | 'reconnecting'), 'reconnecting' (ReconnectInfo, each
  * failed attempt), 'drain' (input window has room),
  * 'end' ({ exit?: {code, signal?}, error?: SwitchboardError, detached?: boolean }).
  */
-export class AttachSession extends EventEmitter {
+export class AttachSession extends Emitter {
   readonly #o: AttachOptions;
-  #client: RelayClient | undefined;
+  #client: Connection | undefined;
   /** The E2E channel to the host's terminal service, while attached. */
   #channel: SecureDuplex | undefined;
   #attachment: string | undefined;
   /** Next output offset expected, and the last one acknowledged. */
   #expected = 0;
   #acked = 0;
-  #ackTimer: NodeJS.Timeout | undefined;
+  #ackTimer: ReturnType<typeof setTimeout> | undefined;
   #inputOffset = 0;
   #unacked: Unacked[] = [];
   #unackedBytes = 0;
@@ -145,7 +154,7 @@ export class AttachSession extends EventEmitter {
   }
 
   async #attempt(): Promise<void> {
-    let client: RelayClient;
+    let client: Connection;
     try {
       client = await this.#o.connect();
     } catch (err) {
@@ -153,7 +162,7 @@ export class AttachSession extends EventEmitter {
     }
     if (this.#ended) return client.close();
     this.#client = client;
-    client.once('close', () => {
+    client.onClosed(() => {
       if (this.#client === client)
         this.#lost(new SessionError(ErrorCode.CONNECTION_CLOSED, 'connection to the relay lost'));
     });
@@ -366,11 +375,12 @@ export class AttachSession extends EventEmitter {
    * Sends keystrokes (kept until the host confirms them, and resent after a reconnect).
    * Returns false when the unconfirmed input is over its window: stop reading until 'drain'.
    */
-  input(data: Buffer): boolean {
+  input(data: Uint8Array): boolean {
     // Read-only: nothing is sent (the host would drop it), so nothing piles up unacknowledged.
     if (this.#ended || this.#readOnly) return true;
     for (let i = 0; i < data.length; i += MAX_CHUNK_BYTES) {
-      const piece = Buffer.from(data.subarray(i, i + MAX_CHUNK_BYTES));
+      // A copy: the caller may reuse its buffer (and a Buffer's slice would not copy).
+      const piece = new Uint8Array(data.subarray(i, i + MAX_CHUNK_BYTES));
       const u = { offset: this.#inputOffset, data: piece };
       this.#inputOffset += piece.length;
       this.#unacked.push(u);
@@ -406,13 +416,13 @@ export class AttachSession extends EventEmitter {
   /** Stops reading from the relay, as a congested link would; returns the function that resumes (tests use it). */
   simulateStall(): () => void {
     const client = this.#client;
-    client?.pauseReading();
-    return () => client?.resumeReading();
+    client?.pauseReading?.();
+    return () => client?.resumeReading?.();
   }
 
   /** Cuts the relay connection as a network failure would (tests use it). */
   simulateDrop(): void {
-    this.#client?.terminate();
+    this.#client?.terminate?.();
   }
 
   #lost(err: unknown): void {

@@ -1,206 +1,41 @@
-// Pinned device keys of other users (per relay), like SSH's known_hosts but for people.
+// Pinned device keys of other users, kept in the CLI's known_peers file (peer-pins.ts has the rules).
 import { existsSync, readFileSync } from 'node:fs';
 import { writeFileAtomic } from './atomic-file.js';
-import { keyFingerprint, parsePublicKey } from '../crypto/device-key.js';
-import { CryptoError, ErrorCode, SwitchboardError } from '../protocol/errors.js';
+import { ErrorCode, SwitchboardError } from '../protocol/errors.js';
+import { PeerPins, type PinFile } from './peer-pins.js';
 
-export interface PinnedKey {
-  publicKey: string;
-  fingerprint: string;
-  /** The device's name as the relay listed it when pinned (absent in pins from before names). */
-  deviceName?: string;
-  addedAt: string;
-  /**
-   * 'directory': first contact, vouched for by the relay; 'new-device': another device of a user
-   * already pinned, accepted by policy or by the host's answer; 'trust': re-verified by the user.
-   */
-  via: 'directory' | 'new-device' | 'trust';
-}
+export {
+  PinError,
+  type NewDevicePolicy,
+  type PinCheck,
+  type PinPeer,
+  type PinnedKey,
+} from './peer-pins.js';
 
-type PinFile = Record<string, PinnedKey[]>;
-
-/**
- * 'new-device': the user has pins; this key is none of them, but the relay's directory lists it
- * next to at least one pinned key of theirs: another device of theirs, not a replaced key.
- */
-export type PinCheck = 'pinned' | 'first-contact' | 'new-device' | 'changed';
-
-/** A peer as the handshake proved it: its user, key, and the device name the relay gave. */
-export interface PinPeer {
-  user: string;
-  publicKey: string;
-  deviceName: string;
-}
-
-/**
- * What to do with a new device of a pinned user: pin it at once, leave it to the caller (who
- * pins it with `pin()` once, say, the host approved), or refuse it (`--strict-keys`).
- */
-export type NewDevicePolicy = 'pin' | 'defer' | 'refuse';
-
-/**
- * A refused key. `tellPeer` is what the other end is told (one line, fit for the relay's close
- * reason, which it can read): the local message is meant for the local user.
- */
-export class PinError extends CryptoError {
-  readonly tellPeer: string;
-  constructor(code: ErrorCode, message: string, tellPeer: string) {
-    super(code, message);
-    this.tellPeer = tellPeer.slice(0, 256);
-  }
-}
-
-export class KnownPeers {
+/** The pins in a JSON file (mode 0600, written atomically). */
+export class KnownPeers extends PeerPins {
   readonly file: string;
   constructor(file: string) {
+    super({ read: () => readPins(file), write: (pins) => writePins(file, pins) });
     this.file = file;
   }
+}
 
-  #read(): PinFile {
-    if (!existsSync(this.file)) return {};
-    try {
-      const data = JSON.parse(readFileSync(this.file, 'utf8')) as unknown;
-      if (typeof data !== 'object' || data === null || Array.isArray(data))
-        throw new Error('not an object');
-      return data as PinFile;
-    } catch {
-      throw new SwitchboardError(
-        ErrorCode.INTERNAL,
-        `${this.file} is not valid JSON; fix or delete it (you will re-pin peers on next contact)`,
-      );
-    }
+function readPins(file: string): PinFile {
+  if (!existsSync(file)) return {};
+  try {
+    const data = JSON.parse(readFileSync(file, 'utf8')) as unknown;
+    if (typeof data !== 'object' || data === null || Array.isArray(data))
+      throw new Error('not an object');
+    return data as PinFile;
+  } catch {
+    throw new SwitchboardError(
+      ErrorCode.INTERNAL,
+      `${file} is not valid JSON; fix or delete it (you will re-pin peers on next contact)`,
+    );
   }
+}
 
-  #write(pins: PinFile): void {
-    writeFileAtomic(this.file, `${JSON.stringify(pins, null, 2)}\n`, 0o600);
-  }
-
-  static key(server: string, user: string): string {
-    return `${user}@${server}`;
-  }
-
-  list(server: string, user: string): PinnedKey[] {
-    return this.#read()[KnownPeers.key(server, user)] ?? [];
-  }
-
-  /**
-   * How a key stands against a user's pins. `listed`: the keys the relay's directory lists for the
-   * user now (`keys.get`); without it a key that is not pinned counts as changed.
-   */
-  check(server: string, user: string, publicKey: string, listed?: readonly string[]): PinCheck {
-    const pins = this.list(server, user);
-    if (pins.length === 0) return 'first-contact';
-    if (pins.some((p) => p.publicKey === publicKey)) return 'pinned';
-    const isNewDevice =
-      listed !== undefined &&
-      listed.includes(publicKey) &&
-      pins.some((p) => listed.includes(p.publicKey));
-    return isNewDevice ? 'new-device' : 'changed';
-  }
-
-  pin(
-    server: string,
-    user: string,
-    publicKey: string,
-    via: PinnedKey['via'],
-    deviceName?: string,
-  ): void {
-    const pins = this.#read();
-    const k = KnownPeers.key(server, user);
-    const list = pins[k] ?? [];
-    if (list.some((p) => p.publicKey === publicKey)) return;
-    list.push({
-      publicKey,
-      fingerprint: keyFingerprint(parsePublicKey(publicKey)),
-      ...(deviceName === undefined ? {} : { deviceName }),
-      addedAt: new Date().toISOString(),
-      via,
-    });
-    pins[k] = list;
-    this.#write(pins);
-  }
-
-  /** Pins one device after the user checked it (`trust USER --fingerprint-of-peer`), next to the others. */
-  trustDevice(
-    server: string,
-    user: string,
-    device: { publicKey: string; deviceName: string },
-  ): void {
-    const pins = this.#read();
-    const k = KnownPeers.key(server, user);
-    const kept = (pins[k] ?? []).filter((p) => p.publicKey !== device.publicKey);
-    kept.push({
-      publicKey: device.publicKey,
-      fingerprint: keyFingerprint(parsePublicKey(device.publicKey)),
-      deviceName: device.deviceName,
-      addedAt: new Date().toISOString(),
-      via: 'trust',
-    });
-    pins[k] = kept;
-    this.#write(pins);
-  }
-
-  /** Replaces every pin of a user (after `switchboard trust USER`). */
-  replace(
-    server: string,
-    user: string,
-    devices: { publicKey: string; deviceName: string }[],
-  ): void {
-    const pins = this.#read();
-    const now = new Date().toISOString();
-    pins[KnownPeers.key(server, user)] = devices.map(({ publicKey, deviceName }) => ({
-      publicKey,
-      fingerprint: keyFingerprint(parsePublicKey(publicKey)),
-      deviceName,
-      addedAt: now,
-      via: 'trust' as const,
-    }));
-    this.#write(pins);
-  }
-
-  /**
-   * Accepts a peer key proven by the E2E handshake: pinned → fine; first contact → pinned now
-   * (vouched for by the relay's directory); another device of a pinned user (see `check`; needs
-   * `listed`) → as `newDevice` says; anything else → refused loudly.
-   */
-  verify(
-    server: string,
-    peer: PinPeer,
-    newDevice: NewDevicePolicy = 'pin',
-    listed?: readonly string[],
-  ): PinCheck {
-    const { user, publicKey, deviceName } = peer;
-    const result = this.check(server, user, publicKey, listed);
-    const fp = keyFingerprint(parsePublicKey(publicKey));
-    if (result === 'changed') {
-      const known = this.list(server, user)
-        .map((p) => `  ${p.fingerprint}${p.deviceName ? `  ${p.deviceName}` : ''}`)
-        .join('\n');
-      throw new PinError(
-        ErrorCode.PEER_KEY_CHANGED,
-        `@@@ WARNING: THE DEVICE KEY OF ${user} HAS CHANGED @@@\n` +
-          `${user} now presents ${fp} ("${deviceName}"), which is not another device of theirs\n` +
-          `next to the ones you pinned (the relay no longer lists those, or not this one):\n${known}\n` +
-          'Someone (a compromised relay?) may be impersonating them, or they reinstalled.\n' +
-          `Verify the new fingerprint with ${user} another way, then run: ` +
-          `switchboard trust ${user} --fingerprint-of-peer ${fp}`,
-        `the other end has other keys pinned for ${user}, and yours (${fp}) is not one of ` +
-          `their devices it knows: have them check it and run: switchboard trust ${user} --fingerprint-of-peer ${fp}`,
-      );
-    }
-    if (result === 'new-device' && newDevice === 'refuse') {
-      throw new PinError(
-        ErrorCode.PEER_KEY_CHANGED,
-        `${user} connects from a device you have not pinned ("${deviceName}", ${fp}), and new ` +
-          `devices are refused here (--strict-keys). Verify it with ${user} another way, then run: ` +
-          `switchboard trust ${user} --fingerprint-of-peer ${fp}`,
-        `the other end does not accept new devices of ${user} (--strict-keys): have them check ` +
-          `your fingerprint (switchboard keys) and run: switchboard trust ${user} --fingerprint-of-peer ${fp}`,
-      );
-    }
-    if (result === 'first-contact') this.pin(server, user, publicKey, 'directory', deviceName);
-    if (result === 'new-device' && newDevice === 'pin')
-      this.pin(server, user, publicKey, 'new-device', deviceName);
-    return result;
-  }
+function writePins(file: string, pins: PinFile): void {
+  writeFileAtomic(file, `${JSON.stringify(pins, null, 2)}\n`, 0o600);
 }

@@ -1,11 +1,12 @@
 // The opener's side of any service: ask the relay for a channel, then the E2E handshake on it.
 import { channelPrologue, connectE2E, type SecureDuplex } from '../channel/e2e.js';
-import type { DeviceKeyPair } from '../crypto/device-key.js';
+import type { AsyncDeviceSigner } from '../crypto/handshake.js';
+import type { DeviceSigner } from '../crypto/prekeys.js';
 import { CryptoError, ErrorCode } from '../protocol/errors.js';
 import { targetKey, type ChannelOpened, type ChannelTarget } from '../protocol/messages.js';
-import type { KnownPeers, NewDevicePolicy, PinCheck } from './known-peers.js';
+import type { NewDevicePolicy, PeerPins, PinCheck } from './peer-pins.js';
 import { RelayChannel } from './relay-channel.js';
-import type { RelayClient } from './relay-client.js';
+import type { RelayConnection } from './relay-connection.js';
 
 /** How long the host has to answer the handshake before the opener gives up. */
 export const OPEN_HANDSHAKE_TIMEOUT_MS = 30_000; // ms
@@ -18,10 +19,11 @@ export interface OpenServiceOptions {
   readOnly?: boolean;
   /** My account name (as the relay knows it): part of the handshake's prologue. */
   user: string;
-  key: DeviceKeyPair;
+  /** This device's key (the page's WebCrypto key signs asynchronously). */
+  key: DeviceSigner | AsyncDeviceSigner;
   /** The relay's address: the key of the peer pins. */
   server: string;
-  knownPeers: KnownPeers;
+  knownPeers: PeerPins;
   /** A device of the host's user not pinned yet, under a new name: default pin it (TOFU per device). */
   newDevice?: NewDevicePolicy;
   timeoutMs?: number;
@@ -40,7 +42,7 @@ export interface OpenedService {
  * host's code (SESSION_OFFLINE, SERVICE_UNAVAILABLE, NOT_ALLOWED, PEER_KEY_CHANGED...).
  */
 export async function openService(
-  client: RelayClient,
+  client: RelayConnection,
   o: OpenServiceOptions,
 ): Promise<OpenedService> {
   const opened = await client.request('channel.open', {
@@ -56,7 +58,7 @@ export async function openService(
  * `channel.fanout`): checks it is the target and service asked for, then as `openService`.
  */
 export async function secureOpened(
-  client: RelayClient,
+  client: RelayConnection,
   opened: ChannelOpened,
   o: OpenServiceOptions,
 ): Promise<OpenedService> {
@@ -91,7 +93,7 @@ export async function secureOpened(
 export const DIRECTORY_MEMO_MS = 10_000; // ms
 
 const directoryMemo = new WeakMap<
-  RelayClient,
+  RelayConnection,
   Map<string, { at: number; keys: Promise<string[] | undefined> }>
 >();
 
@@ -104,8 +106,8 @@ const directoryMemo = new WeakMap<
  * pinned, or the directory cannot be asked (the key then counts as changed).
  */
 export async function listedIfUnpinned(
-  client: RelayClient,
-  knownPeers: KnownPeers,
+  client: RelayConnection,
+  knownPeers: PeerPins,
   server: string,
   peer: { user: string; publicKey: string },
 ): Promise<string[] | undefined> {

@@ -1,15 +1,15 @@
 // A channel through the relay as a ChannelTransport: the first implementation of the seam.
 import type { ChannelHandlers, ChannelTransport } from '../channel/transport.js';
 import type { ErrorCode } from '../protocol/errors.js';
-import type { RelayClient } from './relay-client.js';
+import type { RelayConnection } from './relay-connection.js';
 
 export class RelayChannel implements ChannelTransport {
-  readonly client: RelayClient;
+  readonly client: RelayConnection;
   readonly channel: number;
   #closed = false;
 
   /** Data for the channel is dropped until `setHandlers`: call it before asking the peer to send. */
-  constructor(client: RelayClient, channel: number) {
+  constructor(client: RelayConnection, channel: number) {
     this.client = client;
     this.channel = channel;
   }

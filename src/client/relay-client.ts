@@ -6,7 +6,7 @@ import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import { WebSocket, type RawData } from 'ws';
 import { decodeData, decodeServerMessage, encodeControl, encodeData } from '../protocol/codec.js';
-import { ConnectError, ErrorCode, RemoteError, isErrorCode } from '../protocol/errors.js';
+import { ConnectError, ErrorCode, RemoteError, remoteError } from '../protocol/errors.js';
 import {
   CAPABILITIES,
   HARD_MAX_FRAME_BYTES,
@@ -28,6 +28,7 @@ import type {
   Transport,
 } from '../protocol/messages.js';
 import { connectPlain } from './plain-connect.js';
+import type { ChannelHandler, RelayConnection } from './relay-connection.js';
 import {
   PLAIN_SCHEME,
   connectTrusted,
@@ -64,16 +65,13 @@ interface Pending {
   type: string;
 }
 
-export interface ChannelHandler {
-  onData(payload: Buffer): void;
-  onClose(code: string, reason: string): void;
-}
+export type { ChannelHandler };
 
 /**
  * Events: 'event' (RelayEvent), 'close' ({code, reason}).
  * Channel data goes to the handler registered with `openChannel`.
  */
-export class RelayClient extends EventEmitter {
+export class RelayClient extends EventEmitter implements RelayConnection {
   readonly server: string;
   readonly #ws: WebSocket;
   readonly #pending = new Map<number, Pending>();
@@ -346,6 +344,13 @@ export class RelayClient extends EventEmitter {
     setTimeout(() => this.#ws.terminate(), CLOSE_HANDSHAKE_TIMEOUT_MS).unref();
   }
 
+  onClosed(listener: (reason: string) => void): () => void {
+    const once = ({ code, reason }: { code: number; reason: string }): void =>
+      listener(`the relay closed the connection${reason ? `: ${reason}` : ''} (${code})`);
+    this.once('close', once);
+    return () => void this.off('close', once);
+  }
+
   /** Stops reading from the socket: TCP backpressure reaches the relay, which drops channels it cannot deliver. */
   pauseReading(): void {
     this.#ws.pause();
@@ -433,15 +438,6 @@ export class RelayClient extends EventEmitter {
     }
     this.emit('close', { code, reason });
   }
-}
-
-/** The relay's error as a RemoteError: its code (INTERNAL if unknown to us) and any retry-after. */
-function remoteError(error: ErrorMessage): RemoteError {
-  return new RemoteError(
-    isErrorCode(error.code) ? error.code : ErrorCode.INTERNAL,
-    error.message,
-    error.retryAfterMs === undefined ? undefined : { retryAfterMs: error.retryAfterMs },
-  );
 }
 
 function toBuffer(data: RawData): Buffer {

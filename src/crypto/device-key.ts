@@ -1,6 +1,5 @@
 // A device's long-term Ed25519 identity: generate, load from PEM, sign, verify, fingerprint.
 import {
-  createHash,
   createPrivateKey,
   createPublicKey,
   sign as cryptoSign,
@@ -101,20 +100,7 @@ export function verifySignature(
   }
 }
 
-/**
- * SSH-style fingerprint: "SHA256:" + unpadded base64 of SHA-256 over the raw 32-byte public key.
- * @example keyFingerprint(rfc8032Key1) // "SHA256:If4x36FUomFia/hUBG/SJxt77UtqvkWqWId+9H+XIbk"
- */
-export function keyFingerprint(publicKey: Uint8Array): string {
-  // A fingerprint of the wrong bytes would look just as trustworthy to a user, so refuse it.
-  if (publicKey.length !== PUBLIC_KEY_BYTES) {
-    throw new RangeError(
-      `an Ed25519 public key is ${PUBLIC_KEY_BYTES} bytes, got ${publicKey.length}`,
-    );
-  }
-  const digest = createHash('sha256').update(publicKey).digest('base64');
-  return `SHA256:${digest.replace(/=+$/, '')}`;
-}
+export { keyFingerprint } from './fingerprint.js';
 
 /**
  * Validates a raw public key received from the network: the padded standard base64 of exactly

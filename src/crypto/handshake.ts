@@ -48,7 +48,7 @@ const LABEL_CTL_SIG = utf8('sb-ctl-sig');
 const INFO_HANDSHAKE = utf8('sb handshake');
 const INFO_TRAFFIC = utf8('sb traffic');
 
-type ControllerState = 'new' | 'started' | 'received' | 'done' | 'failed';
+type ControllerState = 'new' | 'started' | 'received' | 'signing' | 'done' | 'failed';
 type HostState = 'new' | 'responded' | 'done' | 'failed';
 
 /** What a completed handshake proves and provides. */
@@ -61,10 +61,20 @@ export interface HandshakeResult {
   readonly handshakeHash: Uint8Array;
 }
 
+/**
+ * A device key that signs asynchronously: the page's non-extractable WebCrypto key. Only a
+ * controller can use one (`ControllerHandshake.finishAsync`).
+ */
+export interface AsyncDeviceSigner {
+  /** Raw 32-byte Ed25519 public key. */
+  readonly publicKey: Uint8Array;
+  signAsync(data: Uint8Array): Promise<Uint8Array>;
+}
+
 /** Options shared by both roles. */
 export interface HandshakeOptions {
-  /** This device's long-term identity: a DeviceKeyPair in Node, a seedSigner in the browser. */
-  key: DeviceSigner;
+  /** This device's long-term identity: a DeviceKeyPair in Node, a seedSigner or AsyncDeviceSigner in the browser. */
+  key: DeviceSigner | AsyncDeviceSigner;
   /** Context both sides must agree on (protocol name, session id, ...); a mismatch fails the handshake. */
   prologue: Uint8Array;
   /** The primitives, for the handshake and its channel. Default: node:crypto in Node, @noble in the browser build. */
@@ -81,7 +91,7 @@ export interface HandshakeOptions {
  * send(message);
  */
 export class ControllerHandshake {
-  readonly #key: DeviceSigner;
+  readonly #key: DeviceSigner | AsyncDeviceSigner;
   readonly #prologue: Uint8Array;
   readonly #p: CryptoProvider;
   #state: ControllerState = 'new';
@@ -89,7 +99,7 @@ export class ControllerHandshake {
   #pending: (Pending & { peer: Uint8Array }) | undefined;
 
   constructor(options: HandshakeOptions) {
-    [this.#key, this.#prologue, this.#p] = validateOptions(options);
+    [this.#key, this.#prologue, this.#p] = validateOptions(options, 'controller');
   }
 
   /** Returns msg1. */
@@ -131,34 +141,67 @@ export class ControllerHandshake {
   /** Signs the transcript and returns msg3 together with the keyed channel. */
   finish(): { message: Uint8Array; result: HandshakeResult } {
     return this.#step('received', 'finish()', () => {
-      const p = this.#p;
-      const { dh, h2, keyC2h, peer } = this.#pending as Pending & { peer: Uint8Array };
-      const ownKey = this.#key.publicKey;
-      const signature = this.#key.sign(concatBytes(LABEL_CTL_SIG, h2));
-      const message = concatBytes(Uint8Array.of(3), sealPayload(p, keyC2h, ownKey, signature));
-      const h3 = p.sha256(h2, ownKey);
-      const [c2h, h2c] = split(p.hkdfSha256(dh, h3, INFO_TRAFFIC, 2 * KEY_BYTES));
-      const channel = new SecureChannel(c2h, h2c, { provider: p });
-      wipe(dh, keyC2h, c2h, h2c);
-      this.#pending = undefined;
-      this.#state = 'done';
-      const result = {
-        peerPublicKey: Uint8Array.from(peer),
-        channel,
-        handshakeHash: Uint8Array.from(h3),
-      };
-      return { message, result };
+      const key = this.#key;
+      if (!('sign' in key)) throw new TypeError('an AsyncDeviceSigner finishes with finishAsync()');
+      return this.#seal(key.sign(this.#transcriptToSign()));
     });
   }
 
-  #step<T>(expected: ControllerState, call: string, body: () => T): T {
-    return runStep(this.#state, expected, call, body, () => {
-      this.#state = 'failed';
-      wipe(this.#ephemeral?.privateKey);
-      this.#ephemeral = undefined;
-      wipe(this.#pending?.dh, this.#pending?.keyC2h);
-      this.#pending = undefined;
+  /** As finish(), for any key: awaits its signature (a WebCrypto key signs asynchronously). */
+  async finishAsync(): Promise<{ message: Uint8Array; result: HandshakeResult }> {
+    const data = this.#step('received', 'finishAsync()', () => {
+      this.#state = 'signing';
+      return this.#transcriptToSign();
     });
+    const key = this.#key;
+    let signature: Uint8Array;
+    try {
+      signature = 'sign' in key ? key.sign(data) : await key.signAsync(data);
+    } catch (err) {
+      this.#abort();
+      throw new CryptoError(ErrorCode.HANDSHAKE_FAILED, 'the device key could not sign', {
+        cause: err,
+      });
+    }
+    return this.#step('signing', 'finishAsync()', () => this.#seal(signature));
+  }
+
+  #transcriptToSign(): Uint8Array {
+    return concatBytes(LABEL_CTL_SIG, (this.#pending as Pending).h2);
+  }
+
+  /** msg3 and the keyed channel, with this device's signature over the transcript. */
+  #seal(signature: Uint8Array): { message: Uint8Array; result: HandshakeResult } {
+    const p = this.#p;
+    const { dh, h2, keyC2h, peer } = this.#pending as Pending & { peer: Uint8Array };
+    const ownKey = this.#key.publicKey;
+    if (signature.length !== SIGNATURE_BYTES) throw fail('the device key gave no signature');
+    const message = concatBytes(Uint8Array.of(3), sealPayload(p, keyC2h, ownKey, signature));
+    const h3 = p.sha256(h2, ownKey);
+    const [c2h, h2c] = split(p.hkdfSha256(dh, h3, INFO_TRAFFIC, 2 * KEY_BYTES));
+    const channel = new SecureChannel(c2h, h2c, { provider: p });
+    wipe(dh, keyC2h, c2h, h2c);
+    this.#pending = undefined;
+    this.#state = 'done';
+    const result = {
+      peerPublicKey: Uint8Array.from(peer),
+      channel,
+      handshakeHash: Uint8Array.from(h3),
+    };
+    return { message, result };
+  }
+
+  #step<T>(expected: ControllerState, call: string, body: () => T): T {
+    return runStep(this.#state, expected, call, body, () => this.#abort());
+  }
+
+  /** Marks the handshake failed and wipes its secrets. */
+  #abort(): void {
+    this.#state = 'failed';
+    wipe(this.#ephemeral?.privateKey);
+    this.#ephemeral = undefined;
+    wipe(this.#pending?.dh, this.#pending?.keyC2h);
+    this.#pending = undefined;
   }
 }
 
@@ -176,8 +219,12 @@ export class HostHandshake {
   #state: HostState = 'new';
   #pending: Pending | undefined;
 
-  constructor(options: HandshakeOptions) {
-    [this.#key, this.#prologue, this.#p] = validateOptions(options);
+  constructor(options: HandshakeOptions & { key: DeviceSigner }) {
+    [this.#key, this.#prologue, this.#p] = validateOptions(options, 'host') as [
+      DeviceSigner,
+      Uint8Array,
+      CryptoProvider,
+    ];
   }
 
   /** Processes msg1 and returns msg2. */
@@ -259,14 +306,25 @@ interface Ephemeral {
   publicKey: Uint8Array;
 }
 
-function validateOptions(options: HandshakeOptions): [DeviceSigner, Uint8Array, CryptoProvider] {
+function validateOptions(
+  options: HandshakeOptions,
+  role: 'controller' | 'host',
+): [DeviceSigner | AsyncDeviceSigner, Uint8Array, CryptoProvider] {
   const {
     key,
     prologue,
     provider = defaultCryptoProvider,
   } = (options ?? {}) as Partial<HandshakeOptions>;
-  if (!key || typeof key.sign !== 'function' || key.publicKey?.length !== PUBLIC_KEY_BYTES) {
-    throw new TypeError('handshake option `key` must be a DeviceSigner (a DeviceKeyPair)');
+  const signs =
+    typeof (key as DeviceSigner | undefined)?.sign === 'function' ||
+    (role === 'controller' &&
+      typeof (key as AsyncDeviceSigner | undefined)?.signAsync === 'function');
+  if (!key || !signs || key.publicKey?.length !== PUBLIC_KEY_BYTES) {
+    throw new TypeError(
+      role === 'controller'
+        ? 'handshake option `key` must be a DeviceSigner (a DeviceKeyPair) or an AsyncDeviceSigner'
+        : 'handshake option `key` must be a DeviceSigner (a DeviceKeyPair)',
+    );
   }
   if (!(prologue instanceof Uint8Array)) {
     throw new TypeError('handshake option `prologue` must be a Uint8Array');

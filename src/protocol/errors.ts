@@ -131,6 +131,19 @@ export class StorageError extends SwitchboardError {}
 /** An error reported by the remote side as {code, message}. */
 export class RemoteError extends SwitchboardError {}
 
+/** The relay's `error` frame as a RemoteError: its code (INTERNAL if unknown to us) and any retry-after. */
+export function remoteError(error: {
+  code: string;
+  message: string;
+  retryAfterMs?: number | undefined;
+}): RemoteError {
+  return new RemoteError(
+    isErrorCode(error.code) ? error.code : ErrorCode.INTERNAL,
+    error.message,
+    error.retryAfterMs === undefined ? undefined : { retryAfterMs: error.retryAfterMs },
+  );
+}
+
 /** Codes that mean the relay was not reached (or not to the end), not that it said no. */
 const TRANSIENT_CODES: ReadonlySet<string> = new Set<string>([
   ErrorCode.CONNECT_FAILED,

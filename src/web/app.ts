@@ -31,10 +31,10 @@ function unreachable(body: HTMLElement, why: string, retry: () => void): void {
 }
 
 function signedIn(body: HTMLElement, session: Session, restart: (notice: string) => void): void {
-  session.relay.onclose = (reason) => {
+  session.relay.onClosed((reason) => {
     if (reason !== 'closed by the page')
       unreachable(body, `The connection was lost: ${reason}`, () => restart(''));
-  };
+  });
   const sessions = h('section', { class: 'sessions' });
   body.replaceChildren(accountBar(session, restart), sessions);
   void showSessions(session, sessions);

@@ -12,7 +12,8 @@ import {
   savedLogin,
   type BrowserKey,
 } from './keys.js';
-import { RelayError, WebRelay } from './relay.js';
+import { RemoteError, SwitchboardError } from '../protocol/errors.js';
+import { WebRelay } from './relay.js';
 
 /** A signed-in page: its relay connection, the account, this browser's key. */
 export interface Session {
@@ -69,7 +70,8 @@ export async function resume(): Promise<Session | undefined> {
     await relay.request('auth.token', { token: login.token });
   } catch (err) {
     relay.close();
-    if (err instanceof RelayError) {
+    if (err instanceof RemoteError) {
+      // The relay refused the token (expired, revoked): log in again.
       await clearLogin();
       return undefined;
     }
@@ -165,9 +167,10 @@ export function loginForm(root: HTMLElement, notice = ''): Promise<Session> {
         },
         (err: unknown) => {
           submit.disabled = false;
-          if (err instanceof RelayError && err.code === 'INVITE_REQUIRED') inviteRow.hidden = false;
+          if (err instanceof RemoteError && err.code === 'INVITE_REQUIRED')
+            inviteRow.hidden = false;
           error.textContent =
-            err instanceof RelayError
+            err instanceof SwitchboardError
               ? `${err.message} (${err.code})`
               : String((err as Error).message ?? err);
         },

@@ -1,44 +1,52 @@
 // The page's connection to the relay that served it: the same WebSocket protocol as the CLI
 // (protocol/codec.ts, protocol/messages.ts), over wss:// to this origin (the page's CSP allows
-// no other), with typed requests and the relay's events.
-import { decodeServerMessage, encodeControl } from '../protocol/codec.js';
-import { CAPABILITIES, PROTOCOL_VERSION, WS_PATH } from '../protocol/limits.js';
-import type { Params, RequestType, Results, ServerMessage } from '../protocol/messages.js';
+// no other), with typed requests, the relay's events, and channels (binary frames) — a
+// RelayConnection, so terminals and services run over it as over the CLI's RelayClient.
+import { decodeData, decodeServerMessage, encodeControl, encodeData } from '../protocol/codec.js';
+import { ConnectError, ErrorCode, remoteError } from '../protocol/errors.js';
+import {
+  CAPABILITIES,
+  HARD_MAX_FRAME_BYTES,
+  PROTOCOL_VERSION,
+  WS_PATH,
+} from '../protocol/limits.js';
+import type {
+  Params,
+  RelayEvent,
+  RequestType,
+  Results,
+  ServerMessage,
+} from '../protocol/messages.js';
 import { fromBase64 } from '../crypto/bytes.js';
+import type { ChannelHandler, RelayConnection } from '../client/relay-connection.js';
 
 /** The page's name in `hello` (the relay logs it). */
 const CLIENT_NAME = 'switchboard-web/0.1.0';
 /** Time the relay has to answer the connection and each request. */
 const CONNECT_TIMEOUT_MS = 10_000; // ms
 const REQUEST_TIMEOUT_MS = 30_000; // ms
-
-/** A refusal from the relay: its stable code and message. */
-export class RelayError extends Error {
-  readonly code: string;
-  constructor(code: string, message: string) {
-    super(message);
-    this.code = code;
-  }
-}
+/** Closes of channels not bound yet kept for a late `bindChannel` (as RelayClient). */
+const UNBOUND_CLOSES_KEPT = 64;
 
 type Pending = { resolve: (v: unknown) => void; reject: (e: Error) => void; timer: number };
-type RelayEvent = Exclude<ServerMessage, { type: 'reply' } | { type: 'error' }>;
 
-export class WebRelay {
+export class WebRelay implements RelayConnection {
   readonly #ws: WebSocket;
   readonly #pending = new Map<number, Pending>();
   readonly #listeners = new Set<(event: RelayEvent) => void>();
+  readonly #closeListeners = new Set<(reason: string) => void>();
+  readonly #channels = new Map<number, ChannelHandler>();
+  readonly #unboundCloses = new Map<number, { code: string; reason: string }>();
   #nextId = 1;
   #closed: string | undefined;
   /** This connection's hello challenge (what a device signs), and who may sign up. */
   challenge: Uint8Array = new Uint8Array();
   signup: 'open' | 'invite' | 'closed' | undefined;
   minPassword: number | undefined;
-  /** Called once when the connection ends, with why. */
-  onclose: ((reason: string) => void) | undefined;
 
   private constructor(ws: WebSocket) {
     this.#ws = ws;
+    ws.binaryType = 'arraybuffer';
     ws.onmessage = (e) => this.#receive(e.data);
     ws.onclose = (e) => this.#end(e.reason || `the connection to the relay closed (${e.code})`);
   }
@@ -48,20 +56,24 @@ export class WebRelay {
     const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
     const ws = new WebSocket(`${scheme}//${location.host}${WS_PATH}`);
     await new Promise<void>((resolve, reject) => {
-      const timer = window.setTimeout(
-        () =>
-          reject(
-            new Error(`no answer from ${location.host} within ${CONNECT_TIMEOUT_MS / 1000} s`),
+      const timer = window.setTimeout(() => {
+        ws.close();
+        reject(
+          new ConnectError(
+            ErrorCode.CONNECT_FAILED,
+            `no answer from ${location.host} within ${CONNECT_TIMEOUT_MS / 1000} s`,
           ),
-        CONNECT_TIMEOUT_MS,
-      );
+        );
+      }, CONNECT_TIMEOUT_MS);
       ws.onopen = () => {
         window.clearTimeout(timer);
         resolve();
       };
       ws.onerror = () => {
         window.clearTimeout(timer);
-        reject(new Error(`cannot reach the relay at ${location.host}`));
+        reject(
+          new ConnectError(ErrorCode.CONNECT_FAILED, `cannot reach the relay at ${location.host}`),
+        );
       };
     });
     const relay = new WebRelay(ws);
@@ -81,23 +93,63 @@ export class WebRelay {
     return this.#closed !== undefined;
   }
 
+  get bufferedAmount(): number {
+    return this.#ws.bufferedAmount;
+  }
+
   request<T extends RequestType>(type: T, params: Params<T>): Promise<Results[T]> {
-    if (this.#closed) return Promise.reject(new RelayError('CONNECTION_CLOSED', this.#closed));
+    if (this.#closed)
+      return Promise.reject(new ConnectError(ErrorCode.CONNECTION_CLOSED, this.#closed));
     const id = this.#nextId++;
     return new Promise<Results[T]>((resolve, reject) => {
       const timer = window.setTimeout(() => {
         this.#pending.delete(id);
-        reject(new RelayError('TIMEOUT', `the relay did not answer "${type}" in time`));
+        reject(new ConnectError(ErrorCode.TIMEOUT, `the relay did not answer "${type}" in time`));
       }, REQUEST_TIMEOUT_MS);
       this.#pending.set(id, { resolve: resolve as (v: unknown) => void, reject, timer });
       this.#ws.send(encodeControl({ ...params, type, id }));
     });
   }
 
-  /** Events the relay pushes (presence, messages, channel traffic…); returns the unsubscriber. */
+  /** Events the relay pushes (presence, messages, channel opens…); returns the unsubscriber. */
   listen(listener: (event: RelayEvent) => void): () => void {
     this.#listeners.add(listener);
     return () => this.#listeners.delete(listener);
+  }
+
+  onClosed(listener: (reason: string) => void): () => void {
+    if (this.#closed !== undefined) {
+      const reason = this.#closed;
+      queueMicrotask(() => listener(reason));
+      return () => undefined;
+    }
+    this.#closeListeners.add(listener);
+    return () => this.#closeListeners.delete(listener);
+  }
+
+  bindChannel(channel: number, handler: ChannelHandler): void {
+    const closed = this.#unboundCloses.get(channel);
+    if (closed) {
+      this.#unboundCloses.delete(channel);
+      queueMicrotask(() => handler.onClose(closed.code, closed.reason));
+      return;
+    }
+    this.#channels.set(channel, handler);
+  }
+
+  sendData(channel: number, payload: Uint8Array): void {
+    if (this.#closed || this.#ws.readyState !== WebSocket.OPEN) return;
+    this.#ws.send(encodeData(channel, payload));
+  }
+
+  async closeChannel(channel: number, reason: string, code?: ErrorCode): Promise<void> {
+    this.#channels.delete(channel);
+    if (this.#closed) return;
+    await this.request('channel.close', {
+      channel,
+      reason: reason.slice(0, 256),
+      ...(code ? { code } : {}),
+    }).catch(() => undefined);
   }
 
   close(): void {
@@ -106,20 +158,36 @@ export class WebRelay {
   }
 
   #receive(data: unknown): void {
-    if (typeof data !== 'string') return; // binary frames are channel data: not used yet
+    if (data instanceof ArrayBuffer) {
+      const frame = decodeData(new Uint8Array(data), HARD_MAX_FRAME_BYTES);
+      if (frame.ok) this.#channels.get(frame.value.channel)?.onData(frame.value.payload);
+      return;
+    }
+    if (typeof data !== 'string') return;
     const decoded = decodeServerMessage(data);
     if (!decoded.ok) return; // an event this page does not know, or a malformed frame
-    const message = decoded.value;
+    const message: ServerMessage = decoded.value;
     if (message.type === 'reply' || message.type === 'error') {
       const pending = message.id === undefined ? undefined : this.#pending.get(message.id);
       if (!pending) return;
       this.#pending.delete(message.id!);
       window.clearTimeout(pending.timer);
       if (message.type === 'reply') pending.resolve(message.result);
-      else pending.reject(new RelayError(message.code, message.message));
+      else pending.reject(remoteError(message));
       return;
     }
-    for (const listener of this.#listeners) listener(message as RelayEvent);
+    if (message.type === 'channel.closed') {
+      const handler = this.#channels.get(message.channel);
+      this.#channels.delete(message.channel);
+      if (handler) handler.onClose(message.code, message.reason);
+      else {
+        this.#unboundCloses.set(message.channel, { code: message.code, reason: message.reason });
+        const oldest = this.#unboundCloses.keys().next().value;
+        if (this.#unboundCloses.size > UNBOUND_CLOSES_KEPT && oldest !== undefined)
+          this.#unboundCloses.delete(oldest);
+      }
+    }
+    for (const listener of [...this.#listeners]) listener(message as RelayEvent);
   }
 
   #end(reason: string): void {
@@ -127,9 +195,14 @@ export class WebRelay {
     this.#closed = reason;
     for (const { reject, timer } of this.#pending.values()) {
       window.clearTimeout(timer);
-      reject(new RelayError('CONNECTION_CLOSED', reason));
+      reject(new ConnectError(ErrorCode.CONNECTION_CLOSED, reason));
     }
     this.#pending.clear();
-    this.onclose?.(reason);
+    for (const [channel, handler] of this.#channels) {
+      this.#channels.delete(channel);
+      handler.onClose(ErrorCode.CONNECTION_CLOSED, reason);
+    }
+    for (const listener of [...this.#closeListeners]) listener(reason);
+    this.#closeListeners.clear();
   }
 }
