@@ -236,7 +236,8 @@ function run(
               ),
             o.timeoutMs,
           );
-    timer?.unref();
+    // In Node the timer alone does not hold the process open (a browser's timer is a number).
+    (timer as { unref?(): void } | undefined)?.unref?.();
     const fail = (err: SwitchboardError, tell = true): void => {
       if (settled) return;
       settled = true;

@@ -2,6 +2,7 @@
 // (login.ts) — resumed from the token it holds, or the login and sign-up forms — and the
 // signed-in view. A relay that cannot be reached gets a clear state and a retry.
 import { accountBar, h, loginForm, resume, type Session } from './login.js';
+import { showChat } from './chat.js';
 import { showSessions } from './sessions.js';
 
 /** Renders the heading and the relay's name (the page's own host: the page is served by the relay). */
@@ -31,12 +32,50 @@ function unreachable(body: HTMLElement, why: string, retry: () => void): void {
 }
 
 function signedIn(body: HTMLElement, session: Session, restart: (notice: string) => void): void {
+  // A lost connection is said above the views, which stay: an open terminal reconnects on its
+  // own connection (terminal.ts); the lists and chat come back with "Reconnect".
   session.relay.onClosed((reason) => {
-    if (reason !== 'closed by the page')
-      unreachable(body, `The connection was lost: ${reason}`, () => restart(''));
+    if (reason === 'closed by the page') return;
+    const again = h('button', { type: 'button' }, 'Reconnect');
+    again.addEventListener('click', () => restart(''));
+    body.prepend(
+      h(
+        'div',
+        { class: 'state', role: 'status', id: 'unreachable' },
+        h('strong', {}, 'The relay cannot be reached. '),
+        `The connection was lost: ${reason}. `,
+        again,
+      ),
+    );
   });
-  const sessions = h('section', { class: 'sessions' });
-  body.replaceChildren(accountBar(session, restart), sessions);
+  // Two views, Sessions (and the terminals they open) and Chat, each kept while the other shows.
+  const sessions = h('section', { class: 'sessions', id: 'sessions-view' });
+  const chat = h('section', { class: 'chat', id: 'chat-view', hidden: '' });
+  const tabs = h('nav', { class: 'tabs', role: 'tablist' });
+  const views: Array<[string, HTMLElement]> = [
+    ['Sessions', sessions],
+    ['Chat', chat],
+  ];
+  let chatStarted = false;
+  const buttons = views.map(([name, view]) => {
+    const button = h(
+      'button',
+      { type: 'button', role: 'tab', id: `tab-${name.toLowerCase()}`, 'aria-selected': 'false' },
+      name,
+    );
+    button.addEventListener('click', () => {
+      for (const [other, v] of views) v.hidden = other !== name;
+      for (const b of buttons) b.setAttribute('aria-selected', String(b === button));
+      if (view === chat && !chatStarted) {
+        chatStarted = true;
+        void showChat(session, chat);
+      }
+    });
+    return button;
+  });
+  tabs.append(...buttons);
+  buttons[0]!.setAttribute('aria-selected', 'true');
+  body.replaceChildren(accountBar(session, restart), tabs, sessions, chat);
   void showSessions(session, sessions);
 }
 

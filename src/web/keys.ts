@@ -129,3 +129,6 @@ export const clearLogin = (): Promise<void> => put(LOGIN_ID, undefined);
 export async function forgetBrowser(): Promise<void> {
   await request(indexedDB.deleteDatabase(DB_NAME) as IDBRequest<unknown>);
 }
+
+/** Reads and writes other state of this browser (pins, chat) in the same database. */
+export { get as readState, put as writeState };

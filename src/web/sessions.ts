@@ -1,11 +1,16 @@
 // The sessions this account may reach (`sessions.list`, as `switchboard sessions` shows them):
-// ID, owner, host, kind, tags, since, live. Refreshed on demand; terminals come next (issue 14).
-import type { SessionSummary } from '../protocol/messages.js';
+// ID, owner, host, kind, tags, since, live; each opens a terminal (terminal.ts, loaded then), to
+// type in or to watch.
+import { SESSION_ID_RE, type SessionSummary } from '../protocol/messages.js';
 import { h, type Session } from './login.js';
 
 const when = (iso: string): string => new Date(iso).toLocaleString();
 
-function row(s: SessionSummary): HTMLTableRowElement {
+function row(s: SessionSummary, open: (readOnly: boolean) => void): HTMLTableRowElement {
+  const openButton = h('button', { type: 'button', class: 'open' }, 'Open');
+  const watchButton = h('button', { type: 'button', class: 'watch link' }, 'Watch');
+  openButton.addEventListener('click', () => open(false));
+  watchButton.addEventListener('click', () => open(true));
   const tags = Object.entries(s.tags).map(([k, v]) => h('span', { class: 'tag' }, `${k}=${v}`));
   return h(
     'tr',
@@ -21,14 +26,88 @@ function row(s: SessionSummary): HTMLTableRowElement {
       {},
       s.live ? h('span', { class: 'live' }, '● live') : h('span', { class: 'away' }, '○ away'),
     ),
+    h('td', { class: 'actions' }, openButton, ' ', watchButton),
   );
+}
+
+/** What a terminal is opened on: a listed session, or one known only by its ID (a link). */
+export type TerminalTarget = Pick<SessionSummary, 'sessionId'> & Partial<SessionSummary>;
+
+/** A session named by the page's link (`https://RELAY/#attach=ID`, as `share` prints it), once. */
+let linked: string | undefined = (() => {
+  const m = /^#attach=(.+)$/.exec(location.hash);
+  const id = m ? decodeURIComponent(m[1]!) : undefined;
+  return id && SESSION_ID_RE.test(id) ? id : undefined;
+})();
+
+/** Replaces the list with a terminal on `target`; back to the list when the user leaves it. */
+async function open(
+  session: Session,
+  into: HTMLElement,
+  target: TerminalTarget,
+  readOnly: boolean,
+): Promise<void> {
+  into.replaceChildren(h('p', { role: 'status' }, 'Loading the terminal…'));
+  try {
+    const { openTerminal } = await import('./terminal.js');
+    await openTerminal(session, target, {
+      readOnly,
+      into,
+      onLeave: () => void showSessions(session, into),
+    });
+  } catch (err) {
+    into.replaceChildren(h('p', { class: 'error' }, `The terminal could not open: ${String(err)}`));
+  }
+}
+
+/**
+ * Open a session by its ID: a `share` is not listed to those it has not allowed, and its host
+ * is asked about each of them (as for `switchboard attach ID`).
+ */
+function byId(session: Session, into: HTMLElement): HTMLElement {
+  const id = h('input', {
+    id: 'session-id',
+    name: 'session-id',
+    placeholder: 'Session ID',
+    pattern: SESSION_ID_RE.source.slice(1, -1),
+    required: '',
+    autocomplete: 'off',
+    spellcheck: 'false',
+  });
+  const watch = h('button', { type: 'button', class: 'link' }, 'Watch');
+  const form = h(
+    'form',
+    { class: 'by-id' },
+    h('label', { for: 'session-id' }, 'Open a session by ID '),
+    id,
+    ' ',
+    h('button', { type: 'submit' }, 'Open'),
+    ' ',
+    watch,
+  );
+  const go = (readOnly: boolean): void => {
+    if (!form.reportValidity()) return;
+    void open(session, into, { sessionId: id.value.trim() }, readOnly);
+  };
+  form.addEventListener('submit', (e) => {
+    e.preventDefault();
+    go(false);
+  });
+  watch.addEventListener('click', () => go(true));
+  return form;
 }
 
 /** The list, in `into`; resolves once drawn (an error is drawn in its place). */
 export async function showSessions(session: Session, into: HTMLElement): Promise<void> {
+  if (linked) {
+    const sessionId = linked;
+    linked = undefined;
+    history.replaceState(null, '', location.pathname);
+    return open(session, into, { sessionId }, false);
+  }
   const refresh = h('button', { type: 'button', class: 'link' }, 'Refresh');
   refresh.addEventListener('click', () => void showSessions(session, into));
-  const title = h('h2', {}, 'Sessions you can reach ', refresh);
+  const title = h('div', {}, h('h2', {}, 'Sessions you can reach ', refresh), byId(session, into));
   let listed: { sessions: SessionSummary[]; truncated?: boolean };
   try {
     listed = await session.relay.request('sessions.list', {});
@@ -53,7 +132,9 @@ export async function showSessions(session: Session, into: HTMLElement): Promise
     );
     return;
   }
-  const head = ['Session', 'Owner', 'Host', 'Kind', 'Tags', 'Since', ''].map((t) => h('th', {}, t));
+  const head = ['Session', 'Owner', 'Host', 'Kind', 'Tags', 'Since', '', ''].map((t) =>
+    h('th', {}, t),
+  );
   into.replaceChildren(
     title,
     h(
@@ -63,7 +144,13 @@ export async function showSessions(session: Session, into: HTMLElement): Promise
         'table',
         { class: 'sessions', id: 'sessions' },
         h('thead', {}, h('tr', {}, ...head)),
-        h('tbody', {}, ...listed.sessions.map(row)),
+        h(
+          'tbody',
+          {},
+          ...listed.sessions.map((s) =>
+            row(s, (readOnly) => void open(session, into, s, readOnly)),
+          ),
+        ),
       ),
     ),
     ...(listed.truncated ? [h('p', {}, 'More sessions exist than the relay lists at once.')] : []),

@@ -1,0 +1,226 @@
+// A remote terminal in the page: xterm.js (DOM renderer, so its text stays readable by assistive
+// tools and tests) over the same AttachSession as `switchboard attach` — the E2E handshake with
+// this browser's key, host keys pinned in IndexedDB (pins.ts), resume after a drop, resize
+// following the window, read-only enforced by the host. Loaded only when a terminal is opened.
+import { Terminal } from '@xterm/xterm';
+import { FitAddon } from '@xterm/addon-fit';
+import { WebLinksAddon } from '@xterm/addon-web-links';
+import { AttachSession, type AttachedInfo, type ReconnectInfo } from '../client/attach-session.js';
+import { ErrorCode, SwitchboardError } from '../protocol/errors.js';
+import { savedLogin } from './keys.js';
+import { h, type Session } from './login.js';
+import { pins } from './pins.js';
+import type { TerminalTarget } from './sessions.js';
+import { WebRelay } from './relay.js';
+
+/** A fresh logged-in connection for each attempt: the page's own stays for the lists and chat. */
+async function connect(): Promise<WebRelay> {
+  const login = await savedLogin();
+  if (!login) throw new SwitchboardError(ErrorCode.TOKEN_INVALID, 'log in again');
+  const relay = await WebRelay.connect();
+  try {
+    await relay.request('auth.token', { token: login.token });
+  } catch (err) {
+    relay.close();
+    throw err;
+  }
+  return relay;
+}
+
+/**
+ * The document xterm.js is given (its `documentOverride`): the page's own, except that the
+ * `<style>` elements its DOM renderer writes its theme and cell sizes into — which the page's
+ * CSP (`style-src 'self'`, no inline styles) refuses — become hidden elements whose text is
+ * carried into constructed stylesheets (`adoptedStyleSheets`, which the CSP allows). So the
+ * terminal is styled without weakening the policy for the rest of the page.
+ */
+function styledDocument(): { doc: Document; dispose(): void } {
+  const sheets: CSSStyleSheet[] = [];
+  const observers: MutationObserver[] = [];
+  const styleHolder = (): HTMLElement => {
+    const holder = document.createElement('span');
+    holder.hidden = true;
+    const sheet = new CSSStyleSheet();
+    sheets.push(sheet);
+    document.adoptedStyleSheets = [...document.adoptedStyleSheets, sheet];
+    const observer = new MutationObserver(() => sheet.replaceSync(holder.textContent ?? ''));
+    observer.observe(holder, { childList: true, characterData: true, subtree: true });
+    observers.push(observer);
+    return holder;
+  };
+  const doc = new Proxy(document, {
+    get(target, prop) {
+      if (prop === 'createElement')
+        return (tag: string, options?: ElementCreationOptions) =>
+          tag.toLowerCase() === 'style' ? styleHolder() : target.createElement(tag, options);
+      const value: unknown = Reflect.get(target, prop, target);
+      return typeof value === 'function'
+        ? (value as (...a: unknown[]) => unknown).bind(target)
+        : value;
+    },
+  });
+  return {
+    doc,
+    dispose: () => {
+      for (const o of observers) o.disconnect();
+      document.adoptedStyleSheets = document.adoptedStyleSheets.filter((s) => !sheets.includes(s));
+    },
+  };
+}
+
+/** Why a terminal ended, in words, for the end state. */
+function endText(end: { exit?: { code: number }; error?: SwitchboardError }): string {
+  if (end.exit) return `The remote shell exited with ${end.exit.code}.`;
+  const err = end.error ?? new SwitchboardError(ErrorCode.CHANNEL_CLOSED, 'the session ended');
+  if (err.code === ErrorCode.CHANNEL_CLOSED) return `The session ended: ${err.message}.`;
+  return `${err.message} (${err.code})`;
+}
+
+/**
+ * Opens `target` in `into`; `onLeave` runs when the user goes back to the list (the remote shell
+ * keeps running: leaving detaches, as `~.` does).
+ */
+export async function openTerminal(
+  session: Session,
+  target: TerminalTarget,
+  o: { readOnly: boolean; into: HTMLElement; onLeave: () => void },
+): Promise<void> {
+  const status = h(
+    'span',
+    { class: 'term-status', id: 'term-status', role: 'status' },
+    'Connecting…',
+  );
+  const back = h('button', { type: 'button', id: 'term-back' }, '← Sessions');
+  const where = (hostName: string, owner: string): string =>
+    ` on ${hostName} (${owner})${o.readOnly ? ', watching' : ''}`;
+  const place = h(
+    'span',
+    {},
+    target.hostName && target.owner ? where(target.hostName, target.owner) : '',
+  );
+  const title = h('span', { class: 'term-title' }, h('code', {}, target.sessionId), place);
+  const info = h('p', { class: 'term-info', id: 'term-info' });
+  const warning = h('div', {
+    class: 'term-warning',
+    id: 'term-warning',
+    role: 'alert',
+    hidden: '',
+  });
+  const screen = h('div', { class: 'term-screen', id: 'term-screen' });
+  o.into.replaceChildren(
+    h('div', { class: 'term-bar' }, back, title, status),
+    warning,
+    screen,
+    info,
+  );
+
+  const styles = styledDocument();
+  const term = new Terminal({
+    documentOverride: styles.doc,
+    cursorBlink: true,
+    fontFamily: 'ui-monospace, SFMono-Regular, Menlo, Consolas, "DejaVu Sans Mono", monospace',
+    fontSize: 14,
+    scrollback: 5000,
+    disableStdin: o.readOnly,
+  });
+  const fit = new FitAddon();
+  term.loadAddon(fit);
+  // Links open in a new tab without the page as opener or referrer.
+  term.loadAddon(
+    new WebLinksAddon((_event, uri) => {
+      window.open(uri, '_blank', 'noopener,noreferrer');
+    }),
+  );
+  term.open(screen);
+  fit.fit();
+
+  const key = session.key;
+  const attach = new AttachSession({
+    sessionId: target.sessionId,
+    readOnly: o.readOnly,
+    user: session.user,
+    key: { publicKey: key.publicKey, signAsync: (data) => key.sign(data) },
+    server: location.host,
+    knownPeers: await pins(),
+    connect,
+    cols: term.cols,
+    rows: term.rows,
+    term: 'xterm-256color',
+    // A full-screen program gets a repaint after a drop; a shell its missed output.
+    repaintOnResume: () => term.buffer.active.type === 'alternate',
+  });
+
+  const encoder = new TextEncoder();
+  const typed = term.onData((data) => attach.input(encoder.encode(data)));
+  const binary = term.onBinary((data) =>
+    attach.input(Uint8Array.from(data, (c) => c.charCodeAt(0) & 0xff)),
+  );
+  const resized = term.onResize(({ cols, rows }) => attach.resize(cols, rows));
+  // The terminal follows its box, which follows the window.
+  const observer = new ResizeObserver(() => fit.fit());
+  observer.observe(screen);
+
+  attach.on('output', (data: Uint8Array) => term.write(data));
+  attach.on('snapshot', (data: Uint8Array) => term.write(data));
+  attach.on('notice', (text: string) => {
+    info.textContent = text;
+  });
+  attach.on('reconnecting', (r: ReconnectInfo) => {
+    status.textContent = `Reconnecting (attempt ${r.attempt}, next in ${Math.ceil(r.nextInMs / 1000)} s): ${r.reason}`;
+    status.dataset.state = 'reconnecting';
+  });
+  attach.on('state', (state: string) => {
+    if (state === 'attached') {
+      status.textContent = 'Connected';
+      status.dataset.state = 'attached';
+    }
+  });
+
+  let ended = false;
+  const leave = (): void => {
+    observer.disconnect();
+    typed.dispose();
+    binary.dispose();
+    resized.dispose();
+    term.dispose();
+    styles.dispose();
+    o.onLeave();
+  };
+  back.addEventListener('click', () => {
+    if (ended) return leave();
+    void attach.detach().finally(leave);
+  });
+  attach.once(
+    'end',
+    (end: { exit?: { code: number }; error?: SwitchboardError; detached?: boolean }) => {
+      ended = true;
+      if (end.detached) return;
+      status.textContent = 'Ended';
+      status.dataset.state = 'ended';
+      const text = endText(end);
+      if (end.error?.code === ErrorCode.PEER_KEY_CHANGED) {
+        // Loud, as ssh's "REMOTE HOST IDENTIFICATION HAS CHANGED".
+        warning.textContent = end.error.message;
+        warning.hidden = false;
+      }
+      info.textContent = text;
+      term.options.disableStdin = true;
+      term.write(`\r\n\x1b[7m[switchboard] ${text}\x1b[0m\r\n`);
+    },
+  );
+
+  try {
+    const attached: AttachedInfo = await attach.start();
+    status.textContent = 'Connected';
+    status.dataset.state = 'attached';
+    const { host, hostName, welcome, handshakeHash } = attached;
+    place.textContent = where(hostName, host.user);
+    info.textContent =
+      `${hostName}: host ${host.user} ${host.fingerprint}; you ${session.fingerprint}; ` +
+      `E2E handshake ${handshakeHash.slice(0, 16)}` +
+      (welcome.readOnly ? '; read-only: the host does not take your keystrokes' : '');
+    if (!o.readOnly && !welcome.readOnly) term.focus();
+  } catch {
+    // 'end' has drawn why.
+  }
+}

@@ -1,0 +1,253 @@
+// Terminals in the web page, in a real Chromium against a real relay and real PTYs: the page
+// opens a session it may reach in xterm.js, end to end encrypted with this browser's own key
+// (the host proves its key, the browser proves its WebCrypto key), and the screen's text can be
+// read from the page (the DOM renderer). Typing runs commands; resizing the window resizes the
+// remote PTY; a relay restart under the open terminal is resumed without losing output; a host
+// that does not let the browser's device in is obeyed; nothing typed reaches the relay's logs or
+// database.
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { closeSync, openSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import type { Browser, Page } from 'playwright-core';
+import type { PeerInfo } from '../src/protocol/messages.js';
+import { createLogger } from '../src/server/logger.js';
+import { launchChromium, relayPage } from './chromium.js';
+import { Harness, type TestUser } from './terminal-harness.js';
+
+/** Time for a step through the relay and a shell. */
+const STEP_MS = 20_000; // ms
+const PASSWORD = 'correct horse battery';
+
+/** A string no shell prints by itself. */
+const marker = (label: string): string => `${label}-${randomBytes(6).toString('hex')}`;
+
+/** What to wait for on the screen: text, a pattern, or a size below one (`stty size`). */
+type ScreenWait =
+  | { kind: 'text'; value: string }
+  | { kind: 're'; value: string }
+  | { kind: 'smaller'; rows: number; cols: number };
+
+/** The screen's text (xterm.js's DOM rows), in the page; `wait` given: whether it holds. */
+function readScreen(wait?: ScreenWait): string | boolean {
+  // Page code (the page's CSP refuses string evaluation): no closures, no Node types.
+  const doc = (globalThis as unknown as { document: { querySelector(s: string): unknown } })
+    .document;
+  const rows = doc.querySelector('#term-screen .xterm-rows') as { innerText: string } | null;
+  const s = (rows?.innerText ?? '').replace(/\u00a0/g, ' ');
+  if (!wait) return s;
+  if (wait.kind === 'text') return s.includes(wait.value);
+  if (wait.kind === 're') return new RegExp(wait.value).test(s);
+  const m = /(\d+) (\d+)/.exec(s);
+  return m !== null && Number(m[1]) < wait.rows && Number(m[2]) < wait.cols;
+}
+
+function screenText(page: Page): Promise<string> {
+  return page.evaluate(readScreen, undefined) as Promise<string>;
+}
+
+/** Waits until the screen shows what `wait` says; fails with what it shows. */
+async function waitForScreen(
+  page: Page,
+  needle: string | RegExp | ScreenWait,
+  what: string,
+): Promise<string> {
+  const wait: ScreenWait =
+    typeof needle === 'string'
+      ? { kind: 'text', value: needle }
+      : needle instanceof RegExp
+        ? { kind: 're', value: needle.source }
+        : needle;
+  try {
+    await page.waitForFunction(readScreen, wait, { timeout: STEP_MS });
+  } catch {
+    assert.fail(`${what}: the screen shows\n${await screenText(page)}`);
+  }
+  return screenText(page);
+}
+
+async function type(page: Page, line: string): Promise<void> {
+  await page.click('#term-screen');
+  await page.keyboard.type(line);
+  await page.keyboard.press('Enter');
+}
+
+describe('terminals in the web page', { timeout: 180_000 }, () => {
+  let h: Harness;
+  let browser: Browser;
+  let page: Page;
+  let host: TestUser;
+  let logFile: string;
+  let logFd: number;
+  const consoleErrors: string[] = [];
+  const approvals: PeerInfo[] = [];
+
+  /** Opens `sessionId` from the list (refreshed), to type in or to watch. */
+  async function openSession(sessionId: string, how: 'Open' | 'Watch' = 'Open'): Promise<void> {
+    await page.click('#tab-sessions');
+    if (await page.isVisible('#term-back')) await page.click('#term-back');
+    await page.click('#sessions-view >> text=Refresh');
+    await page.click(`tr[data-session="${sessionId}"] button:text("${how}")`);
+  }
+
+  /** Waits for the terminal to attach; fails with what the page says instead. */
+  async function attached(): Promise<void> {
+    try {
+      await page.waitForSelector('#term-status[data-state="attached"]');
+    } catch {
+      const said = await page.innerText('#sessions-view');
+      const status = await page.evaluate(
+        () =>
+          (
+            globalThis as unknown as {
+              document: { querySelector(s: string): { outerHTML: string } | null };
+            }
+          ).document.querySelector('#term-status')?.outerHTML,
+      );
+      assert.fail(`not attached (${status}); the page says: ${said.slice(0, 2000)}`);
+    }
+  }
+
+  /** Opens `sessionId` by its ID, as one given a share's ID (or link) would. */
+  async function openById(sessionId: string): Promise<void> {
+    await page.click('#tab-sessions');
+    if (await page.isVisible('#term-back')) await page.click('#term-back');
+    await page.fill('#session-id', sessionId);
+    await page.click('form.by-id button[type=submit]');
+  }
+
+  before(async () => {
+    logFile = join(
+      process.env['TMPDIR'] ?? '/tmp',
+      `sb-web-trace-${process.pid}-${Date.now()}.log`,
+    );
+    logFd = openSync(logFile, 'w');
+    h = await new Harness({ logger: createLogger('trace', logFd) }).start();
+    host = await h.user('webhost');
+    browser = await launchChromium();
+    page = await relayPage(browser, consoleErrors);
+    page.setDefaultTimeout(STEP_MS);
+    await page.setViewportSize({ width: 1200, height: 800 });
+    await page.goto(`https://${h.server}/`);
+    await page.click('text=Create an account instead');
+    await page.fill('#user', 'webbob');
+    await page.fill('#password', PASSWORD);
+    await page.click('form.login button[type=submit]');
+    await page.waitForSelector('#fingerprint');
+  });
+  after(async () => {
+    await browser?.close();
+    await h?.close();
+    closeSync(logFd);
+  });
+
+  it('opens a session, runs what is typed, and shows its output, end to end', async () => {
+    await h.agent(host, 'web-term-1', { allow: ['webbob'] });
+    await openSession('web-term-1');
+    await attached();
+    // The facts line names the host's key as the relay announced and the handshake proved it.
+    const info = (await page.textContent('#term-info'))!;
+    assert.match(info, /host webhost SHA256:[A-Za-z0-9+/]{43}; you SHA256:/);
+    assert.ok(info.includes((await page.textContent('#fingerprint'))!), info);
+    await type(page, 'echo $((6*7))-answer');
+    await waitForScreen(page, '42-answer', 'the command output');
+    assert.deepEqual(consoleErrors, []);
+  });
+
+  it('resizes the remote terminal with the window', async () => {
+    await type(page, 'stty size');
+    const before = await waitForScreen(page, /\n\d+ \d+\s*\n/, 'stty size');
+    const [rows1, cols1] = /\n(\d+) (\d+)\s*\n/.exec(before)!.slice(1).map(Number);
+    await page.setViewportSize({ width: 800, height: 600 });
+    await type(page, 'clear; stty size');
+    await waitForScreen(page, { kind: 'smaller', rows: rows1!, cols: cols1! }, 'a smaller size');
+    await page.setViewportSize({ width: 1200, height: 800 });
+    await type(page, 'clear; stty size');
+    await waitForScreen(page, `${rows1} ${cols1}`, 'the size back to what it was');
+  });
+
+  it('carries on when the relay is killed and restarted under the open terminal', async () => {
+    await type(page, 'clear; echo before-$((0+1))-restart');
+    await waitForScreen(page, 'before-1-restart', 'output before the restart');
+    await h.restart();
+    await attached();
+    // What the shell printed while the relay was down arrives too: the attachment resumed.
+    await type(page, 'echo after-$((1+1))-restart');
+    await waitForScreen(page, 'after-2-restart', 'output after the restart');
+    const screen = await screenText(page);
+    assert.ok(screen.includes('before-1-restart'), 'the screen kept what came before');
+    assert.ok(!/could not resume/.test((await page.textContent('#term-info'))!));
+    await page.click('#term-back');
+  });
+
+  it('shows the host the browser’s fingerprint to approve, and a refusal as such', async () => {
+    let answer = true;
+    // Not allowed in advance: the host is asked (and the share is not listed to webbob).
+    await h.share(
+      host,
+      'web-share-1',
+      {},
+      {
+        approve: (peer) => {
+          approvals.push(peer);
+          return Promise.resolve(answer);
+        },
+      },
+    );
+    await page.reload();
+    await page.waitForSelector('#fingerprint');
+    const mine = (await page.textContent('#fingerprint'))!;
+    await openById('web-share-1');
+    await attached();
+    assert.equal(approvals.length, 1);
+    assert.equal(approvals[0]!.user, 'webbob');
+    assert.equal(approvals[0]!.fingerprint, mine, 'the host is asked about this browser’s key');
+    assert.equal(approvals[0]!.deviceName, 'Chromium on Linux (web)');
+    await page.click('#term-back');
+
+    answer = false;
+    await openById('web-share-1');
+    await page.waitForSelector('#term-status[data-state="ended"]');
+    assert.match((await page.textContent('#term-info'))!, /\(DENIED\)$/);
+    assert.equal(approvals.length, 2);
+  });
+
+  it('watches read-only: the host takes no keystrokes from the page', async () => {
+    const secret = marker('viewer-typed');
+    await h.agent(host, 'web-term-ro', { allow: ['webbob'] });
+    // A viewer watches the shell someone has open: the owner's.
+    const owner = h.controller(host, 'web-term-ro');
+    await owner.start();
+    await openSession('web-term-ro', 'Watch');
+    await attached();
+    assert.match((await page.textContent('#term-info'))!, /read-only/);
+    await type(page, `echo ${secret}`);
+    // The owner types after the viewer: their line shows, the viewer's never did.
+    owner.type('echo owner-$((2+3))\r');
+    await waitForScreen(page, 'owner-5', 'the owner’s command, watched from the page');
+    assert.ok(!(await screenText(page)).includes(secret), 'the viewer’s keystrokes were not taken');
+    await page.click('#term-back');
+  });
+
+  it('never lets what is typed in the page reach the relay’s log or database', async () => {
+    const secret = marker('WEB-SECRET-MARKER');
+    await h.agent(host, 'web-term-marker', { allow: ['webbob'] });
+    await openSession('web-term-marker');
+    await attached();
+    await type(page, `echo ${secret} | tr A-Z a-z`);
+    await waitForScreen(page, secret.toLowerCase(), 'the marker echoed');
+    await page.click('#term-back');
+    await h.relay.close('checking its files');
+    const log = readFileSync(logFile, 'utf8');
+    assert.ok(log.includes('"msg":"channel open"'), 'the trace log did record the terminal');
+    assert.ok(!log.toLowerCase().includes(secret.toLowerCase()), 'marker in the relay log');
+    const files = readdirSync(h.dataDir).filter((f) => f.startsWith('switchboard.db'));
+    assert.ok(files.includes('switchboard.db'));
+    for (const f of files) {
+      const bytes = readFileSync(join(h.dataDir, f));
+      assert.ok(!bytes.includes(secret) && !bytes.includes(secret.toLowerCase()), `marker in ${f}`);
+    }
+    await h.start(); // for after()'s close
+  });
+});
