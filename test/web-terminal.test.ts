@@ -170,11 +170,14 @@ describe('terminals in the web page', { timeout: 180_000 }, () => {
   it('carries on when the relay is killed and restarted under the open terminal', async () => {
     await type(page, 'clear; echo before-$((0+1))-restart');
     await waitForScreen(page, 'before-1-restart', 'output before the restart');
+    // Output the shell prints while the relay is down (or just after) must arrive all the same.
+    await type(page, '(sleep 0.3; echo during-$((3+4))-outage) &');
     await h.restart();
     await attached();
     // What the shell printed while the relay was down arrives too: the attachment resumed.
     await type(page, 'echo after-$((1+1))-restart');
     await waitForScreen(page, 'after-2-restart', 'output after the restart');
+    await waitForScreen(page, 'during-7-outage', 'output from the outage');
     const screen = await screenText(page);
     assert.ok(screen.includes('before-1-restart'), 'the screen kept what came before');
     assert.ok(!/could not resume/.test((await page.textContent('#term-info'))!));
@@ -227,6 +230,67 @@ describe('terminals in the web page', { timeout: 180_000 }, () => {
     owner.type('echo owner-$((2+3))\r');
     await waitForScreen(page, 'owner-5', 'the owner’s command, watched from the page');
     assert.ok(!(await screenText(page)).includes(secret), 'the viewer’s keystrokes were not taken');
+    await page.click('#term-back');
+  });
+
+  it('refuses a host whose key changed, loudly, as ssh does', async () => {
+    const pinned = await h.user('webhost2');
+    await h.agent(pinned, 'web-term-pin', { allow: ['webbob'] });
+    await openSession('web-term-pin'); // first contact: pinned
+    await attached();
+    await page.click('#term-back');
+    // The host presents another key than the one this browser pinned (as after a relay swapped
+    // it): rewrite the pin in IndexedDB to a key webhost2 never had.
+    const other = Buffer.alloc(32, 7).toString('base64');
+    const changed = await page.evaluate(async (fake) => {
+      const idb = (globalThis as unknown as { indexedDB: IDBFactoryLike }).indexedDB;
+      type Req<T> = { result: T; onsuccess: (() => void) | null; onerror: (() => void) | null };
+      type IDBFactoryLike = { open(name: string): Req<Db> };
+      type Db = {
+        transaction(
+          store: string,
+          mode?: string,
+        ): {
+          objectStore(s: string): {
+            get(k: string): Req<unknown>;
+            put(v: unknown, k: string): Req<unknown>;
+          };
+        };
+        close(): void;
+      };
+      const wait = <T>(r: Req<T>): Promise<T> =>
+        new Promise((resolve, reject) => {
+          r.onsuccess = () => resolve(r.result);
+          r.onerror = () => reject(new Error('IndexedDB'));
+        });
+      const db = await wait(idb.open('switchboard'));
+      const pins = (await wait(
+        db.transaction('state').objectStore('state').get('known-peers'),
+      )) as Record<string, Array<{ publicKey: string }>>;
+      const key = Object.keys(pins).find((k) => k.startsWith('webhost2@'))!;
+      for (const p of pins[key]!) p.publicKey = fake;
+      await wait(
+        db.transaction('state', 'readwrite').objectStore('state').put(pins, 'known-peers'),
+      );
+      db.close();
+      return key;
+    }, other);
+    assert.match(changed, /^webhost2@127\.0\.0\.1:\d+$/);
+    await page.reload(); // the page loads its pins once
+    await page.waitForSelector('#fingerprint');
+    await openSession('web-term-pin');
+    await page.waitForSelector('#term-status[data-state="ended"]');
+    assert.equal(await page.isVisible('#term-warning'), true);
+    assert.match(
+      (await page.textContent('#term-warning'))!,
+      /THE DEVICE KEY OF webhost2 HAS CHANGED/,
+    );
+    assert.match((await page.textContent('#term-info'))!, /\(PEER_KEY_CHANGED\)$/);
+    assert.equal(
+      await screenText(page).then((t) => t.includes('$ ')),
+      false,
+      'no shell was opened',
+    );
     await page.click('#term-back');
   });
 
