@@ -13,8 +13,10 @@ const NODE_BUILTINS = new Set(builtinModules);
 export const browserDefaults = {
   name: 'browser-defaults',
   setup(b) {
+    // Resolved as written (`./default-provider.js` from crypto/, `../crypto/default-provider.js`
+    // from elsewhere), .js → .browser.ts.
     b.onResolve({ filter: /\/default-provider\.js$/ }, (args) => ({
-      path: resolve(dirname(args.importer), 'default-provider.browser.ts'),
+      path: resolve(dirname(args.importer), args.path.replace(/\.js$/, '.browser.ts')),
     }));
   },
 };

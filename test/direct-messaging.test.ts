@@ -14,6 +14,7 @@ import { Contacts } from '../src/client/contacts.js';
 import { DirectListener, MAX_UNPROVEN_CONNECTIONS, connectDirect } from '../src/client/direct.js';
 import type { HistoryLine } from '../src/client/message-history.js';
 import { Messenger } from '../src/client/messenger.js';
+import { nodeLinks } from '../src/cli/commands/messages.js';
 import { MessagingKeys } from '../src/client/messaging-keys.js';
 import { sealMessage, type MessageContent } from '../src/client/messaging.js';
 import { defaultCryptoProvider as provider } from '../src/crypto/default-provider.js';
@@ -27,13 +28,15 @@ import { TamperProxy } from './tamper-proxy.js';
 import { Harness, type TestUser } from './terminal-harness.js';
 
 function messengerFor(u: TestUser, client: RelayClient, server: string, direct = true): Messenger {
+  const knownPeersFile = join(u.dir, 'known_peers.json');
   return new Messenger({
     client,
     user: u.name,
     key: u.key,
     server,
+    links: nodeLinks(client, { user: u.name, key: u.key, server, knownPeersFile }),
     files: {
-      knownPeers: join(u.dir, 'known_peers.json'),
+      knownPeers: knownPeersFile,
       messagingKeys: join(u.dir, 'messaging_keys.json'),
       messages: join(u.dir, 'messages.jsonl'),
       contacts: join(u.dir, 'contacts.json'),
@@ -117,7 +120,7 @@ describe('messaging: direct path, relay fallback, receipts', () => {
       assert.equal(b.linkPath('dmdia'), 'direct');
       // Cut mid-conversation (the connection resets): the next message goes through the relay.
       const relayNext = next(a, 'link', (e: { path: string }) => e.path === 'relay');
-      a.directSocket('dmdob')!.resetAndDestroy();
+      (a.directSocket('dmdob') as Socket).resetAndDestroy();
       await relayNext;
       const second = await a.send('dmdob', 'two');
       assert.deepEqual([second.path, second.status], ['relay', 'stored']);
@@ -127,7 +130,7 @@ describe('messaging: direct path, relay fallback, receipts', () => {
       assert.equal(await a.link('dmdob'), true);
       assert.equal(a.linkPath('dmdob'), 'direct');
       await waitFor(() => b.directSocket('dmdia') !== undefined);
-      const bSocket = b.directSocket('dmdia')!;
+      const bSocket = b.directSocket('dmdia') as Socket;
       bSocket.pause();
       const third = await a.send('dmdob', 'three');
       assert.deepEqual([third.path, third.status], ['relay', 'stored']);

@@ -1,8 +1,9 @@
-// The conversation history one device keeps (`messages.jsonl` in SWITCHBOARD_HOME, mode 0600):
-// an append-only file of messages sent and received, and of marks (what became of a message I
-// sent: stored at the relay, delivered, read, held pending approval, refused; and which received
-// messages were shown here). The relay keeps nothing past delivery: this file is the history.
-import { appendFileSync, readFileSync } from 'node:fs';
+// The conversation history one device keeps: an append-only log of messages sent and received,
+// and of marks (what became of a message I sent: stored at the relay, delivered, read, held
+// pending approval, refused; and which received messages were shown here). The relay keeps
+// nothing past delivery: this log is the history. Where it is kept is a HistoryStore: the CLI's
+// `messages.jsonl` in SWITCHBOARD_HOME (mode 0600), or the page's IndexedDB.
+import { nodeFiles } from './contacts.js';
 import type { MessageContent } from './messaging.js';
 
 /** A message in the history. */
@@ -21,7 +22,7 @@ export interface HistoryLine extends MessageContent {
  */
 export type MarkState = 'sent' | 'delivered' | 'read' | 'pending' | 'failed' | 'shown';
 
-interface MarkLine {
+export interface MarkLine {
   mark: MarkState;
   id: string;
   /** How it went: 'direct' or 'relay' (sent messages). */
@@ -39,31 +40,57 @@ const RANK: Record<MarkState, number> = {
   shown: 5,
 };
 
+/** One entry of the log: a message, or a mark on one. */
+export type HistoryEntry = HistoryLine | MarkLine;
+
+/** Where the log lives: every entry read once at the start, then appended one at a time. */
+export interface HistoryStore {
+  /** The entries so far, oldest first. */
+  load(): HistoryEntry[];
+  append(entry: HistoryEntry): void;
+}
+
+/** The log as a JSON-lines file (0600), as the CLI keeps it. */
+export function jsonlFileStore(file: string): HistoryStore {
+  return {
+    load() {
+      let text = '';
+      try {
+        text = nodeFiles().fs.readFileSync(file, 'utf8');
+      } catch {
+        return [];
+      }
+      const entries: HistoryEntry[] = [];
+      for (const raw of text.split('\n')) {
+        if (!raw) continue;
+        try {
+          entries.push(JSON.parse(raw) as HistoryEntry);
+        } catch {
+          // a line cut short by a crash mid-write
+        }
+      }
+      return entries;
+    },
+    append(entry) {
+      nodeFiles().fs.appendFileSync(file, `${JSON.stringify(entry)}\n`, { mode: 0o600 });
+    },
+  };
+}
+
 export class MessageHistory {
-  readonly #file: string;
+  readonly #store: HistoryStore;
   readonly #lines: HistoryLine[] = [];
   /** The same lines by id (the first line with an id wins). */
   readonly #byId = new Map<string, HistoryLine>();
   readonly #marks = new Map<string, { state: MarkState; path?: 'direct' | 'relay' }>();
 
-  constructor(file: string) {
-    this.#file = file;
-    let text = '';
-    try {
-      text = readFileSync(file, 'utf8');
-    } catch {
-      return;
-    }
-    for (const raw of text.split('\n')) {
-      if (!raw) continue;
-      let parsed: HistoryLine | MarkLine;
-      try {
-        parsed = JSON.parse(raw) as HistoryLine | MarkLine;
-      } catch {
-        continue; // a line cut short by a crash mid-write
-      }
-      if ('mark' in parsed) this.#applyMark(parsed);
-      else this.#add(parsed);
+  /** The history in `store`, or in the JSON-lines file at that path (the CLI's messages.jsonl). */
+  constructor(store: string | HistoryStore) {
+    this.#store = typeof store === 'string' ? jsonlFileStore(store) : store;
+    for (const entry of this.#store.load()) {
+      if (typeof entry !== 'object' || entry === null) continue;
+      if ('mark' in entry) this.#applyMark(entry);
+      else this.#add(entry);
     }
   }
 
@@ -128,7 +155,7 @@ export class MessageHistory {
     return true;
   }
 
-  #write(value: HistoryLine | MarkLine): void {
-    appendFileSync(this.#file, `${JSON.stringify(value)}\n`, { mode: 0o600 });
+  #write(value: HistoryEntry): void {
+    this.#store.append(value);
   }
 }

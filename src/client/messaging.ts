@@ -60,7 +60,7 @@ export function sealMessage(
   const sealed = provider.aes256GcmSeal(secret, nonce, text, associatedData);
   secret.fill(0);
   const envelope: Envelope = { v: 1, h: header, n: toBase64(nonce), c: toBase64(sealed) };
-  return Buffer.from(JSON.stringify(envelope), 'utf8').toString('base64');
+  return toBase64(utf8(JSON.stringify(envelope)));
 }
 
 /**
@@ -78,7 +78,7 @@ export function openMessage(
 ): { content: MessageContent; senderDeviceKey: Uint8Array } {
   let envelope: Envelope;
   try {
-    envelope = JSON.parse(Buffer.from(body, 'base64').toString('utf8')) as Envelope;
+    envelope = JSON.parse(new TextDecoder().decode(fromBase64(body))) as Envelope;
   } catch {
     throw new CryptoError(ErrorCode.DECRYPT_FAILED, 'not a message envelope');
   }
@@ -107,7 +107,7 @@ export function openMessage(
   }
   let content: MessageContent;
   try {
-    content = JSON.parse(Buffer.from(plain).toString('utf8')) as MessageContent;
+    content = JSON.parse(new TextDecoder().decode(plain)) as MessageContent;
   } catch {
     throw new CryptoError(ErrorCode.DECRYPT_FAILED, 'the sealed content is not JSON');
   }

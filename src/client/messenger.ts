@@ -17,29 +17,34 @@
 // Receipts. The recipient's device tells the sender what became of each message, sealed like a
 // message: `delivered` (it has it), `read` (shown), `pending` (held until the sender is accepted)
 // or `failed` (refused; a blocked sender learns nothing more). Batched per sender.
-import { EventEmitter } from 'node:events';
-import type { Socket } from 'node:net';
-import { randomBytes } from 'node:crypto';
+//
+// One engine for the CLI and the page. It imports no Node built-in: it talks to the relay through
+// a RelayConnection (RelayClient, or the page's WebRelay), keeps its state in stores (the CLI's
+// files, or IndexedDB: src/web/chat-store.ts), and signs with a key that may sign asynchronously
+// (the page's WebCrypto key). What only Node can do — serve the `chat` service and make direct
+// TCP connections — comes in as MessengerLinks (cli/commands/messages.ts's nodeLinks); without
+// them (the page, the bench) everything takes the mailbox, as it does to a peer that offers no link.
 import type { SecureDuplex } from '../channel/e2e.js';
-import { toBase64 } from '../crypto/bytes.js';
+import { concatBytes, fromBase64, toBase64, utf8 } from '../crypto/bytes.js';
+import { keyFingerprint } from '../crypto/fingerprint.js';
+import type { AsyncDeviceSigner } from '../crypto/handshake.js';
 import { defaultCryptoProvider as provider } from '../crypto/default-provider.js';
-import { keyFingerprint, type DeviceKeyPair } from '../crypto/device-key.js';
-import { verifyBundle, type VerifiedBundle } from '../crypto/prekeys.js';
+import { verifyBundle, type DeviceSigner, type VerifiedBundle } from '../crypto/prekeys.js';
 import { MAX_RECORD_PLAINTEXT } from '../crypto/secure-channel.js';
-import { openBroadcast } from '../protocol/broadcast.js';
 import { ErrorCode, RemoteError, SwitchboardError, isTransient } from '../protocol/errors.js';
+import { BROADCAST_SIGNATURE_CONTEXT } from '../protocol/limits.js';
 import type { BroadcastView, MailboxMessage, PeerInfo, RelayEvent } from '../protocol/messages.js';
-import type { HostService, ServiceContext } from '../host/services/service.js';
-import { ServiceListener } from '../host/service-listener.js';
-import { Contacts } from './contacts.js';
-import { DirectListener, connectDirect, parseOffer, DIRECT_BUDGET_MS } from './direct.js';
-import { KnownPeers } from './known-peers.js';
+import { Contacts, jsonFileStore, type ContactStore } from './contacts.js';
 import { MessageHistory, type HistoryLine, type MarkState } from './message-history.js';
 import { MessagingKeys } from './messaging-keys.js';
 import { openMessage, sealMessage, type MessageContent, type ReceiptState } from './messaging.js';
 import { listedIfUnpinned, openService } from './open-channel.js';
-import type { RelayClient } from './relay-client.js';
+import { Emitter } from './emitter.js';
+import { PeerPins, type PinFile } from './peer-pins.js';
+import type { RelayConnection } from './relay-connection.js';
 
+/** How long a link (and its direct attempt) may take by default (client/direct.ts's DIRECT_BUDGET_MS). */
+const DEFAULT_BUDGET_MS = 2_000; // ms
 /** How long a direct send waits for the peer's acknowledgement before the relay takes it. */
 export const DIRECT_ACK_TIMEOUT_MS = 2_000; // ms
 /** How long keys.bundles answers are reused for further messages to the same user. */
@@ -57,15 +62,71 @@ export interface MessengerFiles {
   contacts: string;
 }
 
+/** Where a Messenger keeps its state, when not in files: the page's IndexedDB stores. */
+export interface MessengerStores {
+  pins: PeerPins;
+  keys: MessagingKeys;
+  history: MessageHistory;
+  contacts: ContactStore;
+}
+
+/** One chat channel a contact opened to this device (what the `chat` service is handed). */
+export interface LinkContext {
+  peer: PeerInfo;
+  channel: SecureDuplex;
+}
+
+/** The direct listener as the engine uses it (client/direct.ts's DirectListener). */
+export interface DirectListenerLike {
+  expect(): { token: string; done(): void };
+  candidates(observed: string | undefined): unknown;
+  close(): void;
+}
+
+/**
+ * What only Node can do, handed in by the CLI (cli/commands/messages.ts, nodeLinks): offer the
+ * `chat` service on the connection (links from contacts), and direct TCP connections
+ * (client/direct.ts). Their types are kept structural here so that the engine imports neither.
+ */
+export interface MessengerLinks {
+  /** Offers `chat`; each channel opened to it goes to `serve`. Resolves with its stop. */
+  serveChat(
+    serve: (ctx: LinkContext) => void,
+    notice: (text: string) => void,
+  ): Promise<() => Promise<void>>;
+  direct?: {
+    listen(host: string | undefined): Promise<DirectListenerLike>;
+    parseOffer(value: unknown): { token: string } | undefined;
+    connect(o: {
+      mine: { token: string; done(): void };
+      theirs: NonNullable<ReturnType<NonNullable<MessengerLinks['direct']>['parseOffer']>>;
+      key: DeviceSigner | AsyncDeviceSigner;
+      linkHash: string;
+      peer: PeerInfo;
+      leader: boolean;
+      budgetMs: number;
+      handlers: (direct: SecureDuplex) => {
+        onMessage(payload: Uint8Array): void;
+        onClose(): void;
+      };
+    }): Promise<{ duplex: SecureDuplex; socket: unknown } | undefined>;
+  };
+}
+
 export interface MessengerOptions {
-  client: RelayClient;
+  client: RelayConnection;
   /** My account name. */
   user: string;
-  key: DeviceKeyPair;
+  /** This device's key: the CLI's signs at once, the page's (WebCrypto) asynchronously. */
+  key: DeviceSigner | AsyncDeviceSigner;
   /** The relay's address (the key of the pins). */
   server: string;
-  files: MessengerFiles;
-  /** Try direct connections (default true; `--no-direct` turns it off). */
+  /** The CLI's files; or `stores` (the page). */
+  files?: MessengerFiles;
+  stores?: MessengerStores;
+  /** Serving `chat` and direct connections (Node only); without them, the mailbox. */
+  links?: MessengerLinks;
+  /** Try direct connections (default true when `links` has them; `--no-direct` turns it off). */
   direct?: boolean;
   /** Where the direct listener binds (default every interface). */
   directHost?: string;
@@ -90,7 +151,7 @@ class PeerLink {
   readonly signal: SecureDuplex;
   readonly leader: boolean;
   direct: SecureDuplex | undefined;
-  directSocket: Socket | undefined;
+  directSocket: unknown;
   /** Settles once the direct attempt is over (made or not). */
   ready: Promise<void> = Promise.resolve();
   closed = false;
@@ -122,9 +183,61 @@ function encode(value: unknown): Uint8Array {
   return new TextEncoder().encode(JSON.stringify(value));
 }
 
+/** 16 random bytes, base64: a message id. */
+function newId(): string {
+  return toBase64(globalThis.crypto.getRandomValues(new Uint8Array(16)));
+}
+
+/** Runs `fn` after the current work (setImmediate in Node, a zero timeout in the browser); returns its cancel. */
+function soon(fn: () => void): () => void {
+  const g = globalThis as {
+    setImmediate?: (f: () => void) => unknown;
+    clearImmediate?: (handle: unknown) => void;
+  };
+  if (g.setImmediate && g.clearImmediate) {
+    const handle = g.setImmediate(fn);
+    return () => g.clearImmediate!(handle);
+  }
+  const timer = setTimeout(fn, 0);
+  return () => clearTimeout(timer);
+}
+
+/** Lets Node exit with the timer pending (a no-op in the browser). */
+function unref(timer: unknown): void {
+  (timer as { unref?: () => void }).unref?.();
+}
+
+/** A broadcast's body, if `sig` is `key`'s signature over it (protocol/broadcast.ts's check, by the provider). */
+function openBroadcastBody(
+  key: Uint8Array,
+  body: string,
+  sig: string,
+): { id: string; from: string; sentAt: string; text: string } | undefined {
+  let signature: Uint8Array;
+  try {
+    signature = fromBase64(sig);
+  } catch {
+    return undefined;
+  }
+  const signed = concatBytes(utf8(`${BROADCAST_SIGNATURE_CONTEXT}\0`), utf8(body));
+  if (signature.length !== 64 || !provider.ed25519Verify(key, signed, signature)) return undefined;
+  try {
+    const b = JSON.parse(body) as Record<string, unknown>;
+    return b.v === 1 &&
+      typeof b.id === 'string' &&
+      typeof b.from === 'string' &&
+      typeof b.sentAt === 'string' &&
+      typeof b.text === 'string'
+      ? { id: b.id, from: b.from, sentAt: b.sentAt, text: b.text }
+      : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 function decode(payload: Uint8Array): Record<string, unknown> | undefined {
   try {
-    const v: unknown = JSON.parse(Buffer.from(payload).toString('utf8'));
+    const v: unknown = JSON.parse(new TextDecoder().decode(payload));
     return typeof v === 'object' && v !== null ? (v as Record<string, unknown>) : undefined;
   } catch {
     return undefined;
@@ -138,22 +251,26 @@ function decode(payload: Uint8Array): Record<string, unknown> | undefined {
  * message that did not open or verify), 'payment' (the relay's `payment` event: a transfer to me
  * settled), 'cheque' ({from, seq, duplicate}: a cheque handed over directly, deposited).
  */
-export class Messenger extends EventEmitter {
+export class Messenger extends Emitter {
   readonly history: MessageHistory;
   readonly keys: MessagingKeys;
   readonly #o: MessengerOptions;
-  readonly #knownPeers: KnownPeers;
+  readonly #knownPeers: PeerPins;
+  readonly #contacts: ContactStore;
   readonly #fingerprint: string;
   readonly #links = new Map<string, PeerLink>();
   readonly #queues = new Map<string, Promise<unknown>>();
   readonly #bundles = new Map<string, { at: number; devices: Promise<BundleDevice[]> }>();
   readonly #receipts = new Map<string, Map<string, ReceiptState>>();
   readonly #asked = new Set<string>();
+  /** Receipts on their way (a flush does not return before they are sent). */
+  readonly #receiptsSending = new Set<Promise<void>>();
   /** Users a link failed to recently: the mailbox, without asking again until then. */
   readonly #noLinkUntil = new Map<string, number>();
-  #receiptTimer: NodeJS.Immediate | undefined;
-  #listener: DirectListener | undefined;
-  #services: ServiceListener | undefined;
+  #receiptTimer: (() => void) | undefined;
+  #listener: DirectListenerLike | undefined;
+  #stopServing: (() => Promise<void>) | undefined;
+  #unlisten: (() => void) | undefined;
   #observed: string | undefined;
   #incoming: Promise<void> = Promise.resolve();
   #stopped = false;
@@ -169,7 +286,7 @@ export class Messenger extends EventEmitter {
   /** The highest seq taken (fetched or pushed): what is below it is acknowledged. */
   #fetched = 0;
   #ackUpTo = 0;
-  #ackTimer: NodeJS.Immediate | undefined;
+  #ackTimer: (() => void) | undefined;
   #acked = 0;
   readonly #onEvent = (e: RelayEvent): void => {
     if (this.#deferred && (e.type === 'message' || e.type === 'broadcast')) {
@@ -192,10 +309,27 @@ export class Messenger extends EventEmitter {
   constructor(o: MessengerOptions) {
     super();
     this.#o = o;
-    this.#knownPeers = new KnownPeers(o.files.knownPeers);
     this.#fingerprint = keyFingerprint(o.key.publicKey);
-    this.history = new MessageHistory(o.files.messages);
-    this.keys = new MessagingKeys(o.files.messagingKeys, o.key);
+    if (o.stores) {
+      this.#knownPeers = o.stores.pins;
+      this.history = o.stores.history;
+      this.keys = o.stores.keys;
+      this.#contacts = o.stores.contacts;
+    } else if (o.files && 'sign' in o.key) {
+      const pins = jsonFileStore<PinFile>(o.files.knownPeers);
+      this.#knownPeers = new PeerPins({ read: () => pins.read() ?? {}, write: pins.write });
+      this.history = new MessageHistory(o.files.messages);
+      this.keys = new MessagingKeys(o.files.messagingKeys, o.key);
+      this.#contacts = jsonFileStore(o.files.contacts);
+    } else
+      throw new TypeError(
+        'a Messenger needs its stores, or files and a key that signs synchronously',
+      );
+  }
+
+  /** Direct connections: asked for (not --no-direct), and possible here (Node's links). */
+  get #directOn(): boolean {
+    return this.#o.direct !== false && this.#o.links?.direct !== undefined;
   }
 
   get user(): string {
@@ -204,7 +338,7 @@ export class Messenger extends EventEmitter {
 
   /** Contacts as the file says now (`contacts accept` in another terminal counts at once). */
   contacts(): Contacts {
-    return new Contacts(this.#o.files.contacts);
+    return new Contacts(this.#contacts);
   }
 
   /**
@@ -214,34 +348,25 @@ export class Messenger extends EventEmitter {
   async start({ live = false }: { live?: boolean } = {}): Promise<void> {
     const client = this.#o.client;
     await this.keys.publish(client);
-    if (this.#o.direct !== false) {
-      this.#listener = await DirectListener.open(this.#o.directHost);
+    const direct = this.#o.links?.direct;
+    if (direct && this.#o.direct !== false) {
+      this.#listener = await direct.listen(this.#o.directHost);
       this.#observed = (await client.request('whoami', {})).address;
     }
     if (!live) return;
-    client.on('event', this.#onEvent);
-    const chat: HostService = {
-      name: 'chat',
-      decidesAccess: true,
-      serve: (ctx) => this.#acceptLink(ctx),
-    };
-    this.#services = new ServiceListener(client, {
-      user: this.#o.user,
-      key: this.#o.key,
-      fingerprint: this.#fingerprint,
-      server: this.#o.server,
-      knownPeers: this.#knownPeers,
-      services: [chat],
-    });
-    this.#services.on('notice', (text: string) => this.emit('notice', text));
-    await this.#services.start();
+    this.#unlisten = client.onEvent(this.#onEvent);
+    if (this.#o.links)
+      this.#stopServing = await this.#o.links.serveChat(
+        (ctx) => this.#acceptLink(ctx),
+        (text) => this.emit('notice', text),
+      );
   }
 
   /** Ends links, the listener and the offer; messages already stored stay stored. */
   async stop(): Promise<void> {
     this.#stopped = true;
-    this.#o.client.off('event', this.#onEvent);
-    await this.#services?.stop();
+    this.#unlisten?.();
+    await this.#stopServing?.();
     for (const link of this.#links.values()) link.close('the chat ended');
     this.#links.clear();
     this.#listener?.close();
@@ -285,8 +410,8 @@ export class Messenger extends EventEmitter {
     return link && !link.closed ? link.path : 'none';
   }
 
-  /** The direct connection's socket to `user`, if there is one (diagnostics, tests). */
-  directSocket(user: string): Socket | undefined {
+  /** The direct connection's socket (a node:net Socket) to `user`, if there is one (diagnostics, tests). */
+  directSocket(user: string): unknown {
     const link = this.#links.get(user);
     return link?.direct && !link.direct.closed ? link.directSocket : undefined;
   }
@@ -299,7 +424,7 @@ export class Messenger extends EventEmitter {
     const existing = this.#links.get(user);
     if (existing && !existing.closed) {
       // A link whose direct connection broke tries again.
-      if (this.#o.direct !== false) await this.#attemptDirect(existing);
+      if (this.#directOn) await this.#attemptDirect(existing);
       await existing.ready;
       return true;
     }
@@ -314,7 +439,7 @@ export class Messenger extends EventEmitter {
         key: this.#o.key,
         server: this.#o.server,
         knownPeers: this.#knownPeers,
-        timeoutMs: this.#o.budgetMs ?? DIRECT_BUDGET_MS,
+        timeoutMs: this.#o.budgetMs ?? DEFAULT_BUDGET_MS,
       });
     } catch (err) {
       // A changed key is the user's to know; offline, refused or slow means the mailbox.
@@ -330,7 +455,7 @@ export class Messenger extends EventEmitter {
   send(to: string, text: string, onId?: (id: string) => void): Promise<SendResult> {
     const content: MessageContent = {
       v: 1,
-      id: toBase64(randomBytes(16)),
+      id: newId(),
       from: this.#o.user,
       to,
       sentAt: new Date().toISOString(),
@@ -384,14 +509,14 @@ export class Messenger extends EventEmitter {
     to: string,
     cheque: { body: string; sig: string; key: string },
   ): Promise<boolean> {
-    if (this.#o.direct === false || !(await this.link(to))) return false;
+    if (!this.#directOn || !(await this.link(to))) return false;
     const link = this.#links.get(to);
     if (!link || link.path !== 'direct') return false;
     return this.#sendDirect(link, {
       v: 1,
       kind: 'cheque',
       cheque,
-      id: toBase64(randomBytes(16)),
+      id: newId(),
       from: this.#o.user,
       to,
       sentAt: new Date().toISOString(),
@@ -421,11 +546,10 @@ export class Messenger extends EventEmitter {
 
   /** Sends the receipts gathered so far. */
   async flushReceipts(): Promise<void> {
-    if (this.#receiptTimer) clearImmediate(this.#receiptTimer);
+    this.#receiptTimer?.();
     this.#receiptTimer = undefined;
     const batches = [...this.#receipts];
     this.#receipts.clear();
-    const sends: Array<Promise<unknown>> = [];
     for (const [user, ids] of batches) {
       const byState = new Map<ReceiptState, string[]>();
       for (const [id, state] of ids) byState.set(state, [...(byState.get(state) ?? []), id]);
@@ -436,20 +560,25 @@ export class Messenger extends EventEmitter {
             kind: 'receipt',
             state,
             ids: all.slice(i, i + RECEIPT_MAX_IDS),
-            id: toBase64(randomBytes(16)),
+            id: newId(),
             from: this.#o.user,
             to: user,
             sentAt: new Date().toISOString(),
             text: '',
           };
-          sends.push(
-            this.#inOrder(user, () => this.#deliver(user, content, { mine: false })).catch(
-              () => undefined, // a receipt that cannot go is not worth an error
-            ),
+          const send = this.#inOrder(user, () =>
+            this.#deliver(user, content, { mine: false }),
+          ).then(
+            () => undefined,
+            () => undefined, // a receipt that cannot go is not worth an error
           );
+          this.#receiptsSending.add(send);
+          void send.then(() => this.#receiptsSending.delete(send));
         }
     }
-    await Promise.all(sends);
+    // Those a scheduled flush started too: `stop()` must not return (and the CLI exit) before
+    // they are sent.
+    await Promise.all([...this.#receiptsSending]);
   }
 
   // --- sending ----------------------------------------------------------------------------------
@@ -471,7 +600,7 @@ export class Messenger extends EventEmitter {
   ): Promise<SendResult> {
     // Links (and so my addresses) only for accepted contacts (link() checks): strangers get mail.
     if (
-      this.#o.direct !== false &&
+      this.#directOn &&
       !this.#links.get(to) &&
       (this.#noLinkUntil.get(to) ?? 0) <= Date.now() &&
       !(await this.link(to))
@@ -507,7 +636,7 @@ export class Messenger extends EventEmitter {
         void direct.close('no acknowledgement in time', ErrorCode.TIMEOUT);
         done(false);
       }, DIRECT_ACK_TIMEOUT_MS);
-      timer.unref();
+      unref(timer);
       const done = (ok: boolean): void => {
         clearTimeout(timer);
         link.waiting.delete(content.id);
@@ -571,7 +700,7 @@ export class Messenger extends EventEmitter {
         out.push({
           info: d,
           bundle: verifyBundle(provider, d.bundle, {
-            deviceKey: Buffer.from(d.publicKey, 'base64'),
+            deviceKey: fromBase64(d.publicKey),
           }),
         });
       }
@@ -600,7 +729,7 @@ export class Messenger extends EventEmitter {
     const rank = { pending: 0, failed: 0, delivered: 1, read: 2 } as const;
     const old = ids.get(id);
     if (old === undefined || rank[state] > rank[old]) ids.set(id, state);
-    this.#receiptTimer ??= setImmediate(() => void this.flushReceipts());
+    this.#receiptTimer ??= soon(() => void this.flushReceipts());
   }
 
   // --- receiving --------------------------------------------------------------------------------
@@ -636,11 +765,11 @@ export class Messenger extends EventEmitter {
     }
     // One acknowledgement for everything taken in this tick (a page, a burst of pushes).
     this.#ackUpTo = Math.max(this.#ackUpTo, m.seq);
-    this.#ackTimer ??= setImmediate(() => void this.#flushAck());
+    this.#ackTimer ??= soon(() => void this.#flushAck());
   }
 
   async #flushAck(): Promise<void> {
-    if (this.#ackTimer) clearImmediate(this.#ackTimer);
+    this.#ackTimer?.();
     this.#ackTimer = undefined;
     const upTo = this.#ackUpTo;
     if (upTo === 0 || upTo === this.#acked) return;
@@ -649,8 +778,8 @@ export class Messenger extends EventEmitter {
   }
 
   async #takeBroadcast(b: BroadcastView): Promise<void> {
-    const body = openBroadcast(Buffer.from(b.key, 'base64'), b.body, b.sig);
     try {
+      const body = openBroadcastBody(fromBase64(b.key), b.body, b.sig);
       if (!body || body.from !== b.from)
         throw new SwitchboardError(ErrorCode.SIGNATURE_INVALID, 'its signature does not hold');
       await this.#pin({ user: b.from, publicKey: b.key });
@@ -738,7 +867,7 @@ export class Messenger extends EventEmitter {
   // --- links ------------------------------------------------------------------------------------
 
   /** A contact's `chat` channel to this device: a link, for accepted contacts only. */
-  #acceptLink(ctx: ServiceContext): void {
+  #acceptLink(ctx: LinkContext): void {
     const peer = ctx.peer;
     if (this.#stopped || peer.user === this.#o.user) {
       void ctx.channel.close('not linking', ErrorCode.NOT_ALLOWED);
@@ -806,8 +935,9 @@ export class Messenger extends EventEmitter {
 
   async #tryDirect(link: PeerLink, offered: Promise<unknown>): Promise<void> {
     const listener = this.#listener;
-    const budgetMs = this.#o.budgetMs ?? DIRECT_BUDGET_MS;
-    if (!listener || this.#o.direct === false) {
+    const direct = this.#o.links?.direct;
+    const budgetMs = this.#o.budgetMs ?? DEFAULT_BUDGET_MS;
+    if (!listener || !direct || !this.#directOn) {
       link.signal.send(encode({ t: 'offer', token: '', candidates: [] }));
       return;
     }
@@ -816,14 +946,14 @@ export class Messenger extends EventEmitter {
       encode({ t: 'offer', token: mine.token, candidates: listener.candidates(this.#observed) }),
     );
     const timer = new Promise<undefined>((resolve) => {
-      setTimeout(() => resolve(undefined), budgetMs).unref();
+      unref(setTimeout(() => resolve(undefined), budgetMs));
     });
-    const theirs = parseOffer(await Promise.race([offered, timer]));
+    const theirs = direct.parseOffer(await Promise.race([offered, timer]));
     if (!theirs || theirs.token === '' || link.closed) {
       mine.done();
       return;
     }
-    const made = await connectDirect({
+    const made = await direct.connect({
       mine,
       theirs,
       key: this.#o.key,

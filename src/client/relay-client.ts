@@ -351,6 +351,11 @@ export class RelayClient extends EventEmitter implements RelayConnection {
     return () => void this.off('close', once);
   }
 
+  onEvent(listener: (event: RelayEvent) => void): () => void {
+    this.on('event', listener);
+    return () => void this.off('event', listener);
+  }
+
   /** Stops reading from the socket: TCP backpressure reaches the relay, which drops channels it cannot deliver. */
   pauseReading(): void {
     this.#ws.pause();

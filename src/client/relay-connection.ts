@@ -2,7 +2,7 @@
 // RelayClient (ws over TLS or plaintext, Node) and the page's WebRelay (the browser's WebSocket),
 // so the E2E handshake, `openService` and terminals (AttachSession) run unchanged in both.
 import type { ErrorCode } from '../protocol/errors.js';
-import type { Params, RequestType, Results } from '../protocol/messages.js';
+import type { Params, RelayEvent, RequestType, Results } from '../protocol/messages.js';
 
 /** Where a channel's traffic goes once bound. */
 export interface ChannelHandler {
@@ -24,4 +24,6 @@ export interface RelayConnection {
   close(): void;
   /** Calls `listener` once when the connection ends; returns the function that cancels it. */
   onClosed(listener: (reason: string) => void): () => void;
+  /** Calls `listener` with every event the relay pushes (messages, broadcasts, channel opens…), in order; returns the function that cancels it. */
+  onEvent(listener: (event: RelayEvent) => void): () => void;
 }

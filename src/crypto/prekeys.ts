@@ -15,6 +15,7 @@
 import { CryptoError, ErrorCode } from '../protocol/errors.js';
 import { bytesEqual, concatBytes, fromBase64, toBase64, u32be, u64be, utf8 } from './bytes.js';
 import { KEY_BYTES, SIGNATURE_BYTES, isAllZero, type CryptoProvider } from './provider.js';
+import type { AsyncDeviceSigner } from './handshake.js';
 
 /** Version of the bundle and header formats below. */
 export const PREKEY_FORMAT_VERSION = 1;
@@ -61,6 +62,14 @@ export interface DeviceSigner {
   /** Raw 32-byte Ed25519 public key. */
   readonly publicKey: Uint8Array;
   sign(data: Uint8Array): Uint8Array;
+}
+
+/** A signer that may sign asynchronously (the page's non-extractable WebCrypto key), or not. */
+export type AnyDeviceSigner = DeviceSigner | AsyncDeviceSigner;
+
+/** Signs with either kind: synchronously where it can (Node's fast path), else awaited. */
+function signAny(signer: AnyDeviceSigner, data: Uint8Array): Uint8Array | Promise<Uint8Array> {
+  return 'sign' in signer ? signer.sign(data) : signer.signAsync(data);
 }
 
 /** An X25519 key pair (raw bytes). */
@@ -173,6 +182,17 @@ export function createIdentityKey(
   return { ...pair, signature };
 }
 
+/** As createIdentityKey, for a signer that may sign asynchronously (the page's key). */
+export async function createIdentityKeyAsync(
+  provider: CryptoProvider,
+  signer: AnyDeviceSigner,
+  privateKey?: Uint8Array,
+): Promise<IdentityKey> {
+  const pair = x25519KeyPair(provider, privateKey);
+  const signature = await signAny(signer, identityMessage(signer.publicKey, pair.publicKey));
+  return { ...pair, signature };
+}
+
 /** Options for createSignedPrekey. */
 export interface SignedPrekeyOptions {
   /** Must exceed every id this device published before (u32). */
@@ -195,14 +215,35 @@ export function createSignedPrekey(
   identityKey: Uint8Array,
   options: SignedPrekeyOptions,
 ): SignedPrekeyPair {
+  const { unsigned, privateKey, message } = unsignedPrekey(provider, signer, identityKey, options);
+  return { ...unsigned, privateKey, signature: signer.sign(message) };
+}
+
+/** As createSignedPrekey, for a signer that may sign asynchronously (the page's key). */
+export async function createSignedPrekeyAsync(
+  provider: CryptoProvider,
+  signer: AnyDeviceSigner,
+  identityKey: Uint8Array,
+  options: SignedPrekeyOptions,
+): Promise<SignedPrekeyPair> {
+  const { unsigned, privateKey, message } = unsignedPrekey(provider, signer, identityKey, options);
+  return { ...unsigned, privateKey, signature: await signAny(signer, message) };
+}
+
+function unsignedPrekey(
+  provider: CryptoProvider,
+  signer: { publicKey: Uint8Array },
+  identityKey: Uint8Array,
+  options: SignedPrekeyOptions,
+) {
   const { id, now = Date.now(), lifetime = DEFAULT_PREKEY_LIFETIME } = options;
   if (!Number.isInteger(lifetime) || lifetime <= 0 || lifetime > MAX_PREKEY_LIFETIME) {
     throw new RangeError(`a prekey lifetime is 1..${MAX_PREKEY_LIFETIME} ms`);
   }
   const pair = x25519KeyPair(provider, options.privateKey);
   const unsigned = { id, publicKey: pair.publicKey, createdAt: now, expiresAt: now + lifetime };
-  const signature = signer.sign(prekeyMessage(signer.publicKey, identityKey, unsigned));
-  return { ...unsigned, privateKey: pair.privateKey, signature };
+  const message = prekeyMessage(signer.publicKey, identityKey, unsigned);
+  return { unsigned, privateKey: pair.privateKey, message };
 }
 
 /** The JSON bundle a device publishes for its current signed prekey. */

@@ -4,8 +4,13 @@
 import { toBase64 } from '../crypto/bytes.js';
 
 const DB_NAME = 'switchboard';
-const DB_VERSION = 1;
+/** 1: 'state' (key, login). 2: 'chat' (contacts, pins, messaging keys) and 'history' (chat-store.ts). */
+const DB_VERSION = 2;
 const STORE = 'state';
+/** Chat state by name (`contacts:USER`, `messaging-keys:USER`): chat-store.ts. */
+export const CHAT_STORE = 'chat';
+/** The chat history: one record per entry, {user, entry}, numbered in order, indexed by user. */
+export const HISTORY_STORE = 'history';
 const KEY_ID = 'device-key';
 const LOGIN_ID = 'login';
 
@@ -30,17 +35,30 @@ export interface SavedLogin {
   expiresAt: string;
 }
 
-function request<T>(r: IDBRequest<T>): Promise<T> {
+export function request<T>(r: IDBRequest<T>): Promise<T> {
   return new Promise((resolve, reject) => {
     r.onsuccess = () => resolve(r.result);
     r.onerror = () => reject(r.error ?? new Error('IndexedDB failed'));
   });
 }
 
-function open(): Promise<IDBDatabase> {
+/**
+ * Opens this origin's database, creating what a version adds (each store only if missing, so
+ * any older version upgrades). A connection closes itself when another page asks for a newer
+ * version or the database is deleted (forget this browser), so it never blocks them.
+ */
+export async function open(): Promise<IDBDatabase> {
   const r = indexedDB.open(DB_NAME, DB_VERSION);
-  r.onupgradeneeded = () => r.result.createObjectStore(STORE);
-  return request(r);
+  r.onupgradeneeded = () => {
+    const db = r.result;
+    if (!db.objectStoreNames.contains(STORE)) db.createObjectStore(STORE);
+    if (!db.objectStoreNames.contains(CHAT_STORE)) db.createObjectStore(CHAT_STORE);
+    if (!db.objectStoreNames.contains(HISTORY_STORE))
+      db.createObjectStore(HISTORY_STORE, { autoIncrement: true }).createIndex('user', 'user');
+  };
+  const db = await request(r);
+  db.onversionchange = () => db.close();
+  return db;
 }
 
 async function get<T>(id: string): Promise<T | undefined> {

@@ -117,6 +117,11 @@ export class WebRelay implements RelayConnection {
     return () => this.#listeners.delete(listener);
   }
 
+  /** RelayConnection's name for `listen` (the messaging engine subscribes so). */
+  onEvent(listener: (event: RelayEvent) => void): () => void {
+    return this.listen(listener);
+  }
+
   onClosed(listener: (reason: string) => void): () => void {
     if (this.#closed !== undefined) {
       const reason = this.#closed;

@@ -3,10 +3,15 @@
 // devices that are offline.
 import { randomBytes } from 'node:crypto';
 import { Contacts } from '../../client/contacts.js';
+import { DirectListener, connectDirect, parseOffer } from '../../client/direct.js';
 import { KnownPeers } from '../../client/known-peers.js';
 import type { HistoryLine } from '../../client/message-history.js';
 import { MESSAGE_MAX_TEXT_BYTES } from '../../client/messaging.js';
-import { Messenger } from '../../client/messenger.js';
+import { Messenger, type MessengerLinks } from '../../client/messenger.js';
+import type { RelayClient } from '../../client/relay-client.js';
+import type { DeviceKeyPair } from '../../crypto/device-key.js';
+import { keyFingerprint } from '../../crypto/fingerprint.js';
+import { ServiceListener } from '../../host/service-listener.js';
 import { signBroadcast } from '../../protocol/broadcast.js';
 import { formatSafetyNumber, safetyNumber } from '../../crypto/safety-number.js';
 import { USERNAME_RE } from '../../protocol/messages.js';
@@ -30,16 +35,57 @@ export const DIRECT_OPTION: Record<string, OptionSpec> = {
   },
 };
 
+/**
+ * What a Node client adds to the messaging engine: the `chat` service offered on `client` (links
+ * from contacts, served by a ServiceListener with the pins in `knownPeersFile`), and direct TCP
+ * connections (client/direct.ts).
+ */
+export function nodeLinks(
+  client: RelayClient,
+  o: { user: string; key: DeviceKeyPair; server: string; knownPeersFile: string },
+): MessengerLinks {
+  return {
+    async serveChat(serve, notice) {
+      const services = new ServiceListener(client, {
+        user: o.user,
+        key: o.key,
+        fingerprint: keyFingerprint(o.key.publicKey),
+        server: o.server,
+        knownPeers: new KnownPeers(o.knownPeersFile),
+        services: [{ name: 'chat', decidesAccess: true, serve }],
+      });
+      services.on('notice', notice);
+      await services.start();
+      return () => services.stop();
+    },
+    direct: {
+      listen: (host) => DirectListener.open(host),
+      parseOffer,
+      // `mine` and `theirs` are what listen() and parseOffer() above made: given back as they are.
+      connect: (a) =>
+        connectDirect({ ...a, mine: a.mine as never, theirs: a.theirs as never, key: o.key }),
+    },
+  };
+}
+
 /** The messaging engine on this session's connection. */
 export function messengerOf(session: Session, inv: Invocation): Messenger {
   const home = session.home;
   const directHost = inv.io.env['SWITCHBOARD_DIRECT_HOST'];
+  const key = home.deviceKey();
+  const files = home.messengerFiles();
   return new Messenger({
     client: session.client,
     user: session.me.user,
-    key: home.deviceKey(),
+    key,
     server: session.login.server,
-    files: home.messengerFiles(),
+    files,
+    links: nodeLinks(session.client, {
+      user: session.me.user,
+      key,
+      server: session.login.server,
+      knownPeersFile: files.knownPeers,
+    }),
     direct: !bool(inv, 'no-direct'),
     ...(directHost ? { directHost } : {}),
   });
