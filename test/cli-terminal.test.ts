@@ -257,6 +257,8 @@ describe('the CLI in a real terminal', () => {
       PS1: '$ ',
     });
     await host.waitText('no account on this relay yet?');
+    // The web page's link to the share, on this relay.
+    assert.match(host.out, new RegExp(`or in a browser: https://${h.server}/#attach=cli-share`));
     // The join line is complete and copyable: the guest runs exactly what it says.
     const line = /others attach with: switchboard (attach [^\r\n]+)/.exec(host.out)?.[1] ?? '';
     assert.equal(

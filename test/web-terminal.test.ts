@@ -14,6 +14,7 @@ import type { Browser, Page } from 'playwright-core';
 import type { PeerInfo } from '../src/protocol/messages.js';
 import { createLogger } from '../src/server/logger.js';
 import { launchChromium, relayPage } from './chromium.js';
+import { waitFor } from './helpers.js';
 import { Harness, type TestUser } from './terminal-harness.js';
 
 /** Time for a step through the relay and a shell. */
@@ -230,6 +231,28 @@ describe('terminals in the web page', { timeout: 180_000 }, () => {
     owner.type('echo owner-$((2+3))\r');
     await waitForScreen(page, 'owner-5', 'the owner’s command, watched from the page');
     assert.ok(!(await screenText(page)).includes(secret), 'the viewer’s keystrokes were not taken');
+    await page.click('#term-back');
+  });
+
+  it('opens the session a link names (#attach=ID), also one pasted into the open tab', async () => {
+    await page.goto(`https://${h.server}/#attach=web-term-1`);
+    await attached();
+    assert.equal(new URL(page.url()).hash, '', 'the link is used once: a reload shows the list');
+    await type(page, 'echo link-$((1+1))');
+    await waitForScreen(page, 'link-2', 'the linked session’s shell');
+    const withOne = h.relay.stats().connections;
+    // Another link, pasted into this tab: the first terminal is detached, not left running.
+    await page.evaluate(() => {
+      (globalThis as unknown as { location: { hash: string } }).location.hash =
+        '#attach=web-term-ro';
+    });
+    await page.waitForSelector('.term-title >> text=web-term-ro');
+    await attached();
+    await waitFor(
+      () => h.relay.stats().connections === withOne,
+      STEP_MS,
+      'the first terminal’s connection closed',
+    );
     await page.click('#term-back');
   });
 

@@ -151,6 +151,8 @@ export interface Relay {
   /** The plaintext listener's address, when `plainPort` was given; else undefined. */
   readonly plainHost: string | undefined;
   readonly certificate: ServerCertificate;
+  /** Whether the web page is built and served at / (else / answers 503). */
+  readonly webPage: boolean;
   readonly dataDir: string;
   /** Prometheus metrics (what GET /metrics serves). */
   readonly metrics: RelayMetrics;
@@ -743,6 +745,7 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
     plainPort,
     plainHost,
     certificate,
+    webPage: web.ok,
     dataDir: options.dataDir,
     metrics,
     stats: () => ({

@@ -77,6 +77,15 @@ function signedIn(body: HTMLElement, session: Session, restart: (notice: string)
   buttons[0]!.setAttribute('aria-selected', 'true');
   body.replaceChildren(accountBar(session, restart), tabs, sessions, chat);
   void showSessions(session, sessions);
+  // A link pasted into this tab (#attach=ID) opens its session, as on a fresh load.
+  const onLink = (): void => {
+    if (!session.relay.closed && location.hash.startsWith('#attach=')) {
+      buttons[0]!.click();
+      void showSessions(session, sessions);
+    }
+  };
+  window.addEventListener('hashchange', onLink);
+  session.relay.onClosed(() => window.removeEventListener('hashchange', onLink));
 }
 
 async function start(body: HTMLElement, notice: string): Promise<void> {

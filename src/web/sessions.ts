@@ -33,12 +33,22 @@ function row(s: SessionSummary, open: (readOnly: boolean) => void): HTMLTableRow
 /** What a terminal is opened on: a listed session, or one known only by its ID (a link). */
 export type TerminalTarget = Pick<SessionSummary, 'sessionId'> & Partial<SessionSummary>;
 
-/** A session named by the page's link (`https://RELAY/#attach=ID`, as `share` prints it), once. */
-let linked: string | undefined = (() => {
+/** A session named by the page's link (`https://RELAY/#attach=ID`), if the address has one. */
+function linkedSession(): string | undefined {
   const m = /^#attach=(.+)$/.exec(location.hash);
   const id = m ? decodeURIComponent(m[1]!) : undefined;
   return id && SESSION_ID_RE.test(id) ? id : undefined;
-})();
+}
+
+/** The terminal shown in place of the list, if one is. */
+let current: { close(): Promise<void> } | undefined;
+
+/** Detaches from the terminal shown, if any (what replaces it is drawn next). */
+async function closeTerminal(): Promise<void> {
+  const closing = current;
+  current = undefined;
+  await closing?.close();
+}
 
 /** Replaces the list with a terminal on `target`; back to the list when the user leaves it. */
 async function open(
@@ -47,13 +57,17 @@ async function open(
   target: TerminalTarget,
   readOnly: boolean,
 ): Promise<void> {
+  await closeTerminal();
   into.replaceChildren(h('p', { role: 'status' }, 'Loading the terminal…'));
   try {
     const { openTerminal } = await import('./terminal.js');
-    await openTerminal(session, target, {
+    current = await openTerminal(session, target, {
       readOnly,
       into,
-      onLeave: () => void showSessions(session, into),
+      onLeave: () => {
+        current = undefined;
+        void showSessions(session, into);
+      },
     });
   } catch (err) {
     into.replaceChildren(h('p', { class: 'error' }, `The terminal could not open: ${String(err)}`));
@@ -99,9 +113,10 @@ function byId(session: Session, into: HTMLElement): HTMLElement {
 
 /** The list, in `into`; resolves once drawn (an error is drawn in its place). */
 export async function showSessions(session: Session, into: HTMLElement): Promise<void> {
-  if (linked) {
-    const sessionId = linked;
-    linked = undefined;
+  await closeTerminal();
+  // A link opens its session once: the address is put back, so a reload shows the list.
+  const sessionId = linkedSession();
+  if (sessionId) {
     history.replaceState(null, '', location.pathname);
     return open(session, into, { sessionId }, false);
   }

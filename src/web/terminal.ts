@@ -78,13 +78,14 @@ function endText(end: { exit?: { code: number }; error?: SwitchboardError }): st
 
 /**
  * Opens `target` in `into`; `onLeave` runs when the user goes back to the list (the remote shell
- * keeps running: leaving detaches, as `~.` does).
+ * keeps running: leaving detaches, as `~.` does). `close()` detaches without going back (another
+ * terminal or the list takes its place).
  */
 export async function openTerminal(
   session: Session,
   target: TerminalTarget,
   o: { readOnly: boolean; into: HTMLElement; onLeave: () => void },
-): Promise<void> {
+): Promise<{ close(): Promise<void> }> {
   const status = h(
     'span',
     { class: 'term-status', id: 'term-status', role: 'status' },
@@ -177,19 +178,20 @@ export async function openTerminal(
   });
 
   let ended = false;
-  const leave = (): void => {
+  let closed = false;
+  /** Detaches (the remote shell keeps running) and takes the terminal down. */
+  const close = async (): Promise<void> => {
+    if (closed) return;
+    closed = true;
+    if (!ended) await attach.detach().catch(() => undefined);
     observer.disconnect();
     typed.dispose();
     binary.dispose();
     resized.dispose();
     term.dispose();
     styles.dispose();
-    o.onLeave();
   };
-  back.addEventListener('click', () => {
-    if (ended) return leave();
-    void attach.detach().finally(leave);
-  });
+  back.addEventListener('click', () => void close().then(o.onLeave));
   attach.once(
     'end',
     (end: { exit?: { code: number }; error?: SwitchboardError; detached?: boolean }) => {
@@ -209,8 +211,11 @@ export async function openTerminal(
     },
   );
 
-  try {
-    const attached: AttachedInfo = await attach.start();
+  void attach.start().then(
+    (attached) => shown(attached),
+    () => undefined, // 'end' has drawn why
+  );
+  const shown = (attached: AttachedInfo): void => {
     status.textContent = 'Connected';
     status.dataset.state = 'attached';
     const { host, hostName, welcome, handshakeHash } = attached;
@@ -220,7 +225,6 @@ export async function openTerminal(
       `E2E handshake ${handshakeHash.slice(0, 16)}` +
       (welcome.readOnly ? '; read-only: the host does not take your keystrokes' : '');
     if (!o.readOnly && !welcome.readOnly) term.focus();
-  } catch {
-    // 'end' has drawn why.
-  }
+  };
+  return { close };
 }

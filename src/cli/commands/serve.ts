@@ -299,6 +299,10 @@ export const serve: Command = {
         `  switchboard login --server ${shown}:${relay.port} --fingerprint ${relay.certificate.fingerprint} --user NAME\n` +
         (shown === 'localhost'
           ? "(from another machine, use this machine's address instead of localhost)\n"
+          : '') +
+        (relay.webPage
+          ? `Web page (terminals and chat in a browser): https://${shown}:${relay.port}/\n` +
+            '  (its certificate is self-signed unless you gave one: check the browser shows the fingerprint above)\n'
           : ''),
     );
     if (relay.plainPort !== undefined && relay.plainHost !== undefined) {

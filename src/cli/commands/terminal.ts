@@ -5,6 +5,7 @@ import { constants as osConstants, hostname, userInfo } from 'node:os';
 import { AttachSession, type ReconnectInfo } from '../../client/attach-session.js';
 import { Backoff } from '../../client/backoff.js';
 import { KnownPeers } from '../../client/known-peers.js';
+import { PLAIN_SCHEME } from '../../client/tls-connect.js';
 import { KnownServers } from '../../client/known-servers.js';
 import { keyFingerprint } from '../../crypto/device-key.js';
 import { APPROVAL_TIMEOUT_MS } from '../../host/timeouts.js';
@@ -73,8 +74,12 @@ async function policyOption(inv: Invocation) {
 function joinInstructions(home: Home, server: string, id: string): string {
   const pin = new KnownServers(home.path(FILES.knownServers)).get(server);
   const trust = pin && pin.via !== 'ca' ? ` --fingerprint ${pin.fingerprint}` : '';
+  const page = server.startsWith(PLAIN_SCHEME)
+    ? `http://${server.slice(PLAIN_SCHEME.length)}`
+    : `https://${server}`;
   return (
     `others attach with: switchboard attach ${id} --server ${server}${trust}\n` +
+    `or in a browser: ${page}/#attach=${id}\n` +
     `no account on this relay yet? switchboard signup --server ${server}${trust} --user NAME`
   );
 }
