@@ -12,6 +12,7 @@ import { acceptE2E } from '../src/channel/e2e.js';
 import { SOCKET_MAX_FRAME_BYTES, SocketTransport } from '../src/channel/socket-transport.js';
 import { Contacts } from '../src/client/contacts.js';
 import { DirectListener, MAX_UNPROVEN_CONNECTIONS, connectDirect } from '../src/client/direct.js';
+import { contactsFileStore, fileStores, keysFileStore } from '../src/client/file-stores.js';
 import type { HistoryLine } from '../src/client/message-history.js';
 import { Messenger } from '../src/client/messenger.js';
 import { nodeLinks } from '../src/cli/commands/messages.js';
@@ -35,12 +36,15 @@ function messengerFor(u: TestUser, client: RelayClient, server: string, direct =
     key: u.key,
     server,
     links: nodeLinks(client, { user: u.name, key: u.key, server, knownPeersFile }),
-    files: {
-      knownPeers: knownPeersFile,
-      messagingKeys: join(u.dir, 'messaging_keys.json'),
-      messages: join(u.dir, 'messages.jsonl'),
-      contacts: join(u.dir, 'contacts.json'),
-    },
+    stores: fileStores(
+      {
+        knownPeers: knownPeersFile,
+        messagingKeys: join(u.dir, 'messaging_keys.json'),
+        messages: join(u.dir, 'messages.jsonl'),
+        contacts: join(u.dir, 'contacts.json'),
+      },
+      u.key,
+    ),
     direct,
     directHost: '127.0.0.1',
   });
@@ -98,8 +102,8 @@ describe('messaging: direct path, relay fallback, receipts', () => {
     dob = await h.user('dmdob');
     eve = await h.user('dmeve');
     // dia and dob know each other; eve is a stranger to both.
-    new Contacts(join(dia.dir, 'contacts.json')).set('dmdob', 'accepted');
-    new Contacts(join(dob.dir, 'contacts.json')).set('dmdia', 'accepted');
+    new Contacts(contactsFileStore(join(dia.dir, 'contacts.json'))).set('dmdob', 'accepted');
+    new Contacts(contactsFileStore(join(dob.dir, 'contacts.json'))).set('dmdia', 'accepted');
   });
   after(async () => {
     for (const m of [...running.keys()]) await offline(m).catch(() => undefined);
@@ -242,7 +246,10 @@ describe('messaging: direct path, relay fallback, receipts', () => {
       /** `from` seals `content` for `to`'s devices as a client would, whatever it is. */
       const raw = async (from: TestUser, to: string, content: unknown) => {
         const client = await from.connect();
-        const keys = new MessagingKeys(join(from.dir, 'messaging_keys.json'), from.key);
+        const keys = new MessagingKeys(
+          keysFileStore(join(from.dir, 'messaging_keys.json')),
+          from.key,
+        );
         await keys.publish(client);
         const { devices } = await client.request('keys.bundles', { user: to });
         await client.request('message.send', {

@@ -6,6 +6,7 @@ import { closeSync, openSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
+import { keysFileStore } from '../src/client/file-stores.js';
 import { MessagingKeys } from '../src/client/messaging-keys.js';
 import { openMessage, sealMessage, type MessageContent } from '../src/client/messaging.js';
 import type { RelayClient } from '../src/client/relay-client.js';
@@ -31,8 +32,8 @@ describe('messages through the relay', () => {
     await h.start();
     ana = await h.user('msgana');
     ben = await h.user('msgben');
-    anaKeys = new MessagingKeys(join(ana.dir, 'messaging_keys.json'), ana.key);
-    benKeys = new MessagingKeys(join(ben.dir, 'messaging_keys.json'), ben.key);
+    anaKeys = new MessagingKeys(keysFileStore(join(ana.dir, 'messaging_keys.json')), ana.key);
+    benKeys = new MessagingKeys(keysFileStore(join(ben.dir, 'messaging_keys.json')), ben.key);
     for (const [u, k] of [
       [ana, anaKeys],
       [ben, benKeys],

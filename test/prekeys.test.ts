@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { keysFileStore } from '../src/client/file-stores.js';
 import { KnownServers } from '../src/client/known-servers.js';
 import { MessagingKeys, PREKEY_ROTATE_BEFORE_MS } from '../src/client/messaging-keys.js';
 import { RelayClient } from '../src/client/relay-client.js';
@@ -44,6 +45,10 @@ describe('prekey bundles in the key directory', () => {
     return client;
   };
 
+  /** The user's messaging keys in their home's messaging_keys.json, on the test's clock. */
+  const keysOf = (user: TestUser) =>
+    new MessagingKeys(keysFileStore(join(user.dir, 'messaging_keys.json')), user.key, () => clock);
+
   const bundles = async (user: string) => {
     const c = await byDevice(ben);
     try {
@@ -54,7 +59,7 @@ describe('prekey bundles in the key directory', () => {
   };
 
   it('a device publishes its bundle once (0600 keys at home); a sender verifies it against the pinned key', async () => {
-    const keys = new MessagingKeys(join(ana.dir, 'messaging_keys.json'), ana.key, () => clock);
+    const keys = keysOf(ana);
     assert.equal(statSync(join(ana.dir, 'messaging_keys.json')).mode & 0o777, 0o600);
     const c = await ana.connect();
     h.defer(() => c.close());
@@ -70,7 +75,7 @@ describe('prekey bundles in the key directory', () => {
     });
     assert.deepEqual(Buffer.from(verified.identityKey), Buffer.from(keys.identity.publicKey));
     // The same keys come back from the file.
-    const again = new MessagingKeys(join(ana.dir, 'messaging_keys.json'), ana.key, () => clock);
+    const again = keysOf(ana);
     assert.deepEqual(Buffer.from(again.identity.publicKey), Buffer.from(keys.identity.publicKey));
     assert.equal(again.current.id, 1);
   });
@@ -116,7 +121,7 @@ describe('prekey bundles in the key directory', () => {
   });
 
   it('rotates before expiry; an expired or revoked device is not listed', async () => {
-    const keys = new MessagingKeys(join(ana.dir, 'messaging_keys.json'), ana.key, () => clock);
+    const keys = keysOf(ana);
     clock += DEFAULT_PREKEY_LIFETIME - PREKEY_ROTATE_BEFORE_MS + 1000;
     // Days on, the login token has lapsed: the device authenticates with its key, as agents do.
     const c = await byDevice(ana);
@@ -128,7 +133,7 @@ describe('prekey bundles in the key directory', () => {
     assert.deepEqual(await bundles('pkana'), []);
     // Revoked: not listed even with a fresh bundle.
     const tab = await h.user('pkana', h.server, h.relay.certificate.fingerprint, 'tablet');
-    const tabKeys = new MessagingKeys(join(tab.dir, 'messaging_keys.json'), tab.key, () => clock);
+    const tabKeys = keysOf(tab);
     const t = await tab.connect();
     await tabKeys.publish(t);
     t.close();

@@ -3,9 +3,14 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Contacts } from '../../src/client/contacts.js';
+import {
+  contactsFileStore,
+  fileStores,
+  type MessengerFiles,
+} from '../../src/client/file-stores.js';
 import { KnownServers } from '../../src/client/known-servers.js';
 import type { HistoryLine } from '../../src/client/message-history.js';
-import { Messenger, type MessengerFiles } from '../../src/client/messenger.js';
+import { Messenger } from '../../src/client/messenger.js';
 import { RelayClient } from '../../src/client/relay-client.js';
 import { generateDeviceKey, type DeviceKeyPair } from '../../src/crypto/device-key.js';
 
@@ -78,8 +83,8 @@ export async function createUser(
 
 /** `a` and `b` accept each other (a direct link needs both; a message is shown only if accepted). */
 export function acceptEachOther(a: BenchUser, b: BenchUser): void {
-  new Contacts(a.files.contacts).set(b.name, 'accepted');
-  new Contacts(b.files.contacts).set(a.name, 'accepted');
+  new Contacts(contactsFileStore(a.files.contacts)).set(b.name, 'accepted');
+  new Contacts(contactsFileStore(b.files.contacts)).set(a.name, 'accepted');
 }
 
 /** A user online for messaging: a Messenger started live on its own connection, caught up. */
@@ -101,7 +106,7 @@ export async function goOnline(
     user: user.name,
     key: user.key,
     server: relay.server,
-    files: user.files,
+    stores: fileStores(user.files, user.key),
     direct,
     directHost: '127.0.0.1',
   });

@@ -1,5 +1,5 @@
 // Client state under SWITCHBOARD_HOME: device key, login, remembered relay, pinned keys.
-import type { MessengerFiles } from '../client/messenger.js';
+import type { MessengerFiles } from '../client/file-stores.js';
 import { existsSync, readFileSync, statSync, unlinkSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
@@ -83,7 +83,10 @@ export class Home {
     }
   }
 
-  /** Where a Messenger of this home keeps its pins, keys, history and contacts. */
+  /**
+   * Where a Messenger of this home keeps its pins, keys, history and contacts (the stores over
+   * them: client/file-stores.ts's fileStores).
+   */
   messengerFiles(): MessengerFiles {
     return {
       knownPeers: this.path(FILES.knownPeers),

@@ -2,8 +2,8 @@
 // and of marks (what became of a message I sent: stored at the relay, delivered, read, held
 // pending approval, refused; and which received messages were shown here). The relay keeps
 // nothing past delivery: this log is the history. Where it is kept is a HistoryStore: the CLI's
-// `messages.jsonl` in SWITCHBOARD_HOME (mode 0600), or the page's IndexedDB.
-import { nodeFiles } from './contacts.js';
+// `messages.jsonl` in SWITCHBOARD_HOME (mode 0600, client/file-stores.ts), or the page's
+// IndexedDB (src/web/chat-store.ts). This module imports no Node built-in.
 import type { MessageContent } from './messaging.js';
 
 /** A message in the history. */
@@ -50,33 +50,6 @@ export interface HistoryStore {
   append(entry: HistoryEntry): void;
 }
 
-/** The log as a JSON-lines file (0600), as the CLI keeps it. */
-export function jsonlFileStore(file: string): HistoryStore {
-  return {
-    load() {
-      let text = '';
-      try {
-        text = nodeFiles().fs.readFileSync(file, 'utf8');
-      } catch {
-        return [];
-      }
-      const entries: HistoryEntry[] = [];
-      for (const raw of text.split('\n')) {
-        if (!raw) continue;
-        try {
-          entries.push(JSON.parse(raw) as HistoryEntry);
-        } catch {
-          // a line cut short by a crash mid-write
-        }
-      }
-      return entries;
-    },
-    append(entry) {
-      nodeFiles().fs.appendFileSync(file, `${JSON.stringify(entry)}\n`, { mode: 0o600 });
-    },
-  };
-}
-
 export class MessageHistory {
   readonly #store: HistoryStore;
   readonly #lines: HistoryLine[] = [];
@@ -84,9 +57,9 @@ export class MessageHistory {
   readonly #byId = new Map<string, HistoryLine>();
   readonly #marks = new Map<string, { state: MarkState; path?: 'direct' | 'relay' }>();
 
-  /** The history in `store`, or in the JSON-lines file at that path (the CLI's messages.jsonl). */
-  constructor(store: string | HistoryStore) {
-    this.#store = typeof store === 'string' ? jsonlFileStore(store) : store;
+  /** The history in `store`, loaded now (entries that are not objects are skipped). */
+  constructor(store: HistoryStore) {
+    this.#store = store;
     for (const entry of this.#store.load()) {
       if (typeof entry !== 'object' || entry === null) continue;
       if ('mark' in entry) this.#applyMark(entry);

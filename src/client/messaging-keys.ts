@@ -1,6 +1,7 @@
 // This device's messaging keys: its X25519 identity key and its signed prekeys, kept in a
-// KeyStore — SWITCHBOARD_HOME's messaging_keys.json (0600) for the CLI, IndexedDB for the page —
-// published to the relay's directory and rotated before they expire.
+// KeyStore — SWITCHBOARD_HOME's messaging_keys.json (0600, client/file-stores.ts) for the CLI,
+// IndexedDB for the page (src/web/chat-store.ts) — published to the relay's directory and rotated
+// before they expire. This module imports no Node built-in.
 import { fromBase64, toBase64 } from '../crypto/bytes.js';
 import { defaultCryptoProvider } from '../crypto/default-provider.js';
 import type { AsyncDeviceSigner } from '../crypto/handshake.js';
@@ -15,7 +16,6 @@ import {
   type IdentityKey,
   type SignedPrekeyPair,
 } from '../crypto/prekeys.js';
-import { jsonFileStore } from './contacts.js';
 import type { RelayConnection } from './relay-connection.js';
 
 /** A prekey is replaced once it has less than this left. */
@@ -53,11 +53,11 @@ export class MessagingKeys {
   #prekeys: SignedPrekeyPair[];
 
   /**
-   * Loads the keys in `store` (or the JSON file at that path), or makes them (an identity key and
+   * Loads the keys in `store`, or makes them (an identity key and
    * a first prekey) and saves them. The device signs synchronously here (the CLI's key); a key
    * that signs asynchronously (the page's) goes through `MessagingKeys.open`.
    */
-  constructor(store: string | KeyStore, device: DeviceSigner, now?: () => number);
+  constructor(store: KeyStore, device: DeviceSigner, now?: () => number);
   /** (MessagingKeys.open: keys made already, with an asynchronous signer.) */
   constructor(
     store: KeyStore,
@@ -66,12 +66,12 @@ export class MessagingKeys {
     made: { identity: IdentityKey; prekeys: SignedPrekeyPair[] },
   );
   constructor(
-    store: string | KeyStore,
+    store: KeyStore,
     device: DeviceSigner | AsyncDeviceSigner,
     now: () => number = Date.now,
     made?: { identity: IdentityKey; prekeys: SignedPrekeyPair[] },
   ) {
-    this.#store = typeof store === 'string' ? jsonFileStore<StoredKeys>(store) : store;
+    this.#store = store;
     this.#device = device;
     this.#now = now;
     if (made || !('sign' in device)) {

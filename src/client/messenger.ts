@@ -20,7 +20,7 @@
 //
 // One engine for the CLI and the page. It imports no Node built-in: it talks to the relay through
 // a RelayConnection (RelayClient, or the page's WebRelay), keeps its state in stores (the CLI's
-// files, or IndexedDB: src/web/chat-store.ts), and signs with a key that may sign asynchronously
+// files: client/file-stores.ts; or IndexedDB: src/web/chat-store.ts), and signs with a key that may sign asynchronously
 // (the page's WebCrypto key). What only Node can do — serve the `chat` service and make direct
 // TCP connections — comes in as MessengerLinks (cli/commands/messages.ts's nodeLinks); without
 // them (the page, the bench) everything takes the mailbox, as it does to a peer that offers no link.
@@ -34,13 +34,13 @@ import { MAX_RECORD_PLAINTEXT } from '../crypto/secure-channel.js';
 import { ErrorCode, RemoteError, SwitchboardError, isTransient } from '../protocol/errors.js';
 import { BROADCAST_SIGNATURE_CONTEXT } from '../protocol/limits.js';
 import type { BroadcastView, MailboxMessage, PeerInfo, RelayEvent } from '../protocol/messages.js';
-import { Contacts, jsonFileStore, type ContactStore } from './contacts.js';
-import { MessageHistory, type HistoryLine, type MarkState } from './message-history.js';
-import { MessagingKeys } from './messaging-keys.js';
+import { Contacts, type ContactStore } from './contacts.js';
+import type { HistoryLine, MarkState, MessageHistory } from './message-history.js';
+import type { MessagingKeys } from './messaging-keys.js';
 import { openMessage, sealMessage, type MessageContent, type ReceiptState } from './messaging.js';
 import { listedIfUnpinned, openService } from './open-channel.js';
 import { Emitter } from './emitter.js';
-import { PeerPins, type PinFile } from './peer-pins.js';
+import type { PeerPins } from './peer-pins.js';
 import type { RelayConnection } from './relay-connection.js';
 
 /** How long a link (and its direct attempt) may take by default (client/direct.ts's DIRECT_BUDGET_MS). */
@@ -55,14 +55,10 @@ const RECEIPT_STATES: readonly ReceiptState[] = ['delivered', 'read', 'pending',
 /** Most message ids in one receipt. */
 export const RECEIPT_MAX_IDS = 256;
 
-export interface MessengerFiles {
-  knownPeers: string;
-  messagingKeys: string;
-  messages: string;
-  contacts: string;
-}
-
-/** Where a Messenger keeps its state, when not in files: the page's IndexedDB stores. */
+/**
+ * Where a Messenger keeps its state: the CLI's files (client/file-stores.ts's fileStores) or the
+ * page's IndexedDB (src/web/chat-store.ts).
+ */
 export interface MessengerStores {
   pins: PeerPins;
   keys: MessagingKeys;
@@ -121,9 +117,8 @@ export interface MessengerOptions {
   key: DeviceSigner | AsyncDeviceSigner;
   /** The relay's address (the key of the pins). */
   server: string;
-  /** The CLI's files; or `stores` (the page). */
-  files?: MessengerFiles;
-  stores?: MessengerStores;
+  /** Pins, keys, history and contacts. */
+  stores: MessengerStores;
   /** Serving `chat` and direct connections (Node only); without them, the mailbox. */
   links?: MessengerLinks;
   /** Try direct connections (default true when `links` has them; `--no-direct` turns it off). */
@@ -310,21 +305,10 @@ export class Messenger extends Emitter {
     super();
     this.#o = o;
     this.#fingerprint = keyFingerprint(o.key.publicKey);
-    if (o.stores) {
-      this.#knownPeers = o.stores.pins;
-      this.history = o.stores.history;
-      this.keys = o.stores.keys;
-      this.#contacts = o.stores.contacts;
-    } else if (o.files && 'sign' in o.key) {
-      const pins = jsonFileStore<PinFile>(o.files.knownPeers);
-      this.#knownPeers = new PeerPins({ read: () => pins.read() ?? {}, write: pins.write });
-      this.history = new MessageHistory(o.files.messages);
-      this.keys = new MessagingKeys(o.files.messagingKeys, o.key);
-      this.#contacts = jsonFileStore(o.files.contacts);
-    } else
-      throw new TypeError(
-        'a Messenger needs its stores, or files and a key that signs synchronously',
-      );
+    this.#knownPeers = o.stores.pins;
+    this.history = o.stores.history;
+    this.keys = o.stores.keys;
+    this.#contacts = o.stores.contacts;
   }
 
   /** Direct connections: asked for (not --no-direct), and possible here (Node's links). */
@@ -336,7 +320,7 @@ export class Messenger extends Emitter {
     return this.#o.user;
   }
 
-  /** Contacts as the file says now (`contacts accept` in another terminal counts at once). */
+  /** Contacts as the store says now (`contacts accept` in another terminal counts at once). */
   contacts(): Contacts {
     return new Contacts(this.#contacts);
   }

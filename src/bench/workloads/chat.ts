@@ -3,6 +3,7 @@
 // relay (direct connections off: this measures the relay), timed until the recipient shows it.
 import { join } from 'node:path';
 import { Contacts } from '../../client/contacts.js';
+import { contactsFileStore, fileStores } from '../../client/file-stores.js';
 import type { HistoryLine } from '../../client/message-history.js';
 import { Messenger } from '../../client/messenger.js';
 import { FILES, Home } from '../../cli/home.js';
@@ -15,12 +16,13 @@ const MESSAGE_TIMEOUT_MS = 15_000; // ms
 async function online(account: AccountRef, transport: Transport) {
   const client = await connectAs(account, transport);
   const home = new Home(account.home);
+  const key = home.deviceKey();
   const messenger = new Messenger({
     client,
     user: account.user,
-    key: home.deviceKey(),
+    key,
     server: transport.server,
-    files: home.messengerFiles(),
+    stores: fileStores(home.messengerFiles(), key),
     direct: false,
   });
   try {
@@ -46,8 +48,8 @@ export const chat: Workload = {
   async prepare(ctx) {
     const pairs = await ctx.accounts.pairs(ctx.maxClients, ctx.transport);
     for (const { a, b } of pairs) {
-      new Contacts(join(a.home, FILES.contacts)).set(b.user, 'accepted');
-      new Contacts(join(b.home, FILES.contacts)).set(a.user, 'accepted');
+      new Contacts(contactsFileStore(join(a.home, FILES.contacts))).set(b.user, 'accepted');
+      new Contacts(contactsFileStore(join(b.home, FILES.contacts))).set(a.user, 'accepted');
     }
     return pairs;
   },

@@ -87,8 +87,12 @@ async function newPasswordOf(
 
 /** Publishes this device's prekey bundle on the logged-in connection (after `auth.login`). */
 async function publishMessagingKeys(client: RelayClient, home: Home): Promise<void> {
-  const { MessagingKeys } = await import('../../client/messaging-keys.js');
-  await new MessagingKeys(home.path(FILES.messagingKeys), home.deviceKey()).publish(client);
+  const [{ MessagingKeys }, { keysFileStore }] = await Promise.all([
+    import('../../client/messaging-keys.js'),
+    import('../../client/file-stores.js'),
+  ]);
+  const store = keysFileStore(home.path(FILES.messagingKeys));
+  await new MessagingKeys(store, home.deviceKey()).publish(client);
 }
 
 /**

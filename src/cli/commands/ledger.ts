@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { writeFileAtomic } from '../../client/atomic-file.js';
 import { Contacts } from '../../client/contacts.js';
+import { contactsFileStore } from '../../client/file-stores.js';
 import { KnownPeers } from '../../client/known-peers.js';
 import { verifyLedger } from '../../client/ledger-verify.js';
 import type { RelayClient } from '../../client/relay-client.js';
@@ -112,7 +113,7 @@ export const pay: Command = {
       let handed = false;
       // Only an accepted contact gets a direct link (Messenger.link): for anyone else, starting
       // a Messenger (keys.publish, a listener, the history) would change nothing.
-      const contact = new Contacts(session.home.path(FILES.contacts)).get(to);
+      const contact = new Contacts(contactsFileStore(session.home.path(FILES.contacts))).get(to);
       if (!bool(inv, 'no-direct') && contact?.state === 'accepted') {
         const messenger = messengerOf(session, inv);
         try {

@@ -4,6 +4,7 @@
 import { randomBytes } from 'node:crypto';
 import { Contacts } from '../../client/contacts.js';
 import { DirectListener, connectDirect, parseOffer } from '../../client/direct.js';
+import { contactsFileStore, fileStores } from '../../client/file-stores.js';
 import { KnownPeers } from '../../client/known-peers.js';
 import type { HistoryLine } from '../../client/message-history.js';
 import { MESSAGE_MAX_TEXT_BYTES } from '../../client/messaging.js';
@@ -79,7 +80,7 @@ export function messengerOf(session: Session, inv: Invocation): Messenger {
     user: session.me.user,
     key,
     server: session.login.server,
-    files,
+    stores: fileStores(files, key),
     links: nodeLinks(session.client, {
       user: session.me.user,
       key,
@@ -290,7 +291,7 @@ export const contacts: Command = {
     if (action !== undefined && (user === undefined || !USERNAME_RE.test(user)))
       throw new UsageError(`which user? \`switchboard contacts ${action} USER\``);
     return withSession(inv, async (session) => {
-      const book = new Contacts(session.home.path(FILES.contacts));
+      const book = new Contacts(contactsFileStore(session.home.path(FILES.contacts)));
       if (action === undefined) {
         const rows = book.list();
         if (bool(inv, 'json')) inv.io.stdout.write(`${JSON.stringify(rows)}\n`);
