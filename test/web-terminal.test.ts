@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { closeSync, openSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { after, afterEach, before, describe, it } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
 import type { PeerInfo } from '../src/protocol/messages.js';
 import { createLogger } from '../src/server/logger.js';
@@ -87,9 +87,15 @@ describe('terminals in the web page', { timeout: 180_000 }, () => {
   /** Opens `sessionId` from the list (refreshed), to type in or to watch. */
   async function openSession(sessionId: string, how: 'Open' | 'Watch' = 'Open'): Promise<void> {
     await page.click('#tab-sessions');
-    if (await page.isVisible('#term-back')) await page.click('#term-back');
+    await back();
     await page.click('#sessions-view >> text=Refresh');
     await page.click(`tr[data-session="${sessionId}"] button:text("${how}")`);
+  }
+
+  /** Leaves the terminal shown, if any, and waits for the list. */
+  async function back(): Promise<void> {
+    if (await page.isVisible('#term-back')) await page.click('#term-back');
+    await page.waitForSelector('form.by-id');
   }
 
   /** Waits for the terminal to attach; fails with what the page says instead. */
@@ -113,10 +119,18 @@ describe('terminals in the web page', { timeout: 180_000 }, () => {
   /** Opens `sessionId` by its ID, as one given a share's ID (or link) would. */
   async function openById(sessionId: string): Promise<void> {
     await page.click('#tab-sessions');
-    if (await page.isVisible('#term-back')) await page.click('#term-back');
+    await back();
     await page.fill('#session-id', sessionId);
     await page.click('form.by-id button[type=submit]');
   }
+
+  // Every test ends with a clean console: a refused inline style (the CSP), an exception…; only
+  // the browser's own report of a WebSocket the relay's restart cut is expected.
+  afterEach(() => {
+    const unexpected = consoleErrors.filter((e) => !/^WebSocket connection to .* failed/.test(e));
+    consoleErrors.length = 0;
+    assert.deepEqual(unexpected, []);
+  });
 
   before(async () => {
     logFile = join(
@@ -156,14 +170,36 @@ describe('terminals in the web page', { timeout: 180_000 }, () => {
     assert.deepEqual(consoleErrors, []);
   });
 
+  it('draws 24-bit colours under the page’s CSP (no inline style refused)', async () => {
+    await type(page, "printf '\\033[38;2;255;0;0mTRUE%sRED\\033[0m\\n' -COLOUR-");
+    await waitForScreen(page, 'TRUE-COLOUR-RED', 'the coloured line');
+    const colour = await page.evaluate(() => {
+      const doc = (
+        globalThis as unknown as {
+          document: { querySelectorAll(s: string): Iterable<{ textContent: string | null }> };
+          getComputedStyle(e: unknown): { color: string };
+        }
+      ).document;
+      const g = globalThis as unknown as { getComputedStyle(e: unknown): { color: string } };
+      const span = [...doc.querySelectorAll('#term-screen .xterm-rows span')].find((e) =>
+        e.textContent?.includes('TRUE-COLOUR-RED'),
+      );
+      return span ? g.getComputedStyle(span).color : 'no such span';
+    });
+    assert.equal(colour, 'rgb(255, 0, 0)');
+  });
+
   it('resizes the remote terminal with the window', async () => {
     await type(page, 'stty size');
     const before = await waitForScreen(page, /\n\d+ \d+\s*\n/, 'stty size');
     const [rows1, cols1] = /\n(\d+) (\d+)\s*\n/.exec(before)!.slice(1).map(Number);
     await page.setViewportSize({ width: 800, height: 600 });
+    // The terminal has taken its new size (and sent it) before the command asks the PTY.
+    await page.waitForSelector(`#term-screen:not([data-cols="${cols1}"])`);
     await type(page, 'clear; stty size');
     await waitForScreen(page, { kind: 'smaller', rows: rows1!, cols: cols1! }, 'a smaller size');
     await page.setViewportSize({ width: 1200, height: 800 });
+    await page.waitForSelector(`#term-screen[data-cols="${cols1}"]`);
     await type(page, 'clear; stty size');
     await waitForScreen(page, `${rows1} ${cols1}`, 'the size back to what it was');
   });
@@ -174,6 +210,7 @@ describe('terminals in the web page', { timeout: 180_000 }, () => {
     // Output the shell prints while the relay is down (or just after) must arrive all the same.
     await type(page, '(sleep 0.3; echo during-$((3+4))-outage) &');
     await h.restart();
+    await page.waitForSelector('#term-status[data-reconnects]'); // it did notice the drop
     await attached();
     // What the shell printed while the relay was down arrives too: the attachment resumed.
     await type(page, 'echo after-$((1+1))-restart');
@@ -182,7 +219,7 @@ describe('terminals in the web page', { timeout: 180_000 }, () => {
     const screen = await screenText(page);
     assert.ok(screen.includes('before-1-restart'), 'the screen kept what came before');
     assert.ok(!/could not resume/.test((await page.textContent('#term-info'))!));
-    await page.click('#term-back');
+    await back();
   });
 
   it('shows the host the browser’s fingerprint to approve, and a refusal as such', async () => {
@@ -208,7 +245,7 @@ describe('terminals in the web page', { timeout: 180_000 }, () => {
     assert.equal(approvals[0]!.user, 'webbob');
     assert.equal(approvals[0]!.fingerprint, mine, 'the host is asked about this browser’s key');
     assert.equal(approvals[0]!.deviceName, 'Chromium on Linux (web)');
-    await page.click('#term-back');
+    await back();
 
     answer = false;
     await openById('web-share-1');
@@ -231,13 +268,17 @@ describe('terminals in the web page', { timeout: 180_000 }, () => {
     owner.type('echo owner-$((2+3))\r');
     await waitForScreen(page, 'owner-5', 'the owner’s command, watched from the page');
     assert.ok(!(await screenText(page)).includes(secret), 'the viewer’s keystrokes were not taken');
-    await page.click('#term-back');
+    await back();
   });
 
   it('opens the session a link names (#attach=ID), also one pasted into the open tab', async () => {
     await page.goto(`https://${h.server}/#attach=web-term-1`);
-    await attached();
+    // A link asks first: it alone attaches no one to the host it names.
+    await page.waitForSelector('#link-prompt >> text=web-term-1');
+    assert.equal(await page.isVisible('#term-screen'), false);
     assert.equal(new URL(page.url()).hash, '', 'the link is used once: a reload shows the list');
+    await page.click('#link-prompt button:text-is("Open")');
+    await attached();
     await type(page, 'echo link-$((1+1))');
     await waitForScreen(page, 'link-2', 'the linked session’s shell');
     const withOne = h.relay.stats().connections;
@@ -246,6 +287,7 @@ describe('terminals in the web page', { timeout: 180_000 }, () => {
       (globalThis as unknown as { location: { hash: string } }).location.hash =
         '#attach=web-term-ro';
     });
+    await page.click('#link-prompt button:text-is("Open")');
     await page.waitForSelector('.term-title >> text=web-term-ro');
     await attached();
     await waitFor(
@@ -253,7 +295,7 @@ describe('terminals in the web page', { timeout: 180_000 }, () => {
       STEP_MS,
       'the first terminal’s connection closed',
     );
-    await page.click('#term-back');
+    await back();
   });
 
   it('refuses a host whose key changed, loudly, as ssh does', async () => {
@@ -261,7 +303,7 @@ describe('terminals in the web page', { timeout: 180_000 }, () => {
     await h.agent(pinned, 'web-term-pin', { allow: ['webbob'] });
     await openSession('web-term-pin'); // first contact: pinned
     await attached();
-    await page.click('#term-back');
+    await back();
     // The host presents another key than the one this browser pinned (as after a relay swapped
     // it): rewrite the pin in IndexedDB to a key webhost2 never had.
     const other = Buffer.alloc(32, 7).toString('base64');
@@ -314,7 +356,25 @@ describe('terminals in the web page', { timeout: 180_000 }, () => {
       false,
       'no shell was opened',
     );
-    await page.click('#term-back');
+    await back();
+  });
+
+  it('detaches an open terminal when the page logs out, and logs back in', async () => {
+    await openSession('web-term-1');
+    await attached();
+    const open = h.relay.stats().connections;
+    await page.click('text=Log out');
+    await page.waitForSelector('form.login');
+    // The page's connection and the terminal's both closed: none left behind in the page.
+    await waitFor(
+      () => h.relay.stats().connections === open - 2,
+      STEP_MS,
+      'both connections closed',
+    );
+    await page.fill('#user', 'webbob');
+    await page.fill('#password', PASSWORD);
+    await page.click('form.login button[type=submit]');
+    await page.waitForSelector('#fingerprint');
   });
 
   it('never lets what is typed in the page reach the relay’s log or database', async () => {
@@ -324,7 +384,7 @@ describe('terminals in the web page', { timeout: 180_000 }, () => {
     await attached();
     await type(page, `echo ${secret} | tr A-Z a-z`);
     await waitForScreen(page, secret.toLowerCase(), 'the marker echoed');
-    await page.click('#term-back');
+    await back();
     await h.relay.close('checking its files');
     const log = readFileSync(logFile, 'utf8');
     assert.ok(log.includes('"msg":"channel open"'), 'the trace log did record the terminal');

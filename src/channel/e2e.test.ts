@@ -220,6 +220,29 @@ describe('connectE2E / acceptE2E', () => {
     assert.deepEqual(got, ['after an async signature']);
   });
 
+  it("refuse a peer the relay announced under another key's fingerprint (what people compare)", async () => {
+    const [a, b] = memoryPair();
+    const serverP = acceptE2E(b, hostOptions());
+    // The right key, labelled with the fingerprint of a key the relay controls.
+    const relabelled = { ...host.info, fingerprint: stranger.info.fingerprint };
+    await assert.rejects(
+      connectE2E(a, controllerOptions({ expected: relabelled })),
+      (err: unknown) =>
+        withCode(ErrorCode.HANDSHAKE_FAILED, CryptoError)(err) &&
+        /another key's fingerprint/.test((err as Error).message),
+    );
+    await assert.rejects(serverP);
+    // And the host checks the controller's label the same way.
+    const [c, d] = memoryPair();
+    const hostSide = acceptE2E(
+      d,
+      hostOptions({ expected: { ...controller.info, fingerprint: stranger.info.fingerprint } }),
+    );
+    const controllerSide = connectE2E(c, controllerOptions());
+    await assert.rejects(hostSide, withCode(ErrorCode.HANDSHAKE_FAILED, CryptoError));
+    await assert.rejects(controllerSide);
+  });
+
   it('fail with HANDSHAKE_FAILED, telling the host, when the async key cannot sign', async () => {
     const [a, b] = memoryPair();
     const serverP = acceptE2E(b, hostOptions());

@@ -7,7 +7,8 @@
 import { ControllerHandshake, HostHandshake, type AsyncDeviceSigner } from '../crypto/handshake.js';
 import type { DeviceSigner } from '../crypto/prekeys.js';
 import type { SecureChannel } from '../crypto/secure-channel.js';
-import { toBase64, toHex } from '../crypto/bytes.js';
+import { fromBase64, toBase64, toHex } from '../crypto/bytes.js';
+import { keyFingerprint } from '../crypto/fingerprint.js';
 import {
   CryptoError,
   ErrorCode,
@@ -170,6 +171,7 @@ export function connectE2E(transport: ChannelTransport, o: E2EOptions): Promise<
       const { peerPublicKey } = handshake.receive(payload);
       checkProven(o, toBase64(peerPublicKey), 'host');
       const send = ({ message, result }: ReturnType<ControllerHandshake['finish']>): void => {
+        if (transport.closed) return; // failed or timed out while the key was signing
         transport.send(message);
         done(result.channel, toHex(result.handshakeHash));
       };
@@ -204,6 +206,14 @@ function checkProven(o: E2EOptions, proven: string, role: 'host' | 'controller')
     throw new CryptoError(
       ErrorCode.HANDSHAKE_FAILED,
       `the ${role} proved a different key than the relay announced: the relay may be tampering`,
+    );
+  }
+  // What people compare (the approval prompt, the terminal's facts line) is the fingerprint: it
+  // must be the proven key's, not a label the relay chose.
+  if (o.expected.fingerprint !== keyFingerprint(fromBase64(proven))) {
+    throw new CryptoError(
+      ErrorCode.HANDSHAKE_FAILED,
+      `the relay announced the ${role}'s key under another key's fingerprint: the relay may be tampering`,
     );
   }
   o.verifyPin(o.expected);

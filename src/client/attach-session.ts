@@ -154,6 +154,7 @@ export class AttachSession extends Emitter {
   }
 
   async #attempt(): Promise<void> {
+    if (this.#ended) return; // detached or failed while this attempt waited its turn
     let client: Connection;
     try {
       client = await this.#o.connect();

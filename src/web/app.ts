@@ -3,7 +3,7 @@
 // signed-in view. A relay that cannot be reached gets a clear state and a retry.
 import { accountBar, h, loginForm, resume, type Session } from './login.js';
 import { showChat } from './chat.js';
-import { showSessions } from './sessions.js';
+import { closeTerminal, showSessions } from './sessions.js';
 
 /** Renders the heading and the relay's name (the page's own host: the page is served by the relay). */
 export function renderShell(root: HTMLElement, relayHost: string): HTMLElement {
@@ -31,20 +31,22 @@ function unreachable(body: HTMLElement, why: string, retry: () => void): void {
   );
 }
 
-function signedIn(body: HTMLElement, session: Session, restart: (notice: string) => void): void {
+function signedIn(body: HTMLElement, session: Session, again: (notice: string) => void): void {
+  // Logging out, forgetting, reconnecting: an open terminal is detached first, not abandoned.
+  const restart = (notice: string): void => void closeTerminal().then(() => again(notice));
   // A lost connection is said above the views, which stay: an open terminal reconnects on its
   // own connection (terminal.ts); the lists and chat come back with "Reconnect".
   session.relay.onClosed((reason) => {
     if (reason === 'closed by the page') return;
-    const again = h('button', { type: 'button' }, 'Reconnect');
-    again.addEventListener('click', () => restart(''));
+    const reconnect = h('button', { type: 'button' }, 'Reconnect');
+    reconnect.addEventListener('click', () => restart(''));
     body.prepend(
       h(
         'div',
         { class: 'state', role: 'status', id: 'unreachable' },
         h('strong', {}, 'The relay cannot be reached. '),
         `The connection was lost: ${reason}. `,
-        again,
+        reconnect,
       ),
     );
   });

@@ -77,11 +77,17 @@ export class WebRelay implements RelayConnection {
       };
     });
     const relay = new WebRelay(ws);
-    const hello = await relay.request('hello', {
-      version: PROTOCOL_VERSION,
-      client: CLIENT_NAME,
-      capabilities: [...CAPABILITIES],
-    });
+    let hello: Results['hello'];
+    try {
+      hello = await relay.request('hello', {
+        version: PROTOCOL_VERSION,
+        client: CLIENT_NAME,
+        capabilities: [...CAPABILITIES],
+      });
+    } catch (err) {
+      relay.close(); // not left open behind a refused or unanswered hello
+      throw err;
+    }
     relay.challenge =
       typeof hello.challenge === 'string' ? fromBase64(hello.challenge) : relay.challenge;
     relay.signup = hello.signup;
@@ -98,8 +104,11 @@ export class WebRelay implements RelayConnection {
   }
 
   request<T extends RequestType>(type: T, params: Params<T>): Promise<Results[T]> {
-    if (this.#closed)
-      return Promise.reject(new ConnectError(ErrorCode.CONNECTION_CLOSED, this.#closed));
+    // Closing already (the relay said goodbye, the page closed it): nothing more is sent.
+    if (this.#closed || this.#ws.readyState !== WebSocket.OPEN)
+      return Promise.reject(
+        new ConnectError(ErrorCode.CONNECTION_CLOSED, this.#closed ?? 'the connection is closing'),
+      );
     const id = this.#nextId++;
     return new Promise<Results[T]>((resolve, reject) => {
       const timer = window.setTimeout(() => {

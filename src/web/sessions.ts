@@ -36,15 +36,22 @@ export type TerminalTarget = Pick<SessionSummary, 'sessionId'> & Partial<Session
 /** A session named by the page's link (`https://RELAY/#attach=ID`), if the address has one. */
 function linkedSession(): string | undefined {
   const m = /^#attach=(.+)$/.exec(location.hash);
-  const id = m ? decodeURIComponent(m[1]!) : undefined;
+  let id: string | undefined;
+  try {
+    id = m ? decodeURIComponent(m[1]!) : undefined;
+  } catch {
+    id = undefined; // not valid percent-encoding: not a session ID either
+  }
   return id && SESSION_ID_RE.test(id) ? id : undefined;
 }
 
 /** The terminal shown in place of the list, if one is. */
 let current: { close(): Promise<void> } | undefined;
+/** Counts what was asked to be drawn (a list, a terminal): only the latest is, when it is ready. */
+let drawing = 0;
 
 /** Detaches from the terminal shown, if any (what replaces it is drawn next). */
-async function closeTerminal(): Promise<void> {
+export async function closeTerminal(): Promise<void> {
   const closing = current;
   current = undefined;
   await closing?.close();
@@ -57,21 +64,48 @@ async function open(
   target: TerminalTarget,
   readOnly: boolean,
 ): Promise<void> {
+  const mine = ++drawing;
   await closeTerminal();
+  if (mine !== drawing) return;
   into.replaceChildren(h('p', { role: 'status' }, 'Loading the terminal…'));
   try {
     const { openTerminal } = await import('./terminal.js');
-    current = await openTerminal(session, target, {
+    if (mine !== drawing) return;
+    const opened = await openTerminal(session, target, {
       readOnly,
       into,
-      onLeave: () => {
-        current = undefined;
-        void showSessions(session, into);
-      },
+      onLeave: () => void showSessions(session, into),
     });
+    // Something else was asked for while it opened (another link, the list): it goes.
+    if (mine !== drawing) return void opened.close();
+    current = opened;
   } catch (err) {
-    into.replaceChildren(h('p', { class: 'error' }, `The terminal could not open: ${String(err)}`));
+    if (mine === drawing)
+      into.replaceChildren(
+        h('p', { class: 'error' }, `The terminal could not open: ${String(err)}`),
+      );
   }
+}
+
+/** What a link asks: open (or watch) the session it names, or not. */
+function linkPrompt(session: Session, into: HTMLElement, sessionId: string): HTMLElement {
+  const openIt = h('button', { type: 'button' }, 'Open');
+  const watch = h('button', { type: 'button', class: 'link' }, 'Watch');
+  const no = h('button', { type: 'button', class: 'link' }, 'Not now');
+  const box = h(
+    'div',
+    { class: 'state', role: 'alertdialog', id: 'link-prompt', 'aria-label': 'A linked session' },
+    h('p', {}, 'A link asks to open session ', h('code', {}, sessionId), '.'),
+    openIt,
+    ' ',
+    watch,
+    ' ',
+    no,
+  );
+  openIt.addEventListener('click', () => void open(session, into, { sessionId }, false));
+  watch.addEventListener('click', () => void open(session, into, { sessionId }, true));
+  no.addEventListener('click', () => box.remove());
+  return box;
 }
 
 /**
@@ -83,7 +117,8 @@ function byId(session: Session, into: HTMLElement): HTMLElement {
     id: 'session-id',
     name: 'session-id',
     placeholder: 'Session ID',
-    pattern: SESSION_ID_RE.source.slice(1, -1),
+    // The same rule as SESSION_ID_RE, written for the browser's v-mode patterns (dash escaped).
+    pattern: '[A-Za-z0-9\\-]{3,64}',
     required: '',
     autocomplete: 'off',
     spellcheck: 'false',
@@ -113,23 +148,30 @@ function byId(session: Session, into: HTMLElement): HTMLElement {
 
 /** The list, in `into`; resolves once drawn (an error is drawn in its place). */
 export async function showSessions(session: Session, into: HTMLElement): Promise<void> {
+  // A link names a session: asked about above the list (a link alone does not attach anyone to
+  // the host it names), once: the address is put back, so a reload shows just the list.
+  const linked = linkedSession();
+  if (linked) history.replaceState(null, '', location.pathname);
+  const mine = ++drawing;
   await closeTerminal();
-  // A link opens its session once: the address is put back, so a reload shows the list.
-  const sessionId = linkedSession();
-  if (sessionId) {
-    history.replaceState(null, '', location.pathname);
-    return open(session, into, { sessionId }, false);
-  }
   const refresh = h('button', { type: 'button', class: 'link' }, 'Refresh');
   refresh.addEventListener('click', () => void showSessions(session, into));
-  const title = h('div', {}, h('h2', {}, 'Sessions you can reach ', refresh), byId(session, into));
+  const title = h(
+    'div',
+    {},
+    ...(linked ? [linkPrompt(session, into, linked)] : []),
+    h('h2', {}, 'Sessions you can reach ', refresh),
+    byId(session, into),
+  );
   let listed: { sessions: SessionSummary[]; truncated?: boolean };
   try {
     listed = await session.relay.request('sessions.list', {});
   } catch (err) {
-    into.replaceChildren(title, h('p', { class: 'error' }, (err as Error).message));
+    if (mine === drawing)
+      into.replaceChildren(title, h('p', { class: 'error' }, (err as Error).message));
     return;
   }
+  if (mine !== drawing) return;
   if (listed.sessions.length === 0) {
     into.replaceChildren(
       title,

@@ -6,6 +6,8 @@ import { Terminal } from '@xterm/xterm';
 import { FitAddon } from '@xterm/addon-fit';
 import { WebLinksAddon } from '@xterm/addon-web-links';
 import { AttachSession, type AttachedInfo, type ReconnectInfo } from '../client/attach-session.js';
+import { fromBase64 } from '../crypto/bytes.js';
+import { keyFingerprint } from '../crypto/fingerprint.js';
 import { ErrorCode, SwitchboardError } from '../protocol/errors.js';
 import { savedLogin } from './keys.js';
 import { h, type Session } from './login.js';
@@ -28,11 +30,29 @@ async function connect(): Promise<WebRelay> {
 }
 
 /**
+ * The cells' 24-bit colours: xterm.js's row factory sets them with `setAttribute('style', …)` on
+ * spans it makes with the global document, which the CSP refuses as an inline style. A span's
+ * `style` attribute set from script goes through its CSSOM instead (`style.cssText`), which the CSP
+ * allows: it gives script nothing it did not have (script may always set `el.style`), and markup
+ * injected into the page still has its style attributes refused by the parser. The page sets no
+ * style attribute of its own, so this changes nothing else.
+ */
+function routeSpanStylesThroughCssom(): void {
+  const proto = HTMLSpanElement.prototype;
+  if (Object.prototype.hasOwnProperty.call(proto, 'setAttribute')) return; // done already
+  const setAttribute = Element.prototype.setAttribute;
+  proto.setAttribute = function (this: HTMLSpanElement, name: string, value: string): void {
+    if (name.toLowerCase() === 'style') this.style.cssText = value;
+    else setAttribute.call(this, name, value);
+  };
+}
+
+/**
  * The document xterm.js is given (its `documentOverride`): the page's own, except that the
  * `<style>` elements its DOM renderer writes its theme and cell sizes into — which the page's
  * CSP (`style-src 'self'`, no inline styles) refuses — become hidden elements whose text is
- * carried into constructed stylesheets (`adoptedStyleSheets`, which the CSP allows). So the
- * terminal is styled without weakening the policy for the rest of the page.
+ * carried into constructed stylesheets (`adoptedStyleSheets`, which the CSP allows). With
+ * routeSpanStylesThroughCssom, the terminal is styled without weakening the page's policy.
  */
 function styledDocument(): { doc: Document; dispose(): void } {
   const sheets: CSSStyleSheet[] = [];
@@ -68,6 +88,11 @@ function styledDocument(): { doc: Document; dispose(): void } {
   };
 }
 
+/** A link in the terminal, in a new tab without the page as opener or referrer; http(s) only. */
+function openLink(uri: string): void {
+  if (/^https?:\/\//i.test(uri)) window.open(uri, '_blank', 'noopener,noreferrer');
+}
+
 /** Why a terminal ended, in words, for the end state. */
 function endText(end: { exit?: { code: number }; error?: SwitchboardError }): string {
   if (end.exit) return `The remote shell exited with ${end.exit.code}.`;
@@ -77,9 +102,9 @@ function endText(end: { exit?: { code: number }; error?: SwitchboardError }): st
 }
 
 /**
- * Opens `target` in `into`; `onLeave` runs when the user goes back to the list (the remote shell
- * keeps running: leaving detaches, as `~.` does). `close()` detaches without going back (another
- * terminal or the list takes its place).
+ * Opens `target` in `into`. `onLeave` runs when the user asks to go back to the list, whose
+ * drawing calls `close()`: it detaches (the remote shell keeps running, as after `~.`) and takes
+ * the terminal down; another terminal or a logout calls it too.
  */
 export async function openTerminal(
   session: Session,
@@ -115,6 +140,7 @@ export async function openTerminal(
     info,
   );
 
+  routeSpanStylesThroughCssom();
   const styles = styledDocument();
   const term = new Terminal({
     documentOverride: styles.doc,
@@ -123,15 +149,13 @@ export async function openTerminal(
     fontSize: 14,
     scrollback: 5000,
     disableStdin: o.readOnly,
+    // Hyperlinks a program prints (OSC 8) open as the web-links addon's do, and only http(s).
+    linkHandler: { activate: (_event, uri) => openLink(uri) },
   });
   const fit = new FitAddon();
   term.loadAddon(fit);
   // Links open in a new tab without the page as opener or referrer.
-  term.loadAddon(
-    new WebLinksAddon((_event, uri) => {
-      window.open(uri, '_blank', 'noopener,noreferrer');
-    }),
-  );
+  term.loadAddon(new WebLinksAddon((_event, uri) => openLink(uri)));
   term.open(screen);
   fit.fit();
 
@@ -156,7 +180,16 @@ export async function openTerminal(
   const binary = term.onBinary((data) =>
     attach.input(Uint8Array.from(data, (c) => c.charCodeAt(0) & 0xff)),
   );
-  const resized = term.onResize(({ cols, rows }) => attach.resize(cols, rows));
+  // The size is on the element too (data-cols, data-rows), for whoever reads the page.
+  const sized = ({ cols, rows }: { cols: number; rows: number }): void => {
+    screen.dataset.cols = String(cols);
+    screen.dataset.rows = String(rows);
+  };
+  sized(term);
+  const resized = term.onResize((size) => {
+    sized(size);
+    attach.resize(size.cols, size.rows);
+  });
   // The terminal follows its box, which follows the window.
   const observer = new ResizeObserver(() => fit.fit());
   observer.observe(screen);
@@ -169,6 +202,7 @@ export async function openTerminal(
   attach.on('reconnecting', (r: ReconnectInfo) => {
     status.textContent = `Reconnecting (attempt ${r.attempt}, next in ${Math.ceil(r.nextInMs / 1000)} s): ${r.reason}`;
     status.dataset.state = 'reconnecting';
+    status.dataset.reconnects = String(Number(status.dataset.reconnects ?? 0) + 1);
   });
   attach.on('state', (state: string) => {
     if (state === 'attached') {
@@ -191,7 +225,8 @@ export async function openTerminal(
     term.dispose();
     styles.dispose();
   };
-  back.addEventListener('click', () => void close().then(o.onLeave));
+  // Back to the list at once; what shows the list detaches this terminal (`close`).
+  back.addEventListener('click', () => o.onLeave());
   attach.once(
     'end',
     (end: { exit?: { code: number }; error?: SwitchboardError; detached?: boolean }) => {
@@ -220,8 +255,10 @@ export async function openTerminal(
     status.dataset.state = 'attached';
     const { host, hostName, welcome, handshakeHash } = attached;
     place.textContent = where(hostName, host.user);
+    // The fingerprint of the key the host proved in the handshake (not a label the relay sent).
+    const proven = keyFingerprint(fromBase64(host.publicKey));
     info.textContent =
-      `${hostName}: host ${host.user} ${host.fingerprint}; you ${session.fingerprint}; ` +
+      `${hostName}: host ${host.user} ${proven}; you ${session.fingerprint}; ` +
       `E2E handshake ${handshakeHash.slice(0, 16)}` +
       (welcome.readOnly ? '; read-only: the host does not take your keystrokes' : '');
     if (!o.readOnly && !welcome.readOnly) term.focus();
