@@ -3,7 +3,7 @@
 // (contacts.ts, message-history.ts, messaging-keys.ts), and all of a home's messaging stores for a
 // Messenger at once. The page's stores are IndexedDB (src/web/chat-store.ts); nothing the page
 // bundles may import this module.
-import { appendFileSync, readFileSync } from 'node:fs';
+import { appendFileSync, closeSync, fstatSync, openSync, readFileSync, readSync } from 'node:fs';
 import { writeFileAtomic } from './atomic-file.js';
 import type { Contact, ContactStore } from './contacts.js';
 import { KnownPeers } from './known-peers.js';
@@ -26,6 +26,25 @@ function readText(file: string): string | undefined {
     return readFileSync(file, 'utf8');
   } catch {
     return undefined;
+  }
+}
+
+/** Whether `file` ends in a line cut short (no newline at its end): a crash mid-append. */
+function endsCut(file: string): boolean {
+  let fd: number;
+  try {
+    fd = openSync(file, 'r');
+  } catch {
+    return false; // missing: nothing to cut
+  }
+  try {
+    const { size } = fstatSync(fd);
+    if (size === 0) return false;
+    const last = new Uint8Array(1);
+    readSync(fd, last, 0, 1, size - 1);
+    return last[0] !== 0x0a;
+  } finally {
+    closeSync(fd);
   }
 }
 
@@ -64,9 +83,12 @@ export function keysFileStore(file: string): KeyStore {
 
 /**
  * The history as a JSON-lines file (the CLI's messages.jsonl): one entry a line, appended (the
- * file created 0600); a line cut short by a crash mid-write is skipped when read.
+ * file created 0600); a line cut short by a crash mid-write is skipped when read, and the first
+ * append after it starts a line of its own (else it would join the cut line and be lost too).
  */
 export function historyFileStore(file: string): HistoryStore {
+  /** Checked once a store: from then on every line this store appends ends in a newline. */
+  let checked = false;
   return {
     load() {
       const entries: HistoryEntry[] = [];
@@ -81,7 +103,9 @@ export function historyFileStore(file: string): HistoryStore {
       return entries;
     },
     append(entry) {
-      appendFileSync(file, `${JSON.stringify(entry)}\n`, { mode: 0o600 });
+      const lead = !checked && endsCut(file) ? '\n' : '';
+      checked = true;
+      appendFileSync(file, `${lead}${JSON.stringify(entry)}\n`, { mode: 0o600 });
     },
   };
 }

@@ -81,6 +81,8 @@ export async function startChat(session: Session, into: HTMLElement): Promise<vo
   const contacts = (): Contacts => messenger.contacts();
 
   let open: string | undefined;
+  /** The connection closed: the view is stopped, a new one takes over on "Reconnect". */
+  let ended = false;
   const presence = new Map<string, { online: boolean; lastSeen: string | null }>();
   /** My messages being sent (no mark yet). */
   const sending = new Set<string>();
@@ -334,7 +336,7 @@ export async function startChat(session: Session, into: HTMLElement): Promise<vo
 
   /** Received messages of the open conversation that are on screen: shown, and `read` told. */
   const markShown = (): void => {
-    if (!open || document.visibilityState !== 'visible' || into.hidden) return;
+    if (ended || !open || document.visibilityState !== 'visible' || into.hidden) return;
     const user = open;
     const seen = history.lines.filter(
       (l) =>
@@ -467,22 +469,32 @@ export async function startChat(session: Session, into: HTMLElement): Promise<vo
       }
     });
   });
+  // --- live ---------------------------------------------------------------------------------
+  // The connection's end ends what this view started: the document's listener, the observer, the
+  // presence poll and the engine (its writes saved, then the database closed). "Reconnect" draws
+  // a new view on a new connection; this one must not mark messages shown on a stopped engine.
+  // Registered before the engine starts, so a connection lost while it starts ends it too.
   document.addEventListener('visibilitychange', markShown);
   // The Chat tab shown again (app.ts unhides the section): what arrived meanwhile is seen now.
-  new MutationObserver(markShown).observe(into, { attributes: true, attributeFilter: ['hidden'] });
-
-  // --- live ---------------------------------------------------------------------------------
-  await messenger.start({ live: true });
-  await messenger.catchUp();
-  draw();
-  await checkPresence();
-  const poll = window.setInterval(() => void checkPresence(), PRESENCE_POLL_MS);
+  const unhidden = new MutationObserver(markShown);
+  unhidden.observe(into, { attributes: true, attributeFilter: ['hidden'] });
+  let poll: number | undefined;
   relay.onClosed(() => {
+    ended = true;
+    document.removeEventListener('visibilitychange', markShown);
+    unhidden.disconnect();
     window.clearInterval(poll);
     void messenger
       .stop()
       .catch(() => undefined)
+      .then(() => stores.saved())
+      .catch(() => undefined)
       .finally(() => stores.close());
   });
+  await messenger.start({ live: true });
+  await messenger.catchUp();
+  draw();
+  await checkPresence();
+  if (!ended) poll = window.setInterval(() => void checkPresence(), PRESENCE_POLL_MS);
   into.dataset['ready'] = 'true';
 }
