@@ -7,7 +7,7 @@ import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { channelPrologue } from '../src/channel/e2e.js';
-import { generateDeviceKey } from '../src/crypto/device-key.js';
+import { generateDeviceKey, keyFingerprint } from '../src/crypto/device-key.js';
 import { HostHandshake } from '../src/crypto/handshake.js';
 import { ErrorCode } from '../src/protocol/errors.js';
 import type { PeerInfo } from '../src/protocol/messages.js';
@@ -823,9 +823,14 @@ describe('a relay that tampers with keys', () => {
     const mallory = generateDeviceKey();
     proxy.tamper = {
       toClientJson: (m) => {
-        const result = m['result'] as { host?: { publicKey: string } } | undefined;
-        if (m['type'] === 'reply' && result?.host)
+        // A consistent lie: mallory's key under its own fingerprint (a mismatched label is
+        // refused before the pins are even asked: e2e.test.ts).
+        const result = m['result'] as
+          { host?: { publicKey: string; fingerprint: string } } | undefined;
+        if (m['type'] === 'reply' && result?.host) {
           result.host.publicKey = mallory.publicKey.toString('base64');
+          result.host.fingerprint = keyFingerprint(mallory.publicKey);
+        }
         return m;
       },
       // Answer the controller's handshake itself instead of forwarding it to the host.
