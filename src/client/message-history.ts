@@ -132,3 +132,20 @@ export class MessageHistory {
     this.#store.append(value);
   }
 }
+
+/** Each mark as the chats show it (`switchboard chat` and the page). */
+export const MARK_TEXT: Record<MarkState | 'sending', string> = {
+  sending: '…',
+  sent: '✓',
+  delivered: '✓✓ delivered',
+  read: '✓✓ read',
+  pending: '⏳ waiting for their approval',
+  failed: '✗ not delivered',
+  shown: '',
+};
+
+/** HH:MM, local time, as the chats print a message's time. */
+export function clockTime(iso: string): string {
+  const d = new Date(iso);
+  return `${String(d.getHours()).padStart(2, '0')}:${String(d.getMinutes()).padStart(2, '0')}`;
+}

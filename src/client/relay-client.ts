@@ -28,6 +28,7 @@ import type {
   Transport,
 } from '../protocol/messages.js';
 import { connectPlain } from './plain-connect.js';
+import { ChannelTable } from './channel-table.js';
 import type { ChannelHandler, RelayConnection } from './relay-connection.js';
 import {
   PLAIN_SCHEME,
@@ -37,8 +38,6 @@ import {
 } from './tls-connect.js';
 
 export const CLIENT_NAME = 'switchboard-cli/0.1.0';
-/** Closes of not-yet-bound channels kept for a late `bindChannel` (see #unboundCloses). */
-const UNBOUND_CLOSES_KEPT = 64;
 /** A deliberate bound: how long close() waits for the relay's close frame before cutting the socket. */
 const CLOSE_HANDSHAKE_TIMEOUT_MS = 1_000; // ms
 
@@ -75,7 +74,7 @@ export class RelayClient extends EventEmitter implements RelayConnection {
   readonly server: string;
   readonly #ws: WebSocket;
   readonly #pending = new Map<number, Pending>();
-  readonly #channels = new Map<number, ChannelHandler>();
+  readonly #channels = new ChannelTable();
   readonly #timeoutMs: number;
   readonly #pacer = new Pacer(
     CONTROL_BURST - PACER_MARGIN,
@@ -91,11 +90,6 @@ export class RelayClient extends EventEmitter implements RelayConnection {
   #relayFingerprint = '';
   #transport: Transport = 'tls';
   #ignoredEvents = 0;
-  /**
-   * `channel.closed` for channels nobody has bound yet (the close can arrive in the same read as
-   * the reply that named the channel), kept for `bindChannel`; the newest UNBOUND_CLOSES_KEPT.
-   */
-  readonly #unboundCloses = new Map<number, { code: string; reason: string }>();
   #capabilities: ReadonlySet<Capability> = new Set();
 
   private constructor(server: string, ws: WebSocket, options: RelayClientOptions) {
@@ -303,17 +297,11 @@ export class RelayClient extends EventEmitter implements RelayConnection {
 
   /** Registers the handler for a channel the relay assigned (attach reply or channel.open event). */
   bindChannel(channel: number, handler: ChannelHandler): void {
-    const closed = this.#unboundCloses.get(channel);
-    if (closed) {
-      this.#unboundCloses.delete(channel);
-      queueMicrotask(() => handler.onClose(closed.code, closed.reason));
-      return;
-    }
-    this.#channels.set(channel, handler);
+    this.#channels.bind(channel, handler);
   }
 
   unbindChannel(channel: number): void {
-    this.#channels.delete(channel);
+    this.#channels.unbind(channel);
   }
 
   sendData(channel: number, payload: Uint8Array): void {
@@ -328,7 +316,7 @@ export class RelayClient extends EventEmitter implements RelayConnection {
 
   /** Closes a channel; the relay tells the other side, with `code` (default CHANNEL_CLOSED). */
   async closeChannel(channel: number, reason: string, code?: ErrorCode): Promise<void> {
-    this.#channels.delete(channel);
+    this.#channels.unbind(channel);
     if (this.#closed) return;
     await this.request('channel.close', {
       channel,
@@ -375,7 +363,7 @@ export class RelayClient extends EventEmitter implements RelayConnection {
     if (isBinary) {
       const frame = decodeData(data, HARD_MAX_FRAME_BYTES);
       if (!frame.ok) return;
-      this.#channels.get(frame.value.channel)?.onData(frame.value.payload);
+      this.#channels.data(frame.value.channel, frame.value.payload);
       return;
     }
     const decoded = decodeServerMessage(data);
@@ -408,15 +396,7 @@ export class RelayClient extends EventEmitter implements RelayConnection {
         return;
       }
       case 'channel.closed': {
-        const handler = this.#channels.get(msg.channel);
-        this.#channels.delete(msg.channel);
-        if (handler) handler.onClose(msg.code, msg.reason);
-        else {
-          this.#unboundCloses.set(msg.channel, { code: msg.code, reason: msg.reason });
-          const oldest = this.#unboundCloses.keys().next().value;
-          if (this.#unboundCloses.size > UNBOUND_CLOSES_KEPT && oldest !== undefined)
-            this.#unboundCloses.delete(oldest);
-        }
+        this.#channels.closed(msg.channel, msg.code, msg.reason);
         this.emit('event', msg);
         return;
       }
@@ -437,10 +417,7 @@ export class RelayClient extends EventEmitter implements RelayConnection {
       pending.reject(err);
       this.#pending.delete(id);
     }
-    for (const [channel, handler] of this.#channels) {
-      this.#channels.delete(channel);
-      handler.onClose(ErrorCode.CONNECTION_CLOSED, err.message);
-    }
+    this.#channels.closeAll(ErrorCode.CONNECTION_CLOSED, err.message);
     this.emit('close', { code, reason });
   }
 }

@@ -4,7 +4,13 @@
 // (marks, approval, safety number), plus the broadcasts. The page has no direct connections and
 // serves no `chat` service: everything goes through the relay's mailbox, sealed here.
 import type { Contacts } from '../client/contacts.js';
-import { MessageHistory, type HistoryLine, type MarkState } from '../client/message-history.js';
+import {
+  MARK_TEXT,
+  MessageHistory,
+  clockTime,
+  type HistoryLine,
+  type MarkState,
+} from '../client/message-history.js';
 import { MESSAGE_MAX_TEXT_BYTES } from '../client/messaging.js';
 import { MessagingKeys } from '../client/messaging-keys.js';
 import { Messenger } from '../client/messenger.js';
@@ -22,22 +28,6 @@ const PRESENCE_POLL_MS = 10_000; // ms
 const SHOWN_MAX = 200;
 /** The broadcasts' entry in the list. */
 const BROADCASTS = '*';
-
-/** The marks as `switchboard chat` prints them. */
-const MARKS: Record<MarkState | 'sending', string> = {
-  sending: '…',
-  sent: '✓',
-  delivered: '✓✓ delivered',
-  read: '✓✓ read',
-  pending: '⏳ waiting for their approval',
-  failed: '✗ not delivered',
-  shown: '',
-};
-
-function time(iso: string): string {
-  const d = new Date(iso);
-  return `${String(d.getHours()).padStart(2, '0')}:${String(d.getMinutes()).padStart(2, '0')}`;
-}
 
 function reason(err: unknown): string {
   return err instanceof SwitchboardError
@@ -178,7 +168,9 @@ export async function startChat(session: Session, into: HTMLElement): Promise<vo
   const presenceText = (user: string): string => {
     const p = presence.get(user);
     if (!p) return '';
-    return p.online ? '● online' : `○ offline${p.lastSeen ? `, seen ${time(p.lastSeen)}` : ''}`;
+    return p.online
+      ? '● online'
+      : `○ offline${p.lastSeen ? `, seen ${clockTime(p.lastSeen)}` : ''}`;
   };
 
   const drawList = (): void => {
@@ -234,10 +226,10 @@ export async function startChat(session: Session, into: HTMLElement): Promise<vo
     return h(
       'li',
       { class: 'msg', 'data-id': l.id, 'data-dir': l.direction },
-      h('span', { class: 'msg-meta' }, `${time(l.sentAt)} ${who}`),
+      h('span', { class: 'msg-meta' }, `${clockTime(l.sentAt)} ${who}`),
       h('span', { class: 'msg-text' }, l.text),
       ...(mark !== undefined
-        ? [h('span', { class: 'msg-mark', 'data-mark': mark }, MARKS[mark])]
+        ? [h('span', { class: 'msg-mark', 'data-mark': mark }, MARK_TEXT[mark])]
         : []),
     );
   };

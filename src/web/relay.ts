@@ -18,6 +18,7 @@ import type {
   ServerMessage,
 } from '../protocol/messages.js';
 import { fromBase64 } from '../crypto/bytes.js';
+import { ChannelTable } from '../client/channel-table.js';
 import type { ChannelHandler, RelayConnection } from '../client/relay-connection.js';
 
 /** The page's name in `hello` (the relay logs it). */
@@ -25,8 +26,6 @@ const CLIENT_NAME = 'switchboard-web/0.1.0';
 /** Time the relay has to answer the connection and each request. */
 const CONNECT_TIMEOUT_MS = 10_000; // ms
 const REQUEST_TIMEOUT_MS = 30_000; // ms
-/** Closes of channels not bound yet kept for a late `bindChannel` (as RelayClient). */
-const UNBOUND_CLOSES_KEPT = 64;
 
 type Pending = { resolve: (v: unknown) => void; reject: (e: Error) => void; timer: number };
 
@@ -35,8 +34,7 @@ export class WebRelay implements RelayConnection {
   readonly #pending = new Map<number, Pending>();
   readonly #listeners = new Set<(event: RelayEvent) => void>();
   readonly #closeListeners = new Set<(reason: string) => void>();
-  readonly #channels = new Map<number, ChannelHandler>();
-  readonly #unboundCloses = new Map<number, { code: string; reason: string }>();
+  readonly #channels = new ChannelTable();
   #nextId = 1;
   #closed: string | undefined;
   /** This connection's hello challenge (what a device signs), and who may sign up. */
@@ -142,13 +140,7 @@ export class WebRelay implements RelayConnection {
   }
 
   bindChannel(channel: number, handler: ChannelHandler): void {
-    const closed = this.#unboundCloses.get(channel);
-    if (closed) {
-      this.#unboundCloses.delete(channel);
-      queueMicrotask(() => handler.onClose(closed.code, closed.reason));
-      return;
-    }
-    this.#channels.set(channel, handler);
+    this.#channels.bind(channel, handler);
   }
 
   sendData(channel: number, payload: Uint8Array): void {
@@ -157,7 +149,7 @@ export class WebRelay implements RelayConnection {
   }
 
   async closeChannel(channel: number, reason: string, code?: ErrorCode): Promise<void> {
-    this.#channels.delete(channel);
+    this.#channels.unbind(channel);
     if (this.#closed) return;
     await this.request('channel.close', {
       channel,
@@ -174,7 +166,7 @@ export class WebRelay implements RelayConnection {
   #receive(data: unknown): void {
     if (data instanceof ArrayBuffer) {
       const frame = decodeData(new Uint8Array(data), HARD_MAX_FRAME_BYTES);
-      if (frame.ok) this.#channels.get(frame.value.channel)?.onData(frame.value.payload);
+      if (frame.ok) this.#channels.data(frame.value.channel, frame.value.payload);
       return;
     }
     if (typeof data !== 'string') return;
@@ -190,17 +182,8 @@ export class WebRelay implements RelayConnection {
       else pending.reject(remoteError(message));
       return;
     }
-    if (message.type === 'channel.closed') {
-      const handler = this.#channels.get(message.channel);
-      this.#channels.delete(message.channel);
-      if (handler) handler.onClose(message.code, message.reason);
-      else {
-        this.#unboundCloses.set(message.channel, { code: message.code, reason: message.reason });
-        const oldest = this.#unboundCloses.keys().next().value;
-        if (this.#unboundCloses.size > UNBOUND_CLOSES_KEPT && oldest !== undefined)
-          this.#unboundCloses.delete(oldest);
-      }
-    }
+    if (message.type === 'channel.closed')
+      this.#channels.closed(message.channel, message.code, message.reason);
     for (const listener of [...this.#listeners]) listener(message as RelayEvent);
   }
 
@@ -212,10 +195,7 @@ export class WebRelay implements RelayConnection {
       reject(new ConnectError(ErrorCode.CONNECTION_CLOSED, reason));
     }
     this.#pending.clear();
-    for (const [channel, handler] of this.#channels) {
-      this.#channels.delete(channel);
-      handler.onClose(ErrorCode.CONNECTION_CLOSED, reason);
-    }
+    this.#channels.closeAll(ErrorCode.CONNECTION_CLOSED, reason);
     for (const listener of [...this.#closeListeners]) listener(reason);
     this.#closeListeners.clear();
   }

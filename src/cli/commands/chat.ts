@@ -7,7 +7,12 @@
 import { clearLine, createInterface, cursorTo, moveCursor, type Interface } from 'node:readline';
 import { Backoff } from '../../client/backoff.js';
 import { KnownPeers } from '../../client/known-peers.js';
-import type { HistoryLine, MarkState } from '../../client/message-history.js';
+import {
+  MARK_TEXT,
+  clockTime,
+  type HistoryLine,
+  type MarkState,
+} from '../../client/message-history.js';
 import { MESSAGE_MAX_TEXT_BYTES } from '../../client/messaging.js';
 import type { Messenger } from '../../client/messenger.js';
 import type { RelayClient } from '../../client/relay-client.js';
@@ -38,21 +43,6 @@ const HELP = `Type a message and press Enter to send it. Commands:
   /block    block the peer (what they send is dropped)
   /help     this help
   /quit     leave (Ctrl-D and Ctrl-C too)`;
-
-const MARKS: Record<MarkState | 'sending', string> = {
-  sending: '…',
-  sent: '✓',
-  delivered: '✓✓ delivered',
-  read: '✓✓ read',
-  pending: '⏳ waiting for their approval',
-  failed: '✗ not delivered',
-  shown: '',
-};
-
-function time(iso: string): string {
-  const d = new Date(iso);
-  return `${String(d.getHours()).padStart(2, '0')}:${String(d.getMinutes()).padStart(2, '0')}`;
-}
 
 export const chat: Command = {
   name: 'chat',
@@ -135,15 +125,15 @@ export const chat: Command = {
             ? '● via relay'
             : presence.online
               ? '● online'
-              : `○ offline${presence.lastSeen ? `, seen ${time(presence.lastSeen)}` : ''}`;
+              : `○ offline${presence.lastSeen ? `, seen ${clockTime(presence.lastSeen)}` : ''}`;
       ui.setPrompt(`[${peer} ${state}] `);
     };
 
     const showLine = (l: HistoryLine): void => {
       if (l.direction === 'out') {
         const mark = messenger.history.status(l.id)?.state;
-        ui.say(`${time(l.sentAt)}  you: ${l.text}${mark ? `  ${MARKS[mark]}` : ''}`);
-      } else ui.say(`${time(l.sentAt)}  ${l.from}: ${l.text}`);
+        ui.say(`${clockTime(l.sentAt)}  you: ${l.text}${mark ? `  ${MARK_TEXT[mark]}` : ''}`);
+      } else ui.say(`${clockTime(l.sentAt)}  ${l.from}: ${l.text}`);
     };
 
     const flushStatus = (): void => {
@@ -162,7 +152,7 @@ export const chat: Command = {
           texts.length === 1
             ? `"${texts[0]!.length > 40 ? `${texts[0]!.slice(0, 39)}…` : texts[0]}"`
             : `${texts.length} messages`;
-        ui.say(`  \x1b[2m${MARKS[state]}: ${what}\x1b[0m`);
+        ui.say(`  \x1b[2m${MARK_TEXT[state]}: ${what}\x1b[0m`);
       }
     };
 
@@ -170,7 +160,7 @@ export const chat: Command = {
       const m = messengerOf({ ...session, client: c }, inv);
       m.on('message', (l: HistoryLine) => {
         if (l.broadcast) {
-          ui.say(`${time(l.sentAt)}  [broadcast] ${l.from}: ${l.text}`);
+          ui.say(`${clockTime(l.sentAt)}  [broadcast] ${l.from}: ${l.text}`);
           m.shown([l]);
         } else if (l.direction === 'in' && l.from === peer) {
           showLine(l);
@@ -259,8 +249,8 @@ export const chat: Command = {
         const mark = l.direction === 'out' ? m.history.status(l.id)?.state : undefined;
         ui.say(
           l.direction === 'out'
-            ? `${time(l.sentAt)}  you: ${l.text}${mark ? `  ${MARKS[mark]}` : ''}`
-            : `${time(l.sentAt)}  ${l.from}: ${l.text}`,
+            ? `${clockTime(l.sentAt)}  you: ${l.text}${mark ? `  ${MARK_TEXT[mark]}` : ''}`
+            : `${clockTime(l.sentAt)}  ${l.from}: ${l.text}`,
         );
       }
     }
@@ -334,7 +324,9 @@ export const chat: Command = {
             unsent.push(id);
             const line = messenger.history.get(id);
             if (line)
-              ui.say(`${time(line.sentAt)}  you: ${line.text}  … (sent when the relay is back)`);
+              ui.say(
+                `${clockTime(line.sentAt)}  you: ${line.text}  … (sent when the relay is back)`,
+              );
             return;
           }
           if (err instanceof SwitchboardError && err.code === ErrorCode.PEER_KEY_CHANGED)
