@@ -58,8 +58,7 @@ function signedIn(body: HTMLElement, session: Session, again: (notice: string) =
     ['Sessions', sessions],
     ['Chat', chat],
   ];
-  let chatStarted = false;
-  const buttons = views.map(([name, view]) => {
+  const buttons = views.map(([name]) => {
     const button = h(
       'button',
       { type: 'button', role: 'tab', id: `tab-${name.toLowerCase()}`, 'aria-selected': 'false' },
@@ -68,10 +67,6 @@ function signedIn(body: HTMLElement, session: Session, again: (notice: string) =
     button.addEventListener('click', () => {
       for (const [other, v] of views) v.hidden = other !== name;
       for (const b of buttons) b.setAttribute('aria-selected', String(b === button));
-      if (view === chat && !chatStarted) {
-        chatStarted = true;
-        void showChat(session, chat);
-      }
     });
     return button;
   });
@@ -79,6 +74,10 @@ function signedIn(body: HTMLElement, session: Session, again: (notice: string) =
   buttons[0]!.setAttribute('aria-selected', 'true');
   body.replaceChildren(accountBar(session, restart), tabs, sessions, chat);
   void showSessions(session, sessions);
+  // Chat starts with the login, behind its tab: this browser publishes its messaging keys (so
+  // others can write to it at once), takes what waits for it and counts what is unread; nothing
+  // is marked read until the view is shown.
+  void showChat(session, chat);
   // A link pasted into this tab (#attach=ID) opens its session, as on a fresh load.
   const onLink = (): void => {
     if (!session.relay.closed && location.hash.startsWith('#attach=')) {
