@@ -19,7 +19,6 @@ import { broadcastAck, broadcastFetch, broadcastSend } from './broadcast-handler
 import { AuthError, ErrorCode, ProtocolError, SessionError } from '../protocol/errors.js';
 import {
   FANOUT_TARGETS_PER_TOKEN,
-  HEARTBEAT_INTERVAL_MS,
   LOGIN_CHALLENGE_BYTES,
   MAX_FRAME_BYTES,
   MIN_PROTOCOL_VERSION,
@@ -85,6 +84,8 @@ export interface Services {
   broadcastWindowMs: number;
   /** SHA-256 fingerprint of the relay's certificate (what `info` tells anyone). */
   fingerprint: string;
+  /** How often the relay checks its connections are alive (told in `hello`; `heartbeatMs`). */
+  heartbeatMs: number;
 }
 
 /** A request type's function: who asks, its validated parameters, the relay's services. */
@@ -260,7 +261,7 @@ async function hello(
     capabilities: agreed,
     server: SERVER_NAME,
     maxFrameBytes: MAX_FRAME_BYTES,
-    heartbeatMs: HEARTBEAT_INTERVAL_MS,
+    heartbeatMs: s.heartbeatMs,
     challenge: conn.challenge.toString('base64'),
     signup: s.auth.signupMode,
     minPassword: s.auth.minPasswordLength,

@@ -313,6 +313,7 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
     sessionReserveMs,
     metrics,
     fingerprint: certificate.fingerprint,
+    heartbeatMs: options.heartbeatMs ?? HEARTBEAT_INTERVAL_MS,
   };
 
   function queuedBytes(): number {
@@ -612,7 +613,7 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
     });
   }
 
-  const heartbeatMs = options.heartbeatMs ?? HEARTBEAT_INTERVAL_MS;
+  const heartbeatMs = services.heartbeatMs;
   const heartbeat = setInterval(() => {
     for (const conn of connections) {
       // Only a pong proves the peer reads: a client that sends but never reads is dropped.

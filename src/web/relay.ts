@@ -29,6 +29,9 @@ const REQUEST_TIMEOUT_MS = 30_000; // ms
 
 type Pending = { resolve: (v: unknown) => void; reject: (e: Error) => void; timer: number };
 
+/** A connection silent for this many of the relay's heartbeat intervals is taken for dead. */
+const SILENT_INTERVALS = 2;
+
 export class WebRelay implements RelayConnection {
   readonly #ws: WebSocket;
   readonly #pending = new Map<number, Pending>();
@@ -37,6 +40,9 @@ export class WebRelay implements RelayConnection {
   readonly #channels = new ChannelTable();
   #nextId = 1;
   #closed: string | undefined;
+  /** When the relay was last heard from (any frame), and the liveness check's timer. */
+  #heard = Date.now();
+  #heartbeat: number | undefined;
   /** This connection's hello challenge (what a device signs), and who may sign up. */
   challenge: Uint8Array = new Uint8Array();
   signup: 'open' | 'invite' | 'closed' | undefined;
@@ -45,7 +51,10 @@ export class WebRelay implements RelayConnection {
   private constructor(ws: WebSocket) {
     this.#ws = ws;
     ws.binaryType = 'arraybuffer';
-    ws.onmessage = (e) => this.#receive(e.data);
+    ws.onmessage = (e) => {
+      this.#heard = Date.now();
+      this.#receive(e.data);
+    };
     ws.onclose = (e) => this.#end(e.reason || `the connection to the relay closed (${e.code})`);
   }
 
@@ -86,6 +95,7 @@ export class WebRelay implements RelayConnection {
       relay.close(); // not left open behind a refused or unanswered hello
       throw err;
     }
+    relay.#watch(hello.heartbeatMs);
     relay.challenge =
       typeof hello.challenge === 'string' ? fromBase64(hello.challenge) : relay.challenge;
     relay.signup = hello.signup;
@@ -187,9 +197,29 @@ export class WebRelay implements RelayConnection {
     for (const listener of [...this.#listeners]) listener(message as RelayEvent);
   }
 
+  /**
+   * A page cannot see the WebSocket's pings, and a connection the network dropped silently (a
+   * laptop asleep, Wi-Fi changed) can look open for minutes: each heartbeat interval the relay
+   * named in `hello`, a connection silent for that long is asked something small (`info`), and
+   * one silent for SILENT_INTERVALS of them is ended, so terminals reconnect and resume.
+   */
+  #watch(heartbeatMs: number): void {
+    const every = Math.max(1_000, heartbeatMs);
+    this.#heartbeat = window.setInterval(() => {
+      const silent = Date.now() - this.#heard;
+      if (silent >= SILENT_INTERVALS * every) {
+        this.#end(`no answer from the relay in ${Math.round(silent / 1000)} s`);
+        this.#ws.close();
+      } else if (silent >= every) {
+        this.request('info', {}).catch(() => undefined);
+      }
+    }, every);
+  }
+
   #end(reason: string): void {
     if (this.#closed) return;
     this.#closed = reason;
+    window.clearInterval(this.#heartbeat);
     for (const { reject, timer } of this.#pending.values()) {
       window.clearTimeout(timer);
       reject(new ConnectError(ErrorCode.CONNECTION_CLOSED, reason));
