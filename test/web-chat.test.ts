@@ -259,7 +259,7 @@ describe('chat in the web page, end to end with CLI users', { timeout: 240_000 }
   });
 
   // Last: the relay restarts under the page (its lost connection logs errors in the console).
-  it('ends the chat view with its connection, and Reconnect draws a working one', async () => {
+  it('ends the chat view with its connection, and the page reconnects by itself to a working one', async () => {
     // The document's `visibilitychange` listeners, as DevTools lists them.
     const cdp = await page.context().newCDPSession(page);
     const listening = async (): Promise<number> => {
@@ -273,12 +273,10 @@ describe('chat in the web page, end to end with CLI users', { timeout: 240_000 }
     assert.equal(await listening(), 1, 'the open chat view listens');
     const oldView = await page.$('#chat-view');
     await h.restart();
-    await page.waitForSelector('#unreachable');
-    assert.equal(await listening(), 0, 'the chat view of the lost connection listens no more');
-    await page.click('#unreachable button');
-    await page.waitForFunction((el) => !el?.isConnected, oldView);
+    // The page tries the relay again by itself and redraws once it answers (no terminal open).
+    await page.waitForFunction((el) => !el?.isConnected, oldView, { timeout: STEP_MS });
     await openChatTab();
-    assert.equal(await listening(), 1, 'only the new chat view listens');
+    assert.equal(await listening(), 1, 'only the new chat view listens (the old one stopped)');
     // The new view is live on the new connection: clara's message arrives, is shown and read.
     await openConversation('clara');
     await cli(clara, 'send', 'webby', 'after the reconnect');

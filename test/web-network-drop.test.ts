@@ -124,7 +124,19 @@ describe(
       // Typed into a connection that no longer carries anything: kept, sent again after resuming.
       await page.keyboard.type('echo typed-into-the-$((2+2))-silence');
       await page.keyboard.press('Enter');
-      await page.waitForSelector('#term-status[data-state="reconnecting"]');
+      await page.waitForSelector('#term-status[data-reconnects]').catch(async () => {
+        const d = await page.evaluate(() => {
+          const doc = (
+            globalThis as unknown as {
+              document: { querySelector(s: string): { outerHTML: string } | null };
+            }
+          ).document;
+          return ['#term-status', '#term-info', '#unreachable']
+            .map((q) => doc.querySelector(q)?.outerHTML)
+            .join('\n');
+        });
+        assert.fail(`no reconnect:\n${d}\n${consoleErrors.join('\n')}`);
+      });
       await page.waitForSelector('#term-status[data-state="attached"]');
       const text = await showsOnScreen(
         'typed-into-the-4-silence',

@@ -3,7 +3,13 @@
 // signed-in view. A relay that cannot be reached gets a clear state and a retry.
 import { accountBar, h, loginForm, resume, type Session } from './login.js';
 import { showChat } from './chat.js';
-import { closeTerminal, showSessions } from './sessions.js';
+import { closeTerminal, showSessions, terminalShown } from './sessions.js';
+import { WebRelay } from './relay.js';
+import { Backoff } from '../client/backoff.js';
+
+/** When the page tries the relay again after its connection was lost: first, and at most. */
+const RETRY_FIRST_MS = 1_000; // ms
+const RETRY_MAX_MS = 30_000; // ms
 
 /** Renders the heading and the relay's name (the page's own host: the page is served by the relay). */
 export function renderShell(root: HTMLElement, relayHost: string): HTMLElement {
@@ -35,20 +41,39 @@ function signedIn(body: HTMLElement, session: Session, again: (notice: string) =
   // Logging out, forgetting, reconnecting: an open terminal is detached first, not abandoned.
   const restart = (notice: string): void => void closeTerminal().then(() => again(notice));
   // A lost connection is said above the views, which stay: an open terminal reconnects on its
-  // own connection (terminal.ts); the lists and chat come back with "Reconnect".
+  // own connection (terminal.ts). The lists and chat come back by themselves as soon as the relay
+  // answers again — redrawn, unless a terminal is shown (redrawing would close it): then they
+  // wait for the user to leave it, or for "Reconnect".
   session.relay.onClosed((reason) => {
     if (reason === 'closed by the page') return;
+    const retry = new Backoff(RETRY_FIRST_MS, RETRY_MAX_MS);
+    let timer: number | undefined;
     const reconnect = h('button', { type: 'button' }, 'Reconnect');
-    reconnect.addEventListener('click', () => restart(''));
-    body.prepend(
-      h(
-        'div',
-        { class: 'state', role: 'status', id: 'unreachable' },
-        h('strong', {}, 'The relay cannot be reached. '),
-        `The connection was lost: ${reason}. `,
-        reconnect,
-      ),
+    reconnect.addEventListener('click', () => {
+      window.clearTimeout(timer);
+      restart('');
+    });
+    const banner = h(
+      'div',
+      { class: 'state', role: 'status', id: 'unreachable' },
+      h('strong', {}, 'The relay cannot be reached. '),
+      `The connection was lost: ${reason}. Trying again… `,
+      reconnect,
     );
+    body.prepend(banner);
+    const tryAgain = async (): Promise<void> => {
+      if (!banner.isConnected) return; // redrawn meanwhile (Reconnect, log out)
+      if (!terminalShown()) {
+        try {
+          (await WebRelay.connect()).close(); // answering again: redraw on a new login
+          return restart('');
+        } catch {
+          // still down
+        }
+      }
+      timer = window.setTimeout(() => void tryAgain(), retry.nextDelay());
+    };
+    timer = window.setTimeout(() => void tryAgain(), retry.nextDelay());
   });
   // Two views, Sessions (and the terminals they open) and Chat, each kept while the other shows.
   const sessions = h('section', { class: 'sessions', id: 'sessions-view' });

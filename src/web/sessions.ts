@@ -50,6 +50,11 @@ let current: { close(): Promise<void> } | undefined;
 /** Counts what was asked to be drawn (a list, a terminal): only the latest is, when it is ready. */
 let drawing = 0;
 
+/** Whether a terminal is shown (it keeps its own connection to the relay). */
+export function terminalShown(): boolean {
+  return current !== undefined;
+}
+
 /** Detaches from the terminal shown, if any (what replaces it is drawn next). */
 export async function closeTerminal(): Promise<void> {
   const closing = current;
