@@ -254,6 +254,15 @@ describe('terminals in the web page', { timeout: 180_000 }, () => {
     assert.equal(approvals.length, 2);
   });
 
+  it('is refused by an agent that has not allowed this user, opened by its ID', async () => {
+    await h.agent(host, 'web-term-closed', { allow: ['someone-else'] });
+    await openById('web-term-closed');
+    await page.waitForSelector('#term-status[data-state="ended"]');
+    assert.match((await page.textContent('#term-info'))!, /\(NOT_ALLOWED\)$/);
+    assert.ok(!(await screenText(page)).includes('$ '), 'no shell was opened');
+    await back();
+  });
+
   it('watches read-only: the host takes no keystrokes from the page', async () => {
     const secret = marker('viewer-typed');
     await h.agent(host, 'web-term-ro', { allow: ['webbob'] });
