@@ -28,3 +28,33 @@ export async function relayPage(browser: Browser, errors: string[]): Promise<Pag
   page.on('pageerror', (e) => errors.push(e.message));
   return page;
 }
+
+/**
+ * The web terminal's screen text (xterm.js's DOM rows, spaces normalised), or whether it shows
+ * `needle`. Page code, for `page.evaluate`/`waitForFunction` (the page's CSP refuses string
+ * evaluation): no closures, no Node types.
+ */
+export function terminalScreen(needle?: string): string | boolean {
+  const doc = (globalThis as unknown as { document: { querySelector(s: string): unknown } })
+    .document;
+  const rows = doc.querySelector('#term-screen .xterm-rows') as { innerText: string } | null;
+  const text = (rows?.innerText ?? '').replace(/\u00a0/g, ' ');
+  return needle === undefined ? text : text.includes(needle);
+}
+
+/** Waits until the page's terminal shows `needle`; fails with `what` and the screen. Returns it. */
+export async function waitForScreenText(
+  page: Page,
+  needle: string,
+  what: string,
+  timeoutMs: number,
+): Promise<string> {
+  try {
+    await page.waitForFunction(terminalScreen, needle, { timeout: timeoutMs });
+  } catch {
+    throw new Error(
+      `${what}: the screen shows\n${String(await page.evaluate(terminalScreen, undefined))}`,
+    );
+  }
+  return String(await page.evaluate(terminalScreen, undefined));
+}

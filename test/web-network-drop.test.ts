@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
-import { launchChromium, relayPage } from './chromium.js';
+import { launchChromium, relayPage, waitForScreenText } from './chromium.js';
 import { Harness, type TestUser } from './terminal-harness.js';
 
 /** Time for a step through the relay, a shell or the browser. */
@@ -62,15 +62,6 @@ class FreezingProxy {
   }
 }
 
-/** The terminal's screen text, or whether it shows `needle` (page code). */
-function screen(needle?: string): string | boolean {
-  const doc = (globalThis as unknown as { document: { querySelector(s: string): unknown } })
-    .document;
-  const rows = doc.querySelector('#term-screen .xterm-rows') as { innerText: string } | null;
-  const text = (rows?.innerText ?? '').replace(/\u00a0/g, ' ');
-  return needle === undefined ? text : text.includes(needle);
-}
-
 describe(
   'a network that drops silently under a terminal open in the page',
   { timeout: 120_000 },
@@ -82,14 +73,8 @@ describe(
     let host: TestUser;
     const consoleErrors: string[] = [];
 
-    async function showsOnScreen(needle: string, what: string): Promise<string> {
-      try {
-        await page.waitForFunction(screen, needle, { timeout: STEP_MS });
-      } catch {
-        assert.fail(`${what}: the screen shows\n${String(await page.evaluate(screen, undefined))}`);
-      }
-      return String(await page.evaluate(screen, undefined));
-    }
+    const showsOnScreen = (needle: string, what: string): Promise<string> =>
+      waitForScreenText(page, needle, what, STEP_MS);
 
     before(async () => {
       h = await new Harness({ heartbeatMs: HEARTBEAT_MS }).start();

@@ -10,7 +10,7 @@ import { mkdtempSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
-import { launchChromium, relayPage } from './chromium.js';
+import { launchChromium, relayPage, waitForScreenText } from './chromium.js';
 import {
   CLI,
   makeTempDir,
@@ -22,18 +22,6 @@ import {
 
 /** Time for a step through the relay, a shell or the browser. */
 const STEP_MS = 30_000; // ms
-
-/**
- * The terminal's screen text in the page, or whether it shows `needle` (page code: no closures,
- * no Node types).
- */
-function screen(needle?: string): string | boolean {
-  const doc = (globalThis as unknown as { document: { querySelector(s: string): unknown } })
-    .document;
-  const rows = doc.querySelector('#term-screen .xterm-rows') as { innerText: string } | null;
-  const text = (rows?.innerText ?? '').replace(/\u00a0/g, ' ');
-  return needle === undefined ? text : text.includes(needle);
-}
 
 describe(
   'a relay killed with SIGKILL under a terminal open in the page',
@@ -47,13 +35,8 @@ describe(
     let page: Page;
     const consoleErrors: string[] = [];
 
-    async function showsOnScreen(needle: string, what: string): Promise<void> {
-      try {
-        await page.waitForFunction(screen, needle, { timeout: STEP_MS });
-      } catch {
-        assert.fail(`${what}: the screen shows\n${String(await page.evaluate(screen, undefined))}`);
-      }
-    }
+    const showsOnScreen = (needle: string, what: string): Promise<string> =>
+      waitForScreenText(page, needle, what, STEP_MS);
 
     before(async () => {
       relay = await startServeProcess(dataDir);
