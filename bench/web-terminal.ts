@@ -11,7 +11,7 @@
 // shell's `$ ` drawn by xterm.js). Medians
 // and 90th percentiles are printed, then the bytes the page fetched on a cold load (compressed,
 // as sent), then one JSON line.
-import { launchChromium } from '../test/chromium.js';
+import { launchChromium, signUpInPage } from '../test/chromium.js';
 import { Harness } from '../test/terminal-harness.js';
 
 const args = process.argv.slice(2);
@@ -31,11 +31,7 @@ try {
     const page = await context.newPage();
     page.setDefaultTimeout(STEP_MS);
     await page.goto(`${origin}/`);
-    await page.click('text=Create an account instead');
-    await page.fill('#user', 'benchweb');
-    await page.fill('#password', 'bench web password');
-    await page.click('form.login button[type=submit]');
-    await page.waitForSelector('#fingerprint');
+    await signUpInPage(page, 'benchweb', 'bench web password');
     await page.close();
   }
 

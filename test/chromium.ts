@@ -58,3 +58,12 @@ export async function waitForScreenText(
   }
   return String(await page.evaluate(terminalScreen, undefined));
 }
+
+/** Signs `user` up from the page's form (the page is at the relay's `/`), and waits for the signed-in view. */
+export async function signUpInPage(page: Page, user: string, password: string): Promise<void> {
+  await page.click('text=Create an account instead');
+  await page.fill('#user', user);
+  await page.fill('#password', password);
+  await page.click('form.login button[type=submit]');
+  await page.waitForSelector('#fingerprint');
+}

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
 import { createLogger } from '../src/server/logger.js';
-import { launchChromium, relayPage } from './chromium.js';
+import { launchChromium, relayPage, signUpInPage } from './chromium.js';
 import { runCli, waitFor } from './helpers.js';
 import { Harness } from './terminal-harness.js';
 
@@ -106,11 +106,7 @@ describe('chat in the web page, end to end with CLI users', { timeout: 240_000 }
     page.setDefaultTimeout(STEP_MS);
     await page.setViewportSize({ width: 1200, height: 800 });
     await page.goto(`${origin}/`);
-    await page.click('text=Create an account instead');
-    await page.fill('#user', 'webby');
-    await page.fill('#password', PASSWORD);
-    await page.click('form.login button[type=submit]');
-    await page.waitForSelector('#fingerprint');
+    await signUpInPage(page, 'webby', PASSWORD);
     // Chat starts with the login, its tab not opened: this browser's keys are published then.
     await page.waitForSelector('#chat-view[data-ready="true"]', { state: 'attached' });
     assert.equal(await page.isVisible('#chat-view'), false);

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
-import { launchChromium, relayPage, waitForScreenText } from './chromium.js';
+import { launchChromium, relayPage, waitForScreenText, signUpInPage } from './chromium.js';
 import { Harness, type TestUser } from './terminal-harness.js';
 
 /** Time for a step through the relay, a shell or the browser. */
@@ -86,10 +86,7 @@ describe(
       page = await relayPage(browser, consoleErrors);
       page.setDefaultTimeout(STEP_MS);
       await page.goto(`https://127.0.0.1:${proxy.port}/`);
-      await page.click('text=Create an account instead');
-      await page.fill('#user', 'webdrop');
-      await page.fill('#password', 'web drop password');
-      await page.click('form.login button[type=submit]');
+      await signUpInPage(page, 'webdrop', 'web drop password');
       await page.waitForSelector('#sessions');
     });
     after(async () => {

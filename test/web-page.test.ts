@@ -12,6 +12,7 @@ import { after, before, describe, it } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
 import { launchChromium, relayPage } from './chromium.js';
 import { WS_PATH } from '../src/protocol/limits.js';
+import type { ManifestEntry } from '../src/server/web-assets.js';
 import { Harness } from './terminal-harness.js';
 
 /** Spelled out here, not imported: a change to the relay's policy must fail this test. */
@@ -21,14 +22,6 @@ const IMMUTABLE = 'public, max-age=31536000, immutable';
 /** The build's output (scripts/build-web.mjs), relative to dist/test/. */
 const WEB_DIR = fileURLToPath(new URL('../web/', import.meta.url));
 const BROWSER_TEST = { timeout: 60_000 }; // ms
-
-interface ManifestEntry {
-  path: string;
-  size: number;
-  sha256: string;
-  gzip?: { path: string; size: number };
-  br?: { path: string; size: number };
-}
 
 interface Answer {
   status: number;

@@ -10,7 +10,7 @@ import { mkdtempSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
-import { launchChromium, relayPage, waitForScreenText } from './chromium.js';
+import { launchChromium, relayPage, waitForScreenText, signUpInPage } from './chromium.js';
 import {
   CLI,
   makeTempDir,
@@ -74,10 +74,7 @@ describe(
       page = await relayPage(browser, consoleErrors);
       page.setDefaultTimeout(STEP_MS);
       await page.goto(`https://${relay.server}/`);
-      await page.click('text=Create an account instead');
-      await page.fill('#user', 'webkill');
-      await page.fill('#password', 'web kill password');
-      await page.click('form.login button[type=submit]');
+      await signUpInPage(page, 'webkill', 'web kill password');
       await page.waitForSelector('#sessions');
     });
     after(async () => {

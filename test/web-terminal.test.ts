@@ -13,7 +13,7 @@ import { after, afterEach, before, describe, it } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
 import type { PeerInfo } from '../src/protocol/messages.js';
 import { createLogger } from '../src/server/logger.js';
-import { launchChromium, relayPage } from './chromium.js';
+import { launchChromium, relayPage, signUpInPage } from './chromium.js';
 import { waitFor } from './helpers.js';
 import { Harness, type TestUser } from './terminal-harness.js';
 
@@ -145,11 +145,7 @@ describe('terminals in the web page', { timeout: 180_000 }, () => {
     page.setDefaultTimeout(STEP_MS);
     await page.setViewportSize({ width: 1200, height: 800 });
     await page.goto(`https://${h.server}/`);
-    await page.click('text=Create an account instead');
-    await page.fill('#user', 'webbob');
-    await page.fill('#password', PASSWORD);
-    await page.click('form.login button[type=submit]');
-    await page.waitForSelector('#fingerprint');
+    await signUpInPage(page, 'webbob', PASSWORD);
   });
   after(async () => {
     await browser?.close();

@@ -29,7 +29,11 @@ import type {
 } from '../protocol/messages.js';
 import { connectPlain } from './plain-connect.js';
 import { ChannelTable } from './channel-table.js';
-import type { ChannelHandler, RelayConnection } from './relay-connection.js';
+import {
+  requestChannelClose,
+  type ChannelHandler,
+  type RelayConnection,
+} from './relay-connection.js';
 import {
   PLAIN_SCHEME,
   connectTrusted,
@@ -318,11 +322,7 @@ export class RelayClient extends EventEmitter implements RelayConnection {
   async closeChannel(channel: number, reason: string, code?: ErrorCode): Promise<void> {
     this.#channels.unbind(channel);
     if (this.#closed) return;
-    await this.request('channel.close', {
-      channel,
-      reason: reason.slice(0, 256),
-      ...(code ? { code } : {}),
-    }).catch(() => undefined);
+    await requestChannelClose(this, channel, reason, code);
   }
 
   close(): void {

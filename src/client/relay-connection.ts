@@ -27,3 +27,18 @@ export interface RelayConnection {
   /** Calls `listener` with every event the relay pushes (messages, broadcasts, channel opens…), in order; returns the function that cancels it. */
   onEvent(listener: (event: RelayEvent) => void): () => void;
 }
+
+/**
+ * Asks the relay to close `channel` (it tells the other side, with `code`), the reason cut to
+ * what the relay accepts; a connection already gone has nothing to close.
+ */
+export async function requestChannelClose(
+  conn: RelayConnection,
+  channel: number,
+  reason: string,
+  code?: ErrorCode,
+): Promise<void> {
+  await conn
+    .request('channel.close', { channel, reason: reason.slice(0, 256), ...(code ? { code } : {}) })
+    .catch(() => undefined);
+}

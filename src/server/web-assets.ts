@@ -70,7 +70,8 @@ export type WebAssets =
   | { ok: true; dir: string; files: ReadonlyMap<string, WebFile> }
   | { ok: false; dir: string; reason: string };
 
-interface ManifestEntry {
+/** One file of the build's manifest.json (scripts/build-web.mjs writes it). */
+export interface ManifestEntry {
   path: string;
   size: number;
   sha256: string;

@@ -148,5 +148,5 @@ export async function forgetBrowser(): Promise<void> {
   await request(indexedDB.deleteDatabase(DB_NAME) as IDBRequest<unknown>);
 }
 
-/** Reads and writes other state of this browser (pins, chat) in the same database. */
-export { get as readState, put as writeState };
+/** Reads other state of this browser (pins) from the same database. */
+export { get as readState };

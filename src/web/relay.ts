@@ -19,7 +19,11 @@ import type {
 } from '../protocol/messages.js';
 import { fromBase64 } from '../crypto/bytes.js';
 import { ChannelTable } from '../client/channel-table.js';
-import type { ChannelHandler, RelayConnection } from '../client/relay-connection.js';
+import {
+  requestChannelClose,
+  type ChannelHandler,
+  type RelayConnection,
+} from '../client/relay-connection.js';
 
 /** The page's name in `hello` (the relay logs it). */
 const CLIENT_NAME = 'switchboard-web/0.1.0';
@@ -161,11 +165,7 @@ export class WebRelay implements RelayConnection {
   async closeChannel(channel: number, reason: string, code?: ErrorCode): Promise<void> {
     this.#channels.unbind(channel);
     if (this.#closed) return;
-    await this.request('channel.close', {
-      channel,
-      reason: reason.slice(0, 256),
-      ...(code ? { code } : {}),
-    }).catch(() => undefined);
+    await requestChannelClose(this, channel, reason, code);
   }
 
   close(): void {
